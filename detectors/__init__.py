@@ -1,0 +1,1 @@
+"""Detectors: one module per family, each a frozen config plus ``score``."""

@@ -1,0 +1,589 @@
+"""Typed configuration: the YAML that data scientists write, validated once at load.
+
+Every model is frozen and forbids unknown keys, so a misspelt key is an error that
+names its YAML path, not a silently ignored setting. ``load_config`` reads the
+file with ``yaml.SafeLoader`` only, expands ``${VAR}`` / ``${VAR:-default}``
+references from the environment (the only way secrets enter) and reports every
+problem at once, each with file, line, column and path::
+
+    drift.yaml:14:9 models[0].detectors[0].psi.bins: must be >= 2; got 1
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from detectors.psi import PsiConfig
+from drift.duration import format_duration, parse_duration
+from drift.errors import ConfigError
+
+
+def _to_timedelta(value: object) -> object:
+    if isinstance(value, str):
+        return parse_duration(value)
+    return value
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_to_timedelta),
+    PlainSerializer(format_duration, return_type=str),
+]
+"""A duration written as ``30s``, ``5m``, ``1h``, ``2d`` or ``4w``."""
+
+
+class Strict(BaseModel):
+    """Base of every config model: frozen, strict scalars, no unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class KafkaConfig(Strict):
+    """Where the stream job reads events and writes its outputs."""
+
+    bootstrap: str = "127.0.0.1:9092"
+    group_id: str = "drift"
+    inference_topic: str = "inference-events"
+    feature_topic: str = "feature-events"
+    findings_topic: str = "drift-findings"
+    tickets_topic: str = "drift-tickets"
+    retrain_topic: str = "drift-retrain-requests"
+    dlq_topic: str = "drift-dlq"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    batch_size: int = Field(default=1000, ge=1)
+
+    def client_settings(self) -> dict[str, str]:
+        """librdkafka settings shared by the consumer and producers."""
+        settings = {"security.protocol": self.security_protocol}
+        if self.sasl_mechanism is not None:
+            settings["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username is not None:
+            settings["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            settings["sasl.password"] = self.sasl_password.get_secret_value()
+        return settings
+
+
+class EventsConfig(Strict):
+    """Rules that decide whether an event can be used at all."""
+
+    max_future: Duration = timedelta(minutes=10)
+    """An event stamped further than this after the wall clock goes to the DLQ."""
+
+
+class FeatureSpec(Strict):
+    """One feature of a model's input."""
+
+    type: Literal["numeric", "categorical"]
+    # YAML has no tuples: a two-element list is the natural spelling.
+    range: tuple[float, float] | None = Field(default=None, strict=False)
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> FeatureSpec:
+        if self.type == "categorical" and (
+            self.range is not None or self.min is not None or self.max is not None
+        ):
+            raise ValueError("range/min/max apply to numeric features only")
+        if self.range is not None:
+            if self.min is not None or self.max is not None:
+                raise ValueError("give either range or min/max, not both")
+            if self.range[0] > self.range[1]:
+                raise ValueError(f"range must be [low, high] with low <= high; got {list(self.range)}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min must be <= max; got min={self.min}, max={self.max}")
+        return self
+
+    @property
+    def bounds(self) -> tuple[float | None, float | None]:
+        """The allowed (low, high), either of which may be open."""
+        if self.range is not None:
+            return self.range
+        return self.min, self.max
+
+
+class WindowConfig(Strict):
+    """Event-time tumbling windows per cohort."""
+
+    size: Duration = timedelta(minutes=5)
+    allowed_lateness: Duration = timedelta(minutes=1)
+
+    @field_validator("size")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError(f"must be a positive duration; got {format_duration(value)!r}")
+        return value
+
+
+class ReferenceConfig(Strict):
+    """Training (reference) data the live traffic is compared with."""
+
+    parquet: str
+    """Parquet file, relative to the config file's folder unless absolute."""
+
+
+class BaselineConfig(Strict):
+    """How the expected distribution is chosen for a window."""
+
+    seasonality: Literal["none", "hour_of_day", "day_of_week", "hour_of_week"] = "none"
+    history: Duration = timedelta(weeks=4)
+    min_samples: int = Field(default=500, ge=1)
+
+
+class ImpactConfig(Strict):
+    """Business impact of a model, used to route tickets."""
+
+    tier: Literal["low", "medium", "high"] = "medium"
+    regulated: bool = False
+    weight: float = Field(default=1.0, ge=0)
+
+
+class PolicyConfig(Strict):
+    """When findings turn into tickets."""
+
+    consecutive_windows: int = Field(default=1, ge=1)
+    cooldown: Duration = timedelta(hours=1)
+
+
+def _detector_name(value: object) -> str | None:
+    if isinstance(value, dict) and len(value) == 1:
+        name = next(iter(value))
+        return name if isinstance(name, str) else None
+    if isinstance(value, BaseModel):
+        fields = [name for name in type(value).model_fields]
+        return fields[0] if len(fields) == 1 else None
+    return None
+
+
+class PsiEntry(Strict):
+    psi: PsiConfig
+
+
+DETECTOR_NAMES = ("psi",)
+"""Detector names valid under ``detectors:``, as keys of one-entry mappings."""
+
+DetectorEntry = Annotated[
+    Union[Annotated[PsiEntry, Tag("psi")]],
+    Discriminator(
+        _detector_name,
+        custom_error_type="unknown_detector",
+        custom_error_message=(
+            "must be a mapping with one key naming a detector, one of "
+            + ", ".join(DETECTOR_NAMES)
+        ),
+    ),
+]
+
+COHORT_LABELS = ("model_version", "tenant", "region", "route")
+"""Event fields a cohort may be split by; ``segment.<name>`` is also allowed."""
+
+
+class ModelConfig(Strict):
+    """One monitored model."""
+
+    name: str = Field(min_length=1)
+    cohort: list[str] = Field(default_factory=list)
+    window: WindowConfig = WindowConfig()
+    reference: ReferenceConfig | None = None
+    baseline: BaselineConfig = BaselineConfig()
+    impact: ImpactConfig = ImpactConfig()
+    features: dict[str, FeatureSpec] = Field(min_length=1)
+    detectors: list[DetectorEntry] = Field(default_factory=list)
+    policy: PolicyConfig = PolicyConfig()
+
+    @field_validator("cohort")
+    @classmethod
+    def _known_labels(cls, value: list[str]) -> list[str]:
+        for label in value:
+            if label not in COHORT_LABELS and not (
+                label.startswith("segment.") and len(label) > len("segment.")
+            ):
+                raise ValueError(
+                    f"cohort labels must be among {', '.join(COHORT_LABELS)} or "
+                    f"'segment.<name>'; got {label!r}"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError(f"cohort labels must be distinct; got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _detector_features_exist(self) -> ModelConfig:
+        for entry in self.detectors:
+            features = entry.psi.features
+            if isinstance(features, list):
+                unknown = [f for f in features if f not in self.features]
+                if unknown:
+                    raise ValueError(
+                        f"psi.features names features not declared under features: "
+                        f"{unknown}; declared: {sorted(self.features)}"
+                    )
+        return self
+
+    def detector_configs(self) -> list[tuple[str, BaseModel]]:
+        """(YAML name, typed settings) of each configured detector, in file order."""
+        out: list[tuple[str, BaseModel]] = []
+        for entry in self.detectors:
+            name = next(iter(type(entry).model_fields))
+            out.append((name, getattr(entry, name)))
+        return out
+
+    def psi_bins(self) -> dict[str, int]:
+        """Bins per feature for the reference profile: the largest any PSI detector asks for."""
+        bins: dict[str, int] = {}
+        for name, settings in self.detector_configs():
+            if isinstance(settings, PsiConfig):
+                names = list(self.features) if settings.features == "*" else settings.features
+                for feature in names:
+                    bins[feature] = max(bins.get(feature, 0), settings.bins)
+        return bins
+
+
+class RoutingWhen(Strict):
+    """Conditions of a routing rule; all given ones must hold."""
+
+    impact: Literal["low", "medium", "high"] | None = None
+    regulated: bool | None = None
+    severity: Literal["warn", "alert"] | None = None
+    model: str | None = None
+
+
+class RoutingRule(Strict):
+    """Where a ticket goes: the first rule whose ``when`` matches wins."""
+
+    when: RoutingWhen = RoutingWhen()
+    action: Literal["human_review", "ticket", "alert_only"]
+    approvals: int = Field(default=1, ge=1)
+
+
+class TicketsConfig(Strict):
+    """The ticket store and where ticket events go."""
+
+    store: str = "sqlite:///./drift-tickets.db"
+    sinks: list[Literal["kafka"]] = Field(default_factory=lambda: ["kafka"])
+
+    @field_validator("store")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://")):
+            raise ValueError(
+                f"must be a URL 'sqlite:///PATH' or 'postgresql://...'; got {value!r}"
+            )
+        return value
+
+
+class MetricsConfig(Strict):
+    """Prometheus metrics served over HTTP by ``drift run``."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535)
+    """0 disables the endpoint."""
+
+
+class BaselinesConfig(Strict):
+    """Where built baselines are stored."""
+
+    dir: str = "drift-baselines"
+
+
+class Config(Strict):
+    """The whole configuration file."""
+
+    version: Literal[1]
+    kafka: KafkaConfig = KafkaConfig()
+    events: EventsConfig = EventsConfig()
+    models: list[ModelConfig] = Field(min_length=1)
+    routing: list[RoutingRule] = Field(default_factory=list)
+    tickets: TicketsConfig = TicketsConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    baselines: BaselinesConfig = BaselinesConfig()
+    source_dir: Annotated[str, Field(exclude=True)] = "."
+    """Folder of the config file; relative paths in the file are resolved from it."""
+
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, value: list[ModelConfig]) -> list[ModelConfig]:
+        names = [m.name for m in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"model names must be unique; repeated: {duplicates}")
+        return value
+
+    def model(self, name: str) -> ModelConfig:
+        for model in self.models:
+            if model.name == name:
+                return model
+        raise KeyError(name)
+
+    def resolve(self, path: str) -> Path:
+        """A path from the file, resolved against the config file's folder."""
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else Path(self.source_dir) / candidate
+
+    def ticket_store_path(self) -> Path | None:
+        """The SQLite file of the ticket store, or None for another store."""
+        prefix = "sqlite:///"
+        if self.tickets.store.startswith(prefix):
+            return self.resolve(self.tickets.store[len(prefix):])
+        return None
+
+
+# --------------------------------------------------------------------------- loading
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(text: str, environ: dict[str, str] | os._Environ[str] | None = None) -> str:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` with values from the environment.
+
+    >>> expand_env("${HOST:-127.0.0.1}:9092", {})
+    '127.0.0.1:9092'
+    >>> expand_env("${HOST:-x}", {"HOST": "kafka"})
+    'kafka'
+    """
+    env = os.environ if environ is None else environ
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = env.get(name)
+        if value is None or (value == "" and default is not None):
+            if default is None:
+                raise KeyError(name)
+            return default
+        return value
+
+    return _ENV_REF.sub(substitute, text)
+
+
+def _format_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """Drop the union tags pydantic puts into error locations.
+
+    A detector entry ``{psi: {...}}`` is reported by pydantic as
+    ``detectors.0.psi.psi.bins`` (tag, then field); the file says ``psi`` once.
+    Parametrised types also add segments like ``tuple[float, float]``.
+    """
+    out: list[int | str] = []
+    for part in loc:
+        if isinstance(part, str) and ("[" in part or part in ("function-after", "lax-or-strict")):
+            continue
+        if out and isinstance(part, str) and part == out[-1] and part in DETECTOR_NAMES:
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _node_at(root: yaml.Node | None, loc: tuple[int | str, ...]) -> tuple[yaml.Node | None, bool]:
+    """The deepest YAML node on ``loc``; the flag says whether all of it was found."""
+    node = root
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            child = None
+            for key, value in node.value:
+                if key.value == part:
+                    child = value
+                    break
+            if child is None:
+                return node, False
+            node = child
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return node, False
+            node = node.value[part]
+        else:
+            return node, False
+    return node, True
+
+
+def _key_node(root: yaml.Node | None, loc: tuple[int | str, ...]) -> yaml.Node | None:
+    """The key node of the last element of ``loc`` (for unknown-key errors)."""
+    parent, found = _node_at(root, loc[:-1])
+    if found and isinstance(parent, yaml.MappingNode):
+        for key, _ in parent.value:
+            if key.value == loc[-1]:
+                return key
+    return None
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The config model class that a (clean) location points into."""
+    model: Any = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        model = _unwrap_model(field.annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _unwrap_model(annotation: Any) -> Any:
+    """The first BaseModel inside an annotation such as ``list[X] | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    args = getattr(annotation, "__args__", None) or getattr(annotation, "__metadata__", None)
+    origin = getattr(annotation, "__origin__", None)
+    candidates = list(args or ())
+    if origin is not None:
+        candidates.insert(0, origin)
+    for arg in candidates:
+        found = _unwrap_model(arg)
+        if found is not None:
+            return found
+    if origin is dict and args:
+        return _unwrap_model(args[-1])
+    return None
+
+
+def _message(error: Any, loc: tuple[int | str, ...]) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    got = error.get("input")
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        model = _model_at(loc[:-1])
+        allowed = sorted(model.model_fields) if model is not None else []
+        allowed = [a for a in allowed if a != "source_dir"]
+        hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        text = f"unknown key {loc[-1]!r}"
+        if hint:
+            text += f" (did you mean {hint[0]!r}?)"
+        if allowed:
+            text += f"; valid keys: {', '.join(allowed)}"
+        return text
+    simple = {
+        "int_type": "must be an integer",
+        "float_type": "must be a number",
+        "bool_type": "must be true or false",
+        "string_type": "must be a string",
+        "list_type": "must be a list",
+        "tuple_type": "must be a list of two numbers",
+        "dict_type": "must be a mapping",
+        "model_type": "must be a mapping",
+        "model_attributes_type": "must be a mapping",
+    }
+    if kind in simple:
+        text = simple[kind]
+    elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        op = {"greater_than_equal": ">=", "greater_than": ">",
+              "less_than_equal": "<=", "less_than": "<"}[kind]
+        bound = next(iter(ctx.values()))
+        text = f"must be {op} {bound}"
+    elif kind == "literal_error":
+        text = f"must be one of {ctx.get('expected')}"
+    elif kind in ("too_short", "too_long"):
+        text = error["msg"].replace("List should", "must").replace("Dictionary should", "must")
+        text = text.replace("Tuple should", "must")
+    elif kind == "value_error":
+        text = str(ctx.get("error", error["msg"]))
+        return text if "; got" in text else f"{text}; got {got!r}"
+    else:
+        text = error["msg"]
+    return f"{text}; got {got!r}"
+
+
+def _yaml_problem(path: str, exc: yaml.YAMLError) -> ConfigError:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else path
+    problem = getattr(exc, "problem", None) or str(exc)
+    return ConfigError([f"{where} is not valid YAML: {problem}"])
+
+
+def _expand_tree(
+    value: Any, loc: tuple[int | str, ...], errors: list[tuple[tuple[int | str, ...], str]]
+) -> Any:
+    if isinstance(value, str):
+        try:
+            return expand_env(value)
+        except KeyError as missing:
+            errors.append((loc, f"environment variable {missing.args[0]} is not set and has no default"))
+            return value
+    if isinstance(value, dict):
+        return {k: _expand_tree(v, (*loc, k), errors) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_tree(v, (*loc, i), errors) for i, v in enumerate(value)]
+    return value
+
+
+def parse_config(text: str, path: str = "<config>", source_dir: str = ".") -> Config:
+    """Validate a config given as YAML text; raise :class:`ConfigError` listing every problem."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.load(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise _yaml_problem(path, exc) from None
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}:1:1 the file must be a mapping with keys version, models, ...; got {type(data).__name__}"])
+
+    def where(loc: tuple[int | str, ...], key: bool = False) -> str:
+        node = _key_node(root, loc) if key else None
+        if node is None:
+            node, _ = _node_at(root, loc)
+        if node is None:
+            return path
+        return f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+
+    env_errors: list[tuple[tuple[int | str, ...], str]] = []
+    data = _expand_tree(data, (), env_errors)
+    messages = [f"{where(loc)} {_format_path(loc)}: {msg}" for loc, msg in env_errors]
+    if messages:
+        raise ConfigError(messages)
+    data["source_dir"] = source_dir
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            loc = _clean_loc(tuple(error["loc"]))
+            text = _message(error, loc)
+            label = _format_path(loc) or "(top level)"
+            messages.append(f"{where(loc, key=error['type'] == 'extra_forbidden')} {label}: {text}")
+        raise ConfigError(messages) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; raise :class:`ConfigError` listing every problem."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{file}: cannot read the config file: {exc.strerror or exc}"]) from None
+    return parse_config(text, str(file), str(file.resolve().parent))

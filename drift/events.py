@@ -1,0 +1,283 @@
+"""Inference events and their decoding.
+
+Decoding never raises on an event: :func:`decode_inference` returns either an
+:class:`InferenceEvent` or a :class:`DeadLetter` carrying the original bytes, the
+source position and a machine-readable :class:`DlqReason`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from enum import StrEnum
+from typing import Any, Callable, Mapping, Union
+
+import orjson
+
+FeatureValue = Union[float, int, str, bool, None]
+"""A scalar feature value as it arrives in JSON."""
+
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+"""Messages above this size are refused before parsing (reason ``too_large``)."""
+
+_EPOCH_MS_MIN = 0
+_EPOCH_MS_MAX = 253402300799999  # 9999-12-31T23:59:59.999Z
+
+
+class DlqReason(StrEnum):
+    """Why an event could not be used. Doubles as the ``reason`` metric label."""
+
+    EMPTY = "empty"
+    TOO_LARGE = "too_large"
+    NOT_UTF8 = "not_utf8"
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    NON_FINITE = "non_finite"
+    BAD_TIMESTAMP = "bad_timestamp"
+    FUTURE_TIMESTAMP = "future_timestamp"
+    UNKNOWN_MODEL = "unknown_model"
+    LATE = "late"
+    KAFKA_ERROR = "kafka_error"
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """Bytes from a source with where they came from (Kafka, or a file line)."""
+
+    value: bytes | None
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None = None
+    error: str | None = None
+    """Set when the source itself reported an error instead of a message."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An unusable message, kept whole so nothing is lost."""
+
+    reason: DlqReason
+    detail: str
+    step_id: str
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+    key: bytes | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form; the original bytes are kept as text where possible."""
+        value: str | None = None
+        encoding = None
+        if self.value is not None:
+            try:
+                value, encoding = self.value.decode("utf-8"), "utf-8"
+            except UnicodeDecodeError:
+                value, encoding = self.value.hex(), "hex"
+        return {
+            "reason": self.reason.value,
+            "detail": self.detail,
+            "step_id": self.step_id,
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "key": self.key.decode("utf-8", "replace") if self.key is not None else None,
+            "value": value,
+            "value_encoding": encoding,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceEvent:
+    """One decoded inference event (design §Events)."""
+
+    event_id: str | None
+    ts: datetime
+    model: str
+    model_version: str | None
+    tenant: str | None
+    region: str | None
+    route: str | None
+    segment: Mapping[str, str]
+    entity_id: str | None
+    features: Mapping[str, FeatureValue]
+    prediction: Mapping[str, Any] | None
+    embedding: Any
+    raw: RawMessage = field(repr=False, compare=False)
+    """The message it came from, so a late event can still go to the DLQ whole."""
+
+    def label(self, name: str) -> str | None:
+        """Value of a cohort label (``tenant``, ``segment.channel``, ...)."""
+        if name.startswith("segment."):
+            return self.segment.get(name[len("segment."):])
+        value = getattr(self, name)
+        return value if value is None else str(value)
+
+
+def category_text(value: FeatureValue) -> str:
+    """The category a JSON value counts as: booleans as ``true``/``false``.
+
+    >>> category_text(True), category_text(3), category_text("DE")
+    ('true', '3', 'DE')
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
+
+
+class _Reject(Exception):
+    def __init__(self, reason: DlqReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def parse_timestamp(value: object) -> datetime:
+    """An RFC 3339 string with offset or epoch milliseconds, as an aware UTC datetime.
+
+    >>> parse_timestamp("2026-11-27T10:00:00.123Z").isoformat()
+    '2026-11-27T10:00:00.123000+00:00'
+    >>> parse_timestamp(1764237600000).isoformat()
+    '2025-11-27T10:00:00+00:00'
+    """
+    if isinstance(value, bool):
+        raise _Reject(DlqReason.BAD_TIMESTAMP, f"ts must be RFC 3339 text or epoch milliseconds; got {value!r}")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or not _EPOCH_MS_MIN <= value <= _EPOCH_MS_MAX:
+            raise _Reject(DlqReason.BAD_TIMESTAMP, f"ts epoch milliseconds out of range; got {value!r}")
+        return datetime.fromtimestamp(value / 1000.0, tz=timezone.utc)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise _Reject(DlqReason.BAD_TIMESTAMP, f"ts is not RFC 3339; got {value[:64]!r}") from None
+        if parsed.tzinfo is None:
+            raise _Reject(DlqReason.BAD_TIMESTAMP, f"ts has no UTC offset; got {value[:64]!r}")
+        return parsed.astimezone(timezone.utc)
+    raise _Reject(DlqReason.WRONG_TYPE, f"ts must be a string or integer; got {type(value).__name__}")
+
+
+def _optional_text(obj: Mapping[str, Any], name: str) -> str | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise _Reject(DlqReason.WRONG_TYPE, f"{name} must be a string; got {type(value).__name__}")
+
+
+def _features(obj: Mapping[str, Any]) -> dict[str, FeatureValue]:
+    if "features" not in obj:
+        raise _Reject(DlqReason.MISSING_FIELD, "features is required")
+    features = obj["features"]
+    if not isinstance(features, dict):
+        raise _Reject(DlqReason.WRONG_TYPE, f"features must be an object; got {type(features).__name__}")
+    for name, value in features.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _Reject(DlqReason.NON_FINITE, f"features.{name} is not finite; got {value!r}")
+        if not (value is None or isinstance(value, (str, int, float, bool))):
+            raise _Reject(
+                DlqReason.WRONG_TYPE,
+                f"features.{name} must be a number, string, boolean or null; got {type(value).__name__}",
+            )
+    return features
+
+
+def _segment(obj: Mapping[str, Any]) -> dict[str, str]:
+    segment = obj.get("segment")
+    if segment is None:
+        return {}
+    if not isinstance(segment, dict) or not all(isinstance(v, str) for v in segment.values()):
+        raise _Reject(DlqReason.WRONG_TYPE, "segment must be an object of strings")
+    return segment
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """Turns :class:`RawMessage` into :class:`InferenceEvent` or :class:`DeadLetter`.
+
+    Parameters
+    ----------
+    models:
+        Names of the configured models; events for any other go to the DLQ.
+    max_future:
+        How far past ``now()`` an event's ``ts`` may be.
+    now:
+        Wall clock, injected so tests control it.
+    step_id:
+        Named in every dead letter.
+    """
+
+    models: frozenset[str]
+    max_future: timedelta = timedelta(minutes=10)
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
+    step_id: str = "decode_inference"
+
+    def __call__(self, raw: RawMessage) -> InferenceEvent | DeadLetter:
+        try:
+            return self._decode(raw)
+        except _Reject as reject:
+            return self._dead(raw, reject.reason, reject.detail)
+        except Exception as exc:  # noqa: BLE001 - the flow must never raise on an event
+            return self._dead(raw, DlqReason.INVALID_JSON, f"unexpected {type(exc).__name__}: {exc}")
+
+    def _dead(self, raw: RawMessage, reason: DlqReason, detail: str) -> DeadLetter:
+        return DeadLetter(
+            reason=reason, detail=detail, step_id=self.step_id, topic=raw.topic,
+            partition=raw.partition, offset=raw.offset, value=raw.value, key=raw.key,
+        )
+
+    def _decode(self, raw: RawMessage) -> InferenceEvent:
+        if raw.error is not None:
+            raise _Reject(DlqReason.KAFKA_ERROR, raw.error)
+        data = raw.value
+        if not data:
+            raise _Reject(DlqReason.EMPTY, "message has no value")
+        if len(data) > MAX_MESSAGE_BYTES:
+            raise _Reject(DlqReason.TOO_LARGE, f"message is {len(data)} bytes; limit {MAX_MESSAGE_BYTES}")
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as utf:
+                raise _Reject(DlqReason.NOT_UTF8, f"not UTF-8 at byte {utf.start}") from None
+            raise _Reject(DlqReason.INVALID_JSON, f"not JSON: {exc}") from None
+        if not isinstance(obj, dict):
+            raise _Reject(DlqReason.NOT_AN_OBJECT, f"event must be a JSON object; got {type(obj).__name__}")
+        if "ts" not in obj:
+            raise _Reject(DlqReason.MISSING_FIELD, "ts is required")
+        ts = parse_timestamp(obj["ts"])
+        if ts > self.now() + self.max_future:
+            raise _Reject(DlqReason.FUTURE_TIMESTAMP, f"ts {ts.isoformat()} is more than {self.max_future} in the future")
+        model = obj.get("model")
+        if model is None:
+            raise _Reject(DlqReason.MISSING_FIELD, "model is required")
+        if not isinstance(model, str):
+            raise _Reject(DlqReason.WRONG_TYPE, f"model must be a string; got {type(model).__name__}")
+        if model not in self.models:
+            raise _Reject(DlqReason.UNKNOWN_MODEL, f"model {model[:64]!r} is not configured; known: {sorted(self.models)}")
+        prediction = obj.get("prediction")
+        if prediction is not None and not isinstance(prediction, dict):
+            raise _Reject(DlqReason.WRONG_TYPE, f"prediction must be an object; got {type(prediction).__name__}")
+        return InferenceEvent(
+            event_id=_optional_text(obj, "event_id"),
+            ts=ts,
+            model=model,
+            model_version=_optional_text(obj, "model_version"),
+            tenant=_optional_text(obj, "tenant"),
+            region=_optional_text(obj, "region"),
+            route=_optional_text(obj, "route"),
+            segment=_segment(obj),
+            entity_id=_optional_text(obj, "entity_id"),
+            features=_features(obj),
+            prediction=prediction,
+            embedding=obj.get("embedding"),
+            raw=raw,
+        )

@@ -1,0 +1,236 @@
+"""Reference profiles: the training distribution of each feature, binned once.
+
+A profile stores the bin edges (numeric: quantiles of the reference; categorical:
+the category set) and the reference share of each bin. Windows are binned with
+these same edges, so values compare across windows and across restarts. Profiles
+are stored as JSON, never pickled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Union
+
+import numpy as np
+import numpy.typing as npt
+
+from drift.errors import BaselineError, ReferenceDataError
+from drift.events import category_text
+
+MAX_CATEGORIES = 256
+"""Categories kept per feature; rarer ones share the reference's ``unseen`` bin."""
+
+UNSEEN = "__unseen__"
+
+
+@dataclass(frozen=True, slots=True)
+class NumericProfile:
+    """Quantile bins of a numeric feature.
+
+    ``edges`` are the interior cut points, strictly increasing; bin ``i`` holds
+    ``edges[i-1] <= x < edges[i]`` (open at both ends), so there are
+    ``len(edges) + 1`` bins and ``shares`` has that length.
+    """
+
+    edges: tuple[float, ...]
+    shares: tuple[float, ...]
+    n: int
+    low: float
+    high: float
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.edges) + 1
+
+    def bin_labels(self) -> list[str]:
+        bounds = ["-inf", *(f"{e:.6g}" for e in self.edges), "inf"]
+        return [f"[{bounds[i]}, {bounds[i + 1]})" for i in range(self.n_bins)]
+
+
+@dataclass(frozen=True, slots=True)
+class CategoricalProfile:
+    """Category shares of a categorical feature; the last bin is ``unseen``."""
+
+    categories: tuple[str, ...]
+    shares: tuple[float, ...]
+    n: int
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.categories) + 1
+
+    def bin_labels(self) -> list[str]:
+        return [*self.categories, UNSEEN]
+
+
+FeatureProfile = Union[NumericProfile, CategoricalProfile]
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceProfile:
+    """Every profiled feature of one model, with where it came from."""
+
+    model: str
+    features: Mapping[str, FeatureProfile]
+    n_rows: int
+    source: str
+    built_at: datetime
+
+    def to_json(self) -> str:
+        features: dict[str, Any] = {}
+        for name, profile in self.features.items():
+            if isinstance(profile, NumericProfile):
+                features[name] = {
+                    "type": "numeric", "edges": list(profile.edges), "shares": list(profile.shares),
+                    "n": profile.n, "low": profile.low, "high": profile.high,
+                }
+            else:
+                features[name] = {
+                    "type": "categorical", "categories": list(profile.categories),
+                    "shares": list(profile.shares), "n": profile.n,
+                }
+        return json.dumps(
+            {"format": 1, "model": self.model, "n_rows": self.n_rows, "source": self.source,
+             "built_at": self.built_at.isoformat(), "features": features},
+            indent=2, sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "<baseline>") -> ReferenceProfile:
+        try:
+            data = json.loads(text)
+            features: dict[str, FeatureProfile] = {}
+            for name, item in data["features"].items():
+                if item["type"] == "numeric":
+                    features[name] = NumericProfile(
+                        edges=tuple(float(e) for e in item["edges"]),
+                        shares=tuple(float(s) for s in item["shares"]),
+                        n=int(item["n"]), low=float(item["low"]), high=float(item["high"]),
+                    )
+                else:
+                    features[name] = CategoricalProfile(
+                        categories=tuple(str(c) for c in item["categories"]),
+                        shares=tuple(float(s) for s in item["shares"]), n=int(item["n"]),
+                    )
+            return cls(
+                model=str(data["model"]), features=features, n_rows=int(data["n_rows"]),
+                source=str(data["source"]), built_at=datetime.fromisoformat(data["built_at"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BaselineError(f"{where}: not a valid baseline file ({type(exc).__name__}: {exc})") from None
+
+
+def numeric_profile(values: npt.ArrayLike, n_bins: int) -> NumericProfile:
+    """Quantile bins of the finite values.
+
+    Edges are the ``i / n_bins`` quantiles (``i = 1 .. n_bins-1``), deduplicated,
+    so a feature with few distinct values gets fewer, wider bins instead of empty
+    ones.
+
+    >>> p = numeric_profile(np.arange(100.0), n_bins=4)
+    >>> p.edges, p.shares
+    ((24.75, 49.5, 74.25), (0.25, 0.25, 0.25, 0.25))
+    """
+    array = np.asarray(values, dtype=np.float64)
+    array = array[np.isfinite(array)]
+    if array.size == 0:
+        raise ReferenceDataError("no finite values to profile")
+    quantiles = np.quantile(array, np.linspace(0.0, 1.0, n_bins + 1)[1:-1])
+    edges = np.unique(quantiles)
+    counts = np.bincount(np.searchsorted(edges, array, side="right"), minlength=edges.size + 1)
+    shares = counts / array.size
+    return NumericProfile(
+        edges=tuple(float(e) for e in edges), shares=tuple(float(s) for s in shares),
+        n=int(array.size), low=float(array.min()), high=float(array.max()),
+    )
+
+
+def categorical_profile(values: Iterable[object]) -> CategoricalProfile:
+    """Shares of the most frequent categories (at most :data:`MAX_CATEGORIES`).
+
+    >>> categorical_profile(["a", "b", "a", None]).categories
+    ('a', 'b')
+    """
+    counts: dict[str, int] = {}
+    for value in values:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        key = category_text(value)
+        counts[key] = counts.get(key, 0) + 1
+    n = sum(counts.values())
+    if n == 0:
+        raise ReferenceDataError("no non-null values to profile")
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    kept = ranked[:MAX_CATEGORIES]
+    rest = n - sum(c for _, c in kept)
+    return CategoricalProfile(
+        categories=tuple(k for k, _ in kept),
+        shares=(*(c / n for _, c in kept), rest / n),
+        n=n,
+    )
+
+
+def build_reference(
+    model: str,
+    columns: Mapping[str, Any],
+    feature_types: Mapping[str, str],
+    n_bins: Mapping[str, int],
+    source: str,
+    n_rows: int,
+) -> ReferenceProfile:
+    """Profile every configured feature from column data (arrays or lists)."""
+    features: dict[str, FeatureProfile] = {}
+    for name, kind in feature_types.items():
+        if name not in columns:
+            raise ReferenceDataError(
+                f"{source}: reference has no column {name!r}; columns: {sorted(columns)}"
+            )
+        try:
+            if kind == "numeric":
+                column = columns[name]
+                try:
+                    array = np.asarray(column, dtype=np.float64)
+                except (TypeError, ValueError):
+                    raise ReferenceDataError(
+                        f"column {name!r} is declared numeric but holds non-numeric values"
+                    ) from None
+                features[name] = numeric_profile(array, n_bins.get(name, 10))
+            else:
+                features[name] = categorical_profile(columns[name])
+        except ReferenceDataError as exc:
+            raise ReferenceDataError(f"{source}: feature {name!r}: {exc}") from None
+    return ReferenceProfile(
+        model=model, features=features, n_rows=n_rows, source=source,
+        built_at=datetime.now(timezone.utc),
+    )
+
+
+def baseline_path(directory: Path, model: str) -> Path:
+    """Where the reference profile of ``model`` is stored."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in model)
+    return directory / f"{safe}.reference.json"
+
+
+def save_reference(profile: ReferenceProfile, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = baseline_path(directory, profile.model)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(profile.to_json(), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def load_reference(directory: Path, model: str) -> ReferenceProfile:
+    path = baseline_path(directory, model)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BaselineError(
+            f"no baseline for model {model!r} at {path}; build it with "
+            f"'drift baseline build --config CONFIG --model {model} --reference PATH.parquet'"
+        ) from None
+    return ReferenceProfile.from_json(text, str(path))

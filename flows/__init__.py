@@ -1,0 +1,1 @@
+"""Bytewax dataflows: wiring only; statistics live in drift/ and detectors/."""
