@@ -94,6 +94,8 @@ def psi_terms(reference: npt.ArrayLike, current: npt.ArrayLike, epsilon: float =
     """Per-bin contributions to :func:`psi` (they sum to it)."""
     ref = np.asarray(reference, dtype=np.float64)
     cur = np.asarray(current, dtype=np.float64)
+    if ref.shape != cur.shape or ref.ndim != 1:
+        raise ValueError(f"reference and current must be 1-D of one length; got {ref.shape} and {cur.shape}")
     if ref.sum() <= 0 or cur.sum() <= 0:
         return np.zeros(ref.shape, dtype=np.float64)
     r = np.maximum(ref / ref.sum(), epsilon)

@@ -157,7 +157,10 @@ def parse_timestamp(value: object) -> datetime:
             raise _Reject(DlqReason.BAD_TIMESTAMP, f"ts is not RFC 3339; got {value[:64]!r}") from None
         if parsed.tzinfo is None:
             raise _Reject(DlqReason.BAD_TIMESTAMP, f"ts has no UTC offset; got {value[:64]!r}")
-        return parsed.astimezone(timezone.utc)
+        try:
+            return parsed.astimezone(timezone.utc)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before datetime.min in UTC
+            raise _Reject(DlqReason.BAD_TIMESTAMP, f"ts is out of range in UTC; got {value[:64]!r}") from None
     raise _Reject(DlqReason.WRONG_TYPE, f"ts must be a string or integer; got {type(value).__name__}")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from connectors.files import EventFileSource
-from connectors.memory import ListSink
+from connectors.memory import ListSink, TeeSink
 from connectors.reference import read_columns
 from drift.config import Config, ModelConfig
 from drift.errors import BaselineError, ReferenceDataError
@@ -100,7 +100,7 @@ def run_file(config: Config, events: Path, now: Callable[[], datetime] | None = 
 
 def _result(outputs: Outputs) -> RunResult:
     def items(sink: Any) -> list[Any]:
-        return list(sink.items) if isinstance(sink, ListSink) else []
+        return list(sink.items) if isinstance(sink, (ListSink, TeeSink)) else []
 
     return RunResult(
         windows=items(outputs.windows), findings=items(outputs.findings),
@@ -108,17 +108,21 @@ def _result(outputs: Outputs) -> RunResult:
     )
 
 
-def kafka_outputs(config: Config) -> Outputs:
+def kafka_outputs(config: Config, keep: bool = False) -> Outputs:
+    """Output topics; with ``keep`` every item is also kept in memory for the run summary."""
     from connectors.kafka import JsonTopicSink
 
     kafka = config.kafka
     settings = kafka.client_settings()
-    return Outputs(
-        findings=JsonTopicSink(kafka.bootstrap, kafka.findings_topic, settings, Finding.to_dict, lambda f: f.cohort.key),
-        tickets=JsonTopicSink(kafka.bootstrap, kafka.tickets_topic, settings, TicketEvent.to_dict, lambda t: t.ticket.id),
-        dlq=JsonTopicSink(kafka.bootstrap, kafka.dlq_topic, settings, DeadLetter.to_dict, lambda d: f"{d.topic}:{d.partition}:{d.offset}"),
-        windows=ListSink(),
-    )
+    sinks: list[Any] = [
+        JsonTopicSink(kafka.bootstrap, kafka.findings_topic, settings, Finding.to_dict, lambda f: f.cohort.key),
+        JsonTopicSink(kafka.bootstrap, kafka.tickets_topic, settings, TicketEvent.to_dict, lambda t: t.ticket.id),
+        JsonTopicSink(kafka.bootstrap, kafka.dlq_topic, settings, DeadLetter.to_dict,
+                      lambda d: f"{d.topic}:{d.partition}:{d.offset}"),
+    ]
+    if keep:
+        sinks = [TeeSink(sink) for sink in sinks]
+    return Outputs(findings=sinks[0], tickets=sinks[1], dlq=sinks[2], windows=ListSink() if keep else None)
 
 
 def run_kafka(
@@ -142,7 +146,7 @@ def run_kafka(
         kafka.bootstrap, kafka.inference_topic, kafka.client_settings(), tail=not until_end,
         batch_size=kafka.batch_size,
     )
-    outputs = kafka_outputs(config)
+    outputs = kafka_outputs(config, keep=until_end)
     flow = build_flow(config, profiles, source, outputs, to_raw=to_raw)
     recovery = RecoveryConfig(str(recovery_dir)) if recovery_dir is not None else None
     if processes > 1 and addresses is None:

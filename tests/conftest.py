@@ -1,0 +1,106 @@
+"""Shared pytest fixtures for the drift test suite."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+# ==========================================================================
+# Kafka: one real single-node broker per test session
+# ==========================================================================
+#
+# Tests marked ``kafka`` talk to a real Apache Kafka broker. Set
+# KAFKA_BOOTSTRAP=host:port to reuse a running one (e.g. from
+# ``python deploy/kafka/broker.py run``); otherwise a fresh broker is started
+# from the cached Maven jars for the session. A broker that cannot be reached
+# or started fails the tests that need it: skipping would hide a broken setup.
+
+
+def _load_broker_module() -> ModuleType:
+    """Load deploy/kafka/broker.py by path; ``deploy`` is tooling, not a package."""
+    name = "drift_deploy_kafka_broker"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = REPO_ROOT / "deploy" / "kafka" / "broker.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the Kafka broker helper from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+kafka_broker = _load_broker_module()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """``bootstrap.servers`` of a Kafka broker that answers metadata, for the whole session."""
+    external = os.environ.get("KAFKA_BOOTSTRAP", "").strip()
+    # pytest.fail is called outside the except blocks so the report shows the
+    # reason once, not twice as a chained exception.
+    problem = ""
+    if external:
+        try:
+            kafka_broker.check_bootstrap(external, timeout=15)
+        except kafka_broker.BrokerError as exc:
+            problem = f"KAFKA_BOOTSTRAP={external} is set but unusable: {exc}"
+        if problem:
+            pytest.fail(problem, pytrace=False)
+        yield external
+        return
+
+    try:
+        broker = kafka_broker.KafkaBroker(kafka_broker.ensure_jars()).start(timeout=120)
+    except kafka_broker.BrokerError as exc:
+        problem = f"could not start the Kafka broker for the tests: {exc}"
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def kafka_topics(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
+    """Factory ``new_topic(prefix="test", partitions=1) -> str`` for topics owned by one test.
+
+    Names get a random suffix so tests never see each other's messages, even
+    on a long-lived broker; the topics are deleted (best effort) afterwards.
+    """
+    created: list[str] = []
+
+    def new_topic(prefix: str = "test", partitions: int = 1) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        kafka_broker.create_topics(kafka_bootstrap, [name], partitions=partitions)
+        created.append(name)
+        return name
+
+    yield new_topic
+
+    if created:
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+        for future in admin.delete_topics(created, operation_timeout=10).values():
+            # Cleanup must not turn a passing test into an error.
+            with contextlib.suppress(Exception):
+                future.result(timeout=15)
+
+
+# ==========================================================================
+# End of Kafka section
+# ==========================================================================

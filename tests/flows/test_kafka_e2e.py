@@ -1,0 +1,116 @@
+"""End to end on the real broker: produce, run `drift run --until-end`, read every output topic."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from connectors.files import write_parquet
+from drift import demo
+
+pytestmark = pytest.mark.kafka
+
+EXTRA_MALFORMED = [
+    (b'{"ts": 1762070400000, "model": "credit-risk", "features": {"income": NaN}}', "invalid_json"),
+    (b'{"ts": "2026-11-02T09:00:00Z", "model": 7, "features": {}}', "wrong_type"),
+    (b'{"ts": "2999-01-01T00:00:00Z", "model": "credit-risk", "features": {}}', "future_timestamp"),
+]
+
+
+def _config(tmp_path: Path, bootstrap: str, topics: dict[str, str]) -> Path:
+    text = demo.config_text()
+    text = text.replace("inference_topic: inference-events", "\n".join([
+        f"inference_topic: {topics['inference']}",
+        f"  findings_topic: {topics['findings']}",
+        f"  tickets_topic: {topics['tickets']}",
+        f"  dlq_topic: {topics['dlq']}",
+    ]))
+    text += "metrics:\n  port: 0\n"
+    path = tmp_path / "drift.yaml"
+    path.write_text(text, encoding="utf-8")
+    write_parquet(tmp_path / "reference.parquet", demo.reference_columns())
+    return path
+
+
+def _read_all(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    """Every message of a one-partition topic, up to its high watermark."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{topic}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    try:
+        _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        out: list[dict[str, Any]] = []
+        while len(out) < high:
+            message = consumer.poll(10)
+            assert message is not None, f"timed out reading {topic}: {len(out)} of {high}"
+            assert message.error() is None, message.error()
+            out.append(json.loads(message.value()))
+        return out
+    finally:
+        consumer.close()
+
+
+def test_flow_on_real_kafka(tmp_path: Path, kafka_bootstrap: str, kafka_topics: Any) -> None:
+    topics = {name: kafka_topics(name) for name in ("inference", "findings", "tickets", "dlq")}
+    config = _config(tmp_path, kafka_bootstrap, topics)
+    bundle = demo.events()
+    lines = bundle.lines + [line for line, _ in EXTRA_MALFORMED]
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 20})
+    for line in lines:
+        producer.produce(topics["inference"], value=line, key=b"k")
+    assert producer.flush(30) == 0
+
+    env = {**os.environ, "KAFKA_BOOTSTRAP": kafka_bootstrap}
+    proc = subprocess.run(
+        [sys.executable, "-m", "drift.cli", "run", "--config", str(config), "--until-end", "--json"],
+        capture_output=True, timeout=240, env=env, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    summary = json.loads(proc.stdout)
+
+    # Accounting: every produced message is decoded or dead-lettered; late ones are both.
+    assert summary["events"] == len(lines)
+    assert summary["decoded"] + summary["dlq"]["total"] - summary["late"] == len(lines)
+    assert summary["late"] == bundle.n_late
+
+    dlq = _read_all(kafka_bootstrap, topics["dlq"])
+    assert len(dlq) == bundle.n_malformed + bundle.n_late + len(EXTRA_MALFORMED)
+    by_offset = {d["offset"]: d for d in dlq}
+    for offset, line in enumerate(lines):
+        if offset in by_offset:
+            letter = by_offset[offset]
+            assert letter["topic"] == topics["inference"] and letter["partition"] == 0
+            original = bytes.fromhex(letter["value"]) if letter["value_encoding"] == "hex" else (letter["value"] or "").encode()
+            assert original == line
+    for line, reason in EXTRA_MALFORMED:
+        assert by_offset[lines.index(line)]["reason"] == reason
+    assert {d["reason"] for d in dlq} >= {"late", "invalid_json", "not_utf8", "unknown_model", "missing_field", "empty"}
+
+    findings = _read_all(kafka_bootstrap, topics["findings"])
+    assert len(findings) == summary["findings_total"] > 0
+    alerts = [f for f in findings if f["severity"] == "alert"]
+    assert {(f["cohort"]["tenant"], f["feature"]) for f in alerts} == {
+        (demo.SHIFTED_TENANT, name) for name in demo.SHIFTED_FEATURES
+    }
+    stable = [f for f in findings if f["cohort"]["tenant"] == demo.STABLE_TENANT or f["feature"] in demo.STABLE_FEATURES]
+    assert stable and all(f["severity"] == "ok" for f in stable)
+
+    ticket_events = _read_all(kafka_bootstrap, topics["tickets"])
+    opened = [t for t in ticket_events if t["kind"] == "opened"]
+    assert sorted(t["ticket"]["feature"] for t in opened) == sorted(demo.SHIFTED_FEATURES)
+    assert all(t["ticket"]["cohort"]["tenant"] == demo.SHIFTED_TENANT for t in ticket_events)
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "drift.cli", "tickets", "list", "--config", str(config), "--json"],
+        capture_output=True, timeout=60, env=env, check=True,
+    )
+    tickets = json.loads(listed.stdout)
+    assert len(tickets) == len(demo.SHIFTED_FEATURES)
+    assert {t["feature"] for t in tickets} == set(demo.SHIFTED_FEATURES)

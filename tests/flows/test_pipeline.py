@@ -1,0 +1,146 @@
+"""The dataflow end to end on files, under one and two workers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from bytewax.testing import TestingSource, cluster_main, run_main
+
+from connectors.files import write_jsonl, write_parquet
+from connectors.memory import ListSink
+from drift import demo
+from drift.config import load_config
+from drift.events import RawMessage
+from drift.findings import Severity
+from flows.pipeline import Outputs, build_flow
+from flows.runner import load_profiles, run_file
+
+
+@pytest.fixture()
+def workspace(tmp_path: Path) -> Path:
+    (tmp_path / "drift.yaml").write_text(demo.config_text(), encoding="utf-8")
+    write_parquet(tmp_path / "reference.parquet", demo.reference_columns())
+    write_jsonl(tmp_path / "events.jsonl", demo.events().lines)
+    return tmp_path
+
+
+def _cohort_tenant(finding) -> str:  # type: ignore[no-untyped-def]
+    return dict(finding.cohort.labels)["tenant"]
+
+
+def test_demo_stream_finds_the_injected_shift_and_nothing_else(workspace: Path) -> None:
+    config = load_config(workspace / "drift.yaml")
+    result = run_file(config, workspace / "events.jsonl")
+    alerts = [f for f in result.findings if f.severity is Severity.ALERT]
+    assert alerts, "the injected shift must be found"
+    for finding in alerts:
+        assert _cohort_tenant(finding) == demo.SHIFTED_TENANT
+        assert finding.feature in demo.SHIFTED_FEATURES
+        assert finding.window.start >= demo.SHIFT_AT
+    warned = [f for f in result.findings if f.severity is not Severity.OK]
+    assert {(_cohort_tenant(f), f.feature) for f in warned} == {
+        (demo.SHIFTED_TENANT, feature) for feature in demo.SHIFTED_FEATURES
+    }
+    # Every shifted window of the shifted cohort alerts on both features.
+    shifted_windows = {w.window for w in result.windows
+                       if dict(w.cohort.labels)["tenant"] == demo.SHIFTED_TENANT and w.window.start >= demo.SHIFT_AT}
+    assert len(shifted_windows) == 3
+    assert {(f.window, f.feature) for f in alerts} == {
+        (w, feature) for w in shifted_windows for feature in demo.SHIFTED_FEATURES
+    }
+    # One ticket per (cohort, feature): opened once, then updated.
+    opened = [t for t in result.tickets if t.kind == "opened"]
+    assert sorted(t.ticket.feature for t in opened) == sorted(demo.SHIFTED_FEATURES)
+    assert len({t.ticket.id for t in result.tickets}) == 2
+    last = {t.ticket.id: t.ticket for t in result.tickets}
+    assert all(ticket.occurrences == 3 for ticket in last.values())
+
+
+def test_every_message_is_accounted_for(workspace: Path) -> None:
+    bundle = demo.events()
+    config = load_config(workspace / "drift.yaml")
+    result = run_file(config, workspace / "events.jsonl")
+    document = result.to_dict()
+    assert document["events"] == len(bundle.lines)
+    late = [d for d in result.dlq if d.reason.value == "late"]
+    assert len(late) == bundle.n_late
+    assert len(result.dlq) - len(late) == bundle.n_malformed
+    assert sum(w.n_events for w in result.windows) + len(result.dlq) == len(bundle.lines)
+    # Each dead letter points back at its line and keeps its bytes.
+    for letter in result.dlq:
+        assert letter.value == bundle.lines[letter.offset].replace(b"\n", b" ")
+        assert letter.topic == "file:events.jsonl"
+
+
+def test_replay_is_idempotent_on_the_ticket_store(workspace: Path) -> None:
+    config = load_config(workspace / "drift.yaml")
+    first = run_file(config, workspace / "events.jsonl")
+    again = run_file(config, workspace / "events.jsonl")
+    assert first.tickets and not again.tickets, "replaying the same windows must not count twice"
+
+
+def _run_with_workers(workspace: Path, workers: int) -> list[tuple]:  # type: ignore[type-arg]
+    config = load_config(workspace / "drift.yaml")
+    profiles = load_profiles(config)
+    lines = demo.events().lines
+    raw = [RawMessage(value=line, topic="t", partition=0, offset=i) for i, line in enumerate(lines)]
+    outputs = Outputs(findings=ListSink(), tickets=ListSink(), dlq=ListSink(), windows=ListSink())
+    now = lambda: datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)  # noqa: E731
+    flow = build_flow(config, profiles, TestingSource(raw, batch_size=256), outputs, now=now)
+    if workers == 1:
+        run_main(flow)
+    else:
+        cluster_main(flow, addresses=[], proc_id=0, worker_count_per_proc=workers)
+    findings = outputs.findings.items  # type: ignore[attr-defined]
+    dlq = outputs.dlq.items  # type: ignore[attr-defined]
+    return sorted(
+        [(f.cohort.key, f.window.start, f.feature, round(f.value, 9), f.severity.value) for f in findings]
+        + [("dlq", d.offset, d.reason.value, 0.0, "") for d in dlq]  # type: ignore[misc]
+    )
+
+
+def test_one_and_two_workers_give_the_same_findings(workspace: Path) -> None:
+    assert _run_with_workers(workspace, 1) == _run_with_workers(workspace, 2)
+
+
+def test_parquet_and_jsonl_replays_agree(workspace: Path) -> None:
+    lines = [line for line in demo.events().lines if line.startswith(b"{")]
+    rows = []
+    for line in lines:
+        try:
+            rows.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            continue
+    good = [r for r in rows if r.get("model") == "credit-risk" and "ts" in r and r["ts"] != "yesterday"
+            and not isinstance(r.get("features", {}).get("age"), list)]
+    write_jsonl(workspace / "good.jsonl", [orjson.dumps(r) for r in good])
+    pq.write_table(pa.Table.from_pylist(good), workspace / "good.parquet")
+    config = load_config(workspace / "drift.yaml")
+    from_jsonl = run_file(config, workspace / "good.jsonl")
+    (workspace / "drift-tickets.db").unlink()
+    from_parquet = run_file(config, workspace / "good.parquet")
+    key = lambda f: (f.cohort.key, f.window.start, f.feature, round(f.value, 9))  # noqa: E731
+    assert sorted(map(key, from_jsonl.findings)) == sorted(map(key, from_parquet.findings))
+    assert len(from_parquet.tickets) == len(from_jsonl.tickets) > 0
+
+
+def test_drift_demo_json(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "drift.cli", "demo", "--json", "--dir", str(tmp_path / "demo")],
+        capture_output=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    document = json.loads(proc.stdout)
+    assert set(document) >= {"events", "dlq", "windows", "findings", "tickets"}
+    assert document["dlq"]["total"] == demo.events().n_malformed + demo.events().n_late
+    features = {(f["cohort"]["tenant"], f["feature"]) for f in document["findings"]}
+    assert features == {(demo.SHIFTED_TENANT, name) for name in demo.SHIFTED_FEATURES}
+    assert {t["ticket"]["feature"] for t in document["tickets"]} == set(demo.SHIFTED_FEATURES)
