@@ -166,14 +166,16 @@ def replay(config_path: str, events: str, as_json: bool, all_findings: bool) -> 
 def run(config_path: str, workers: int, processes: int, process_id: int | None, addresses: str | None,
         recovery_dir: str | None, until_end: bool, as_json: bool) -> None:
     """Run the stream job against Kafka."""
-    from prometheus_client import start_http_server
-
+    from drift.metrics import serve
     from flows.runner import run_kafka
 
     config = _load(config_path)
     if config.metrics.port:
-        start_http_server(config.metrics.port, addr=config.metrics.host)
-        click.echo(f"metrics on http://{config.metrics.host}:{config.metrics.port}/metrics", err=True)
+        try:
+            port = serve(config.metrics.host, config.metrics.port)
+        except OSError as exc:
+            _fail(f"cannot serve metrics on {config.metrics.host}:{config.metrics.port}: {exc}")
+        click.echo(f"metrics on http://{config.metrics.host}:{port}/metrics", err=True)
     address_list = addresses.split(";") if addresses else None
     if processes > 1 and (address_list is None or len(address_list) != processes):
         _fail("--processes N needs --addresses with N host:port entries and --process-id", EXIT_CONFIG)

@@ -25,3 +25,14 @@ PSI = Gauge(
 TICKETS = Counter(
     "drift_tickets_total", "Ticket events, by kind (opened, updated, reopened).", ["model", "kind"],
 )
+
+
+def serve(host: str, port: int) -> int:
+    """Serve ``/metrics`` over HTTP in a background thread; returns the bound port.
+
+    Port 0 picks a free port (useful in tests); the job's config sets a fixed one.
+    """
+    from prometheus_client import start_http_server
+
+    server, _thread = start_http_server(port, addr=host)
+    return int(server.server_port)
