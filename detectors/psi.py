@@ -100,7 +100,8 @@ def psi_terms(reference: npt.ArrayLike, current: npt.ArrayLike, epsilon: float =
         return np.zeros(ref.shape, dtype=np.float64)
     r = np.maximum(ref / ref.sum(), epsilon)
     c = np.maximum(cur / cur.sum(), epsilon)
-    return (c - r) * np.log(c / r)
+    terms: npt.NDArray[np.float64] = (c - r) * np.log(c / r)
+    return terms
 
 
 class PsiDetector:

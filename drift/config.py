@@ -79,7 +79,7 @@ class KafkaConfig(Strict):
 
     def client_settings(self) -> dict[str, str]:
         """librdkafka settings shared by the consumer and producers."""
-        settings = {"security.protocol": self.security_protocol}
+        settings: dict[str, str] = {"security.protocol": self.security_protocol}
         if self.sasl_mechanism is not None:
             settings["sasl.mechanism"] = self.sasl_mechanism
         if self.sasl_username is not None:
@@ -286,7 +286,7 @@ class TicketsConfig(Strict):
     """The ticket store and where ticket events go."""
 
     store: str = "sqlite:///./drift-tickets.db"
-    sinks: list[Literal["kafka"]] = Field(default_factory=lambda: ["kafka"])
+    sinks: list[Literal["kafka"]] = Field(default_factory=lambda: ["kafka"])  # type: ignore[arg-type]
 
     @field_validator("store")
     @classmethod
@@ -436,7 +436,8 @@ def _key_node(root: yaml.Node | None, loc: tuple[int | str, ...]) -> yaml.Node |
     if found and isinstance(parent, yaml.MappingNode):
         for key, _ in parent.value:
             if key.value == loc[-1]:
-                return key
+                node: yaml.Node = key
+                return node
     return None
 
 

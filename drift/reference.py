@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from drift.errors import BaselineError, ReferenceDataError
-from drift.events import category_text
+from drift.events import FeatureValue, category_text
 
 MAX_CATEGORIES = 256
 """Categories kept per feature; rarer ones share the reference's ``unseen`` bin."""
@@ -120,7 +120,7 @@ class ReferenceProfile:
                 model=str(data["model"]), features=features, n_rows=int(data["n_rows"]),
                 source=str(data["source"]), built_at=datetime.fromisoformat(data["built_at"]),
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BaselineError(f"{where}: not a valid baseline file ({type(exc).__name__}: {exc})") from None
 
 
@@ -149,7 +149,7 @@ def numeric_profile(values: npt.ArrayLike, n_bins: int) -> NumericProfile:
     )
 
 
-def categorical_profile(values: Iterable[object]) -> CategoricalProfile:
+def categorical_profile(values: Iterable[FeatureValue]) -> CategoricalProfile:
     """Shares of the most frequent categories (at most :data:`MAX_CATEGORIES`).
 
     >>> categorical_profile(["a", "b", "a", None]).categories

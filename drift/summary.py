@@ -94,7 +94,7 @@ def add_event(summary: WindowSummary, event: InferenceEvent, profile: ReferenceP
             counts.n_null += 1
         elif isinstance(profile.features[name], NumericProfile):
             if _is_number(value) and math.isfinite(value):  # type: ignore[arg-type]
-                counts.pending.append(float(value))  # type: ignore[arg-type]
+                counts.pending.append(float(value))
             else:
                 counts.n_wrong_type += 1
                 if len(counts.examples) < MAX_EXAMPLES:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
@@ -129,8 +129,10 @@ def _window_stream(plan: ModelPlan, events: Stream[InferenceEvent]) -> tuple[Str
         builder=lambda: None, folder=folder, merger=merger,
     )
 
-    def closed(key_item: tuple[str, tuple[int, WindowSummary]]) -> tuple[Cohort, Window, WindowSummary]:
+    def closed(key_item: tuple[str, tuple[int, WindowSummary | None]]) -> tuple[Cohort, Window, WindowSummary]:
         _, (window_id, summary) = key_item
+        # A window opens on its first event, so its summary always exists.
+        assert summary is not None
         start = EPOCH + window_id * size
         cohort = summary.cohort if summary.cohort is not None else Cohort(model.name)
         return cohort, Window(start, start + size), flush(summary, profile)
@@ -164,18 +166,17 @@ def build_flow(
     """The dataflow for ``config`` reading ``source`` and writing ``outputs``."""
     plans = plan_models(config, profiles)
     by_model = {plan.config.name: plan for plan in plans}
-    decoder = Decoder(
-        models=frozenset(by_model), max_future=config.events.max_future,
-        **({"now": now} if now is not None else {}),
-    )
+    decoder = Decoder(models=frozenset(by_model), max_future=config.events.max_future)
+    if now is not None:
+        decoder = Decoder(models=decoder.models, max_future=decoder.max_future, now=now)
     flow = Dataflow(flow_id)
     raw = op.input("read_inference", flow, source)
     if to_raw is not None:
         raw = op.map("to_raw_message", raw, to_raw)
     decoded = op.map("decode_inference", raw, decoder)
     branch = op.branch("split_decoded", decoded, lambda item: isinstance(item, InferenceEvent))
-    events: Stream[InferenceEvent] = branch.trues
-    dead: list[Stream[DeadLetter]] = [branch.falses]
+    events = cast(Stream[InferenceEvent], branch.trues)
+    dead = [cast(Stream[DeadLetter], branch.falses)]
     op.inspect("count_events", events, lambda _s, _e: metrics.EVENTS_IN.labels("decode_inference", "ok").inc())
 
     closed: list[Stream[Any]] = []

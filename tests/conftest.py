@@ -25,6 +25,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # ``python deploy/kafka/broker.py run``); otherwise a fresh broker is started
 # from the cached Maven jars for the session. A broker that cannot be reached
 # or started fails the tests that need it: skipping would hide a broken setup.
+# This section defines the ``pytest_collection_finish`` hook; a second
+# definition elsewhere in this file would replace it, so extend this one.
 
 
 def _load_broker_module() -> ModuleType:
@@ -43,15 +45,36 @@ def _load_broker_module() -> ModuleType:
 
 
 kafka_broker = _load_broker_module()
+_KAFKA_JARS_PROBLEM = pytest.StashKey[str]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Fetch the broker jars before any test runs when a selected test needs Kafka.
+
+    A first Maven download can take minutes; done here it is not charged to
+    the per-test timeout of whichever Kafka test happens to run first. A
+    failure is kept and reported by ``kafka_bootstrap``, so only the tests
+    that need Kafka fail.
+    """
+    if os.environ.get("KAFKA_BOOTSTRAP", "").strip():
+        return
+    if not any("kafka_bootstrap" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    try:
+        kafka_broker.ensure_jars()
+    except kafka_broker.BrokerError as exc:
+        session.config.stash[_KAFKA_JARS_PROBLEM] = str(exc)
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
+def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
     """``bootstrap.servers`` of a Kafka broker that answers metadata, for the whole session."""
     external = os.environ.get("KAFKA_BOOTSTRAP", "").strip()
     # pytest.fail is called outside the except blocks so the report shows the
     # reason once, not twice as a chained exception.
-    problem = ""
+    problem = request.config.stash.get(_KAFKA_JARS_PROBLEM, "")
+    if problem:
+        pytest.fail(f"could not fetch the Kafka broker jars for the tests: {problem}", pytrace=False)
     if external:
         try:
             kafka_broker.check_bootstrap(external, timeout=15)

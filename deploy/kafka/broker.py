@@ -52,6 +52,7 @@ __all__ = [
     "create_topics",
     "default_cache_dir",
     "ensure_jars",
+    "jars_ready",
     "kafka_version",
 ]
 
@@ -141,6 +142,18 @@ def _jars_complete(libs: Path, version: str) -> bool:
     return (libs / f"kafka_2.13-{version}.jar").is_file() and any(libs.glob("log4j-slf4j-impl-*.jar"))
 
 
+def _resolve_cache_dir(cache_dir: Path | str | None) -> Path:
+    return Path(cache_dir).expanduser().resolve() if cache_dir is not None else default_cache_dir()
+
+
+def jars_ready(cache_dir: Path | str | None = None) -> bool:
+    """Whether :func:`ensure_jars` would return at once, without running Maven.
+
+    Lets callers warn before a first, possibly long, download.
+    """
+    return _jars_complete(_resolve_cache_dir(cache_dir), kafka_version())
+
+
 def ensure_jars(cache_dir: Path | str | None = None) -> Path:
     """Return a folder with every jar the broker needs, fetching them with Maven if absent.
 
@@ -151,7 +164,7 @@ def ensure_jars(cache_dir: Path | str | None = None) -> Path:
     discard their copy.
     """
     version = kafka_version()
-    libs = Path(cache_dir).expanduser().resolve() if cache_dir is not None else default_cache_dir()
+    libs = _resolve_cache_dir(cache_dir)
     _require_tool("java", "run the Kafka broker")
     if _jars_complete(libs, version):
         return libs
@@ -437,7 +450,8 @@ class KafkaBroker:
     def start(self, timeout: float = 90.0) -> Self:
         """Format storage, launch the JVM and return once the broker answers metadata.
 
-        Raises :class:`BrokerError` with the tail of the broker log when the
+        A start that fails because another process took a preselected port in
+        the meantime is retried with new ports. Raises :class:`BrokerError` with the tail of the broker log when the
         JVM exits early or is not ready within ``timeout`` seconds; the broker
         is stopped and its folder removed before the error propagates.
         """

@@ -1,0 +1,306 @@
+"""Reference profiles: quantile bins, category shares, and the stored JSON baseline."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from drift.errors import BaselineError, ReferenceDataError
+from drift.reference import (
+    MAX_CATEGORIES,
+    UNSEEN,
+    CategoricalProfile,
+    NumericProfile,
+    ReferenceProfile,
+    baseline_path,
+    build_reference,
+    categorical_profile,
+    load_reference,
+    numeric_profile,
+    save_reference,
+)
+
+T0 = datetime(2026, 1, 1, 12, 30, tzinfo=timezone.utc)
+
+finite_floats = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
+# few distinct values, so ties and repeated quantiles are common
+discrete_floats = st.integers(-5, 5).map(float)
+
+
+def bin_of(x: float, edges: tuple[float, ...]) -> int:
+    """Bin i holds edges[i-1] <= x < edges[i] (the documented convention)."""
+    return sum(1 for e in edges if e <= x)
+
+
+def loop_counts(values: list[float], edges: tuple[float, ...]) -> list[int]:
+    counts = [0] * (len(edges) + 1)
+    for x in values:
+        counts[bin_of(x, edges)] += 1
+    return counts
+
+
+# --------------------------------------------------------------------------
+# numeric_profile
+# --------------------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.one_of(finite_floats, discrete_floats), min_size=1, max_size=300),
+    st.integers(min_value=2, max_value=20),
+)
+def test_numeric_edges_are_quantiles_and_shares_are_counts(values: list[float], n_bins: int) -> None:
+    profile = numeric_profile(values, n_bins)
+    quantiles = [float(np.quantile(values, i / n_bins)) for i in range(1, n_bins)]
+    distinct = sorted(set(quantiles))
+    # each quantile is an edge, up to the last bit of the probability grid
+    assert len(profile.edges) <= len(distinct)
+    for q in quantiles:
+        assert min(abs(q - e) for e in profile.edges) <= 1e-9 * max(1.0, abs(q))
+    for e in profile.edges:
+        assert min(abs(q - e) for q in quantiles) <= 1e-9 * max(1.0, abs(e))
+    assert all(a < b for a, b in zip(profile.edges, profile.edges[1:]))
+    assert profile.n_bins == len(profile.edges) + 1 == len(profile.shares)
+    assert math.fsum(profile.shares) == pytest.approx(1.0, abs=1e-12)
+    counts = loop_counts(values, profile.edges)
+    assert [round(s * len(values)) for s in profile.shares] == counts
+    assert profile.n == len(values)
+    assert (profile.low, profile.high) == (min(values), max(values))
+
+
+def test_numeric_shares_match_np_histogram() -> None:
+    rng = np.random.default_rng(7)
+    values = np.concatenate([rng.normal(size=5_000), rng.integers(0, 3, size=2_000).astype(float)])
+    profile = numeric_profile(values, n_bins=10)
+    np.testing.assert_allclose(
+        profile.edges, np.unique(np.quantile(values, np.arange(1, 10) / 10)), rtol=1e-12
+    )
+    # np.histogram bins are [a, b) but the last is [a, b]; bounding by min and max
+    # gives the profile's bins exactly
+    counts, _ = np.histogram(values, bins=[values.min(), *profile.edges, values.max()])
+    np.testing.assert_allclose(profile.shares, counts / values.size, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("values", "n_bins", "edges", "shares"),
+    [
+        pytest.param([1.0, 2.0, 3.0, 4.0], 2, (2.5,), (0.5, 0.5), id="median"),
+        # a value equal to an edge belongs to the bin above it
+        pytest.param([1.0, 2.0, 3.0], 2, (2.0,), (1 / 3, 2 / 3), id="value-on-edge"),
+        pytest.param([3.0] * 10, 10, (3.0,), (0.0, 1.0), id="constant"),
+        pytest.param([0.0] * 8 + [1.0] * 2, 4, (0.0,), (0.0, 1.0), id="discrete-dedup"),
+        pytest.param([0.0] * 5 + [1.0] * 5, 4, (0.0, 0.5, 1.0), (0.0, 0.5, 0.0, 0.5), id="two-values"),
+        pytest.param([5.0], 3, (5.0,), (0.0, 1.0), id="single-value"),
+    ],
+)
+def test_numeric_by_hand(values: list[float], n_bins: int, edges: tuple[float, ...], shares: tuple[float, ...]) -> None:
+    profile = numeric_profile(values, n_bins)
+    assert profile.edges == pytest.approx(edges)
+    assert profile.shares == pytest.approx(shares)
+
+
+def test_numeric_ignores_nan_and_inf() -> None:
+    clean = [0.5, 1.5, 2.5, 3.5, 4.5, 10.0]
+    dirty = [math.nan, *clean[:3], math.inf, -math.inf, *clean[3:], math.nan]
+    profile = numeric_profile(dirty, n_bins=3)
+    assert profile == numeric_profile(clean, n_bins=3)
+    assert profile.n == len(clean)
+    assert (profile.low, profile.high) == (0.5, 10.0)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param([math.nan, math.nan], id="all-nan"),
+        pytest.param([math.inf, -math.inf], id="all-inf"),
+        pytest.param([], id="empty"),
+    ],
+)
+def test_numeric_without_finite_values_raises(values: list[float]) -> None:
+    with pytest.raises(ReferenceDataError, match="no finite values"):
+        numeric_profile(values, n_bins=10)
+
+
+# --------------------------------------------------------------------------
+# categorical_profile
+# --------------------------------------------------------------------------
+
+
+def test_categorical_ordering_and_shares() -> None:
+    values = ["b", "a", "c", "a", "b", "a", None, math.nan, "d"]
+    profile = categorical_profile(values)
+    # by count, then by name among ties
+    assert profile.categories == ("a", "b", "c", "d")
+    assert profile.n == 7
+    assert profile.shares == pytest.approx((3 / 7, 2 / 7, 1 / 7, 1 / 7, 0.0))
+    assert profile.bin_labels() == ["a", "b", "c", "d", UNSEEN]
+
+
+def test_categorical_booleans_and_ints_are_text() -> None:
+    profile = categorical_profile([True, True, False, 3, "3"])
+    assert profile.categories == ("3", "true", "false")
+    assert profile.shares == pytest.approx((0.4, 0.4, 0.2, 0.0))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b", "c", "d", "e"]), min_size=1, max_size=200))
+def test_categorical_matches_counter(values: list[str]) -> None:
+    profile = categorical_profile(values)
+    counter = Counter(values)
+    assert sorted(profile.categories) == sorted(counter)
+    for category, share in zip(profile.categories, profile.shares):
+        assert share == counter[category] / len(values)
+    ranked = [counter[c] for c in profile.categories]
+    assert ranked == sorted(ranked, reverse=True)
+    assert profile.shares[-1] == 0.0
+    assert math.fsum(profile.shares) == pytest.approx(1.0)
+
+
+def test_categorical_caps_categories_and_rest_is_unseen() -> None:
+    extra = 10
+    # category k appears k + 1 times, so the rarest `extra` ones are cut
+    values = [f"c{k:04d}" for k in range(MAX_CATEGORIES + extra) for _ in range(k + 1)]
+    profile = categorical_profile(values)
+    assert len(profile.categories) == MAX_CATEGORIES
+    assert profile.n_bins == MAX_CATEGORIES + 1
+    assert profile.categories[0] == f"c{MAX_CATEGORIES + extra - 1:04d}"
+    assert "c0000" not in profile.categories
+    cut = sum(k + 1 for k in range(extra))
+    assert profile.shares[-1] == pytest.approx(cut / len(values))
+    assert math.fsum(profile.shares) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("values", [[], [None, None], [math.nan]], ids=["empty", "nulls", "nan"])
+def test_categorical_without_values_raises(values: list[object]) -> None:
+    with pytest.raises(ReferenceDataError):
+        categorical_profile(values)
+
+
+# --------------------------------------------------------------------------
+# build_reference
+# --------------------------------------------------------------------------
+
+
+def test_build_reference_profiles_each_feature() -> None:
+    columns = {"x": [1.0, 2.0, None, 4.0], "c": ["a", "b", "a", None], "unused": [0, 0, 0, 0]}
+    profile = build_reference(
+        "m", columns, {"x": "numeric", "c": "categorical"}, {"x": 2}, source="ref.parquet", n_rows=4,
+    )
+    assert set(profile.features) == {"x", "c"}
+    assert profile.features["x"] == numeric_profile([1.0, 2.0, 4.0], 2)
+    assert profile.features["c"] == categorical_profile(["a", "b", "a"])
+    assert (profile.model, profile.n_rows, profile.source) == ("m", 4, "ref.parquet")
+    assert profile.built_at.tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    ("columns", "types", "match"),
+    [
+        pytest.param({"y": [1.0]}, {"x": "numeric"}, r"ref\.parquet: reference has no column 'x'; columns: \['y'\]", id="missing"),
+        pytest.param({"x": ["a", "b"]}, {"x": "numeric"}, r"ref\.parquet: feature 'x': .*non-numeric", id="not-numeric"),
+        pytest.param({"x": [math.nan]}, {"x": "numeric"}, r"ref\.parquet: feature 'x': no finite values", id="all-nan"),
+        pytest.param({"c": [None]}, {"c": "categorical"}, r"ref\.parquet: feature 'c': no non-null", id="all-null"),
+    ],
+)
+def test_build_reference_errors_name_source_and_feature(
+    columns: dict[str, list[object]], types: dict[str, str], match: str
+) -> None:
+    with pytest.raises(ReferenceDataError, match=match):
+        build_reference("m", columns, types, {}, source="ref.parquet", n_rows=1)
+
+
+# --------------------------------------------------------------------------
+# JSON baseline
+# --------------------------------------------------------------------------
+
+
+def sample_profile() -> ReferenceProfile:
+    rng = np.random.default_rng(3)
+    return ReferenceProfile(
+        model="credit-risk",
+        features={
+            "amount": numeric_profile(rng.lognormal(size=1_000), n_bins=10),
+            "country": categorical_profile(["DE", "FR", "DE", True, 3]),
+        },
+        n_rows=1_000,
+        source="s3://bucket/ref.parquet",
+        built_at=T0,
+    )
+
+
+def test_json_round_trip() -> None:
+    profile = sample_profile()
+    text = profile.to_json()
+    assert json.loads(text)["format"] == 1
+    restored = ReferenceProfile.from_json(text)
+    assert restored == profile
+    assert isinstance(restored.features["amount"], NumericProfile)
+    assert isinstance(restored.features["country"], CategoricalProfile)
+    assert restored.built_at == T0 and restored.built_at.tzinfo is not None
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(finite_floats, min_size=1, max_size=100), st.integers(2, 12))
+def test_json_round_trip_is_exact_for_numeric(values: list[float], n_bins: int) -> None:
+    profile = ReferenceProfile("m", {"x": numeric_profile(values, n_bins)}, len(values), "src", T0)
+    assert ReferenceProfile.from_json(profile.to_json()) == profile
+
+
+def test_save_then_load(tmp_path: Path) -> None:
+    profile = sample_profile()
+    path = save_reference(profile, tmp_path / "baselines")
+    assert path == baseline_path(tmp_path / "baselines", "credit-risk")
+    assert path.name == "credit-risk.reference.json"
+    assert load_reference(tmp_path / "baselines", "credit-risk") == profile
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
+
+
+def test_baseline_path_is_safe() -> None:
+    assert baseline_path(Path("b"), "../etc/pass wd").name == ".._etc_pass_wd.reference.json"
+    assert baseline_path(Path("b"), "../etc/pass wd").parent == Path("b")
+
+
+CORRUPT = [
+    pytest.param("", id="empty-file"),
+    pytest.param('{"format": 1, "model": "m"', id="truncated"),
+    pytest.param("[]", id="not-an-object"),
+    pytest.param('"text"', id="a-string"),
+    pytest.param('{"format": 1, "model": "m", "n_rows": 1, "source": "s", "built_at": "2026-01-01T00:00:00+00:00"}', id="no-features"),
+    pytest.param('{"format": 1, "model": "m", "n_rows": 1, "source": "s", "built_at": "2026-01-01T00:00:00+00:00", "features": []}', id="features-a-list"),
+    pytest.param('{"format": 1, "model": "m", "n_rows": 1, "source": "s", "built_at": "yesterday", "features": {}}', id="bad-date"),
+    pytest.param('{"format": 1, "model": "m", "n_rows": "x", "source": "s", "built_at": "2026-01-01T00:00:00+00:00", "features": {}}', id="bad-n-rows"),
+    pytest.param('{"format": 1, "model": "m", "n_rows": 1, "source": "s", "built_at": "2026-01-01T00:00:00+00:00", "features": {"x": {"type": "numeric", "edges": [1], "shares": null, "n": 1, "low": 0, "high": 2}}}', id="null-shares"),
+    pytest.param('{"format": 1, "model": "m", "n_rows": 1, "source": "s", "built_at": "2026-01-01T00:00:00+00:00", "features": {"x": {"type": "numeric", "edges": [1]}}}', id="numeric-fields-missing"),
+]
+
+
+@pytest.mark.parametrize("text", CORRUPT)
+def test_from_json_corrupt_raises_baseline_error(text: str) -> None:
+    with pytest.raises(BaselineError, match=r"^baselines/m\.reference\.json: not a valid baseline file"):
+        ReferenceProfile.from_json(text, "baselines/m.reference.json")
+
+
+@pytest.mark.parametrize("text", CORRUPT[:3])
+def test_load_corrupt_file_names_the_path(tmp_path: Path, text: str) -> None:
+    path = baseline_path(tmp_path, "m")
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(BaselineError) as caught:
+        load_reference(tmp_path, "m")
+    assert str(path) in str(caught.value)
+
+
+def test_load_missing_names_the_build_command(tmp_path: Path) -> None:
+    with pytest.raises(BaselineError) as caught:
+        load_reference(tmp_path, "credit-risk")
+    message = str(caught.value)
+    assert str(baseline_path(tmp_path, "credit-risk")) in message
+    assert "drift baseline build" in message
+    assert "--model credit-risk" in message
