@@ -41,6 +41,15 @@ from drift.errors import ConfigError
 def _to_timedelta(value: object) -> object:
     if isinstance(value, str):
         return parse_duration(value)
+    if isinstance(value, timedelta):
+        return value
+    raise ValueError(f"must be a duration like '30s', '5m', '1h', '2d' or '4w'; got {value!r}")
+
+
+def _exact_int(value: object) -> object:
+    # Literal[1] matches by equality, so true and 1.0 would pass without this.
+    if type(value) is not int:
+        raise ValueError(f"must be the integer 1; got {value!r}")
     return value
 
 
@@ -315,7 +324,7 @@ class BaselinesConfig(Strict):
 class Config(Strict):
     """The whole configuration file."""
 
-    version: Literal[1]
+    version: Annotated[Literal[1], BeforeValidator(_exact_int)]
     kafka: KafkaConfig = KafkaConfig()
     events: EventsConfig = EventsConfig()
     models: list[ModelConfig] = Field(min_length=1)
@@ -516,10 +525,36 @@ def _message(error: Any, loc: tuple[int | str, ...]) -> str:
         text = text.replace("Tuple should", "must")
     elif kind == "value_error":
         text = str(ctx.get("error", error["msg"]))
-        return text if "; got" in text else f"{text}; got {got!r}"
+        # A whole mapping or list as "got" would bury the message; the path names it.
+        if "; got" in text or isinstance(got, (dict, list)):
+            return text
+        return f"{text}; got {got!r}"
     else:
         text = error["msg"]
     return f"{text}; got {got!r}"
+
+
+def _duplicate_keys(root: yaml.Node | None, path: str) -> list[str]:
+    """A key given twice in one mapping: YAML keeps the last silently, so it is an error here."""
+    problems: list[str] = []
+    seen_nodes: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[object] = set()
+            for key, value in node.value:
+                if key.value in keys:
+                    mark = key.start_mark
+                    problems.append(f"{path}:{mark.line + 1}:{mark.column + 1} duplicate key {key.value!r}")
+                keys.add(key.value)
+                stack.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return sorted(problems)
 
 
 def _yaml_problem(path: str, exc: yaml.YAMLError) -> ConfigError:
@@ -552,6 +587,9 @@ def parse_config(text: str, path: str = "<config>", source_dir: str = ".") -> Co
         data = yaml.load(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         raise _yaml_problem(path, exc) from None
+    duplicates = _duplicate_keys(root, path)
+    if duplicates:
+        raise ConfigError(duplicates)
     if not isinstance(data, dict):
         raise ConfigError([f"{path}:1:1 the file must be a mapping with keys version, models, ...; got {type(data).__name__}"])
 
@@ -564,7 +602,10 @@ def parse_config(text: str, path: str = "<config>", source_dir: str = ".") -> Co
         return f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
 
     env_errors: list[tuple[tuple[int | str, ...], str]] = []
-    data = _expand_tree(data, (), env_errors)
+    try:
+        data = _expand_tree(data, (), env_errors)
+    except RecursionError:
+        raise ConfigError([f"{path}: an alias refers to itself; YAML anchors must not be recursive"]) from None
     messages = [f"{where(loc)} {_format_path(loc)}: {msg}" for loc, msg in env_errors]
     if messages:
         raise ConfigError(messages)

@@ -139,7 +139,14 @@ def numeric_profile(values: npt.ArrayLike, n_bins: int) -> NumericProfile:
     array = array[np.isfinite(array)]
     if array.size == 0:
         raise ReferenceDataError("no finite values to profile")
-    quantiles = np.quantile(array, np.linspace(0.0, 1.0, n_bins + 1)[1:-1])
+    # numpy's default ("linear") quantile at p = i / n_bins sits at position
+    # (n - 1) * i / n_bins of the sorted values. The position is split in integers:
+    # a float p puts a tie a few ulps off its value (-0.9999999999999991 next to
+    # -1.0), which np.unique keeps as a spurious, empty bin.
+    ordered = np.sort(array)
+    lower, remainder = np.divmod(np.arange(1, n_bins) * (array.size - 1), n_bins)
+    upper = np.minimum(lower + 1, array.size - 1)
+    quantiles = ordered[lower] + (remainder / n_bins) * (ordered[upper] - ordered[lower])
     edges = np.unique(quantiles)
     counts = np.bincount(np.searchsorted(edges, array, side="right"), minlength=edges.size + 1)
     shares = counts / array.size

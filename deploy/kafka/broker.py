@@ -451,9 +451,10 @@ class KafkaBroker:
         """Format storage, launch the JVM and return once the broker answers metadata.
 
         A start that fails because another process took a preselected port in
-        the meantime is retried with new ports. Raises :class:`BrokerError` with the tail of the broker log when the
-        JVM exits early or is not ready within ``timeout`` seconds; the broker
-        is stopped and its folder removed before the error propagates.
+        the meantime is retried with new ports. Raises :class:`BrokerError`
+        with the broker log's first errors and tail when the JVM exits early
+        or is not ready within ``timeout`` seconds; the broker is stopped and
+        its folder removed before the error propagates.
         """
         if self._process is not None:
             raise BrokerError(f"the Kafka broker is already running at {self.bootstrap}")

@@ -76,6 +76,15 @@ def test_numeric_edges_are_quantiles_and_shares_are_counts(values: list[float], 
     assert (profile.low, profile.high) == (min(values), max(values))
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(discrete_floats, min_size=1, max_size=60), st.integers(min_value=2, max_value=20))
+def test_numeric_edges_of_discrete_data_are_data_values_or_between(values: list[float], n_bins: int) -> None:
+    # an edge a hair away from a value would be a bin that no value can fill
+    distinct = sorted(set(values))
+    for e in numeric_profile(values, n_bins).edges:
+        assert e in distinct or min(abs(e - v) for v in distinct) >= 1e-3
+
+
 def test_numeric_shares_match_np_histogram() -> None:
     rng = np.random.default_rng(7)
     values = np.concatenate([rng.normal(size=5_000), rng.integers(0, 3, size=2_000).astype(float)])
@@ -99,6 +108,8 @@ def test_numeric_shares_match_np_histogram() -> None:
         pytest.param([0.0] * 8 + [1.0] * 2, 4, (0.0,), (0.0, 1.0), id="discrete-dedup"),
         pytest.param([0.0] * 5 + [1.0] * 5, 4, (0.0, 0.5, 1.0), (0.0, 0.5, 0.0, 0.5), id="two-values"),
         pytest.param([5.0], 3, (5.0,), (0.0, 1.0), id="single-value"),
+        # the 0.6 quantile is exactly -1.0, not a float a few ulps above it
+        pytest.param([0.0] * 4 + [-1.0] * 7, 5, (-1.0, 0.0), (0.0, 7 / 11, 4 / 11), id="tie-at-quantile"),
     ],
 )
 def test_numeric_by_hand(values: list[float], n_bins: int, edges: tuple[float, ...], shares: tuple[float, ...]) -> None:
