@@ -97,8 +97,9 @@ def add_event(summary: WindowSummary, event: InferenceEvent, profile: ReferenceP
                 counts.pending.append(float(value))
             else:
                 counts.n_wrong_type += 1
-                if len(counts.examples) < MAX_EXAMPLES:
-                    counts.examples.append(repr(value)[:64])
+                example = repr(value)[:64]
+                if len(counts.examples) < MAX_EXAMPLES and example not in counts.examples:
+                    counts.examples.append(example)
         else:
             counts.pending.append(category_text(value))
         if len(counts.pending) >= FLUSH_EVERY:
@@ -118,8 +119,10 @@ def _flush_feature(counts: FeatureCounts, profile: NumericProfile | CategoricalP
         index_list = []
         for value in counts.pending:
             position = lookup.get(value, unseen)  # type: ignore[arg-type]
-            if position == unseen and len(counts.examples) < MAX_EXAMPLES and str(value) not in counts.examples:
-                counts.examples.append(str(value)[:64])
+            if position == unseen and len(counts.examples) < MAX_EXAMPLES:
+                example = str(value)[:64]  # compared truncated, as stored, so a long value is kept once
+                if example not in counts.examples:
+                    counts.examples.append(example)
             index_list.append(position)
         index = np.asarray(index_list, dtype=np.int64)
     counts.counts += np.bincount(index, minlength=counts.counts.size)

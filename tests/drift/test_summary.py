@@ -342,8 +342,9 @@ def test_merge_does_not_mutate_inputs() -> None:
         for name, counts in now.features.items():
             old = then.features[name]
             assert counts.counts.tolist() == old.counts.tolist()
-            assert counts.pending == old.pending and counts.pending  # still unflushed
+            assert counts.pending == old.pending
             assert counts.examples == old.examples
             assert (counts.n_null, counts.n_missing, counts.n_wrong_type) == (old.n_null, old.n_missing, old.n_wrong_type)
+    assert a.features["x"].pending == [0.5] * 5  # still unflushed
     assert merged.features["x"].counts is not a.features["x"].counts
     assert merged.features["x"].counts.tolist() == [0, 0, 5, 0]
