@@ -1,4 +1,5 @@
-"""Detectors by YAML name: ``psi:`` builds :class:`detectors.psi.PsiDetector`."""
+"""Detectors by YAML name: ``psi:`` builds :class:`detectors.psi.PsiDetector`, ``quality:``
+:class:`detectors.quality.QualityDetector`."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from pydantic import BaseModel
 
 from detectors.base import Detector
 from detectors.psi import PsiConfig, PsiDetector
+from detectors.quality import QualityConfig, QualityDetector
 
 REGISTRY: dict[str, tuple[type[BaseModel], Callable[[BaseModel], Detector]]] = {
     "psi": (PsiConfig, lambda config: PsiDetector(config)),  # type: ignore[arg-type]
+    "quality": (QualityConfig, lambda config: QualityDetector(config)),  # type: ignore[arg-type]
 }
 
 

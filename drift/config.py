@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from detectors.psi import PsiConfig
+from detectors.quality import QualityConfig
 from drift.duration import format_duration, parse_duration
 from drift.errors import ConfigError
 
@@ -195,11 +196,15 @@ class PsiEntry(Strict):
     psi: PsiConfig
 
 
-DETECTOR_NAMES = ("psi",)
+class QualityEntry(Strict):
+    quality: QualityConfig
+
+
+DETECTOR_NAMES = ("psi", "quality")
 """Detector names valid under ``detectors:``, as keys of one-entry mappings."""
 
 DetectorEntry = Annotated[
-    Union[Annotated[PsiEntry, Tag("psi")]],
+    Union[Annotated[PsiEntry, Tag("psi")], Annotated[QualityEntry, Tag("quality")]],
     Discriminator(
         _detector_name,
         custom_error_type="unknown_detector",
@@ -244,13 +249,13 @@ class ModelConfig(Strict):
 
     @model_validator(mode="after")
     def _detector_features_exist(self) -> ModelConfig:
-        for entry in self.detectors:
-            features = entry.psi.features
+        for name, settings in self.detector_configs():
+            features = getattr(settings, "features", "*")
             if isinstance(features, list):
                 unknown = [f for f in features if f not in self.features]
                 if unknown:
                     raise ValueError(
-                        f"psi.features names features not declared under features: "
+                        f"{name}.features names features not declared under features: "
                         f"{unknown}; declared: {sorted(self.features)}"
                     )
         return self
@@ -262,6 +267,20 @@ class ModelConfig(Strict):
             name = next(iter(type(entry).model_fields))
             out.append((name, getattr(entry, name)))
         return out
+
+    def feature_bounds(self) -> dict[str, tuple[float | None, float | None]]:
+        """(low, high) of each numeric feature that sets ``range`` or ``min``/``max``."""
+        return {
+            name: spec.bounds for name, spec in self.features.items()
+            if spec.type == "numeric" and spec.bounds != (None, None)
+        }
+
+    def tracks_event_ids(self) -> bool:
+        """Whether windows must remember event ids (a quality detector checks duplicates)."""
+        return any(
+            isinstance(settings, QualityConfig) and settings.tracks_event_ids
+            for _, settings in self.detector_configs()
+        )
 
     def psi_bins(self) -> dict[str, int]:
         """Bins per feature for the reference profile: the largest any PSI detector asks for."""
@@ -451,36 +470,41 @@ def _key_node(root: yaml.Node | None, loc: tuple[int | str, ...]) -> yaml.Node |
 
 
 def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
-    """The config model class that a (clean) location points into."""
-    model: Any = Config
+    """The config model class that a (clean) location points into.
+
+    A union (the ``detectors:`` entries) offers several models; the location's
+    next key picks the one that has it.
+    """
+    models: list[type[BaseModel]] = [Config]
     for part in loc:
         if isinstance(part, int):
             continue
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        found: list[type[BaseModel]] = []
+        for model in models:
+            field = model.model_fields.get(part)
+            if field is not None:
+                found.extend(_models_in(field.annotation))
+        if not found:
             return None
-        field = model.model_fields.get(part)
-        if field is None:
-            return None
-        model = _unwrap_model(field.annotation)
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+        models = found
+    return models[0]
 
 
-def _unwrap_model(annotation: Any) -> Any:
-    """The first BaseModel inside an annotation such as ``list[X] | None``."""
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """Every BaseModel inside an annotation such as ``list[X] | None`` or a union of entries."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+        return [annotation]
     args = getattr(annotation, "__args__", None) or getattr(annotation, "__metadata__", None)
     origin = getattr(annotation, "__origin__", None)
     candidates = list(args or ())
     if origin is not None:
         candidates.insert(0, origin)
+    out: list[type[BaseModel]] = []
     for arg in candidates:
-        found = _unwrap_model(arg)
-        if found is not None:
-            return found
-    if origin is dict and args:
-        return _unwrap_model(args[-1])
-    return None
+        for model in _models_in(arg):
+            if model not in out:
+                out.append(model)
+    return out
 
 
 def _message(error: Any, loc: tuple[int | str, ...]) -> str:

@@ -8,6 +8,10 @@ Values are buffered and binned in batches with ``numpy.searchsorted`` (one call
 per feature per :data:`FLUSH_EVERY` events) so the per-event cost is a list
 append. ``merge`` is associative and commutative, and a summary built from
 ``a + b`` equals ``merge(summary(a), summary(b))``.
+
+Data-quality counts ride along: nulls, missing fields, wrong types, numeric values
+outside the feature's :class:`Bounds` (counted in the same batched flush), and
+event ids already seen in the window (a set capped at :data:`MAX_EVENT_IDS`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import copy
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Mapping
+from typing import Literal, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +32,55 @@ from drift.reference import CategoricalProfile, NumericProfile, ReferenceProfile
 FLUSH_EVERY = 512
 MAX_EXAMPLES = 5
 """Unseen categories and wrong-typed values kept as evidence, per feature."""
+MAX_EVENT_IDS = 100_000
+"""Distinct event ids remembered per cohort window for the duplicate check.
+
+About 6 MB of short ids: enough for a 5-minute window at 300 events/s. Past the
+cap new ids are no longer remembered, so duplicates among them go uncounted and
+the count becomes a lower bound (``event_ids_capped`` says so).
+"""
+
+BoundsSource = Literal["config", "reference"]
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """The allowed closed interval ``[low, high]`` of a numeric feature.
+
+    ``source`` says where it came from: the YAML (``range`` or ``min``/``max``;
+    an open side is infinite) or, when the YAML sets none, the reference's
+    minimum and maximum.
+    """
+
+    low: float
+    high: float
+    source: BoundsSource
+
+
+def resolve_bounds(
+    profile: ReferenceProfile,
+    configured: Mapping[str, tuple[float | None, float | None]] | None = None,
+) -> dict[str, Bounds]:
+    """Bounds of every numeric feature: configured ones, else the reference's [low, high].
+
+    >>> from drift.reference import numeric_profile
+    >>> p = ReferenceProfile("m", {"x": numeric_profile([1.0, 5.0], 2)}, 2, "t", datetime(2026, 1, 1))
+    >>> resolve_bounds(p)["x"], resolve_bounds(p, {"x": (0.0, None)})["x"]
+    (Bounds(low=1.0, high=5.0, source='reference'), Bounds(low=0.0, high=inf, source='config'))
+    """
+    configured = configured or {}
+    out: dict[str, Bounds] = {}
+    for name, feature in profile.features.items():
+        if not isinstance(feature, NumericProfile):
+            continue
+        low, high = configured.get(name, (None, None))
+        if low is None and high is None:
+            out[name] = Bounds(feature.low, feature.high, "reference")
+        else:
+            out[name] = Bounds(
+                -math.inf if low is None else float(low), math.inf if high is None else float(high), "config",
+            )
+    return out
 
 
 @dataclass(slots=True)
@@ -43,6 +96,11 @@ class FeatureCounts:
     """A string where a number is expected, or a container."""
     examples: list[str] = field(default_factory=list)
     pending: list[float | str] = field(default_factory=list)
+    bounds: Bounds | None = None
+    """Numeric features: the interval ``n_out_of_range`` is counted against."""
+    n_out_of_range: int = 0
+    """Numeric values outside ``bounds`` (counted when pending values are flushed)."""
+    out_of_range_examples: list[str] = field(default_factory=list)
 
     @property
     def n_values(self) -> int:
@@ -59,18 +117,44 @@ class WindowSummary:
     first_ts: datetime | None = None
     last_ts: datetime | None = None
     features: dict[str, FeatureCounts] = field(default_factory=dict)
+    event_ids: set[str] | None = None
+    """Distinct event ids seen (at most :data:`MAX_EVENT_IDS`); None when not tracked."""
+    n_event_id: int = 0
+    """Events that carry an ``event_id``."""
+    n_duplicate_event_id: int = 0
+    """Events whose ``event_id`` was already seen in this window."""
+    event_ids_capped: bool = False
+    """The id set hit its cap, so ``n_duplicate_event_id`` is a lower bound."""
+    duplicate_examples: list[str] = field(default_factory=list)
 
 
-def empty_summary(profile: ReferenceProfile, cohort: Cohort | None = None) -> WindowSummary:
-    """A summary with zero counts on every profiled feature's bins."""
+def empty_summary(
+    profile: ReferenceProfile,
+    cohort: Cohort | None = None,
+    bounds: Mapping[str, tuple[float | None, float | None]] | None = None,
+    track_event_ids: bool = True,
+) -> WindowSummary:
+    """A summary with zero counts on every profiled feature's bins.
+
+    ``bounds`` are the configured (low, high) of numeric features (see
+    :func:`resolve_bounds`); ``track_event_ids`` keeps the id set for the
+    duplicate check, off when no detector needs it so windows stay small.
+    """
+    resolved = resolve_bounds(profile, bounds)
     return WindowSummary(
         model=profile.model,
         cohort=cohort,
         features={
-            name: FeatureCounts(counts=np.zeros(p.n_bins, dtype=np.int64))
+            name: FeatureCounts(counts=np.zeros(p.n_bins, dtype=np.int64), bounds=resolved.get(name))
             for name, p in profile.features.items()
         },
+        event_ids=set() if track_event_ids else None,
     )
+
+
+def _add_example(examples: list[str], example: str) -> None:
+    if len(examples) < MAX_EXAMPLES and example not in examples:
+        examples.append(example)
 
 
 def _is_number(value: FeatureValue) -> bool:
@@ -84,6 +168,15 @@ def add_event(summary: WindowSummary, event: InferenceEvent, profile: ReferenceP
         summary.first_ts = event.ts
     if summary.last_ts is None or event.ts > summary.last_ts:
         summary.last_ts = event.ts
+    if summary.event_ids is not None and event.event_id is not None:
+        summary.n_event_id += 1
+        if event.event_id in summary.event_ids:
+            summary.n_duplicate_event_id += 1
+            _add_example(summary.duplicate_examples, event.event_id[:64])
+        elif len(summary.event_ids) < MAX_EVENT_IDS:
+            summary.event_ids.add(event.event_id)
+        else:
+            summary.event_ids_capped = True
     features = event.features
     for name, counts in summary.features.items():
         if name not in features:
@@ -98,6 +191,7 @@ def add_event(summary: WindowSummary, event: InferenceEvent, profile: ReferenceP
             else:
                 counts.n_wrong_type += 1
                 example = repr(value)[:64]
+                # distinct, like unseen categories and merge, so summary(a + b) == merge
                 if len(counts.examples) < MAX_EXAMPLES and example not in counts.examples:
                     counts.examples.append(example)
         else:
@@ -113,6 +207,8 @@ def _flush_feature(counts: FeatureCounts, profile: NumericProfile | CategoricalP
     if isinstance(profile, NumericProfile):
         values = np.asarray(counts.pending, dtype=np.float64)
         index = np.searchsorted(np.asarray(profile.edges, dtype=np.float64), values, side="right")
+        if counts.bounds is not None:
+            _count_out_of_range(counts, values, counts.bounds)
     else:
         lookup = _category_index(profile)
         unseen = len(profile.categories)
@@ -127,6 +223,21 @@ def _flush_feature(counts: FeatureCounts, profile: NumericProfile | CategoricalP
         index = np.asarray(index_list, dtype=np.int64)
     counts.counts += np.bincount(index, minlength=counts.counts.size)
     counts.pending.clear()
+
+
+def _count_out_of_range(counts: FeatureCounts, values: npt.NDArray[np.float64], bounds: Bounds) -> None:
+    outside = values[(values < bounds.low) | (values > bounds.high)]
+    if outside.size == 0:
+        return
+    counts.n_out_of_range += int(outside.size)
+    if len(counts.out_of_range_examples) >= MAX_EXAMPLES:
+        return
+    # The first distinct values in arrival order, as one event at a time would keep them;
+    # + 0.0 turns -0.0 into 0.0, which np.unique already treats as equal.
+    outside = outside + 0.0
+    _, first = np.unique(outside, return_index=True)
+    for value in outside[np.sort(first)[: 2 * MAX_EXAMPLES]]:
+        _add_example(counts.out_of_range_examples, repr(float(value))[:64])
 
 
 _INDEX_CACHE: dict[int, tuple[CategoricalProfile, dict[str, int]]] = {}
@@ -165,12 +276,47 @@ def merge(a: WindowSummary, b: WindowSummary, profile: ReferenceProfile) -> Wind
         for example in other.examples:
             if len(counts.examples) < MAX_EXAMPLES and example not in counts.examples:
                 counts.examples.append(example)
+        if counts.bounds != other.bounds:
+            raise ValueError(f"cannot merge summaries of {name!r} with different bounds: {counts.bounds} and {other.bounds}")
+        counts.n_out_of_range += other.n_out_of_range
+        for example in other.out_of_range_examples:
+            _add_example(counts.out_of_range_examples, example)
+    _merge_event_ids(left, right)
     return left
 
 
-def summarise(events: list[InferenceEvent], profile: ReferenceProfile) -> WindowSummary:
+def _merge_event_ids(left: WindowSummary, right: WindowSummary) -> None:
+    """Union the id sets; an id in both counts once more as a duplicate (right came later)."""
+    if left.event_ids is None or right.event_ids is None:
+        if left.event_ids is not None or right.event_ids is not None:
+            raise ValueError("cannot merge a summary that tracks event ids with one that does not")
+        return
+    common = left.event_ids & right.event_ids
+    left.n_event_id += right.n_event_id
+    # Each id of the right window that the left one already had repeats once more at
+    # its first appearance in the right; its later repeats are in right's own count.
+    left.n_duplicate_event_id += right.n_duplicate_event_id + len(common)
+    for example in sorted(common):
+        _add_example(left.duplicate_examples, example[:64])
+    for example in right.duplicate_examples:
+        _add_example(left.duplicate_examples, example)
+    extra = right.event_ids - left.event_ids
+    room = MAX_EVENT_IDS - len(left.event_ids)
+    if len(extra) > room:
+        extra = set(sorted(extra)[: max(room, 0)])  # sorted: the same ids whatever the hash seed
+        left.event_ids_capped = True
+    left.event_ids |= extra
+    left.event_ids_capped = left.event_ids_capped or right.event_ids_capped
+
+
+def summarise(
+    events: list[InferenceEvent],
+    profile: ReferenceProfile,
+    bounds: Mapping[str, tuple[float | None, float | None]] | None = None,
+    track_event_ids: bool = True,
+) -> WindowSummary:
     """The flushed summary of a list of events (convenience for tests and backtests)."""
-    summary = empty_summary(profile)
+    summary = empty_summary(profile, bounds=bounds, track_event_ids=track_event_ids)
     for event in events:
         add_event(summary, event, profile)
     return flush(summary, profile)

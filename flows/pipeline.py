@@ -6,6 +6,7 @@ One builder serves ``drift run`` (Kafka), ``drift replay`` and ``drift demo``
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -83,16 +84,22 @@ def _safe(name: str) -> str:
 
 
 class TicketRecorder:
-    """Opens the ticket store lazily in each worker and records decisions."""
+    """Opens the ticket store lazily in each worker and records decisions.
+
+    Workers of one process are threads sharing this object, and a SQLite
+    connection belongs to the thread that opened it: each thread gets its own
+    store, and SQLite's lock orders their writes.
+    """
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._store: TicketStore | None = None
+        self._local = threading.local()
 
     def __call__(self, decision: Decision) -> list[TicketEvent]:
-        if self._store is None:
-            self._store = TicketStore.open(self._path)
-        event = self._store.record(decision.finding, action=decision.action)
+        store: TicketStore | None = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = TicketStore.open(self._path)
+        event = store.record(decision.finding, action=decision.action)
         if event is None:
             return []
         metrics.TICKETS.labels(decision.finding.cohort.model, event.kind).inc()
@@ -109,12 +116,16 @@ def _window_stream(plan: ModelPlan, events: Stream[InferenceEvent]) -> tuple[Str
     name = _safe(model.name)
     profile = plan.profile
     size = model.window.size
+    bounds = model.feature_bounds()
+    track_event_ids = model.tracks_event_ids()
     mine = op.filter(f"select_{name}", events, lambda e: e.model == model.name)
     keyed = op.key_on(f"key_by_cohort_{name}", mine, lambda e: cohort_of(e, model.cohort).key)
 
     def folder(summary: WindowSummary | None, event: InferenceEvent) -> WindowSummary:
         if summary is None:
-            summary = empty_summary(profile, cohort_of(event, model.cohort))
+            summary = empty_summary(
+                profile, cohort_of(event, model.cohort), bounds=bounds, track_event_ids=track_event_ids,
+            )
         return add_event(summary, event, profile)
 
     def merger(a: WindowSummary | None, b: WindowSummary | None) -> WindowSummary | None:

@@ -62,7 +62,10 @@ def test_replay_then_tickets_list_and_show(tmp_path: Path) -> None:
     assert document["windows"] == 12 and document["dlq"]["total"] == 9
     listed = drift("tickets", "list", "--config", str(config), "--json")
     tickets = json.loads(listed.stdout)
-    assert {t["feature"] for t in tickets} == set(demo.SHIFTED_FEATURES)
+    assert {t["feature"] for t in tickets if t["detector"] == "psi"} == set(demo.SHIFTED_FEATURES)
+    assert {(t["detector"], t["feature"], t["cohort"]["tenant"]) for t in tickets if t["detector"] != "psi"} == {
+        ("quality.null_rate", demo.NULL_FEATURE, demo.NULL_TENANT)
+    }
     human = drift("tickets", "list", "--config", str(config))
     assert "DRIFT-1" in human.stdout and "globex" in human.stdout
     shown = drift("tickets", "show", tickets[0]["id"], "--config", str(config))

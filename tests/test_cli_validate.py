@@ -45,7 +45,7 @@ def test_valid_file_exits_0_with_a_summary(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == f"{DEMO_CONFIG}: valid"
     assert lines[1].startswith("  model credit-risk: 3 features, cohort [model_version, tenant, region], window ")
-    assert lines[1].endswith("detectors: psi")
+    assert lines[1].endswith("detectors: psi, quality")
 
 
 def test_invalid_file_exits_2_with_every_error_on_stderr(tmp_path: Path) -> None:
@@ -59,7 +59,7 @@ def test_invalid_file_exits_2_with_every_error_on_stderr(tmp_path: Path) -> None
         "baseline, cohort, detectors, features, impact, name, policy, reference, window",
         "drift.yaml:8:21 models[0].detectors[0].psi.bins: must be >= 2; got 1",
         "drift.yaml:9:9 models[0].detectors[1]: must be a mapping with one key naming a detector, "
-        "one of psi; got {'psii': {}}",
+        "one of psi, quality; got {'psii': {}}",
         "drift.yaml:10:5 models[1].features: is required",
         "4 error(s) in drift.yaml",
     ])

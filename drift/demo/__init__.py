@@ -4,8 +4,11 @@ Everything is generated from a fixed seed, so every run of ``drift demo`` sees
 the same data: two tenants of ``credit-risk`` over three hours in 30-minute
 windows. From 09:30 on, tenant ``globex`` in ``us-east-1`` gets richer
 applicants (``income`` × 1.6) and a new market (``country`` = ``BR``); tenant
-``acme`` stays as trained, and ``age`` never moves. A handful of malformed and
-late messages show the dead-letter path.
+``acme`` stays as trained, and ``age`` never moves. From 10:00 on, an upstream
+bug sends ``income: null`` in about 30% of ``acme``'s events: a data-quality
+incident, not drift (PSI counts only values, so it stays quiet; the ``quality``
+detector's null rate alerts). A handful of malformed and late messages show the
+dead-letter path.
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ SHIFTED_TENANT = "globex"
 STABLE_TENANT = "acme"
 SHIFTED_FEATURES = ("income", "country")
 STABLE_FEATURES = ("age",)
+NULL_AT = START + timedelta(minutes=120)
+NULL_TENANT = STABLE_TENANT
+NULL_FEATURE = "income"
+NULL_SHARE = 0.3
 COUNTRIES = ("DE", "FR", "ES", "IT", "NL")
 COUNTRY_SHARES = (0.35, 0.25, 0.2, 0.12, 0.08)
 N_EVENTS = 6000
@@ -60,6 +67,8 @@ def events(seed: int = SEED) -> DemoEvents:
     import orjson
 
     rng = np.random.default_rng(seed + 1)
+    # Its own generator, so the injected nulls leave every other drawn value as it was.
+    nulls = np.random.default_rng(seed + 2)
     offsets = np.sort(rng.uniform(0, DURATION.total_seconds(), N_EVENTS))
     lines: list[bytes] = []
     for i, offset in enumerate(offsets):
@@ -86,6 +95,8 @@ def events(seed: int = SEED) -> DemoEvents:
             },
             "prediction": {"score": round(float(rng.uniform()), 4), "label": "approve"},
         }
+        if tenant == NULL_TENANT and ts >= NULL_AT and nulls.random() < NULL_SHARE:
+            event["features"][NULL_FEATURE] = None  # type: ignore[index]
         lines.append(orjson.dumps(event))
     bad = [
         b"{not json",

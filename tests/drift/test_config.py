@@ -92,7 +92,7 @@ def test_bundled_demo_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert list(model.features) == ["age", "income", "country"]
     assert model.features["age"].bounds == (18.0, 120.0)
     assert model.features["income"].bounds == (0.0, None)
-    assert [name for name, _ in model.detector_configs()] == ["psi"]
+    assert [name for name, _ in model.detector_configs()] == ["psi", "quality"]
     assert model.psi_bins() == {"age": 10, "income": 10, "country": 10}
     # Relative paths in the file resolve against the file's folder, not the cwd.
     assert Path(config.source_dir) == DEMO_CONFIG.parent.resolve()
@@ -295,7 +295,7 @@ MISTAKES = [
           - psii: {bins: 3}
         """,
         "drift.yaml:7:9 models[0].detectors[0]: must be a mapping with one key naming a detector, "
-        "one of psi; got {'psii': {'bins': 3}}",
+        "one of psi, quality; got {'psii': {'bins': 3}}",
         id="unknown-detector",
     ),
     pytest.param(
@@ -303,11 +303,12 @@ MISTAKES = [
         features:
           age: {type: numeric}
         detectors:
-          - quality: {null_rate: {alert: 0.05}}
+          - quality: {nul_rate: {alert: 0.05}}
         """,
-        "drift.yaml:7:9 models[0].detectors[0]: must be a mapping with one key naming a detector, "
-        "one of psi; got {'quality': {'null_rate': {'alert': 0.05}}}",
-        id="not-yet-registered-detector",
+        "drift.yaml:7:19 models[0].detectors[0].quality.nul_rate: unknown key 'nul_rate' (did you mean "
+        "'null_rate'?); valid keys: duplicate_event_id, features, min_samples, missing_rate, null_rate, "
+        "out_of_range, type_mismatch, unseen_category",
+        id="quality-check-misspelt",
     ),
     pytest.param(
         """\
@@ -317,7 +318,7 @@ MISTAKES = [
           - psi
         """,
         "drift.yaml:7:9 models[0].detectors[0]: must be a mapping with one key naming a detector, "
-        "one of psi; got 'psi'",
+        "one of psi, quality; got 'psi'",
         id="detector-not-a-mapping",
     ),
     pytest.param(
@@ -436,7 +437,7 @@ def test_every_error_is_reported_at_once(tmp_path: Path) -> None:
         "drift.yaml:14:21 models[0].detectors[1].psi.bins: must be >= 2; got 1",
         "drift.yaml:15:14 models[0].detectors[2].psi: warn must be <= alert; got warn=0.5, alert=0.2",
         "drift.yaml:16:9 models[0].detectors[3]: must be a mapping with one key naming a detector, "
-        "one of psi; got {'psii': {'bins': 3}}",
+        "one of psi, quality; got {'psii': {'bins': 3}}",
         "drift.yaml:17:5 models[1].features: is required",
         "drift.yaml:19:13 routing[0].action: must be one of 'human_review', 'ticket' or 'alert_only'; "
         "got 'page_someone'",

@@ -95,22 +95,38 @@ def test_flow_on_real_kafka(tmp_path: Path, kafka_bootstrap: str, kafka_topics: 
 
     findings = _read_all(kafka_bootstrap, topics["findings"])
     assert len(findings) == summary["findings_total"] > 0
-    alerts = [f for f in findings if f["severity"] == "alert"]
+    drifted = [f for f in findings if f["detector"] == "psi"]
+    alerts = [f for f in drifted if f["severity"] == "alert"]
     assert {(f["cohort"]["tenant"], f["feature"]) for f in alerts} == {
         (demo.SHIFTED_TENANT, name) for name in demo.SHIFTED_FEATURES
     }
-    stable = [f for f in findings if f["cohort"]["tenant"] == demo.STABLE_TENANT or f["feature"] in demo.STABLE_FEATURES]
+    stable = [f for f in drifted if f["cohort"]["tenant"] == demo.STABLE_TENANT or f["feature"] in demo.STABLE_FEATURES]
     assert stable and all(f["severity"] == "ok" for f in stable)
+    # The injected nulls are a quality incident of acme's income, and nothing else is.
+    quality = [f for f in findings if f["detector"].startswith("quality.")]
+    raised = [f for f in quality if f["severity"] != "ok"]
+    assert {(f["cohort"]["tenant"], f["detector"], f["feature"], f["severity"]) for f in raised} == {
+        (demo.NULL_TENANT, "quality.null_rate", demo.NULL_FEATURE, "alert")
+    }
+    assert all(f["evidence"]["numerator"] <= f["evidence"]["denominator"] for f in quality)
 
     ticket_events = _read_all(kafka_bootstrap, topics["tickets"])
-    opened = [t for t in ticket_events if t["kind"] == "opened"]
+    drift_tickets = [t for t in ticket_events if t["ticket"]["detector"] == "psi"]
+    opened = [t for t in drift_tickets if t["kind"] == "opened"]
     assert sorted(t["ticket"]["feature"] for t in opened) == sorted(demo.SHIFTED_FEATURES)
-    assert all(t["ticket"]["cohort"]["tenant"] == demo.SHIFTED_TENANT for t in ticket_events)
+    assert all(t["ticket"]["cohort"]["tenant"] == demo.SHIFTED_TENANT for t in drift_tickets)
+    quality_tickets = [t for t in ticket_events if t["ticket"]["detector"] != "psi"]
+    assert [t["kind"] for t in quality_tickets] == ["opened", "updated"]
+    assert all((t["ticket"]["detector"], t["ticket"]["feature"], t["ticket"]["cohort"]["tenant"]) ==
+               ("quality.null_rate", demo.NULL_FEATURE, demo.NULL_TENANT) for t in quality_tickets)
 
     listed = subprocess.run(
         [sys.executable, "-m", "drift.cli", "tickets", "list", "--config", str(config), "--json"],
         capture_output=True, timeout=60, env=env, check=True,
     )
     tickets = json.loads(listed.stdout)
-    assert len(tickets) == len(demo.SHIFTED_FEATURES)
-    assert {t["feature"] for t in tickets} == set(demo.SHIFTED_FEATURES)
+    assert len(tickets) == len(demo.SHIFTED_FEATURES) + 1
+    assert {t["feature"] for t in tickets if t["detector"] == "psi"} == set(demo.SHIFTED_FEATURES)
+    assert [(t["detector"], t["feature"]) for t in tickets if t["detector"] != "psi"] == [
+        ("quality.null_rate", demo.NULL_FEATURE)
+    ]

@@ -48,10 +48,16 @@ def test_metrics_count_what_the_run_produced(tmp_path: Path) -> None:
     assert delta("drift_windows_closed_total", model="credit-risk") == len(result.windows)
     assert delta("drift_events_total", step_id="decode_inference", outcome="ok") == \
         sum(w.n_events for w in result.windows) + reasons["late"]
-    assert delta("drift_tickets_total", model="credit-risk", kind="opened") == 2
-    alerts = sum(1 for f in result.findings if f.severity.value == "alert")
+    # Two drift tickets (globex income and country) and one quality ticket (acme income nulls).
+    assert delta("drift_tickets_total", model="credit-risk", kind="opened") == 3
+    alerts = sum(1 for f in result.findings if f.severity.value == "alert" and f.detector == "psi")
     assert delta("drift_findings_total", model="credit-risk", detector="psi", severity="alert") == alerts
-    shifted = [f for f in result.findings if f.feature == "income" and f.severity.value == "alert"]
+    null_alerts = sum(1 for f in result.findings if f.severity.value == "alert" and f.detector == "quality.null_rate")
+    assert null_alerts == 2
+    assert delta("drift_findings_total", model="credit-risk", detector="quality.null_rate", severity="alert") == \
+        null_alerts
+    shifted = [f for f in result.findings
+               if f.detector == "psi" and f.feature == "income" and f.severity.value == "alert"]
     last = max(shifted, key=lambda f: f.window.start)
     assert _value(after, "drift_psi", model="credit-risk", model_version="3.2.0", feature="income",
                   cohort=last.cohort.key) == last.value

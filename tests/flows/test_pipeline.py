@@ -39,13 +39,14 @@ def _cohort_tenant(finding) -> str:  # type: ignore[no-untyped-def]
 def test_demo_stream_finds_the_injected_shift_and_nothing_else(workspace: Path) -> None:
     config = load_config(workspace / "drift.yaml")
     result = run_file(config, workspace / "events.jsonl")
-    alerts = [f for f in result.findings if f.severity is Severity.ALERT]
+    psi_findings = [f for f in result.findings if f.detector == "psi"]
+    alerts = [f for f in psi_findings if f.severity is Severity.ALERT]
     assert alerts, "the injected shift must be found"
     for finding in alerts:
         assert _cohort_tenant(finding) == demo.SHIFTED_TENANT
         assert finding.feature in demo.SHIFTED_FEATURES
         assert finding.window.start >= demo.SHIFT_AT
-    warned = [f for f in result.findings if f.severity is not Severity.OK]
+    warned = [f for f in psi_findings if f.severity is not Severity.OK]
     assert {(_cohort_tenant(f), f.feature) for f in warned} == {
         (demo.SHIFTED_TENANT, feature) for feature in demo.SHIFTED_FEATURES
     }
@@ -57,11 +58,44 @@ def test_demo_stream_finds_the_injected_shift_and_nothing_else(workspace: Path) 
         (w, feature) for w in shifted_windows for feature in demo.SHIFTED_FEATURES
     }
     # One ticket per (cohort, feature): opened once, then updated.
-    opened = [t for t in result.tickets if t.kind == "opened"]
+    psi_tickets = [t for t in result.tickets if t.ticket.detector == "psi"]
+    opened = [t for t in psi_tickets if t.kind == "opened"]
     assert sorted(t.ticket.feature for t in opened) == sorted(demo.SHIFTED_FEATURES)
-    assert len({t.ticket.id for t in result.tickets}) == 2
-    last = {t.ticket.id: t.ticket for t in result.tickets}
+    assert len({t.ticket.id for t in psi_tickets}) == 2
+    last = {t.ticket.id: t.ticket for t in psi_tickets}
     assert all(ticket.occurrences == 3 for ticket in last.values())
+
+
+def test_demo_stream_finds_the_injected_nulls_as_a_quality_incident(workspace: Path) -> None:
+    config = load_config(workspace / "drift.yaml")
+    result = run_file(config, workspace / "events.jsonl")
+    quality = [f for f in result.findings if f.detector.startswith("quality.")]
+    # Every check on every feature of every window, plus one duplicate-id finding per window.
+    checks = {f.detector for f in quality}
+    assert checks == {"quality.null_rate", "quality.missing_rate", "quality.type_mismatch",
+                      "quality.out_of_range", "quality.duplicate_event_id"}
+    assert all(0.0 <= f.value <= 1.0 for f in quality)
+    raised = [f for f in quality if f.severity is not Severity.OK]
+    assert {(_cohort_tenant(f), f.detector, f.feature) for f in raised} == {
+        (demo.NULL_TENANT, "quality.null_rate", demo.NULL_FEATURE)
+    }
+    null_windows = {w.window for w in result.windows
+                    if dict(w.cohort.labels)["tenant"] == demo.NULL_TENANT and w.window.start >= demo.NULL_AT}
+    assert len(null_windows) == 2
+    assert {f.window for f in raised} == null_windows
+    for finding in raised:
+        assert finding.severity is Severity.ALERT
+        assert abs(finding.value - demo.NULL_SHARE) < 0.06
+        assert finding.evidence["numerator"] == round(finding.value * finding.evidence["denominator"])
+    # The nulls do not read as drift: PSI of acme's income stays ok.
+    assert all(f.severity is Severity.OK for f in result.findings
+               if f.detector == "psi" and _cohort_tenant(f) == demo.NULL_TENANT)
+    # One quality ticket, for acme's income null rate: opened, then updated.
+    quality_tickets = [t for t in result.tickets if t.ticket.detector != "psi"]
+    assert [t.kind for t in quality_tickets] == ["opened", "updated"]
+    ticket = quality_tickets[-1].ticket
+    assert (ticket.detector, ticket.feature, ticket.cohort["tenant"], ticket.occurrences) == (
+        "quality.null_rate", demo.NULL_FEATURE, demo.NULL_TENANT, 2)
 
 
 def test_every_message_is_accounted_for(workspace: Path) -> None:
@@ -102,8 +136,9 @@ def _run_with_workers(workspace: Path, workers: int) -> list[tuple]:  # type: ig
     findings = outputs.findings.items  # type: ignore[attr-defined]
     dlq = outputs.dlq.items  # type: ignore[attr-defined]
     return sorted(
-        [(f.cohort.key, f.window.start, f.feature, round(f.value, 9), f.severity.value) for f in findings]
-        + [("dlq", d.offset, d.reason.value, 0.0, "") for d in dlq]  # type: ignore[misc]
+        [(f.cohort.key, f.window.start, f.detector, f.feature or "", round(f.value, 9), f.severity.value)
+         for f in findings]
+        + [("dlq", d.offset, d.reason.value, "", 0.0, "") for d in dlq]  # type: ignore[misc]
     )
 
 
@@ -127,7 +162,7 @@ def test_parquet_and_jsonl_replays_agree(workspace: Path) -> None:
     from_jsonl = run_file(config, workspace / "good.jsonl")
     (workspace / "drift-tickets.db").unlink()
     from_parquet = run_file(config, workspace / "good.parquet")
-    key = lambda f: (f.cohort.key, f.window.start, f.feature, round(f.value, 9))  # noqa: E731
+    key = lambda f: (f.cohort.key, f.window.start, f.detector, f.feature or "", round(f.value, 9))  # noqa: E731
     assert sorted(map(key, from_jsonl.findings)) == sorted(map(key, from_parquet.findings))
     assert len(from_parquet.tickets) == len(from_jsonl.tickets) > 0
 
@@ -141,6 +176,13 @@ def test_drift_demo_json(tmp_path: Path) -> None:
     document = json.loads(proc.stdout)
     assert set(document) >= {"events", "dlq", "windows", "findings", "tickets"}
     assert document["dlq"]["total"] == demo.events().n_malformed + demo.events().n_late
-    features = {(f["cohort"]["tenant"], f["feature"]) for f in document["findings"]}
+    drifted = [f for f in document["findings"] if f["detector"] == "psi"]
+    features = {(f["cohort"]["tenant"], f["feature"]) for f in drifted}
     assert features == {(demo.SHIFTED_TENANT, name) for name in demo.SHIFTED_FEATURES}
-    assert {t["ticket"]["feature"] for t in document["tickets"]} == set(demo.SHIFTED_FEATURES)
+    assert {t["ticket"]["feature"] for t in document["tickets"] if t["ticket"]["detector"] == "psi"} == \
+        set(demo.SHIFTED_FEATURES)
+    quality = {(f["cohort"]["tenant"], f["detector"], f["feature"]) for f in document["findings"]
+               if f["detector"] != "psi"}
+    assert quality == {(demo.NULL_TENANT, "quality.null_rate", demo.NULL_FEATURE)}
+    assert {(t["ticket"]["cohort"]["tenant"], t["ticket"]["detector"], t["ticket"]["feature"])
+            for t in document["tickets"] if t["ticket"]["detector"] != "psi"} == quality

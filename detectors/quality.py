@@ -1,0 +1,295 @@
+"""Data quality of a window: null, missing, wrong-typed, out-of-range, unseen and duplicate values.
+
+Every check is a rate in ``[0, 1]``: offending values over the values that could
+offend, both counted by the window summary (:mod:`drift.summary`). The detector
+reports one finding per feature and enabled check, named ``quality.<check>`` so
+each check has its own fingerprint, ticket and metric label, and one finding per
+window for duplicate event ids (``feature`` is None).
+
+Most production incidents start as broken data rather than a shifted
+distribution: a join that drops a column, a producer that sends ``"12"`` instead
+of ``12``, a unit change that puts ages in months. These checks catch them
+directly, with counts and examples, instead of as a PSI that nobody can read.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from drift.findings import Cohort, Finding, Severity, Window
+from drift.reference import CategoricalProfile, NumericProfile, ReferenceProfile
+from drift.summary import MAX_EVENT_IDS, FeatureCounts, WindowSummary
+
+CheckName = Literal[
+    "null_rate", "missing_rate", "type_mismatch", "out_of_range", "unseen_category", "duplicate_event_id",
+]
+
+FEATURE_CHECKS: tuple[CheckName, ...] = (
+    "null_rate", "missing_rate", "type_mismatch", "out_of_range", "unseen_category",
+)
+"""Checks measured per feature, in the order findings are reported."""
+
+DEFAULT_THRESHOLDS: dict[CheckName, tuple[float, float]] = {
+    "null_rate": (0.01, 0.05),
+    "missing_rate": (0.01, 0.05),
+    "type_mismatch": (0.001, 0.01),
+    "out_of_range": (0.005, 0.01),
+    "unseen_category": (0.01, 0.05),
+    "duplicate_event_id": (0.001, 0.01),
+}
+"""(warn, alert) of each check when YAML does not say; see docs/detectors.md for why."""
+
+
+class Thresholds(BaseModel):
+    """``{warn, alert}`` of one check: rates in ``(0, 1]`` with ``warn <= alert``.
+
+    ``warn: null`` means no warn level: the finding is ``ok`` or ``alert``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    warn: float | None = Field(default=None, gt=0, le=1)
+    alert: float = Field(gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        if self.warn is not None and self.warn > self.alert:
+            raise ValueError(f"warn must be <= alert; got warn={self.warn}, alert={self.alert}")
+        return self
+
+    @property
+    def warn_level(self) -> float:
+        """The warn threshold as a number: ``alert`` itself when there is no warn level."""
+        return self.alert if self.warn is None else self.warn
+
+
+def _default(check: CheckName) -> Thresholds:
+    warn, alert = DEFAULT_THRESHOLDS[check]
+    return Thresholds(warn=warn, alert=alert)
+
+
+def _is_rate(value: object) -> bool:
+    """A valid threshold, so a default may be moved to it (an invalid one is reported as given)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1
+
+
+class QualityConfig(BaseModel):
+    """``quality:`` in YAML.
+
+    Every check is on by default with :data:`DEFAULT_THRESHOLDS`; ``check: null``
+    turns it off. A mapping may give ``warn``, ``alert`` or both: an omitted
+    ``alert`` is the default raised to at least ``warn``, an omitted ``warn`` the
+    default lowered to at most ``alert``, so only an explicit ``warn > alert`` is
+    an error.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    features: Literal["*"] | list[str] = "*"
+    null_rate: Thresholds | None = _default("null_rate")
+    missing_rate: Thresholds | None = _default("missing_rate")
+    type_mismatch: Thresholds | None = _default("type_mismatch")
+    out_of_range: Thresholds | None = _default("out_of_range")
+    unseen_category: Thresholds | None = _default("unseen_category")
+    duplicate_event_id: Thresholds | None = _default("duplicate_event_id")
+    min_samples: int = Field(default=100, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_thresholds(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        filled = dict(data)
+        for check, (warn, alert) in DEFAULT_THRESHOLDS.items():
+            given = filled.get(check)
+            if not isinstance(given, dict):
+                continue
+            given = dict(given)
+            if "alert" not in given:
+                given["alert"] = max(alert, given["warn"]) if _is_rate(given.get("warn")) else alert
+            if "warn" not in given:
+                given["warn"] = min(warn, given["alert"]) if _is_rate(given["alert"]) else warn
+            filled[check] = given
+        return filled
+
+    def thresholds(self, check: CheckName) -> Thresholds | None:
+        """The thresholds of ``check``, or None when it is turned off."""
+        value: Thresholds | None = getattr(self, check)
+        return value
+
+    @property
+    def tracks_event_ids(self) -> bool:
+        """Whether windows must remember event ids (the duplicate check is on)."""
+        return self.duplicate_event_id is not None
+
+
+def rate(numerator: int, denominator: int) -> float:
+    """``numerator / denominator``, 0 when there is nothing to count.
+
+    >>> rate(3, 12), rate(0, 0)
+    (0.25, 0.0)
+    """
+    if not 0 <= numerator <= max(denominator, 0):
+        raise ValueError(f"a rate needs 0 <= numerator <= denominator; got {numerator} / {denominator}")
+    return numerator / denominator if denominator > 0 else 0.0
+
+
+def _feature_counts(check: CheckName, counts: FeatureCounts, n_events: int) -> tuple[int, int]:
+    """(numerator, denominator) of a per-feature check."""
+    if check == "null_rate":
+        return counts.n_null, n_events
+    if check == "missing_rate":
+        return counts.n_missing, n_events
+    n_values = int(counts.counts.sum()) + len(counts.pending)
+    if check == "type_mismatch":
+        return counts.n_wrong_type, n_values + counts.n_wrong_type
+    if check == "out_of_range":
+        return counts.n_out_of_range, n_values
+    # unseen_category: the last bin of a categorical feature
+    return int(counts.counts[-1]), int(counts.counts.sum())
+
+
+_APPLIES: dict[CheckName, tuple[type, ...]] = {
+    "null_rate": (NumericProfile, CategoricalProfile),
+    "missing_rate": (NumericProfile, CategoricalProfile),
+    # Any scalar is a valid category (numbers and booleans count as text), and the
+    # decoder already refuses lists and objects: a categorical value cannot be mistyped.
+    "type_mismatch": (NumericProfile,),
+    "out_of_range": (NumericProfile,),
+    "unseen_category": (CategoricalProfile,),
+}
+
+
+class QualityDetector:
+    r"""Data-quality rates of each configured feature of a window.
+
+    Checks (``n`` = events in the window; ``k`` = offending count):
+
+    =====================  ==========================================  ===============================
+    check                  numerator ``k``                             denominator
+    =====================  ==========================================  ===============================
+    ``null_rate``          explicit ``null`` values                     events ``n``
+    ``missing_rate``       events without the field                     events ``n``
+    ``type_mismatch``      non-numbers (text, booleans) for a numeric   present, non-null values
+    ``out_of_range``       numbers outside ``[low, high]``              numbers
+    ``unseen_category``    values in the ``__unseen__`` bin             categorical values
+    ``duplicate_event_id`` events whose id was seen before in window    events with an ``event_id``
+    =====================  ==========================================  ===============================
+
+    The value is ``k / denominator`` in ``[0, 1]`` (0 for an empty denominator);
+    severity is ``alert`` at ``value >= alert``, ``warn`` at ``value >= warn``.
+    Below ``min_samples`` in the denominator the finding is ``ok`` with
+    ``skipped`` saying why, and its value is still the exact rate.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> from drift.reference import numeric_profile
+    >>> from drift.summary import empty_summary
+    >>> profile = ReferenceProfile("m", {"age": numeric_profile([18.0, 90.0], 2)}, 2, "t",
+    ...                            datetime(2026, 1, 1, tzinfo=timezone.utc))
+    >>> summary = empty_summary(profile)
+    >>> summary.n_events, summary.features["age"].n_null = 200, 20
+    >>> summary.features["age"].counts[:] = [90, 90]
+    >>> detector = QualityDetector(QualityConfig(features="*"))
+    >>> window = Window(datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 1, 1, 1, tzinfo=timezone.utc))
+    >>> found = detector.score(summary, profile, Cohort("m"), window)
+    >>> [(f.detector, f.value, f.severity.value) for f in found][:2]
+    [('quality.null_rate', 0.1, 'alert'), ('quality.missing_rate', 0.0, 'ok')]
+    """
+
+    name = "quality"
+
+    def __init__(self, config: QualityConfig) -> None:
+        self.config = config
+
+    def features(self, profile: ReferenceProfile) -> list[str]:
+        if self.config.features == "*":
+            return list(profile.features)
+        return [f for f in self.config.features if f in profile.features]
+
+    def score(
+        self, summary: WindowSummary, profile: ReferenceProfile, cohort: Cohort, window: Window
+    ) -> list[Finding]:
+        findings: list[Finding] = []
+        for name in self.features(profile):
+            feature = profile.features[name]
+            counts = summary.features[name]
+            for check in FEATURE_CHECKS:
+                thresholds = self.config.thresholds(check)
+                if thresholds is None or not isinstance(feature, _APPLIES[check]):
+                    continue
+                numbers = _feature_counts(check, counts, summary.n_events)
+                evidence, baseline, skipped = self._feature_evidence(check, counts, feature)
+                findings.append(self._finding(
+                    check, thresholds, cohort, window, name, numbers, feature.n, baseline, evidence, skipped,
+                ))
+        thresholds = self.config.thresholds("duplicate_event_id")
+        if thresholds is not None:
+            window_evidence: dict[str, Any] = {
+                "examples": list(summary.duplicate_examples),
+                "event_ids_capped": summary.event_ids_capped,
+                "max_event_ids": MAX_EVENT_IDS,
+            }
+            skipped = None
+            if summary.event_ids is None:
+                skipped = "event ids were not tracked for this window"
+            elif summary.event_ids_capped:
+                window_evidence["note"] = (
+                    f"more than {MAX_EVENT_IDS} distinct ids: later ids were not remembered, "
+                    "so the count is a lower bound"
+                )
+            findings.append(self._finding(
+                "duplicate_event_id", thresholds, cohort, window, None,
+                (summary.n_duplicate_event_id, summary.n_event_id), profile.n_rows, "config", window_evidence,
+                skipped,
+            ))
+        return findings
+
+    @staticmethod
+    def _feature_evidence(
+        check: CheckName, counts: FeatureCounts, feature: NumericProfile | CategoricalProfile,
+    ) -> tuple[dict[str, Any], str, str | None]:
+        """(evidence beyond the counts, what the window was compared with, why skipped)."""
+        if check == "type_mismatch":
+            return {"examples": list(counts.examples)}, "config", None
+        if check == "out_of_range":
+            bounds = counts.bounds
+            if bounds is None:
+                return {"examples": []}, "config", "no bounds were given to the window summary"
+            evidence: dict[str, Any] = {
+                "examples": list(counts.out_of_range_examples),
+                # JSON has no infinity: an open side is null.
+                "bounds": {
+                    "low": bounds.low if math.isfinite(bounds.low) else None,
+                    "high": bounds.high if math.isfinite(bounds.high) else None,
+                    "source": bounds.source,
+                },
+            }
+            return evidence, bounds.source, None
+        if check == "unseen_category":
+            return {
+                "examples": list(counts.examples),
+                "reference_unseen_share": round(float(feature.shares[-1]), 6),
+            }, "reference", None
+        return {}, "config", None
+
+    def _finding(
+        self, check: CheckName, thresholds: Thresholds, cohort: Cohort, window: Window, feature: str | None,
+        numbers: tuple[int, int], n_reference: int, baseline: str, extra: dict[str, Any], skipped: str | None,
+    ) -> Finding:
+        numerator, denominator = numbers
+        value = rate(numerator, denominator)
+        if skipped is None and denominator < self.config.min_samples:
+            skipped = f"{denominator} values to check in the window; min_samples is {self.config.min_samples}"
+        severity = Severity.OK if skipped is not None else Severity.of(value, thresholds.warn_level, thresholds.alert)
+        return Finding(
+            detector=f"{self.name}.{check}", cohort=cohort, window=window, feature=feature,
+            value=value, severity=severity, warn=thresholds.warn_level, alert=thresholds.alert,
+            n_current=denominator, n_reference=n_reference, baseline=baseline,
+            evidence={"check": check, "numerator": numerator, "denominator": denominator, **extra},
+            skipped=skipped,
+        )
