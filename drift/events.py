@@ -21,6 +21,14 @@ FeatureValue = Union[float, int, str, bool, None]
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 """Messages above this size are refused before parsing (reason ``too_large``)."""
 
+MAX_NESTING = 64
+"""How deep lists and objects may nest in ``prediction`` and ``embedding`` (reason ``invalid_json``).
+
+The parser accepts 1024 levels, but an event about 500 deep cannot be pickled,
+which Bytewax does between processes and for recovery snapshots: the flow would
+stop on it.
+"""
+
 _EPOCH_MS_MIN = 0
 _EPOCH_MS_MAX = 253402300799999  # 9999-12-31T23:59:59.999Z
 
@@ -192,6 +200,24 @@ def _features(obj: Mapping[str, Any]) -> dict[str, FeatureValue]:
     return features
 
 
+def _nests_deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and objects in ``value`` nest more than ``limit`` levels (no recursion).
+
+    >>> _nests_deeper_than([[1]], 2), _nests_deeper_than([[[1]]], 2), _nests_deeper_than(7, 0)
+    (False, True, False)
+    """
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
 def _segment(obj: Mapping[str, Any]) -> dict[str, str]:
     segment = obj.get("segment")
     if segment is None:
@@ -269,6 +295,9 @@ class Decoder:
         prediction = obj.get("prediction")
         if prediction is not None and not isinstance(prediction, dict):
             raise _Reject(DlqReason.WRONG_TYPE, f"prediction must be an object; got {type(prediction).__name__}")
+        for name in ("prediction", "embedding"):
+            if _nests_deeper_than(obj.get(name), MAX_NESTING):
+                raise _Reject(DlqReason.INVALID_JSON, f"{name} nests deeper than {MAX_NESTING} levels")
         return InferenceEvent(
             event_id=_optional_text(obj, "event_id"),
             ts=ts,
