@@ -1,8 +1,44 @@
-"""Prometheus metrics. Label values come from config and enums, so cardinality is bounded."""
+"""Prometheus metrics.
+
+Most label values come from config and enums. Cohort keys come from event data
+(tenant, region, ...), so they pass through :class:`LabelCap`, which keeps the
+first ``limit`` distinct values and folds the rest into ``other``.
+"""
 
 from __future__ import annotations
 
+import threading
+
 from prometheus_client import Counter, Gauge
+
+OTHER = "other"
+DEFAULT_COHORT_LABEL_LIMIT = 1000
+
+
+class LabelCap:
+    """Bounds the distinct values a label takes; values past the limit become ``other``.
+
+    >>> cap = LabelCap(limit=2)
+    >>> [cap("a"), cap("b"), cap("c"), cap("a")]
+    ['a', 'b', 'other', 'a']
+    """
+
+    def __init__(self, limit: int = DEFAULT_COHORT_LABEL_LIMIT) -> None:
+        self.limit = limit
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        with self._lock:
+            if len(self._seen) < self.limit:
+                self._seen.add(value)
+                return value
+        return OTHER
+
+
+COHORT_LABELS = LabelCap()
 
 EVENTS_IN = Counter(
     "drift_events_total", "Messages read from the inference source, by outcome.",

@@ -208,7 +208,8 @@ def build_flow(
             metrics.FINDINGS.labels(cohort.model, finding.detector, finding.severity.value).inc()
             if finding.detector == "psi" and finding.skipped is None:
                 metrics.PSI.labels(
-                    cohort.model, dict(cohort.labels).get("model_version", "-"), finding.feature or "-", cohort.key,
+                    cohort.model, dict(cohort.labels).get("model_version", "-"), finding.feature or "-",
+                    metrics.COHORT_LABELS(cohort.key),
                 ).set(finding.value)
         return found
 
