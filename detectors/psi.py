@@ -105,7 +105,11 @@ def psi_terms(reference: npt.ArrayLike, current: npt.ArrayLike, epsilon: float =
 
 
 class PsiDetector:
-    """PSI of each configured feature of a window against the reference profile."""
+    """PSI of each configured feature of a window against the reference profile.
+
+    The profile may be a seasonal one (:func:`drift.baselines.baseline_profile`): its
+    ``baselines`` text per feature becomes the finding's ``baseline``, else ``reference``.
+    """
 
     name = "psi"
 
@@ -138,7 +142,8 @@ class PsiDetector:
             findings.append(Finding(
                 detector=self.name, cohort=cohort, window=window, feature=name,
                 value=value, severity=severity, warn=self.config.warn, alert=self.config.alert,
-                n_current=n_current, n_reference=feature.n, baseline="reference",
+                n_current=n_current, n_reference=feature.n,
+                baseline=profile.baselines.get(name, "reference") if profile.baselines else "reference",
                 evidence=_evidence(feature, reference, current, self.config.epsilon, counts.examples),
                 skipped=skipped,
             ))

@@ -79,6 +79,11 @@ class ReferenceProfile:
     n_rows: int
     source: str
     built_at: datetime
+    baselines: Mapping[str, str] | None = None
+    """What each feature's ``shares`` were taken from, when not the training data:
+    :func:`drift.baselines.baseline_profile` sets it (``hour_of_week=37 over 4 weeks
+    (n=2412)``, or why it fell back to ``reference``). None for a profile of the
+    reference data itself. Detectors copy it into ``Finding.baseline``; not stored in JSON."""
 
     def to_json(self) -> str:
         features: dict[str, Any] = {}
