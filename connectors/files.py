@@ -109,9 +109,21 @@ def write_jsonl(path: Path, lines: list[bytes]) -> None:
 
 
 def write_parquet(path: Path, columns: dict[str, Any]) -> None:
-    """Write named columns (arrays or lists) as one Parquet table."""
+    """Write named columns (arrays or lists) as one Parquet table.
+
+    A 2-D numpy array ``(n, dim)`` becomes a ``fixed_size_list<dim>`` column of its dtype
+    (the layout reference embeddings are read from).
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    def column(values: Any) -> Any:
+        if not hasattr(values, "dtype"):
+            return list(values)
+        if values.ndim == 2:
+            flat = pa.array(values.reshape(-1))
+            return pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
+        return values
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({name: list(values) if not hasattr(values, "dtype") else values for name, values in columns.items()}), path)
+    pq.write_table(pa.table({name: column(values) for name, values in columns.items()}), path)

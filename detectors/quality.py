@@ -4,7 +4,10 @@ Every check is a rate in ``[0, 1]``: offending values over the values that could
 offend, both counted by the window summary (:mod:`drift.summary`). The detector
 reports one finding per feature and enabled check, named ``quality.<check>`` so
 each check has its own fingerprint, ticket and metric label, and one finding per
-window for duplicate event ids (``feature`` is None).
+window for duplicate event ids and for schema changes (``feature`` is None).
+Two checks are not rates: ``schema_change`` counts fields that appeared or vanished
+since the cohort's previous window, ``cardinality_growth`` is the ratio of distinct
+categories in the window to those of the reference.
 
 Most production incidents start as broken data rather than a shifted
 distribution: a join that drops a column, a producer that sends ``"12"`` instead
@@ -17,11 +20,20 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drift.findings import Cohort, Finding, Severity, Window
 from drift.reference import CategoricalProfile, NumericProfile, ReferenceProfile
-from drift.summary import MAX_EVENT_IDS, FeatureCounts, WindowSummary
+from drift.summary import (
+    MAX_EVENT_IDS,
+    MAX_UNKNOWN_FIELDS,
+    MAX_UNSEEN_DISTINCT,
+    FeatureCounts,
+    Schema,
+    WindowSummary,
+    schema_of,
+)
 
 CheckName = Literal[
     "null_rate", "missing_rate", "type_mismatch", "out_of_range", "unseen_category", "duplicate_event_id",
@@ -66,6 +78,42 @@ class Thresholds(BaseModel):
         return self.alert if self.warn is None else self.warn
 
 
+LimitName = Literal["schema_change", "cardinality_growth"]
+
+DEFAULT_LIMITS: dict[LimitName, tuple[float | None, float]] = {
+    "schema_change": (None, 1.0),
+    "cardinality_growth": (1.5, 2.0),
+}
+"""(warn, alert) of the checks that are not rates: a count of changed fields, a ratio."""
+
+
+class Limits(BaseModel):
+    """``{warn, alert}`` of a check that is not a rate: non-negative, ``warn <= alert``.
+
+    ``warn: null`` means no warn level.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    warn: float | None = Field(default=None, ge=0)
+    alert: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Limits:
+        if self.warn is not None and self.warn > self.alert:
+            raise ValueError(f"warn must be <= alert; got warn={self.warn}, alert={self.alert}")
+        return self
+
+    @property
+    def warn_level(self) -> float:
+        return self.alert if self.warn is None else self.warn
+
+
+def _default_limits(check: LimitName) -> Limits:
+    warn, alert = DEFAULT_LIMITS[check]
+    return Limits(warn=warn, alert=alert)
+
+
 def _default(check: CheckName) -> Thresholds:
     warn, alert = DEFAULT_THRESHOLDS[check]
     return Thresholds(warn=warn, alert=alert)
@@ -95,6 +143,8 @@ class QualityConfig(BaseModel):
     out_of_range: Thresholds | None = _default("out_of_range")
     unseen_category: Thresholds | None = _default("unseen_category")
     duplicate_event_id: Thresholds | None = _default("duplicate_event_id")
+    schema_change: Limits | None = _default_limits("schema_change")
+    cardinality_growth: Limits | None = _default_limits("cardinality_growth")
     min_samples: int = Field(default=100, ge=1)
 
     @model_validator(mode="before")
@@ -113,6 +163,15 @@ class QualityConfig(BaseModel):
             if "warn" not in given:
                 given["warn"] = min(warn, given["alert"]) if _is_rate(given["alert"]) else warn
             filled[check] = given
+        for limit, (limit_warn, limit_alert) in DEFAULT_LIMITS.items():
+            given = filled.get(limit)
+            if not isinstance(given, dict) or "alert" in given:
+                continue  # an omitted warn stays None (no warn level): there is no rate to lower it to
+            given = dict(given)
+            warn_given = given.get("warn")
+            level = isinstance(warn_given, (int, float)) and not isinstance(warn_given, bool)
+            given["alert"] = max(limit_alert, warn_given) if level else limit_alert  # type: ignore[type-var]
+            filled[limit] = given
         return filled
 
     def thresholds(self, check: CheckName) -> Thresholds | None:
@@ -179,6 +238,12 @@ class QualityDetector:
     ``duplicate_event_id`` events whose id was seen before in window    events with an ``event_id``
     =====================  ==========================================  ===============================
 
+    Two more checks are not rates: ``schema_change`` (one per window) counts feature
+    names that appeared and reference features missing from every event, compared with
+    the cohort's previous window (``WindowSummary.schema_before``) or else the
+    reference; ``cardinality_growth`` (categorical features) is distinct categories in
+    the window over distinct categories in the reference. See docs/detectors.md.
+
     The value is ``k / denominator`` in ``[0, 1]`` (0 for an empty denominator);
     severity is ``alert`` at ``value >= alert``, ``warn`` at ``value >= warn``.
     Below ``min_samples`` in the denominator the finding is ``ok`` with
@@ -227,6 +292,9 @@ class QualityDetector:
                 findings.append(self._finding(
                     check, thresholds, cohort, window, name, numbers, feature.n, baseline, evidence, skipped,
                 ))
+            growth = self.config.cardinality_growth
+            if growth is not None and isinstance(feature, CategoricalProfile):
+                findings.append(self._cardinality(growth, cohort, window, name, counts, feature))
         thresholds = self.config.thresholds("duplicate_event_id")
         if thresholds is not None:
             window_evidence: dict[str, Any] = {
@@ -247,7 +315,62 @@ class QualityDetector:
                 (summary.n_duplicate_event_id, summary.n_event_id), profile.n_rows, "config", window_evidence,
                 skipped,
             ))
+        if self.config.schema_change is not None:
+            findings.append(self._schema(self.config.schema_change, summary, profile, cohort, window))
         return findings
+
+    def _cardinality(
+        self, limits: Limits, cohort: Cohort, window: Window, name: str, counts: FeatureCounts,
+        feature: CategoricalProfile,
+    ) -> Finding:
+        """Distinct categories in the window over distinct categories in the reference."""
+        n_values = int(counts.counts.sum())
+        n_known = int(np.count_nonzero(counts.counts[:-1]))
+        n_distinct = n_known + len(counts.unseen)
+        value = n_distinct / feature.n_categories
+        skipped = None
+        if n_values < self.config.min_samples:
+            skipped = f"{n_values} values to check in the window; min_samples is {self.config.min_samples}"
+        evidence: dict[str, Any] = {
+            "check": "cardinality_growth", "n_distinct": n_distinct, "n_distinct_reference": feature.n_categories,
+            "n_reference_categories_seen": n_known, "n_unseen_distinct": len(counts.unseen),
+            "unseen_capped": counts.unseen_capped, "examples": sorted(counts.unseen)[:5],
+        }
+        if counts.unseen_capped:
+            evidence["note"] = (
+                f"more than {MAX_UNSEEN_DISTINCT} distinct unseen values: the count is a lower bound"
+            )
+        severity = Severity.OK if skipped is not None else Severity.of(value, limits.warn_level, limits.alert)
+        return Finding(
+            detector=f"{self.name}.cardinality_growth", cohort=cohort, window=window, feature=name,
+            value=value, severity=severity, warn=limits.warn_level, alert=limits.alert,
+            n_current=n_values, n_reference=feature.n, baseline="reference", evidence=evidence, skipped=skipped,
+        )
+
+    def _schema(
+        self, limits: Limits, summary: WindowSummary, profile: ReferenceProfile, cohort: Cohort, window: Window,
+    ) -> Finding:
+        """Fields that appeared or vanished since the cohort's previous window (or the reference)."""
+        before = summary.schema_before
+        compared = "previous_window" if before is not None else "reference"
+        before = before if before is not None else Schema()
+        current = schema_of(summary)
+        unknown, vanished = current.unknown, current.vanished
+        new_fields = sorted(unknown - before.unknown)
+        new_vanished = sorted(vanished - before.vanished)
+        value = float(len(new_fields) + len(new_vanished))
+        evidence: dict[str, Any] = {
+            "check": "schema_change", "new_fields": new_fields, "vanished_fields": new_vanished,
+            "unknown_fields": sorted(unknown), "missing_fields": sorted(vanished),
+            "returned_fields": sorted(before.vanished - vanished), "gone_unknown_fields": sorted(before.unknown - unknown),
+            "unknown_fields_capped": summary.unknown_fields_capped, "max_unknown_fields": MAX_UNKNOWN_FIELDS,
+        }
+        return Finding(
+            detector=f"{self.name}.schema_change", cohort=cohort, window=window, feature=None, value=value,
+            severity=Severity.of(value, limits.warn_level, limits.alert), warn=limits.warn_level,
+            alert=limits.alert, n_current=summary.n_events, n_reference=profile.n_rows, baseline=compared,
+            evidence=evidence,
+        )
 
     @staticmethod
     def _feature_evidence(

@@ -1,5 +1,8 @@
 """Detectors by YAML name: ``psi:`` builds :class:`detectors.psi.PsiDetector`, ``quality:``
-:class:`detectors.quality.QualityDetector`."""
+:class:`detectors.quality.QualityDetector`, ``score:`` :class:`detectors.score.ScoreDetector`,
+``skew:`` :class:`detectors.skew.SkewDetector`, ``embedding:``
+:class:`detectors.embedding.EmbeddingDetector` (bound to its reference embeddings by the
+flow at start: ``EmbeddingDetector.bind``)."""
 
 from __future__ import annotations
 
@@ -8,12 +11,18 @@ from typing import Callable
 from pydantic import BaseModel
 
 from detectors.base import Detector
+from detectors.embedding import EmbeddingConfig, EmbeddingDetector
 from detectors.psi import PsiConfig, PsiDetector
 from detectors.quality import QualityConfig, QualityDetector
+from detectors.score import ScoreConfig, ScoreDetector
+from detectors.skew import SkewConfig, SkewDetector
 
 REGISTRY: dict[str, tuple[type[BaseModel], Callable[[BaseModel], Detector]]] = {
     "psi": (PsiConfig, lambda config: PsiDetector(config)),  # type: ignore[arg-type]
     "quality": (QualityConfig, lambda config: QualityDetector(config)),  # type: ignore[arg-type]
+    "score": (ScoreConfig, lambda config: ScoreDetector(config)),  # type: ignore[arg-type]
+    "skew": (SkewConfig, lambda config: SkewDetector(config)),  # type: ignore[arg-type]
+    "embedding": (EmbeddingConfig, lambda config: EmbeddingDetector(config)),  # type: ignore[arg-type]
 }
 
 

@@ -142,9 +142,7 @@ def bins_fingerprint(profile: FeatureProfile) -> str:
 
 
 def _half_life_periods(config: BaselineConfig) -> float | None:
-    # ``half_life`` (a Duration, default None = no decay) is read defensively until the
-    # field exists in BaselineConfig; afterwards this is ``config.half_life``.
-    half_life = getattr(config, "half_life", None)
+    half_life = config.half_life
     if half_life is None:
         return None
     if not isinstance(half_life, timedelta) or half_life <= timedelta(0):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -101,7 +102,7 @@ def validate(config: str) -> None:
               show_default=True, help="Folder for the demo's config, data, baselines and tickets.")
 def demo(as_json: bool, workdir: str) -> None:
     """Run the main job on the embedded default: bundled events, no Kafka."""
-    from connectors.files import write_jsonl, write_parquet
+    from connectors.files import write_jsonl
     from drift import demo as bundle
     from flows.runner import run_file
 
@@ -114,7 +115,7 @@ def demo(as_json: bool, workdir: str) -> None:
             target.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "drift.yaml").write_text(bundle.config_text(), encoding="utf-8")
-    write_parquet(folder / "reference.parquet", bundle.reference_columns())
+    bundle.write_references(folder)
     data = bundle.events()
     write_jsonl(folder / "events.jsonl", data.lines)
     config = _load(str(folder / "drift.yaml"))
@@ -150,46 +151,137 @@ def replay(config_path: str, events: str, as_json: bool, all_findings: bool) -> 
         _print_result(document)
 
 
+def _positive_duration(option: str, text: str) -> timedelta:
+    from drift.duration import parse_duration
+
+    try:
+        duration = parse_duration(text)
+    except ValueError as exc:
+        _fail(f"{option} {exc}", EXIT_CONFIG)
+    if duration <= timedelta(0):
+        _fail(f"{option} must be positive; got {text!r}", EXIT_CONFIG)
+    return duration
+
+
+def _run_local_cluster(config: Config, options: dict[str, Any]) -> None:
+    """``drift run --processes P`` without addresses: P processes on this host, supervised."""
+    from flows.cluster import combine_summaries, run_local_cluster
+    from flows.runner import load_profiles, prepare_recovery_dir
+
+    # Build and store missing reference profiles once, before the members
+    # start, so they do not all build (and write) the same files at once.
+    try:
+        load_profiles(config, log=lambda text: click.echo(text, err=True))
+    except DriftError as exc:
+        _fail(str(exc))
+    processes: int = options["processes"]
+    workers: int = options["workers"]
+    args = ["--config", options["config_path"], "--workers", str(workers),
+            "--snapshot-interval", options["snapshot_interval_text"]]
+    if options["recovery_dir"]:
+        # One folder for the whole host: created here, before any member opens it.
+        partitions = options["recovery_partitions"] or workers * processes
+        prepare_recovery_dir(Path(options["recovery_dir"]), partitions)
+        args += ["--recovery-dir", options["recovery_dir"]]
+    if options["until_end"]:
+        args += ["--until-end"]
+    port = options["metrics_port"] if options["metrics_port"] is not None else config.metrics.port
+    result = run_local_cluster(
+        args, processes, metrics_port=port, until_end=options["until_end"], json_summary=options["until_end"],
+    )
+    if result.returncode != 0:
+        _fail(result.message or "the cluster failed")
+    if result.stopped:
+        click.echo("drift: stopped", err=True)
+    elif options["until_end"]:
+        document = combine_summaries(result.summaries)
+        if options["as_json"]:
+            _print_json(document)
+        else:
+            _print_result(document)
+
+
 @main.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
               help="Worker threads per process.")
 @click.option("--processes", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Processes in the cluster (with --addresses and --process-id).")
-@click.option("--process-id", type=click.IntRange(min=0), default=None)
-@click.option("--addresses", default=None, help="host:port of every process, separated by ';'.")
+              help="Processes in the cluster. Without --addresses, all of them are started on this host.")
+@click.option("--process-id", type=click.IntRange(min=0), default=None,
+              help="This process's index in --addresses (one process of a multi-host cluster).")
+@click.option("--addresses", default=None, help="host:port of every process of the cluster, separated by ';'.")
 @click.option("--recovery-dir", type=click.Path(file_okay=False), default=None,
-              help="Bytewax recovery database folder (see docs/operations.md).")
+              help="Snapshot state and offsets here and resume from them; created when missing.")
+@click.option("--recovery-partitions", type=click.IntRange(min=1), default=None,
+              help="Recovery partitions to create in a new --recovery-dir  [default: workers x processes]")
+@click.option("--snapshot-interval", "snapshot_interval_text", default="10s", show_default=True,
+              help="Epoch length: how often state is snapshotted (and how much is read again after a crash).")
+@click.option("--metrics-port", type=click.IntRange(min=0, max=65535), default=None,
+              help="Serve /metrics, /healthz and /readyz on this port instead of metrics.port (0: none).")
 @click.option("--until-end", is_flag=True,
               help="Stop at the end of every partition instead of waiting for new events.")
 @click.option("--json", "as_json", is_flag=True, help="With --until-end: print the run summary as JSON.")
+@click.option("--summary-file", type=click.Path(dir_okay=False), default=None, hidden=True,
+              help="With --until-end: write the JSON summary to this file (used by a local cluster's parent).")
 def run(config_path: str, workers: int, processes: int, process_id: int | None, addresses: str | None,
-        recovery_dir: str | None, until_end: bool, as_json: bool) -> None:
-    """Run the stream job against Kafka."""
-    from drift.metrics import serve
-    from flows.runner import run_kafka
+        recovery_dir: str | None, recovery_partitions: int | None, snapshot_interval_text: str,
+        metrics_port: int | None, until_end: bool, as_json: bool, summary_file: str | None) -> None:
+    """Run the stream job against Kafka (SIGTERM stops it cleanly; see docs/operations.md)."""
+    from drift.health import Health, serve
+    from flows.runner import prepare_recovery_dir, run_kafka
 
+    snapshot_interval = _positive_duration("--snapshot-interval", snapshot_interval_text)
+    address_list = [a.strip() for a in addresses.split(";") if a.strip()] if addresses else None
+    if address_list is not None:
+        if len(address_list) != processes:
+            _fail(f"--addresses lists {len(address_list)} process(es) but --processes is {processes}", EXIT_CONFIG)
+        if process_id is None:
+            _fail("--addresses needs --process-id (this process's index in the list)", EXIT_CONFIG)
+    if process_id is not None and process_id >= processes:
+        _fail(f"--process-id must be below --processes ({processes}); got {process_id}", EXIT_CONFIG)
+    if process_id is not None and address_list is None and processes > 1:
+        _fail("--process-id needs --addresses with one host:port per process", EXIT_CONFIG)
+
+    health = Health()
     config = _load(config_path)
-    if config.metrics.port:
+    health.passed("config")
+    if processes > 1 and address_list is None:
+        _run_local_cluster(config, {
+            "config_path": config_path, "workers": workers, "processes": processes,
+            "recovery_dir": recovery_dir, "recovery_partitions": recovery_partitions,
+            "snapshot_interval_text": snapshot_interval_text, "metrics_port": metrics_port,
+            "until_end": until_end, "as_json": as_json,
+        })
+        return
+
+    port = metrics_port if metrics_port is not None else config.metrics.port
+    if port:
         try:
-            port = serve(config.metrics.host, config.metrics.port)
+            server = serve(config.metrics.host, port, health)
         except OSError as exc:
-            _fail(f"cannot serve metrics on {config.metrics.host}:{config.metrics.port}: {exc}")
-        click.echo(f"metrics on http://{config.metrics.host}:{port}/metrics", err=True)
-    address_list = addresses.split(";") if addresses else None
-    if processes > 1 and (address_list is None or len(address_list) != processes):
-        _fail("--processes N needs --addresses with N host:port entries and --process-id", EXIT_CONFIG)
+            _fail(f"cannot serve metrics on {config.metrics.host}:{port}: {exc}")
+        click.echo(f"metrics on http://{config.metrics.host}:{server.server_port}/metrics "
+                   "(/healthz, /readyz)", err=True)
+    recovery = Path(recovery_dir) if recovery_dir else None
     try:
+        if recovery is not None and recovery_partitions is not None:
+            prepare_recovery_dir(recovery, recovery_partitions,
+                                 process_id=process_id if processes > 1 else None, processes=processes)
         result = run_kafka(
             config, workers=workers, processes=processes, process_id=process_id,
-            addresses=address_list, recovery_dir=Path(recovery_dir) if recovery_dir else None,
-            until_end=until_end,
+            addresses=address_list, recovery_dir=recovery, until_end=until_end,
+            snapshot_interval=snapshot_interval, health=health,
         )
     except (DriftError, ValueError) as exc:
         _fail(str(exc))
-    if until_end:
+    if result.stopped:
+        click.echo("drift: stopped; a restart with the same --recovery-dir resumes from the last snapshot"
+                   if recovery is not None else "drift: stopped", err=True)
+    if until_end and not result.stopped:
         document = result.to_dict()
-        if as_json:
+        if summary_file is not None:
+            Path(summary_file).write_bytes(orjson.dumps(document))
+        elif as_json:
             _print_json(document)
         else:
             _print_result(document)
@@ -205,10 +297,14 @@ def baseline() -> None:
 @click.option("--model", "model_name", required=True)
 @click.option("--reference", required=True, type=click.Path(dir_okay=False),
               help="Parquet file of training data, one column per feature.")
-def baseline_build(config_path: str, model_name: str, reference: str) -> None:
-    """Profile a model's training data and store its reference bins."""
+@click.option("--history", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="JSONL or Parquet file of past inference events: also build the seasonal baselines.")
+def baseline_build(config_path: str, model_name: str, reference: str, history: str | None) -> None:
+    """Profile a model's training data and store its reference bins (and seasonal baselines)."""
+    from drift.baselines import save_seasonal
     from drift.reference import save_reference
-    from flows.runner import build_model_reference
+    from flows.history import seasonal_from_file
+    from flows.runner import build_model_embeddings, build_model_reference
 
     config = _load(config_path)
     try:
@@ -217,12 +313,30 @@ def baseline_build(config_path: str, model_name: str, reference: str) -> None:
         _fail(f"model {model_name!r} is not in {config_path}; models: {[m.name for m in config.models]}", EXIT_CONFIG)
     try:
         profile = build_model_reference(config, model, Path(reference))
+        embeddings = build_model_embeddings(config, model, Path(reference))
     except DriftError as exc:
         _fail(str(exc))
     path = save_reference(profile, config.resolve(config.baselines.dir))
     click.echo(f"baseline of {model_name!r} from {profile.n_rows} rows written to {path}")
     for name, feature in profile.features.items():
         click.echo(f"  {name}: {feature.n_bins} bins, {feature.n} values")
+    for name, rows in embeddings.items():
+        click.echo(f"  {name}: {rows.shape[0]} reference embeddings of dim {rows.shape[1]}")
+    if history is None:
+        return
+    if model.baseline.seasonality == "none":
+        _fail(f"--history builds seasonal baselines, but model {model_name!r} has baseline.seasonality: none",
+              EXIT_CONFIG)
+    try:
+        baselines, stats, n_unusable = seasonal_from_file(config, model, profile, Path(history))
+    except (DriftError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    seasonal = save_seasonal(baselines, config.resolve(config.baselines.dir), model_name)
+    click.echo(
+        f"seasonal baselines ({model.baseline.seasonality}) of {len(baselines)} cohort(s) from "
+        f"{stats.n_events} events in {stats.n_windows} windows ({stats.n_unhealthy} unhealthy, "
+        f"{stats.n_late} late, {n_unusable} unusable lines) written to {seasonal}"
+    )
 
 
 @main.group()
@@ -231,13 +345,13 @@ def tickets() -> None:
 
 
 def _store(config_path: str) -> Any:
-    from drift.tickets import TicketStore
+    from connectors.ticket_store import open_store
 
     config = _load(config_path)
-    path = config.ticket_store_path()
-    if path is None:
-        _fail("only sqlite:/// ticket stores are supported by this version")
-    return TicketStore.open(path)
+    try:
+        return open_store(config)
+    except DriftError as exc:
+        _fail(str(exc))
 
 
 @tickets.command("list")
@@ -268,13 +382,163 @@ def tickets_list(config_path: str, status: str | None, as_json: bool) -> None:
 @click.argument("ticket_id")
 @click.option("--config", "config_path", default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
 def tickets_show(ticket_id: str, config_path: str) -> None:
-    """One ticket, whole, as JSON."""
+    """One ticket, whole, as JSON: with its context (traffic, ranked findings,
+    impact, countermeasures, reviews) and its audit history."""
     with _store(config_path) as store:
         try:
             ticket = store.get(ticket_id)
+            context = store.context(ticket_id)
+            history = [entry.to_dict() for entry in store.audit_log(ticket_id)]
         except DriftError as exc:
             _fail(str(exc))
-    _print_json(ticket.to_dict())
+    _print_json({**ticket.to_dict(), "context": context, "history": history})
+
+
+@tickets.command("move")
+@click.argument("ticket_id")
+@click.argument("status", type=click.Choice(["in_progress", "resolved"]))
+@click.option("--by", "actor", required=True, help="Who moves the ticket (recorded in the audit log).")
+@click.option("--comment", default=None)
+@click.option("--config", "config_path", default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
+def tickets_move(ticket_id: str, status: str, actor: str, comment: str | None, config_path: str) -> None:
+    """Move a ticket to in_progress or resolved (review moves go through `drift review`)."""
+    with _store(config_path) as store:
+        try:
+            ticket = store.set_status(ticket_id, status, actor=actor, comment=comment)
+        except DriftError as exc:
+            _fail(str(exc))
+    click.echo(f"{ticket.id}: {ticket.status.value}")
+
+
+# ---------------------------------------------------------------- review (drift/review.py)
+
+
+@main.group()
+def review() -> None:
+    """The review queue of high-impact tickets: list, request, approve, reject, publish."""
+
+
+def _publish(config: Config, store: Any) -> None:
+    from connectors.outbox import kafka_sender
+    from drift.review import publish_outbox
+
+    topic = config.kafka.retrain_topic
+    result = publish_outbox(store, kafka_sender(config.kafka, topic), f"kafka:{topic}")
+    for key in result.published:
+        click.echo(f"retraining request {key} published to {topic}")
+    if result.pending:
+        click.echo(f"{len(result.pending)} retraining request(s) kept in the store's outbox "
+                   f"({result.error}); 'drift review publish' sends them later", err=True)
+
+
+@review.command("list")
+@click.option("--config", "config_path", default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def review_list(config_path: str, as_json: bool) -> None:
+    """Tickets waiting for review, oldest first."""
+    from drift.review import pending_reviews
+
+    with _store(config_path) as store:
+        queue = pending_reviews(store)
+    if as_json:
+        _print_json([p.to_dict() for p in queue])
+        return
+    click.echo(_table(
+        [[p.ticket.id, p.ticket.cohort_key, p.ticket.detector, p.ticket.feature or "-",
+          f"{p.ticket.worst_value:.3f}", p.ticket.requester or "-",
+          f"{len(p.approved_by)}/{p.ticket.approvals_required}", ", ".join(p.approved_by) or "-"]
+         for p in queue],
+        ["ticket", "cohort", "detector", "feature", "worst", "requester", "approvals", "approved by"],
+    ) if queue else "no tickets waiting for review")
+
+
+@review.command("request")
+@click.argument("ticket_id")
+@click.option("--requester", required=True, help="Who asks for the review; they cannot approve it.")
+@click.option("--approvals", type=click.IntRange(min=1), default=None,
+              help="Distinct approvers needed  [default: the ticket's]")
+@click.option("--config", "config_path", default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
+def review_request(ticket_id: str, requester: str, approvals: int | None, config_path: str) -> None:
+    """Send an open (or rejected) ticket to review."""
+    with _store(config_path) as store:
+        try:
+            ticket = store.request_review(ticket_id, requester, approvals)
+        except DriftError as exc:
+            _fail(str(exc))
+    click.echo(f"{ticket.id}: pending_review, requested by {ticket.requester}, "
+               f"{ticket.approvals_required} approval(s) needed")
+
+
+@review.command("approve")
+@click.argument("ticket_id")
+@click.option("--reviewer", required=True, help="Who approves (never the requester).")
+@click.option("--comment", default=None)
+@click.option("--config", "config_path", default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
+def review_approve(ticket_id: str, reviewer: str, comment: str | None, config_path: str) -> None:
+    """Approve a ticket; the last approval needed emits its retraining request."""
+    config = _load(config_path)
+    with _store(config_path) as store:
+        try:
+            ticket, request = store.approve(ticket_id, reviewer, comment)
+        except DriftError as exc:
+            _fail(str(exc))
+        if request is None:
+            approved = [r.reviewer for r in store.reviews(ticket_id)
+                        if r.round == ticket.review_round and r.verdict == "approve"]
+            click.echo(f"{ticket.id}: approved by {', '.join(approved)}; "
+                       f"{ticket.approvals_required - len(approved)} more approval(s) needed")
+            return
+        click.echo(f"{ticket.id}: approved; retraining request {request.key} written to the outbox")
+        _publish(config, store)
+
+
+@review.command("reject")
+@click.argument("ticket_id")
+@click.option("--reviewer", required=True)
+@click.option("--comment", required=True, help="Why the ticket is rejected.")
+@click.option("--config", "config_path", default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
+def review_reject(ticket_id: str, reviewer: str, comment: str, config_path: str) -> None:
+    """Reject a ticket under review."""
+    with _store(config_path) as store:
+        try:
+            ticket = store.reject(ticket_id, reviewer, comment)
+        except DriftError as exc:
+            _fail(str(exc))
+    click.echo(f"{ticket.id}: rejected by {reviewer}")
+
+
+@review.command("publish")
+@click.option("--config", "config_path", default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
+def review_publish(config_path: str) -> None:
+    """Send the retraining requests still in the outbox to kafka.retrain_topic."""
+    config = _load(config_path)
+    with _store(config_path) as store:
+        if not store.retrain_requests(pending_only=True):
+            click.echo("no retraining requests waiting")
+            return
+        _publish(config, store)
+
+
+@main.group()
+def audit() -> None:
+    """The hash-chained audit log of every ticket and review action."""
+
+
+@audit.command("verify")
+@click.option("--config", "config_path", default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def audit_verify(config_path: str, as_json: bool) -> None:
+    """Check the audit log; exit 1 naming the first edited or deleted entry."""
+    with _store(config_path) as store:
+        report = store.verify_audit()
+    if as_json:
+        _print_json(report.to_dict())
+    elif report.ok:
+        click.echo(f"audit log intact: {report.n_entries} entries")
+    if not report.ok:
+        if not as_json:
+            click.echo(f"drift: audit log tampered: {report.problem}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -33,10 +33,15 @@ from pydantic import (
     model_validator,
 )
 
+from detectors.embedding import EmbeddingConfig
 from detectors.psi import PsiConfig
 from detectors.quality import QualityConfig
+from detectors.score import ScoreConfig
+from detectors.skew import SkewConfig
 from drift.duration import format_duration, parse_duration
 from drift.errors import ConfigError
+from drift.reference import PredictionColumn
+from drift.summary import EmbeddingSampling
 
 
 def _to_timedelta(value: object) -> object:
@@ -164,7 +169,23 @@ class BaselineConfig(Strict):
 
     seasonality: Literal["none", "hour_of_day", "day_of_week", "hour_of_week"] = "none"
     history: Duration = timedelta(weeks=4)
+    """How far back the same slot is pooled: ``4w`` with ``hour_of_week`` is 4 periods."""
     min_samples: int = Field(default=500, ge=1)
+    """Below this many values in a slot's history the training reference is used instead."""
+    half_life: Duration | None = None
+    """Exponential decay of older periods (None: all periods weigh the same)."""
+
+    @model_validator(mode="after")
+    def _history_covers_a_period(self) -> BaselineConfig:
+        period = timedelta(days=1) if self.seasonality in ("none", "hour_of_day") else timedelta(weeks=1)
+        if self.seasonality != "none" and self.history < period:
+            raise ValueError(
+                f"history must cover at least one {'day' if period.days == 1 else 'week'} "
+                f"for seasonality {self.seasonality}; got {format_duration(self.history)!r}"
+            )
+        if self.half_life is not None and self.half_life <= timedelta(0):
+            raise ValueError(f"half_life must be a positive duration; got {format_duration(self.half_life)!r}")
+        return self
 
 
 class ImpactConfig(Strict):
@@ -180,6 +201,13 @@ class PolicyConfig(Strict):
 
     consecutive_windows: int = Field(default=1, ge=1)
     cooldown: Duration = timedelta(hours=1)
+    """Quiet period after a ticket is resolved (event time) before it may reopen."""
+    clear_ratio: float = Field(default=1.0, gt=0, le=1)
+    """Hysteresis: an active problem clears below ``clear_ratio`` x its alert threshold."""
+    clear_windows: int = Field(default=1, ge=1)
+    """Hysteresis: windows in a row below the clear level before a problem clears."""
+    min_samples: int = Field(default=0, ge=0)
+    """Findings measured on fewer values (``n_current``) count as skipped."""
 
 
 def _detector_name(value: object) -> str | None:
@@ -200,11 +228,26 @@ class QualityEntry(Strict):
     quality: QualityConfig
 
 
-DETECTOR_NAMES = ("psi", "quality")
+class ScoreEntry(Strict):
+    score: ScoreConfig
+
+
+class SkewEntry(Strict):
+    skew: SkewConfig
+
+
+class EmbeddingEntry(Strict):
+    embedding: EmbeddingConfig
+
+
+DETECTOR_NAMES = ("psi", "quality", "score", "skew", "embedding")
 """Detector names valid under ``detectors:``, as keys of one-entry mappings."""
 
 DetectorEntry = Annotated[
-    Union[Annotated[PsiEntry, Tag("psi")], Annotated[QualityEntry, Tag("quality")]],
+    Union[
+        Annotated[PsiEntry, Tag("psi")], Annotated[QualityEntry, Tag("quality")], Annotated[ScoreEntry, Tag("score")],
+        Annotated[SkewEntry, Tag("skew")], Annotated[EmbeddingEntry, Tag("embedding")],
+    ],
     Discriminator(
         _detector_name,
         custom_error_type="unknown_detector",
@@ -258,6 +301,30 @@ class ModelConfig(Strict):
                         f"{name}.features names features not declared under features: "
                         f"{unknown}; declared: {sorted(self.features)}"
                     )
+            if isinstance(settings, SkewConfig):
+                named = [*settings.thresholds, *(settings.values.features if settings.values is not None
+                                                 and isinstance(settings.values.features, list) else [])]
+                unknown = sorted({f for f in named if f not in self.features})
+                if unknown:
+                    raise ValueError(
+                        f"skew.thresholds/values.features name features not declared under features: "
+                        f"{unknown}; declared: {sorted(self.features)}"
+                    )
+        return self
+
+    @model_validator(mode="after")
+    def _one_embedding_field(self) -> ModelConfig:
+        # Events carry one embedding per model: every embedding detector reads it.
+        specs = [(i, s) for i, (_, s) in enumerate(self.detector_configs()) if isinstance(s, EmbeddingConfig)]
+        if specs:
+            first = specs[0][1]
+            for i, settings in specs[1:]:
+                if (settings.field, settings.dim) != (first.field, first.dim):
+                    raise ValueError(
+                        f"embedding detectors of one model must share field and dim; detectors[{specs[0][0]}] has "
+                        f"field={first.field!r}, dim={first.dim}, detectors[{i}] has "
+                        f"field={settings.field!r}, dim={settings.dim}"
+                    )
         return self
 
     def detector_configs(self) -> list[tuple[str, BaseModel]]:
@@ -267,6 +334,16 @@ class ModelConfig(Strict):
             name = next(iter(type(entry).model_fields))
             out.append((name, getattr(entry, name)))
         return out
+
+    def embedding_sampling(self) -> EmbeddingSampling | None:
+        """How windows sample embeddings: one field and dim, the largest ``sample``; None without
+        an ``embedding`` detector."""
+        specs = [s for _, s in self.detector_configs() if isinstance(s, EmbeddingConfig)]
+        if not specs:
+            return None
+        return EmbeddingSampling(
+            field=specs[0].field, dim=specs[0].dim, capacity=max(s.sample for s in specs), seed=specs[0].seed,
+        )
 
     def feature_bounds(self) -> dict[str, tuple[float | None, float | None]]:
         """(low, high) of each numeric feature that sets ``range`` or ``min``/``max``."""
@@ -282,11 +359,27 @@ class ModelConfig(Strict):
             for _, settings in self.detector_configs()
         )
 
+    def prediction_columns(self) -> dict[str, PredictionColumn]:
+        """Prediction fields that ``score`` detectors compare with reference columns, by path.
+
+        When two detectors monitor one field, the first names the column and the
+        largest ``bins`` wins.
+        """
+        columns: dict[str, PredictionColumn] = {}
+        for _, settings in self.detector_configs():
+            if isinstance(settings, ScoreConfig):
+                for path, spec in settings.reference_columns().items():
+                    known = columns.get(path)
+                    if known is not None:
+                        spec = PredictionColumn(known.column, known.type, max(known.bins, spec.bins))
+                    columns[path] = spec
+        return columns
+
     def psi_bins(self) -> dict[str, int]:
-        """Bins per feature for the reference profile: the largest any PSI detector asks for."""
+        """Bins per feature for the reference profile: the largest any PSI or skew detector asks for."""
         bins: dict[str, int] = {}
         for name, settings in self.detector_configs():
-            if isinstance(settings, PsiConfig):
+            if isinstance(settings, (PsiConfig, SkewConfig)):
                 names = list(self.features) if settings.features == "*" else settings.features
                 for feature in names:
                     bins[feature] = max(bins.get(feature, 0), settings.bins)
@@ -310,11 +403,33 @@ class RoutingRule(Strict):
     approvals: int = Field(default=1, ge=1)
 
 
+class WebhookConfig(Strict):
+    """A JSON POST of every ticket event (``connectors/webhook.py``)."""
+
+    url: str = Field(pattern=r"^https?://")
+    token: SecretStr | None = None
+    """Bearer token; give it as ``${VAR}`` so it comes from the environment."""
+    spool_dir: str = "drift-webhook-spool"
+    """Events wait here until the receiver accepts them (relative to the config file)."""
+    timeout: Duration = timedelta(seconds=10)
+    max_attempts: int = Field(default=5, ge=1)
+    backoff: Duration = timedelta(seconds=1)
+    """First retry delay; it doubles on each attempt."""
+
+
 class TicketsConfig(Strict):
     """The ticket store and where ticket events go."""
 
     store: str = "sqlite:///./drift-tickets.db"
-    sinks: list[Literal["kafka"]] = Field(default_factory=lambda: ["kafka"])  # type: ignore[arg-type]
+    sinks: list[Literal["kafka", "webhook"]] = Field(default_factory=lambda: ["kafka"])  # type: ignore[arg-type]
+
+    webhook: WebhookConfig | None = None
+
+    @model_validator(mode="after")
+    def _webhook_configured(self) -> TicketsConfig:
+        if "webhook" in self.sinks and self.webhook is None:
+            raise ValueError("sinks lists webhook but tickets.webhook (url, token, ...) is not given")
+        return self
 
     @field_validator("store")
     @classmethod
@@ -323,6 +438,15 @@ class TicketsConfig(Strict):
             raise ValueError(
                 f"must be a URL 'sqlite:///PATH' or 'postgresql://...'; got {value!r}"
             )
+        if value.startswith("postgresql://"):
+            # The password comes from the environment (PGPASSWORD or a
+            # PGPASSFILE), never from the file, where it would be logged.
+            netloc = value[len("postgresql://"):].split("/", 1)[0]
+            if "@" in netloc and ":" in netloc.rsplit("@", 1)[0]:
+                raise ValueError(
+                    "must not contain a password; got a URL with 'user:password@' "
+                    "(give the password in the PGPASSWORD environment variable)"
+                )
         return value
 
 
@@ -362,6 +486,15 @@ class Config(Strict):
         if duplicates:
             raise ValueError(f"model names must be unique; repeated: {duplicates}")
         return value
+
+    def embedding_fields(self) -> dict[str, tuple[str, int]]:
+        """``model -> (field, dim)`` of every model with an ``embedding`` detector (for the decoder)."""
+        out = {}
+        for model in self.models:
+            sampling = model.embedding_sampling()
+            if sampling is not None:
+                out[model.name] = (sampling.field, sampling.dim)
+        return out
 
     def model(self, name: str) -> ModelConfig:
         for model in self.models:

@@ -29,3 +29,11 @@ class BaselineError(DriftError):
 
 class TicketStoreError(DriftError):
     """The ticket store cannot be opened or written."""
+
+
+class TransitionError(TicketStoreError):
+    """A ticket cannot move from its status to the one asked for."""
+
+
+class ReviewError(TicketStoreError):
+    """A review action breaks a review rule (requester approving, approving twice, ...)."""

@@ -7,12 +7,16 @@ source position and a machine-readable :class:`DlqReason`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any, Callable, Mapping, Union
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 
 FeatureValue = Union[float, int, str, bool, None]
@@ -33,6 +37,13 @@ _EPOCH_MS_MIN = 0
 _EPOCH_MS_MAX = 253402300799999  # 9999-12-31T23:59:59.999Z
 
 
+EVENT_FIELDS = (
+    "event_id", "ts", "model", "model_version", "tenant", "region", "route", "segment",
+    "entity_id", "features", "prediction",
+)
+"""Top-level event keys with a meaning of their own (an embedding field must be another key)."""
+
+
 class DlqReason(StrEnum):
     """Why an event could not be used. Doubles as the ``reason`` metric label."""
 
@@ -49,6 +60,10 @@ class DlqReason(StrEnum):
     UNKNOWN_MODEL = "unknown_model"
     LATE = "late"
     KAFKA_ERROR = "kafka_error"
+    BAD_EMBEDDING = "bad_embedding"
+    """An embedding object with an unknown ``dtype``, other keys, or ``b64`` that is not base64."""
+    WRONG_DIMENSION = "wrong_dimension"
+    """An embedding whose length is not the ``dim`` configured for the event's model."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +130,8 @@ class InferenceEvent:
     features: Mapping[str, FeatureValue]
     prediction: Mapping[str, Any] | None
     embedding: Any
+    """For a model with an ``embedding`` detector: the decoded vector, ``(dim,)`` float32
+    (None when the event carried none). For other models: the JSON value as sent."""
     raw: RawMessage = field(repr=False, compare=False)
     """The message it came from, so a late event can still go to the DLQ whole."""
 
@@ -227,6 +244,76 @@ def _segment(obj: Mapping[str, Any]) -> dict[str, str]:
     return segment
 
 
+EMBEDDING_DTYPES = ("float32",)
+"""``dtype`` values accepted in ``{"dtype": ..., "b64": ...}`` embeddings (little-endian)."""
+
+
+def decode_embedding(value: object, dim: int, name: str = "embedding") -> npt.NDArray[np.float32] | None:
+    """An embedding as sent in an event, as a ``(dim,)`` float32 vector; None when absent.
+
+    Accepted forms: a JSON list of ``dim`` numbers, or ``{"dtype": "float32", "b64": "..."}``
+    holding ``4 × dim`` bytes of little-endian float32. Raises ``_Reject`` (the decoder
+    turns it into a dead letter) with reason ``wrong_type`` (neither form, or a list item
+    that is not a number), ``bad_embedding`` (another dtype or key, invalid base64),
+    ``wrong_dimension`` (a length other than ``dim``) or ``non_finite`` (NaN, infinity,
+    or a number too large for float32).
+
+    >>> decode_embedding([1, 0.5], 2).tolist()
+    [1.0, 0.5]
+    >>> decode_embedding({"dtype": "float32", "b64": "AACAPwAAAD8="}, 2).tolist()
+    [1.0, 0.5]
+    """
+    if value is None:
+        return None
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            if type(item) is not float and type(item) is not int:
+                raise _Reject(DlqReason.WRONG_TYPE, f"{name}[{i}] must be a number; got {type(item).__name__}")
+        if len(value) != dim:
+            raise _Reject(DlqReason.WRONG_DIMENSION, f"{name} must have {dim} numbers; got {len(value)}")
+        try:
+            vector = np.asarray(value, dtype=np.float64)
+        except OverflowError:  # an integer beyond float64
+            raise _Reject(DlqReason.NON_FINITE, f"{name} holds a number too large for float32") from None
+        with np.errstate(over="ignore"):
+            out = vector.astype(np.float32)
+    elif isinstance(value, dict):
+        if set(value) != {"dtype", "b64"}:
+            raise _Reject(
+                DlqReason.BAD_EMBEDDING,
+                f"{name} object must have exactly the keys dtype and b64; got {sorted(map(str, value))[:8]}",
+            )
+        dtype, text = value["dtype"], value["b64"]
+        if dtype not in EMBEDDING_DTYPES:
+            raise _Reject(
+                DlqReason.BAD_EMBEDDING,
+                f"{name}.dtype must be one of {', '.join(EMBEDDING_DTYPES)}; got {str(dtype)[:32]!r}",
+            )
+        if not isinstance(text, str):
+            raise _Reject(DlqReason.BAD_EMBEDDING, f"{name}.b64 must be a base64 string; got {type(text).__name__}")
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise _Reject(DlqReason.BAD_EMBEDDING, f"{name}.b64 is not valid base64: {exc}") from None
+        if len(data) != 4 * dim:
+            raise _Reject(
+                DlqReason.WRONG_DIMENSION,
+                f"{name}.b64 must decode to {4 * dim} bytes ({dim} float32); got {len(data)} bytes",
+            )
+        # Little-endian on the wire, native (and writable, so it pickles small) in memory.
+        out = np.frombuffer(data, dtype="<f4").astype(np.float32)
+    else:
+        raise _Reject(
+            DlqReason.WRONG_TYPE,
+            f"{name} must be a list of numbers or an object {{dtype, b64}}; got {type(value).__name__}",
+        )
+    finite = np.isfinite(out)
+    if not finite.all():
+        first = int(np.argmin(finite))
+        raise _Reject(DlqReason.NON_FINITE, f"{name}[{first}] is not finite as float32; got {float(out[first])!r}")
+    return out
+
+
 @dataclass(frozen=True)
 class Decoder:
     """Turns :class:`RawMessage` into :class:`InferenceEvent` or :class:`DeadLetter`.
@@ -241,12 +328,19 @@ class Decoder:
         Wall clock, injected so tests control it.
     step_id:
         Named in every dead letter.
+    embeddings:
+        ``model -> (field, dim)`` for models with an ``embedding`` detector: the event's
+        ``field`` is decoded with :func:`decode_embedding` into ``InferenceEvent.embedding``
+        and its length checked against ``dim``. An event without the field (or with
+        ``null``) is kept, for its features, with ``embedding=None``: it is counted as
+        missing in the window but not sampled. Other models keep ``embedding`` as sent.
     """
 
     models: frozenset[str]
     max_future: timedelta = timedelta(minutes=10)
     now: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
     step_id: str = "decode_inference"
+    embeddings: Mapping[str, tuple[str, int]] = field(default_factory=dict)
 
     def __call__(self, raw: RawMessage) -> InferenceEvent | DeadLetter:
         try:
@@ -298,6 +392,12 @@ class Decoder:
         for name in ("prediction", "embedding"):
             if _nests_deeper_than(obj.get(name), MAX_NESTING):
                 raise _Reject(DlqReason.INVALID_JSON, f"{name} nests deeper than {MAX_NESTING} levels")
+        expected = self.embeddings.get(model)
+        if expected is None:
+            embedding = obj.get("embedding")
+        else:
+            field_name, dim = expected
+            embedding = decode_embedding(obj.get(field_name), dim, field_name)
         return InferenceEvent(
             event_id=_optional_text(obj, "event_id"),
             ts=ts,
@@ -310,6 +410,6 @@ class Decoder:
             entity_id=_optional_text(obj, "entity_id"),
             features=_features(obj),
             prediction=prediction,
-            embedding=obj.get("embedding"),
+            embedding=embedding,
             raw=raw,
         )

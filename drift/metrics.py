@@ -61,6 +61,17 @@ PSI = Gauge(
 TICKETS = Counter(
     "drift_tickets_total", "Ticket events, by kind (opened, updated, reopened).", ["model", "kind"],
 )
+JOIN_EVICTIONS = Counter(
+    "drift_join_evictions_total",
+    "Entities dropped from the offline-value join state (value skew), by reason: ttl (older than "
+    "max_age) or cap (least recently used past max_entities).",
+    ["feature_set", "reason"],
+)
+JOIN_LATE = Counter(
+    "drift_join_late_total",
+    "Join outcomes that reached their cohort window after it closed; not counted in value skew.",
+    ["model"],
+)
 
 
 def serve(host: str, port: int) -> int:

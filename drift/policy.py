@@ -2,48 +2,118 @@
 
 Detectors measure; this module decides. State is a small immutable value per
 finding fingerprint, so the flow can keep it keyed and snapshot it.
+
+The policy of a model (``models[].policy`` in the YAML):
+
+* **thresholds**: each detector's own ``warn``/``alert`` set a finding's
+  severity; only ``alert`` findings count here.
+* **consecutive_windows** (N): a problem becomes *active*, and opens or
+  updates a ticket, once N alerting windows follow each other. A window that
+  is not alerting, or a gap of one window or more, starts the count again.
+* **hysteresis** (``clear_ratio``, ``clear_windows``): an active problem
+  stays active, and every alerting window updates its ticket at once, until
+  its value stays below ``clear_ratio x alert`` for ``clear_windows`` windows
+  in a row. Then it *clears* (the ticket is marked inactive) and must again
+  alert N windows in a row. Values between the clear level and the alert
+  threshold keep it active without updating the ticket.
+* **min_samples**: a finding measured on fewer values, or one a detector
+  skipped, is no evidence either way: it neither counts nor resets a count.
+* **cooldown**: applied by the ticket store (a resolved ticket does not
+  reopen during the cooldown); see :meth:`drift.tickets.TicketStore.record`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Literal, TypeAlias
 
 from drift.config import ModelConfig, RoutingRule
 from drift.findings import Finding, Severity
 
+Verdict: TypeAlias = Literal["alert", "clear"]
+
 
 @dataclass(frozen=True, slots=True)
 class PolicyState:
-    """Consecutive alerting windows seen for one fingerprint."""
+    """What policy remembers about one fingerprint between windows."""
 
     consecutive: int = 0
+    """Alerting windows in a row so far."""
     last_window_end: datetime | None = None
+    active: bool = False
+    """The problem has alerted N windows in a row and has not cleared since."""
+    n_below_clear: int = 0
+    """Windows in a row below the clear level while active."""
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """A finding that policy turned into a ticket, and how it is routed."""
+    """A finding that policy turned into a ticket change, and how it is routed.
+
+    ``kind`` is ``alert`` (open or update a ticket) or ``clear`` (hysteresis
+    cleared an active problem). ``action`` is the routing rule's action:
+    ``ticket``, ``human_review`` or ``alert_only`` (no ticket at all).
+    """
 
     finding: Finding
     action: str
     approvals: int
+    kind: Verdict = "alert"
+
+
+def counts(finding: Finding, model: ModelConfig) -> bool:
+    """Whether ``finding`` is evidence at all (not skipped, enough samples)."""
+    return finding.skipped is None and finding.n_current >= model.policy.min_samples
+
+
+def evaluate(state: PolicyState | None, finding: Finding, model: ModelConfig) -> tuple[PolicyState, Verdict | None]:
+    """Advance the state with one finding; the verdict says what the ticket should do.
+
+    >>> from datetime import UTC, datetime, timedelta
+    >>> from drift.config import ModelConfig, PolicyConfig, FeatureSpec
+    >>> from drift.findings import Cohort, Window
+    >>> model = ModelConfig(name="m", features={"x": FeatureSpec(type="numeric")},
+    ...                     policy=PolicyConfig(consecutive_windows=2, clear_windows=2))
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> def f(i, v):
+    ...     sev = Severity.of(v, 0.1, 0.25)
+    ...     w = Window(t + i * timedelta(minutes=5), t + (i + 1) * timedelta(minutes=5))
+    ...     return Finding("psi", Cohort("m"), w, "x", v, sev, 0.1, 0.25, 900, 900, "reference")
+    >>> state, out = None, []
+    >>> for i, v in enumerate([0.3, 0.3, 0.2, 0.3, 0.05, 0.05, 0.3]):
+    ...     state, verdict = evaluate(state, f(i, v), model)
+    ...     out.append(verdict)
+    >>> out
+    [None, 'alert', None, 'alert', None, 'clear', None]
+    """
+    state = state or PolicyState()
+    end = finding.window.end
+    later = end if state.last_window_end is None else max(end, state.last_window_end)
+    if not counts(finding, model):
+        # No evidence either way; moving the end on keeps the next window contiguous.
+        return replace(state, last_window_end=later), None
+    policy = model.policy
+    contiguous = state.last_window_end is not None and finding.window.start <= state.last_window_end
+    if finding.severity is Severity.ALERT:
+        consecutive = state.consecutive + 1 if contiguous else 1
+        if state.active or consecutive >= policy.consecutive_windows:
+            return PolicyState(consecutive, later, True, 0), "alert"
+        return PolicyState(consecutive, later, False, 0), None
+    if not state.active:
+        return PolicyState(0, later, False, 0), None
+    if finding.value >= policy.clear_ratio * finding.alert:
+        return PolicyState(0, later, True, 0), None
+    below = state.n_below_clear + 1
+    if below >= policy.clear_windows:
+        return PolicyState(0, later, False, 0), "clear"
+    return PolicyState(0, later, True, below), None
 
 
 def step(state: PolicyState | None, finding: Finding, model: ModelConfig) -> tuple[PolicyState, bool]:
-    """Advance the state with one finding; True when it should open or update a ticket.
-
-    A finding counts when it is at alert severity and was not skipped. It opens a
-    ticket once ``policy.consecutive_windows`` alerting windows follow each other
-    (a gap of one window or more resets the count).
-    """
-    state = state or PolicyState()
-    alerting = finding.severity is Severity.ALERT and finding.skipped is None
-    if not alerting:
-        return PolicyState(0, finding.window.end), False
-    contiguous = state.last_window_end is not None and finding.window.start <= state.last_window_end
-    consecutive = state.consecutive + 1 if contiguous else 1
-    return PolicyState(consecutive, finding.window.end), consecutive >= model.policy.consecutive_windows
+    """Advance the state with one finding; True when it should open or update a ticket."""
+    new_state, verdict = evaluate(state, finding, model)
+    return new_state, verdict == "alert"
 
 
 def route(finding: Finding, model: ModelConfig, rules: list[RoutingRule]) -> Decision:
@@ -60,3 +130,15 @@ def route(finding: Finding, model: ModelConfig, rules: list[RoutingRule]) -> Dec
             continue
         return Decision(finding, rule.action, rule.approvals)
     return Decision(finding, "ticket", 1)
+
+
+def decide(
+    state: PolicyState | None, finding: Finding, model: ModelConfig, rules: list[RoutingRule]
+) -> tuple[PolicyState, Decision | None]:
+    """:func:`evaluate` then :func:`route`: the flow's one policy step per finding."""
+    new_state, verdict = evaluate(state, finding, model)
+    if verdict is None:
+        return new_state, None
+    if verdict == "clear":
+        return new_state, Decision(finding, "ticket", 1, kind="clear")
+    return new_state, route(finding, model, rules)

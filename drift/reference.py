@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Union
@@ -41,6 +41,10 @@ class NumericProfile:
     n: int
     low: float
     high: float
+    mean: float | None = None
+    """Mean of the finite reference values (None in baselines stored before it was kept)."""
+    std: float | None = None
+    """Population standard deviation (``ddof=0``) of the finite reference values."""
 
     @property
     def n_bins(self) -> int:
@@ -58,6 +62,14 @@ class CategoricalProfile:
     categories: tuple[str, ...]
     shares: tuple[float, ...]
     n: int
+    n_distinct: int | None = None
+    """Distinct non-null reference values, also those beyond :data:`MAX_CATEGORIES`
+    (None in baselines stored before it was kept)."""
+
+    @property
+    def n_categories(self) -> int:
+        """Distinct reference categories: ``n_distinct``, else the kept ones."""
+        return self.n_distinct if self.n_distinct is not None else len(self.categories)
 
     @property
     def n_bins(self) -> int:
@@ -84,49 +96,72 @@ class ReferenceProfile:
     :func:`drift.baselines.baseline_profile` sets it (``hour_of_week=37 over 4 weeks
     (n=2412)``, or why it fell back to ``reference``). None for a profile of the
     reference data itself. Detectors copy it into ``Finding.baseline``; not stored in JSON."""
+    predictions: Mapping[str, FeatureProfile] = field(default_factory=dict)
+    """Profiles of prediction fields (``prediction.score``, ``prediction.label``) that a
+    ``score`` detector monitors, keyed by the event field path; empty without one."""
+    embeddings: Mapping[str, npt.NDArray[np.float32]] = field(default_factory=dict, compare=False, repr=False)
+    """Reference embeddings ``(n, dim)`` float32 by event field, for ``embedding`` detectors;
+    stored next to the JSON as ``.npy`` (:func:`save_embeddings`), not in it."""
 
     def to_json(self) -> str:
-        features: dict[str, Any] = {}
-        for name, profile in self.features.items():
-            if isinstance(profile, NumericProfile):
-                features[name] = {
-                    "type": "numeric", "edges": list(profile.edges), "shares": list(profile.shares),
-                    "n": profile.n, "low": profile.low, "high": profile.high,
-                }
-            else:
-                features[name] = {
-                    "type": "categorical", "categories": list(profile.categories),
-                    "shares": list(profile.shares), "n": profile.n,
-                }
-        return json.dumps(
-            {"format": 1, "model": self.model, "n_rows": self.n_rows, "source": self.source,
-             "built_at": self.built_at.isoformat(), "features": features},
-            indent=2, sort_keys=True,
-        )
+        document: dict[str, Any] = {
+            "format": 1, "model": self.model, "n_rows": self.n_rows, "source": self.source,
+            "built_at": self.built_at.isoformat(),
+            "features": {name: _profile_json(p) for name, p in self.features.items()},
+        }
+        if self.predictions:  # left out when empty: the file is as before without a score detector
+            document["predictions"] = {name: _profile_json(p) for name, p in self.predictions.items()}
+        return json.dumps(document, indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str, where: str = "<baseline>") -> ReferenceProfile:
         try:
             data = json.loads(text)
-            features: dict[str, FeatureProfile] = {}
-            for name, item in data["features"].items():
-                if item["type"] == "numeric":
-                    features[name] = NumericProfile(
-                        edges=tuple(float(e) for e in item["edges"]),
-                        shares=tuple(float(s) for s in item["shares"]),
-                        n=int(item["n"]), low=float(item["low"]), high=float(item["high"]),
-                    )
-                else:
-                    features[name] = CategoricalProfile(
-                        categories=tuple(str(c) for c in item["categories"]),
-                        shares=tuple(float(s) for s in item["shares"]), n=int(item["n"]),
-                    )
+            features = {name: _profile_from_json(item) for name, item in data["features"].items()}
+            predictions = {name: _profile_from_json(item) for name, item in data.get("predictions", {}).items()}
             return cls(
                 model=str(data["model"]), features=features, n_rows=int(data["n_rows"]),
                 source=str(data["source"]), built_at=datetime.fromisoformat(data["built_at"]),
+                predictions=predictions,
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BaselineError(f"{where}: not a valid baseline file ({type(exc).__name__}: {exc})") from None
+
+
+def _profile_json(profile: FeatureProfile) -> dict[str, Any]:
+    if isinstance(profile, NumericProfile):
+        out: dict[str, Any] = {
+            "type": "numeric", "edges": list(profile.edges), "shares": list(profile.shares),
+            "n": profile.n, "low": profile.low, "high": profile.high,
+        }
+        if profile.mean is not None and profile.std is not None:
+            out["mean"], out["std"] = profile.mean, profile.std
+        return out
+    out = {
+        "type": "categorical", "categories": list(profile.categories),
+        "shares": list(profile.shares), "n": profile.n,
+    }
+    if profile.n_distinct is not None:
+        out["n_distinct"] = profile.n_distinct
+    return out
+
+
+def _profile_from_json(item: Mapping[str, Any]) -> FeatureProfile:
+    """One feature's profile; keys added later (mean, std, n_distinct) may be absent."""
+    if item["type"] == "numeric":
+        mean, std = item.get("mean"), item.get("std")
+        return NumericProfile(
+            edges=tuple(float(e) for e in item["edges"]),
+            shares=tuple(float(s) for s in item["shares"]),
+            n=int(item["n"]), low=float(item["low"]), high=float(item["high"]),
+            mean=None if mean is None else float(mean), std=None if std is None else float(std),
+        )
+    n_distinct = item.get("n_distinct")
+    return CategoricalProfile(
+        categories=tuple(str(c) for c in item["categories"]),
+        shares=tuple(float(s) for s in item["shares"]), n=int(item["n"]),
+        n_distinct=None if n_distinct is None else int(n_distinct),
+    )
 
 
 def numeric_profile(values: npt.ArrayLike, n_bins: int) -> NumericProfile:
@@ -158,6 +193,7 @@ def numeric_profile(values: npt.ArrayLike, n_bins: int) -> NumericProfile:
     return NumericProfile(
         edges=tuple(float(e) for e in edges), shares=tuple(float(s) for s in shares),
         n=int(array.size), low=float(array.min()), high=float(array.max()),
+        mean=float(array.mean()), std=float(array.std()),
     )
 
 
@@ -183,6 +219,7 @@ def categorical_profile(values: Iterable[FeatureValue]) -> CategoricalProfile:
         categories=tuple(k for k, _ in kept),
         shares=(*(c / n for _, c in kept), rest / n),
         n=n,
+        n_distinct=len(counts),
     )
 
 
@@ -193,32 +230,58 @@ def build_reference(
     n_bins: Mapping[str, int],
     source: str,
     n_rows: int,
+    predictions: Mapping[str, PredictionColumn] | None = None,
 ) -> ReferenceProfile:
-    """Profile every configured feature from column data (arrays or lists)."""
+    """Profile every configured feature from column data (arrays or lists).
+
+    ``predictions`` maps a prediction field path (``prediction.score``) to the
+    reference column it is profiled from; those go to ``ReferenceProfile.predictions``.
+    """
     features: dict[str, FeatureProfile] = {}
     for name, kind in feature_types.items():
-        if name not in columns:
-            raise ReferenceDataError(
-                f"{source}: reference has no column {name!r}; columns: {sorted(columns)}"
-            )
-        try:
-            if kind == "numeric":
-                column = columns[name]
-                try:
-                    array = np.asarray(column, dtype=np.float64)
-                except (TypeError, ValueError):
-                    raise ReferenceDataError(
-                        f"column {name!r} is declared numeric but holds non-numeric values"
-                    ) from None
-                features[name] = numeric_profile(array, n_bins.get(name, 10))
-            else:
-                features[name] = categorical_profile(columns[name])
-        except ReferenceDataError as exc:
-            raise ReferenceDataError(f"{source}: feature {name!r}: {exc}") from None
+        features[name] = _profile_column(columns, name, kind, n_bins.get(name, 10), source, f"feature {name!r}")
+    profiled: dict[str, FeatureProfile] = {}
+    for path, spec in (predictions or {}).items():
+        profiled[path] = _profile_column(
+            columns, spec.column, spec.type, spec.bins, source, f"prediction field {path!r}",
+        )
     return ReferenceProfile(
         model=model, features=features, n_rows=n_rows, source=source,
-        built_at=datetime.now(timezone.utc),
+        built_at=datetime.now(timezone.utc), predictions=profiled,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionColumn:
+    """The reference column a monitored prediction field is profiled from."""
+
+    column: str
+    type: str
+    """``numeric`` (a score) or ``categorical`` (a label)."""
+    bins: int = 10
+
+
+def _profile_column(
+    columns: Mapping[str, Any], name: str, kind: str, bins: int, source: str, what: str,
+) -> FeatureProfile:
+    if name not in columns:
+        purpose = "" if what.startswith("feature") else f" for {what}"
+        raise ReferenceDataError(
+            f"{source}: reference has no column {name!r}{purpose}; columns: {sorted(columns)}"
+        )
+    try:
+        if kind == "numeric":
+            column = columns[name]
+            try:
+                array = np.asarray(column, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ReferenceDataError(
+                    f"column {name!r} is declared numeric but holds non-numeric values"
+                ) from None
+            return numeric_profile(array, bins)
+        return categorical_profile(columns[name])
+    except ReferenceDataError as exc:
+        raise ReferenceDataError(f"{source}: {what}: {exc}") from None
 
 
 def baseline_path(directory: Path, model: str) -> Path:
@@ -246,3 +309,42 @@ def load_reference(directory: Path, model: str) -> ReferenceProfile:
             f"'drift baseline build --config CONFIG --model {model} --reference PATH.parquet'"
         ) from None
     return ReferenceProfile.from_json(text, str(path))
+
+
+def embeddings_path(directory: Path, model: str, field_name: str) -> Path:
+    """Where the reference embeddings of ``model``'s ``field_name`` are stored (``.npy``)."""
+    reference = baseline_path(directory, model)
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in field_name)
+    return reference.with_name(reference.name.removesuffix(".reference.json") + f".{safe}.embeddings.npy")
+
+
+def save_embeddings(rows: npt.NDArray[np.float32], directory: Path, model: str, field_name: str) -> Path:
+    """Store reference embeddings as ``.npy`` (numpy's format, never pickle), atomically."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = embeddings_path(directory, model, field_name)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as handle:
+        np.save(handle, np.ascontiguousarray(rows, dtype=np.float32), allow_pickle=False)
+    tmp.replace(path)
+    return path
+
+
+def load_embeddings(directory: Path, model: str, field_name: str, dim: int) -> npt.NDArray[np.float32]:
+    """Reference embeddings stored by :func:`save_embeddings`, checked to be ``(n, dim)`` float32."""
+    path = embeddings_path(directory, model, field_name)
+    try:
+        rows: npt.NDArray[np.float32] = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise BaselineError(
+            f"no reference embeddings for model {model!r} at {path}; give the model a reference Parquet "
+            f"file with a {field_name!r} column, or build it with "
+            f"'drift baseline build --config CONFIG --model {model} --reference PATH.parquet'"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise BaselineError(f"{path}: not a valid embeddings file ({type(exc).__name__}: {exc})") from None
+    if rows.dtype != np.float32 or rows.ndim != 2 or rows.shape[1] != dim:
+        raise BaselineError(
+            f"{path}: reference embeddings must be (n, {dim}) float32; got {rows.shape} {rows.dtype} "
+            f"(rebuild the baseline after changing dim)"
+        )
+    return rows

@@ -11,12 +11,25 @@ append. ``merge`` is associative and commutative, and a summary built from
 
 Data-quality counts ride along: nulls, missing fields, wrong types, numeric values
 outside the feature's :class:`Bounds` (counted in the same batched flush), and
-event ids already seen in the window (a set capped at :data:`MAX_EVENT_IDS`).
+event ids already seen in the window (a set capped at :data:`MAX_EVENT_IDS`), feature
+names the reference never had (capped at :data:`MAX_UNKNOWN_FIELDS`), and the distinct
+unseen categories of each categorical feature (capped at :data:`MAX_UNSEEN_DISTINCT`).
+
+Prediction fields that a ``score`` detector monitors (``prediction.score``,
+``prediction.label``) are counted like features, into the bins of their reference
+profile (``ReferenceProfile.predictions``), with the sum and sum of squares of the
+numbers for the mean.
+
+A model with an ``embedding`` detector also keeps, per cohort window, a bounded
+uniform sample of the decoded embedding vectors (:class:`EmbeddingSample`, a
+:class:`drift.backend.Reservoir` of at most ``sample`` rows with their event ids),
+fed in batches like the features and merged with ``Reservoir.merge``.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +38,7 @@ from typing import Literal, Mapping
 import numpy as np
 import numpy.typing as npt
 
+from drift.backend import Reservoir
 from drift.findings import Cohort
 from drift.events import FeatureValue, InferenceEvent, category_text
 from drift.reference import CategoricalProfile, NumericProfile, ReferenceProfile
@@ -38,6 +52,14 @@ MAX_EVENT_IDS = 100_000
 About 6 MB of short ids: enough for a 5-minute window at 300 events/s. Past the
 cap new ids are no longer remembered, so duplicates among them go uncounted and
 the count becomes a lower bound (``event_ids_capped`` says so).
+"""
+
+MAX_UNKNOWN_FIELDS = 100
+"""Feature names outside the reference remembered per cohort window (schema check)."""
+MAX_UNSEEN_DISTINCT = 10_000
+"""Distinct unseen categories remembered per feature and window (cardinality check).
+
+Past the cap the distinct count is a lower bound (``unseen_capped`` says so).
 """
 
 BoundsSource = Literal["config", "reference"]
@@ -101,10 +123,75 @@ class FeatureCounts:
     n_out_of_range: int = 0
     """Numeric values outside ``bounds`` (counted when pending values are flushed)."""
     out_of_range_examples: list[str] = field(default_factory=list)
+    total: float = 0.0
+    """Numeric: sum of the binned values (for the mean of a score)."""
+    total_sq: float = 0.0
+    """Numeric: sum of their squares."""
+    unseen: set[str] = field(default_factory=set)
+    """Categorical: distinct values in the ``unseen`` bin, at most :data:`MAX_UNSEEN_DISTINCT`."""
+    unseen_capped: bool = False
+    """``unseen`` hit its cap: more distinct unseen values came than it holds."""
 
     @property
     def n_values(self) -> int:
         return int(self.counts.sum()) + len(self.pending)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingSampling:
+    """How a model samples embeddings per cohort window (from its ``embedding`` detectors).
+
+    ``capacity`` is the largest ``sample`` of the model's embedding detectors (each
+    detector subsamples to its own), ``seed`` the first detector's.
+    """
+
+    field: str
+    dim: int
+    capacity: int
+    seed: int
+
+
+def reservoir_rng(seed: int, cohort_key: str, window_start: datetime) -> np.random.Generator:
+    """The generator of one cohort window's reservoir: seeded, stable across processes.
+
+    The cohort key and window start are hashed with SHA-256 (not ``hash()``, which is
+    salted per process), so a restarted or rescaled flow samples the same rows.
+    """
+    digest = hashlib.sha256(f"reservoir\x1f{cohort_key}\x1f{window_start.isoformat()}".encode()).digest()
+    return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
+
+
+@dataclass(slots=True)
+class EmbeddingSample:
+    """A cohort window's embeddings: a reservoir plus rows waiting to be added in one batch.
+
+    Picklable (numpy arrays, a list, a numpy ``Generator``), so it snapshots with the summary.
+    """
+
+    field_name: str
+    """The event field sampled."""
+    reservoir: Reservoir
+    pending: list[npt.NDArray[np.float32]] = field(default_factory=list)
+    pending_ids: list[str | None] = field(default_factory=list)
+    n_missing: int = 0
+    """Events of the window without an embedding (not sampled)."""
+
+    @property
+    def n_seen(self) -> int:
+        """Embeddings offered to the sample (the reservoir keeps at most its capacity)."""
+        return self.reservoir.n_seen + len(self.pending)
+
+    def flush(self) -> None:
+        if self.pending:
+            self.reservoir.add(np.stack(self.pending), self.pending_ids)
+            self.pending.clear()
+            self.pending_ids.clear()
+
+
+def embedding_sample(sampling: EmbeddingSampling, cohort_key: str, window_start: datetime) -> EmbeddingSample:
+    """An empty sample for one cohort window, its reservoir seeded by :func:`reservoir_rng`."""
+    rng = reservoir_rng(sampling.seed, cohort_key, window_start)
+    return EmbeddingSample(sampling.field, Reservoir(sampling.capacity, sampling.dim, rng))
 
 
 @dataclass(slots=True)
@@ -126,6 +213,65 @@ class WindowSummary:
     event_ids_capped: bool = False
     """The id set hit its cap, so ``n_duplicate_event_id`` is a lower bound."""
     duplicate_examples: list[str] = field(default_factory=list)
+    predictions: dict[str, FeatureCounts] = field(default_factory=dict)
+    """Counts of each profiled prediction field, keyed by its path (``prediction.score``)."""
+    unknown_fields: set[str] = field(default_factory=set)
+    """Feature names in events that the reference does not profile (at most :data:`MAX_UNKNOWN_FIELDS`)."""
+    unknown_fields_capped: bool = False
+    schema_before: Schema | None = None
+    """The cohort's schema in its previous window, set by the flow's ``track_schema`` step;
+    None for a cohort's first window (or outside the flow): compared with the reference then."""
+    embedding: EmbeddingSample | None = None
+    """The window's embedding sample; None for a model without an ``embedding`` detector."""
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """Which fields a cohort window had, as far as the schema check cares.
+
+    ``unknown``: feature names the reference does not have (bounded like
+    ``WindowSummary.unknown_fields``); ``vanished``: reference features missing
+    from every event of the window.
+    """
+
+    unknown: frozenset[str] = frozenset()
+    vanished: frozenset[str] = frozenset()
+
+
+def schema_of(summary: WindowSummary) -> Schema:
+    """The schema of a window; a window without events keeps no fields vanished.
+
+    >>> s = WindowSummary("m", n_events=2, unknown_fields={"zip"},
+    ...                   features={"age": FeatureCounts(np.zeros(2, np.int64), n_missing=2)})
+    >>> schema_of(s)
+    Schema(unknown=frozenset({'zip'}), vanished=frozenset({'age'}))
+    """
+    vanished = frozenset(
+        name for name, counts in summary.features.items()
+        if summary.n_events > 0 and counts.n_missing == summary.n_events
+    )
+    return Schema(frozenset(summary.unknown_fields), vanished)
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaState:
+    """The last schema seen of one cohort: the flow keeps one per cohort, keyed (snapshot-safe)."""
+
+    window_start: datetime
+    schema: Schema
+
+
+def track_schema(state: SchemaState | None, window_start: datetime, summary: WindowSummary) -> SchemaState:
+    """Give ``summary`` the cohort's previous schema (``schema_before``); return the new state.
+
+    The state moves only forward in time: a window closing out of order is compared
+    with the latest schema seen but does not replace it. The state is at most
+    :data:`MAX_UNKNOWN_FIELDS` names plus the reference's features.
+    """
+    summary.schema_before = None if state is None else state.schema
+    if state is not None and window_start < state.window_start:
+        return state
+    return SchemaState(window_start, schema_of(summary))
 
 
 def empty_summary(
@@ -133,15 +279,18 @@ def empty_summary(
     cohort: Cohort | None = None,
     bounds: Mapping[str, tuple[float | None, float | None]] | None = None,
     track_event_ids: bool = True,
+    embedding: EmbeddingSample | None = None,
 ) -> WindowSummary:
     """A summary with zero counts on every profiled feature's bins.
 
     ``bounds`` are the configured (low, high) of numeric features (see
     :func:`resolve_bounds`); ``track_event_ids`` keeps the id set for the
-    duplicate check, off when no detector needs it so windows stay small.
+    duplicate check, off when no detector needs it so windows stay small;
+    ``embedding`` is the window's empty embedding sample (:func:`embedding_sample`).
     """
     resolved = resolve_bounds(profile, bounds)
     return WindowSummary(
+        embedding=embedding,
         model=profile.model,
         cohort=cohort,
         features={
@@ -149,6 +298,9 @@ def empty_summary(
             for name, p in profile.features.items()
         },
         event_ids=set() if track_event_ids else None,
+        predictions={
+            path: FeatureCounts(counts=np.zeros(p.n_bins, dtype=np.int64)) for path, p in profile.predictions.items()
+        },
     )
 
 
@@ -178,27 +330,87 @@ def add_event(summary: WindowSummary, event: InferenceEvent, profile: ReferenceP
         else:
             summary.event_ids_capped = True
     features = event.features
+    n_known = 0
     for name, counts in summary.features.items():
         if name not in features:
             counts.n_missing += 1
             continue
-        value = features[name]
-        if value is None:
-            counts.n_null += 1
-        elif isinstance(profile.features[name], NumericProfile):
-            if _is_number(value) and math.isfinite(value):  # type: ignore[arg-type]
-                counts.pending.append(float(value))
-            else:
-                counts.n_wrong_type += 1
-                example = repr(value)[:64]
-                # distinct, like unseen categories and merge, so summary(a + b) == merge
-                if len(counts.examples) < MAX_EXAMPLES and example not in counts.examples:
-                    counts.examples.append(example)
+        n_known += 1
+        _add_value(counts, features[name], profile.features[name])
+    if len(features) > n_known:  # the common event has only profiled fields: no scan
+        _note_unknown_fields(summary, features)
+    for path, counts in summary.predictions.items():
+        value = _field_at(event.prediction, path)
+        if value is _ABSENT:
+            counts.n_missing += 1
         else:
-            counts.pending.append(category_text(value))
-        if len(counts.pending) >= FLUSH_EVERY:
-            _flush_feature(counts, profile.features[name])
+            _add_value(counts, value, profile.predictions[path])
+    if summary.embedding is not None:
+        _add_embedding(summary.embedding, event)
     return summary
+
+
+def _add_embedding(sample: EmbeddingSample, event: InferenceEvent) -> None:
+    vector = event.embedding
+    # The decoder checked dtype and length; anything else (None, or a raw value from
+    # an event decoded without the model's embedding spec) counts as missing.
+    if not isinstance(vector, np.ndarray) or vector.shape != (sample.reservoir.dim,):
+        sample.n_missing += 1
+        return
+    sample.pending.append(vector)
+    sample.pending_ids.append(event.event_id)
+    if len(sample.pending) >= FLUSH_EVERY:
+        sample.flush()
+
+
+def _note_unknown_fields(summary: WindowSummary, features: Mapping[str, object]) -> None:
+    for name in features:
+        if name in summary.features:
+            continue
+        name = name[:64]
+        if name in summary.unknown_fields:
+            continue
+        if len(summary.unknown_fields) < MAX_UNKNOWN_FIELDS:
+            summary.unknown_fields.add(name)
+        else:
+            summary.unknown_fields_capped = True
+
+
+_ABSENT = object()
+
+
+def _field_at(prediction: Mapping[str, object] | None, path: str) -> object:
+    """The value at ``prediction.<a>.<b>`` of an event, or ``_ABSENT``."""
+    value: object = {"prediction": prediction} if prediction is not None else {}
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _ABSENT
+        value = value[part]
+    return value
+
+
+def _add_value(counts: FeatureCounts, value: object, profile: NumericProfile | CategoricalProfile) -> None:
+    """Count one present value of a feature or prediction field."""
+    if value is None:
+        counts.n_null += 1
+    elif isinstance(profile, NumericProfile):
+        if _is_number(value) and math.isfinite(value):  # type: ignore[arg-type]
+            counts.pending.append(float(value))  # type: ignore[arg-type]
+        else:
+            _wrong_type(counts, value)
+    elif isinstance(value, (str, int, float, bool)):
+        counts.pending.append(category_text(value))
+    else:
+        # Only prediction fields get here: the decoder already refuses containers in features.
+        _wrong_type(counts, value)
+    if len(counts.pending) >= FLUSH_EVERY:
+        _flush_feature(counts, profile)
+
+
+def _wrong_type(counts: FeatureCounts, value: object) -> None:
+    counts.n_wrong_type += 1
+    # distinct, like unseen categories and merge, so summary(a + b) == merge
+    _add_example(counts.examples, repr(value)[:64])
 
 
 def _flush_feature(counts: FeatureCounts, profile: NumericProfile | CategoricalProfile) -> None:
@@ -209,20 +421,33 @@ def _flush_feature(counts: FeatureCounts, profile: NumericProfile | CategoricalP
         index = np.searchsorted(np.asarray(profile.edges, dtype=np.float64), values, side="right")
         if counts.bounds is not None:
             _count_out_of_range(counts, values, counts.bounds)
+        counts.total += float(values.sum())
+        counts.total_sq += float(np.dot(values, values))
     else:
         lookup = _category_index(profile)
         unseen = len(profile.categories)
         index_list = []
         for value in counts.pending:
             position = lookup.get(value, unseen)  # type: ignore[arg-type]
-            if position == unseen and len(counts.examples) < MAX_EXAMPLES:
-                example = str(value)[:64]  # compared truncated, as stored, so a long value is kept once
-                if example not in counts.examples:
-                    counts.examples.append(example)
+            if position == unseen:
+                _note_unseen(counts, str(value))
+                if len(counts.examples) < MAX_EXAMPLES:
+                    example = str(value)[:64]  # compared truncated, as stored, so a long value is kept once
+                    if example not in counts.examples:
+                        counts.examples.append(example)
             index_list.append(position)
         index = np.asarray(index_list, dtype=np.int64)
     counts.counts += np.bincount(index, minlength=counts.counts.size)
     counts.pending.clear()
+
+
+def _note_unseen(counts: FeatureCounts, value: str) -> None:
+    if value in counts.unseen:
+        return
+    if len(counts.unseen) < MAX_UNSEEN_DISTINCT:
+        counts.unseen.add(value)
+    else:
+        counts.unseen_capped = True
 
 
 def _count_out_of_range(counts: FeatureCounts, values: npt.NDArray[np.float64], bounds: Bounds) -> None:
@@ -255,6 +480,10 @@ def flush(summary: WindowSummary, profile: ReferenceProfile) -> WindowSummary:
     """Bin every buffered value; afterwards ``pending`` is empty everywhere."""
     for name, counts in summary.features.items():
         _flush_feature(counts, profile.features[name])
+    for path, counts in summary.predictions.items():
+        _flush_feature(counts, profile.predictions[path])
+    if summary.embedding is not None:
+        summary.embedding.flush()
     return summary
 
 
@@ -268,21 +497,63 @@ def merge(a: WindowSummary, b: WindowSummary, profile: ReferenceProfile) -> Wind
     stamps = [t for t in (left.last_ts, right.last_ts) if t is not None]
     left.last_ts = max(stamps) if stamps else None
     for name, counts in left.features.items():
-        other = right.features[name]
-        counts.counts = counts.counts + other.counts
-        counts.n_null += other.n_null
-        counts.n_missing += other.n_missing
-        counts.n_wrong_type += other.n_wrong_type
-        for example in other.examples:
-            if len(counts.examples) < MAX_EXAMPLES and example not in counts.examples:
-                counts.examples.append(example)
-        if counts.bounds != other.bounds:
-            raise ValueError(f"cannot merge summaries of {name!r} with different bounds: {counts.bounds} and {other.bounds}")
-        counts.n_out_of_range += other.n_out_of_range
-        for example in other.out_of_range_examples:
-            _add_example(counts.out_of_range_examples, example)
+        _merge_counts(name, counts, right.features[name])
+    if set(left.predictions) != set(right.predictions):
+        raise ValueError(
+            f"cannot merge summaries of different prediction fields: {sorted(left.predictions)} and {sorted(right.predictions)}"
+        )
+    for path, counts in left.predictions.items():
+        _merge_counts(path, counts, right.predictions[path])
     _merge_event_ids(left, right)
+    _merge_embeddings(left, right)
+    _merge_capped(left.unknown_fields, right.unknown_fields, MAX_UNKNOWN_FIELDS)
+    left.unknown_fields_capped = (
+        left.unknown_fields_capped or right.unknown_fields_capped
+        or len(left.unknown_fields | right.unknown_fields) > MAX_UNKNOWN_FIELDS
+    )
     return left
+
+
+def _merge_embeddings(left: WindowSummary, right: WindowSummary) -> None:
+    """Merge the (flushed) embedding samples into a uniform sample of both windows' embeddings."""
+    a, b = left.embedding, right.embedding
+    if a is None or b is None:
+        if a is not None or b is not None:
+            raise ValueError("cannot merge a summary that samples embeddings with one that does not")
+        return
+    if a.field_name != b.field_name:
+        raise ValueError(
+            f"cannot merge embedding samples of different fields: {a.field_name!r} and {b.field_name!r}")
+    # left is a private copy: its generator continues into the merged reservoir.
+    a.reservoir = a.reservoir.merge(b.reservoir, a.reservoir.rng)
+    a.n_missing += b.n_missing
+
+
+def _merge_capped(left: set[str], right: set[str], cap: int) -> None:
+    """Union ``right`` into ``left`` up to ``cap`` elements (the smallest extra ones, whatever the hash seed)."""
+    extra = right - left
+    room = cap - len(left)
+    left |= extra if len(extra) <= room else set(sorted(extra)[: max(room, 0)])
+
+
+def _merge_counts(name: str, counts: FeatureCounts, other: FeatureCounts) -> None:
+    counts.counts = counts.counts + other.counts
+    counts.n_null += other.n_null
+    counts.n_missing += other.n_missing
+    counts.n_wrong_type += other.n_wrong_type
+    for example in other.examples:
+        if len(counts.examples) < MAX_EXAMPLES and example not in counts.examples:
+            counts.examples.append(example)
+    if counts.bounds != other.bounds:
+        raise ValueError(f"cannot merge summaries of {name!r} with different bounds: {counts.bounds} and {other.bounds}")
+    counts.n_out_of_range += other.n_out_of_range
+    for example in other.out_of_range_examples:
+        _add_example(counts.out_of_range_examples, example)
+    counts.total += other.total
+    counts.total_sq += other.total_sq
+    capped = counts.unseen_capped or other.unseen_capped or len(counts.unseen | other.unseen) > MAX_UNSEEN_DISTINCT
+    _merge_capped(counts.unseen, other.unseen, MAX_UNSEEN_DISTINCT)
+    counts.unseen_capped = capped
 
 
 def _merge_event_ids(left: WindowSummary, right: WindowSummary) -> None:
@@ -314,9 +585,10 @@ def summarise(
     profile: ReferenceProfile,
     bounds: Mapping[str, tuple[float | None, float | None]] | None = None,
     track_event_ids: bool = True,
+    embedding: EmbeddingSample | None = None,
 ) -> WindowSummary:
     """The flushed summary of a list of events (convenience for tests and backtests)."""
-    summary = empty_summary(profile, bounds=bounds, track_event_ids=track_event_ids)
+    summary = empty_summary(profile, bounds=bounds, track_event_ids=track_event_ids, embedding=embedding)
     for event in events:
         add_event(summary, event, profile)
     return flush(summary, profile)

@@ -1,46 +1,65 @@
-"""Tickets: one durable record per ongoing problem, kept in SQLite.
+"""Tickets: one durable record per ongoing problem, with its review and audit trail.
 
 A ticket gathers every alerting window of one *fingerprint* (model, cohort,
 detector, feature; see :attr:`drift.findings.Finding.fingerprint`). The store is
-written by every worker process of the stream job, so it is built around three
-guarantees:
+written by every worker process of the stream job and read by the CLI, so it is
+built around a few guarantees:
 
 * **Idempotent per window.** A finding is recorded at most once per
   (fingerprint, window start). Replaying a window after a crash, or a second
   worker seeing the same window, changes nothing.
-* **One live ticket per fingerprint.** Each record runs in one ``BEGIN
-  IMMEDIATE`` transaction, so writers are serialised on the database lock; a
-  partial unique index backs this up should another writer ever skip it.
-* **History is kept.** A resolved ticket whose problem comes back is reopened,
-  not replaced, so its occurrences and worst value carry on.
+* **One live ticket per fingerprint.** Each write runs in one transaction that
+  takes the store's write lock first (SQLite ``BEGIN IMMEDIATE``, a PostgreSQL
+  advisory lock), so writers are serialised; a partial unique index backs this
+  up should another writer ever skip it.
+* **History is kept.** A resolved ticket whose problem comes back after its
+  cooldown is reopened, not replaced, so its occurrences and worst value carry on.
+* **Lifecycle is enforced.** ``open → (pending_review → approved | rejected) →
+  in_progress → resolved``; any other move fails naming from and to
+  (:data:`TRANSITIONS`). Approval needs distinct reviewers, never the requester.
+* **Every action is audited.** Each change appends to a hash-chained,
+  append-only audit log in the same transaction (:meth:`TicketStore.verify_audit`).
 
-Only the standard library is used (``sqlite3``, ``json``); nothing is pickled.
+The SQL is written once for SQLite (the embedded default, here) and
+PostgreSQL (``connectors/postgres.py``), behind the small :class:`Database`
+protocol. Only the standard library is used; nothing is pickled.
 """
 
 from __future__ import annotations
 
 import builtins
+import hashlib
 import json
 import math
 import re
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, Literal, Protocol, TypeAlias
 
-from drift.errors import TicketStoreError
+from drift.config import ImpactConfig
+from drift.countermeasures import suggest
+from drift.errors import ReviewError, TicketStoreError, TransitionError
 from drift.findings import Finding, Severity
 
 __all__ = [
     "ACTIONS",
     "SCHEMA_VERSION",
+    "SYSTEM_IDENTITY",
+    "TRANSITIONS",
     "Action",
+    "AuditEntry",
+    "AuditReport",
+    "Database",
     "EventKind",
+    "RetrainRequest",
+    "Review",
+    "SqliteDatabase",
     "Ticket",
     "TicketEvent",
     "TicketStatus",
@@ -48,20 +67,27 @@ __all__ = [
 ]
 
 Action: TypeAlias = Literal["ticket", "human_review"]
-EventKind: TypeAlias = Literal["opened", "updated", "reopened"]
+EventKind: TypeAlias = Literal["opened", "updated", "reopened", "cleared"]
+Row: TypeAlias = dict[str, Any]
 
 ACTIONS: Final[tuple[str, ...]] = ("ticket", "human_review")
 """The routing actions a ticket can carry (``routing[].action`` in the YAML)."""
 
-SCHEMA_VERSION: Final = 1
-"""Stored in ``PRAGMA user_version``; a newer file is refused, not misread."""
+SCHEMA_VERSION: Final = 2
+"""Stored with the data (``PRAGMA user_version`` in SQLite); a newer store is refused."""
+
+SYSTEM_IDENTITY: Final = "drift"
+"""The actor of everything the stream job does, and the requester of reviews it opens."""
 
 TICKET_PREFIX: Final = "DRIFT-"
+
+GENESIS_HASH: Final = "0" * 64
+"""``prev_hash`` of the first audit entry."""
 
 _ID_PATTERN: Final = re.compile(r"DRIFT-([1-9][0-9]*)")
 
 # How long a writer waits for another worker's transaction before failing.
-# Records are a handful of small statements, so seconds of waiting means a
+# Writes are a handful of small statements, so seconds of waiting means a
 # stuck process, not ordinary contention.
 _BUSY_TIMEOUT_MS: Final = 30_000
 
@@ -83,6 +109,28 @@ class TicketStatus(StrEnum):
     RESOLVED = "resolved"
 
 
+TRANSITIONS: Final[dict[TicketStatus, frozenset[TicketStatus]]] = {
+    TicketStatus.OPEN: frozenset(
+        {TicketStatus.PENDING_REVIEW, TicketStatus.IN_PROGRESS, TicketStatus.RESOLVED}
+    ),
+    # A problem that goes away while it waits for review may be closed unreviewed:
+    # nothing is retrained, so no approval is bypassed.
+    TicketStatus.PENDING_REVIEW: frozenset(
+        {TicketStatus.APPROVED, TicketStatus.REJECTED, TicketStatus.RESOLVED}
+    ),
+    TicketStatus.APPROVED: frozenset({TicketStatus.IN_PROGRESS, TicketStatus.RESOLVED}),
+    TicketStatus.REJECTED: frozenset({TicketStatus.PENDING_REVIEW, TicketStatus.RESOLVED}),
+    TicketStatus.IN_PROGRESS: frozenset({TicketStatus.RESOLVED}),
+    # Only a recurring problem reopens a resolved ticket (TicketStore.record).
+    TicketStatus.RESOLVED: frozenset({TicketStatus.OPEN, TicketStatus.PENDING_REVIEW}),
+}
+"""Every legal status move. Moves into ``approved``/``rejected`` go through review,
+into ``pending_review`` through :meth:`TicketStore.request_review`, out of
+``resolved`` only through :meth:`TicketStore.record`."""
+
+_REVIEW_ONLY: Final = frozenset({TicketStatus.APPROVED, TicketStatus.REJECTED})
+
+
 @dataclass(frozen=True, slots=True)
 class Ticket:
     """One ongoing problem: every alerting window of one fingerprint.
@@ -94,6 +142,14 @@ class Ticket:
     ``severity`` and ``worst_value`` are the worst ever recorded, while
     ``last_value`` and ``last_finding`` belong to the latest window in event
     time (a late window does not overwrite a newer one).
+
+    ``active`` is the alert policy's view: False once the value stayed below
+    the clear level for the configured windows (hysteresis), True again on the
+    next alerting window. ``suppressed`` counts alerting windows that recurred
+    during the cooldown after resolution and so did not reopen the ticket.
+    ``requester``, ``approvals_required`` and ``review_round`` describe the
+    current (or last) review; ``impact`` is the model's impact config when the
+    ticket was last recorded.
     """
 
     id: str
@@ -114,6 +170,13 @@ class Ticket:
     worst_value: float
     last_value: float
     last_finding: dict[str, Any]
+    active: bool = True
+    suppressed: int = 0
+    resolved_at: datetime | None = None
+    requester: str | None = None
+    approvals_required: int = 1
+    review_round: int = 0
+    impact: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping, the shape written to the tickets topic."""
@@ -136,20 +199,112 @@ class Ticket:
             "worst_value": self.worst_value,
             "last_value": self.last_value,
             "last_finding": dict(self.last_finding),
+            "active": self.active,
+            "suppressed": self.suppressed,
+            "resolved_at": None if self.resolved_at is None else self.resolved_at.isoformat(),
+            "requester": self.requester,
+            "approvals_required": self.approvals_required,
+            "review_round": self.review_round,
+            "impact": dict(self.impact),
         }
 
 
 @dataclass(frozen=True, slots=True)
 class TicketEvent:
-    """A change to a ticket caused by recording a finding."""
+    """A change to a ticket caused by recording a finding (or clearing it).
+
+    ``id`` is ``<ticket id>:<audit entry id>``: unique per event and stable, so
+    sinks use it as the idempotency key. ``context`` is the ticket's context
+    (:meth:`TicketStore.context`) as it stood when the event happened.
+    """
 
     kind: EventKind
     ticket: Ticket
     at: datetime
+    id: str = ""
+    context: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready mapping: ``{"kind", "at", "ticket"}``."""
-        return {"kind": self.kind, "at": self.at.isoformat(), "ticket": self.ticket.to_dict()}
+        """A JSON-ready mapping: ``{"id", "kind", "at", "ticket", "context"}``."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "at": self.at.isoformat(),
+            "ticket": self.ticket.to_dict(),
+            "context": dict(self.context),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """One reviewer's verdict on one review round of a ticket."""
+
+    ticket_id: str
+    round: int
+    reviewer: str
+    verdict: Literal["approve", "reject"]
+    comment: str | None
+    at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ticket_id": self.ticket_id, "round": self.round, "reviewer": self.reviewer,
+            "verdict": self.verdict, "comment": self.comment, "at": self.at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RetrainRequest:
+    """An approved retraining request, kept in the store's outbox until published.
+
+    ``key`` (``DRIFT-7/review-1``) identifies the request across retries of the
+    publisher, so a consumer can drop duplicates.
+    """
+
+    id: int
+    key: str
+    ticket_id: str
+    created_at: datetime
+    payload: dict[str, Any]
+    published_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One line of the audit log, as stored."""
+
+    id: int
+    at: str
+    actor: str
+    action: str
+    ticket_id: str | None
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "at": self.at, "actor": self.actor, "action": self.action,
+            "ticket_id": self.ticket_id, "detail": self.detail,
+            "prev_hash": self.prev_hash, "hash": self.hash,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    """What :meth:`TicketStore.verify_audit` found."""
+
+    ok: bool
+    n_entries: int
+    entry_id: int | None = None
+    problem: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "n_entries": self.n_entries, "entry_id": self.entry_id,
+                "problem": self.problem}
+
+
+# --------------------------------------------------------------------------- helpers
 
 
 def _utc_now() -> datetime:
@@ -202,62 +357,321 @@ def _json_default(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-_STATUS_LIST: Final = ", ".join(f"'{s.value}'" for s in TicketStatus)
+def canonical_json(value: object) -> str:
+    """The one text of a JSON value that the audit hash covers.
 
-# One statement per item: `executescript` would commit the surrounding
-# transaction, and the schema must be created under the same lock as the
-# version check so two workers starting together cannot race.
-_SCHEMA: Final[tuple[str, ...]] = (
-    # `seq` is AUTOINCREMENT so an id is never reused, even after rows are
-    # deleted: ids are printed in alerts and must keep naming one problem.
-    f"""
-    CREATE TABLE IF NOT EXISTS tickets (
-        seq                INTEGER PRIMARY KEY AUTOINCREMENT,
-        fingerprint        TEXT    NOT NULL,
-        status             TEXT    NOT NULL CHECK (status IN ({_STATUS_LIST})),
-        action             TEXT    NOT NULL CHECK (action IN ('ticket', 'human_review')),
-        model              TEXT    NOT NULL,
-        cohort             TEXT    NOT NULL,
-        cohort_key         TEXT    NOT NULL,
-        detector           TEXT    NOT NULL,
-        feature            TEXT,
-        severity           TEXT    NOT NULL CHECK (severity IN ('ok', 'warn', 'alert')),
-        first_window_start TEXT    NOT NULL,
-        last_window_end    TEXT    NOT NULL,
-        opened_at          TEXT    NOT NULL,
-        updated_at         TEXT    NOT NULL,
-        occurrences        INTEGER NOT NULL CHECK (occurrences >= 1),
-        worst_value        REAL    NOT NULL,
-        last_value         REAL    NOT NULL,
-        last_finding       TEXT    NOT NULL
-    )
-    """,
-    # At most one live (not resolved) ticket per problem, whatever any writer
-    # does; `record` relies on BEGIN IMMEDIATE, this catches the rest.
+    >>> canonical_json({"b": 1, "a": [1.5, None]})
+    '{"a":[1.5,null],"b":1}'
     """
-    CREATE UNIQUE INDEX IF NOT EXISTS tickets_live_fingerprint
-        ON tickets (fingerprint) WHERE status != 'resolved'
-    """,
-    "CREATE INDEX IF NOT EXISTS tickets_status ON tickets (status)",
-    # Keyed by fingerprint rather than ticket, so a window replayed after its
-    # ticket was resolved is still recognised and does not reopen it.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False, default=_json_default)
+
+
+def audit_hash(prev_hash: str, entry: Mapping[str, Any]) -> str:
+    """``sha256(prev_hash + canonical JSON of the entry)`` as hex."""
+    return hashlib.sha256((prev_hash + canonical_json(dict(entry))).encode()).hexdigest()
+
+
+def _check_identity(who: str, what: str) -> str:
+    name = who.strip()
+    if not name:
+        raise ReviewError(f"{what} must name a person; got {who!r}")
+    return name
+
+
+# --------------------------------------------------------------------------- database
+
+
+class Tx(Protocol):
+    """One open transaction (or autocommit reader) on the store's database.
+
+    SQL uses ``?`` placeholders; a PostgreSQL backend translates them. Rows
+    come back as plain dicts keyed by column name.
     """
-    CREATE TABLE IF NOT EXISTS ticket_windows (
-        fingerprint  TEXT    NOT NULL,
-        window_start TEXT    NOT NULL,
-        window_end   TEXT    NOT NULL,
-        ticket_seq   INTEGER NOT NULL REFERENCES tickets (seq),
-        value        REAL    NOT NULL,
-        severity     TEXT    NOT NULL,
-        recorded_at  TEXT    NOT NULL,
-        PRIMARY KEY (fingerprint, window_start)
-    ) WITHOUT ROWID
-    """,
-    f"PRAGMA user_version = {SCHEMA_VERSION}",
-)
+
+    def one(self, sql: str, params: Sequence[object] = ()) -> Row | None: ...
+
+    def all(self, sql: str, params: Sequence[object] = ()) -> builtins.list[Row]: ...
+
+    def run(self, sql: str, params: Sequence[object] = ()) -> None: ...
+
+    def insert(self, sql: str, params: Sequence[object] = ()) -> int:
+        """Run an ``INSERT ... RETURNING <id column>`` and return the id."""
+        ...
+
+    def schema_version(self) -> int: ...
+
+    def set_schema_version(self, version: int) -> None: ...
 
 
-def _ticket_from_row(row: sqlite3.Row) -> Ticket:
+class Database(Protocol):
+    """What the store needs from SQLite or PostgreSQL."""
+
+    dialect: Literal["sqlite", "postgresql"]
+    location: str
+    """For messages: a path or a URL without its password."""
+
+    def write(self, doing: str) -> AbstractContextManager[Tx]:
+        """A transaction holding the store's write lock from its first statement."""
+        ...
+
+    def read(self, doing: str) -> AbstractContextManager[Tx]:
+        """A consistent read (no lock held against writers)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def schema(dialect: Literal["sqlite", "postgresql"], from_version: int) -> builtins.list[str]:
+    """DDL bringing a store at ``from_version`` (0: empty) to :data:`SCHEMA_VERSION`.
+
+    One statement per item: SQLite's ``executescript`` would commit the
+    surrounding transaction, and the schema must be created under the same
+    lock as the version check so two workers starting together cannot race.
+    """
+    sqlite = dialect == "sqlite"
+    # `seq` never reuses an id, even after rows are deleted: ids are printed in
+    # alerts and must keep naming one problem.
+    pk = "INTEGER PRIMARY KEY AUTOINCREMENT" if sqlite else "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
+    real = "REAL" if sqlite else "DOUBLE PRECISION"
+    rowid = " WITHOUT ROWID" if sqlite else ""
+    statuses = ", ".join(f"'{s.value}'" for s in TicketStatus)
+    v2_columns = [
+        ("active", "INTEGER NOT NULL DEFAULT 1"),
+        ("suppressed", "INTEGER NOT NULL DEFAULT 0"),
+        ("resolved_at", "TEXT"),
+        ("requester", "TEXT"),
+        ("approvals_required", "INTEGER NOT NULL DEFAULT 1"),
+        ("review_round", "INTEGER NOT NULL DEFAULT 0"),
+        ("impact", "TEXT NOT NULL DEFAULT '{}'"),
+        ("audit_id", "INTEGER"),
+    ]
+    out: builtins.list[str] = []
+    if from_version < 1:
+        out.append(f"""
+        CREATE TABLE IF NOT EXISTS tickets (
+            seq                {pk},
+            fingerprint        TEXT    NOT NULL,
+            status             TEXT    NOT NULL CHECK (status IN ({statuses})),
+            action             TEXT    NOT NULL CHECK (action IN ('ticket', 'human_review')),
+            model              TEXT    NOT NULL,
+            cohort             TEXT    NOT NULL,
+            cohort_key         TEXT    NOT NULL,
+            detector           TEXT    NOT NULL,
+            feature            TEXT,
+            severity           TEXT    NOT NULL CHECK (severity IN ('ok', 'warn', 'alert')),
+            first_window_start TEXT    NOT NULL,
+            last_window_end    TEXT    NOT NULL,
+            opened_at          TEXT    NOT NULL,
+            updated_at         TEXT    NOT NULL,
+            occurrences        INTEGER NOT NULL CHECK (occurrences >= 1),
+            worst_value        {real}  NOT NULL,
+            last_value         {real}  NOT NULL,
+            last_finding       TEXT    NOT NULL,
+            {", ".join(f"{name} {kind}" for name, kind in v2_columns)}
+        )
+        """)
+        # At most one live (not resolved) ticket per problem, whatever any
+        # writer does; `record` relies on the write lock, this catches the rest.
+        out.append("""
+        CREATE UNIQUE INDEX IF NOT EXISTS tickets_live_fingerprint
+            ON tickets (fingerprint) WHERE status != 'resolved'
+        """)
+        out.append("CREATE INDEX IF NOT EXISTS tickets_status ON tickets (status)")
+        # Keyed by fingerprint rather than ticket, so a window replayed after its
+        # ticket was resolved is still recognised and does not reopen it.
+        out.append(f"""
+        CREATE TABLE IF NOT EXISTS ticket_windows (
+            fingerprint  TEXT    NOT NULL,
+            window_start TEXT    NOT NULL,
+            window_end   TEXT    NOT NULL,
+            ticket_seq   INTEGER NOT NULL REFERENCES tickets (seq),
+            value        {real}  NOT NULL,
+            severity     TEXT    NOT NULL,
+            recorded_at  TEXT    NOT NULL,
+            PRIMARY KEY (fingerprint, window_start)
+        ){rowid}
+        """)
+    elif from_version == 1:
+        out += [f"ALTER TABLE tickets ADD COLUMN {name} {kind}" for name, kind in v2_columns]
+    if from_version < 2:
+        out.append("CREATE INDEX IF NOT EXISTS tickets_cohort ON tickets (cohort_key)")
+        # Events per cohort window, so a ticket can say which share of the
+        # model's traffic its cohort carries (written for every closed window).
+        out.append(f"""
+        CREATE TABLE IF NOT EXISTS window_traffic (
+            model        TEXT    NOT NULL,
+            window_start TEXT    NOT NULL,
+            cohort_key   TEXT    NOT NULL,
+            window_end   TEXT    NOT NULL,
+            n_events     INTEGER NOT NULL CHECK (n_events >= 0),
+            PRIMARY KEY (model, window_start, cohort_key)
+        ){rowid}
+        """)
+        out.append(f"""
+        CREATE TABLE IF NOT EXISTS ticket_reviews (
+            ticket_seq INTEGER NOT NULL REFERENCES tickets (seq),
+            round      INTEGER NOT NULL,
+            reviewer   TEXT    NOT NULL,
+            verdict    TEXT    NOT NULL CHECK (verdict IN ('approve', 'reject')),
+            comment    TEXT,
+            at         TEXT    NOT NULL,
+            PRIMARY KEY (ticket_seq, round, reviewer)
+        ){rowid}
+        """)
+        out.append(f"""
+        CREATE TABLE IF NOT EXISTS retrain_outbox (
+            id           {pk},
+            request_key  TEXT NOT NULL UNIQUE,
+            ticket_seq   INTEGER NOT NULL REFERENCES tickets (seq),
+            created_at   TEXT NOT NULL,
+            payload      TEXT NOT NULL,
+            published_at TEXT
+        )
+        """)
+        # Ids are given by the writer (last id + 1, under the write lock), not
+        # by the database, so the chain's order is the ids' order.
+        out.append("""
+        CREATE TABLE IF NOT EXISTS audit_log (
+            id        INTEGER PRIMARY KEY,
+            at        TEXT NOT NULL,
+            actor     TEXT NOT NULL,
+            action    TEXT NOT NULL,
+            ticket_id TEXT,
+            detail    TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash      TEXT NOT NULL
+        )
+        """)
+        # Append-only in the database too: an ordinary UPDATE or DELETE fails.
+        # Whoever drops the trigger still cannot hide an edit from verify_audit.
+        if sqlite:
+            for verb in ("UPDATE", "DELETE"):
+                out.append(f"""
+                CREATE TRIGGER IF NOT EXISTS audit_log_no_{verb.lower()}
+                BEFORE {verb} ON audit_log
+                BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END
+                """)
+        else:
+            out.append("""
+            CREATE OR REPLACE FUNCTION drift_audit_append_only() RETURNS trigger AS $$
+            BEGIN RAISE EXCEPTION 'the audit log is append-only'; END
+            $$ LANGUAGE plpgsql
+            """)
+            out.append("""
+            CREATE OR REPLACE TRIGGER audit_log_append_only
+            BEFORE UPDATE OR DELETE ON audit_log
+            FOR EACH ROW EXECUTE FUNCTION drift_audit_append_only()
+            """)
+    return out
+
+
+class _SqliteTx:
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def one(self, sql: str, params: Sequence[object] = ()) -> Row | None:
+        row = self._conn.execute(sql, tuple(params)).fetchone()
+        return None if row is None else dict(row)
+
+    def all(self, sql: str, params: Sequence[object] = ()) -> builtins.list[Row]:
+        return [dict(row) for row in self._conn.execute(sql, tuple(params)).fetchall()]
+
+    def run(self, sql: str, params: Sequence[object] = ()) -> None:
+        self._conn.execute(sql, tuple(params))
+
+    def insert(self, sql: str, params: Sequence[object] = ()) -> int:
+        row = self._conn.execute(sql, tuple(params)).fetchone()
+        return int(row[0])
+
+    def schema_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def set_schema_version(self, version: int) -> None:
+        self._conn.execute(f"PRAGMA user_version = {int(version)}")
+
+
+class SqliteDatabase:
+    """One SQLite file in WAL mode; one connection, used from the thread that opened it."""
+
+    dialect: Literal["sqlite", "postgresql"] = "sqlite"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.location = str(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None turns off the module's implicit
+            # transactions, so `write` alone decides where one starts.
+            self._conn = sqlite3.connect(
+                self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise TicketStoreError(f"cannot open ticket store {self.location!r}: {exc}") from exc
+        self._conn.row_factory = sqlite3.Row
+        try:
+            # The busy timeout comes first: switching to WAL needs a lock that
+            # another worker opening the same file may hold for a moment.
+            self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            # WAL lets readers (the CLI, other workers) run beside the one
+            # writer. `synchronous` keeps its default (FULL): a committed window
+            # must survive a power cut, or the stream could resume past events
+            # whose tickets were lost.
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise TicketStoreError(f"cannot open ticket store {self.location!r}: {exc}") from exc
+
+    @contextmanager
+    def write(self, doing: str) -> Iterator[Tx]:
+        # BEGIN IMMEDIATE takes the write lock before the first read, so the
+        # "is there a live ticket?" check and the insert that follows cannot
+        # interleave with another worker's: there is no window for a duplicate.
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise TicketStoreError(f"cannot {doing} ticket store {self.location!r}: {exc}") from exc
+        try:
+            yield _SqliteTx(conn)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the failed statement may have rolled back already
+            if isinstance(exc, sqlite3.Error):
+                raise TicketStoreError(
+                    f"cannot {doing} ticket store {self.location!r}: {exc}"
+                ) from exc
+            raise
+
+    @contextmanager
+    def read(self, doing: str) -> Iterator[Tx]:
+        # A deferred transaction reads one snapshot in WAL mode and takes no
+        # write lock, so the CLI never blocks the stream job.
+        conn = self._conn
+        try:
+            conn.execute("BEGIN")
+            try:
+                yield _SqliteTx(conn)
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise TicketStoreError(f"cannot {doing} ticket store {self.location!r}: {exc}") from exc
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def _ticket_from_row(row: Row) -> Ticket:
+    resolved = row.get("resolved_at")
     return Ticket(
         id=_ticket_id(int(row["seq"])),
         fingerprint=str(row["fingerprint"]),
@@ -277,6 +691,13 @@ def _ticket_from_row(row: sqlite3.Row) -> Ticket:
         worst_value=float(row["worst_value"]),
         last_value=float(row["last_value"]),
         last_finding=json.loads(row["last_finding"]),
+        active=bool(row["active"]),
+        suppressed=int(row["suppressed"]),
+        resolved_at=None if resolved is None else _parse_time(resolved),
+        requester=row["requester"],
+        approvals_required=int(row["approvals_required"]),
+        review_round=int(row["review_round"]),
+        impact=json.loads(row["impact"]),
     )
 
 
@@ -284,12 +705,30 @@ def _initial_status(action: Action) -> TicketStatus:
     return TicketStatus.PENDING_REVIEW if action == "human_review" else TicketStatus.OPEN
 
 
-class TicketStore:
-    """Tickets in one SQLite file, shared by every worker process.
+def _impact_dict(impact: ImpactConfig | None) -> dict[str, Any]:
+    if impact is None:
+        return {}
+    return {"tier": impact.tier, "regulated": impact.regulated, "weight": impact.weight}
 
-    Open it with :meth:`open`. A store holds one connection and is used from
-    the thread that opened it; each worker opens its own store on the same
-    file, and SQLite's lock (WAL mode, with a busy timeout) orders them.
+
+def _rank_key(finding: Mapping[str, Any]) -> tuple[int, float]:
+    # How far past its own alert threshold: values of different detectors
+    # (PSI, rates, distances) only compare as multiples of their thresholds.
+    alert = float(finding.get("alert") or 0.0)
+    value = float(finding.get("value") or 0.0)
+    ratio = value / alert if alert > 0 else value
+    return (_SEVERITY_RANK.get(Severity(finding.get("severity", "ok")), 0), ratio)
+
+
+# --------------------------------------------------------------------------- store
+
+
+class TicketStore:
+    """Tickets, reviews, retraining outbox and audit log in one database.
+
+    Open a SQLite store with :meth:`open`; a PostgreSQL one with
+    ``connectors.postgres.open_postgres``. A store holds one connection and
+    is used from the thread that opened it; each worker opens its own.
 
     Examples
     --------
@@ -304,21 +743,26 @@ class TicketStore:
     ...     with TicketStore.open(os.path.join(folder, "t.db")) as store:
     ...         first = store.record(finding)
     ...         again = store.record(finding)
-    >>> first.kind, first.ticket.id, first.ticket.status.value, again
-    ('opened', 'DRIFT-1', 'open', None)
+    ...         intact = store.verify_audit().ok
+    >>> first.kind, first.ticket.id, first.ticket.status.value, again, intact
+    ('opened', 'DRIFT-1', 'open', None, True)
     """
 
-    __slots__ = ("_conn", "_now", "_path")
+    __slots__ = ("_db", "_now")
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, now: Callable[[], datetime]) -> None:
-        # Use `open`: it prepares the connection and the schema first.
-        self._conn = conn
-        self._path = path
+    def __init__(self, db: Database, now: Callable[[], datetime] = _utc_now) -> None:
+        """Wrap an open database and bring its schema up to date."""
+        self._db = db
         self._now = now
+        try:
+            self._prepare()
+        except BaseException:
+            db.close()
+            raise
 
     @classmethod
     def open(cls, path: str | Path, now: Callable[[], datetime] = _utc_now) -> TicketStore:
-        """Open the ticket store at ``path``, creating file and schema if needed.
+        """Open the SQLite ticket store at ``path``, creating file and schema if needed.
 
         Parameters
         ----------
@@ -329,66 +773,42 @@ class TicketStore:
             must return timezone-aware datetimes. Injected so tests are
             deterministic.
 
-        Returns
-        -------
-        TicketStore
-            Open until :meth:`close` (or the end of a ``with`` block).
-
         Raises
         ------
         TicketStoreError
             The file cannot be opened, is not a SQLite database, or was
             written by a newer schema; the message names the path and cause.
         """
-        path = Path(path)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None turns off the module's implicit
-            # transactions, so `_transaction` alone decides where one starts.
-            conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
-            raise TicketStoreError(f"cannot open ticket store {str(path)!r}: {exc}") from exc
-        conn.row_factory = sqlite3.Row
-        store = cls(conn, path, now)
-        try:
-            store._prepare()
-        except BaseException:
-            conn.close()
-            raise
-        return store
+        return cls(SqliteDatabase(path), now)
 
     def _prepare(self) -> None:
-        conn = self._conn
-        try:
-            # The busy timeout comes first: switching to WAL needs a lock that
-            # another worker opening the same file may hold for a moment.
-            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            # WAL lets readers (the CLI, other workers) run beside the one
-            # writer. `synchronous` keeps its default (FULL): a committed window
-            # must survive a power cut, or the stream could resume past events
-            # whose tickets were lost.
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.Error as exc:
-            raise TicketStoreError(f"cannot open ticket store {str(self._path)!r}: {exc}") from exc
-        with self._transaction("open") as tx:
-            version = int(tx.execute("PRAGMA user_version").fetchone()[0])
+        with self._db.write("open") as tx:
+            version = tx.schema_version()
             if version > SCHEMA_VERSION:
                 raise TicketStoreError(
-                    f"cannot open ticket store {str(self._path)!r}: its schema version "
+                    f"cannot open ticket store {self._db.location!r}: its schema version "
                     f"{version} is newer than this drift supports ({SCHEMA_VERSION})"
                 )
-            for statement in _SCHEMA:
-                tx.execute(statement)
+            if version < SCHEMA_VERSION:
+                for statement in schema(self._db.dialect, version):
+                    tx.run(statement)
+                tx.set_schema_version(SCHEMA_VERSION)
 
     @property
     def path(self) -> Path:
-        """The SQLite file this store writes."""
-        return self._path
+        """The SQLite file this store writes (a SQLite store only)."""
+        if isinstance(self._db, SqliteDatabase):
+            return self._db.path
+        raise TicketStoreError(f"the ticket store {self._db.location!r} is not a file")
+
+    @property
+    def location(self) -> str:
+        """The file or URL (without password) of the store, for messages."""
+        return self._db.location
 
     def close(self) -> None:
         """Close the connection; calling it again does nothing."""
-        self._conn.close()
+        self._db.close()
 
     def __enter__(self) -> TicketStore:
         return self
@@ -401,38 +821,126 @@ class TicketStore:
     ) -> None:
         self.close()
 
-    @contextmanager
-    def _transaction(self, doing: str) -> Iterator[sqlite3.Connection]:
-        # BEGIN IMMEDIATE takes the write lock before the first read, so the
-        # "is there a live ticket?" check and the insert that follows cannot
-        # interleave with another worker's: there is no window for a duplicate.
-        conn = self._conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise TicketStoreError(
-                f"cannot {doing} ticket store {str(self._path)!r}: {exc}"
-            ) from exc
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass  # the failed statement may have rolled back already
-            if isinstance(exc, sqlite3.Error):
-                raise TicketStoreError(
-                    f"cannot {doing} ticket store {str(self._path)!r}: {exc}"
-                ) from exc
-            raise
-
     def _clock(self) -> tuple[datetime, str]:
         at = self._now()
         text = _time_text(at, "the store's clock now()")
         return at.astimezone(UTC), text
 
-    def record(self, finding: Finding, action: str = "ticket") -> TicketEvent | None:
+    # ------------------------------------------------------------------ audit
+
+    def _audit(
+        self, tx: Tx, at_text: str, actor: str, action: str, seq: int | None,
+        detail: Mapping[str, Any],
+    ) -> int:
+        last = tx.one("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+        entry_id = 1 if last is None else int(last["id"]) + 1
+        prev = GENESIS_HASH if last is None else str(last["hash"])
+        ticket_id = None if seq is None else _ticket_id(seq)
+        detail_text = canonical_json(dict(detail))
+        entry = {"id": entry_id, "at": at_text, "actor": actor, "action": action,
+                 "ticket_id": ticket_id, "detail": json.loads(detail_text)}
+        tx.run(
+            "INSERT INTO audit_log (id, at, actor, action, ticket_id, detail, prev_hash, hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (entry_id, at_text, actor, action, ticket_id, detail_text, prev, audit_hash(prev, entry)),
+        )
+        if seq is not None:
+            tx.run("UPDATE tickets SET audit_id = ? WHERE seq = ?", (entry_id, seq))
+        return entry_id
+
+    def audit_log(self, ticket_id: str | None = None) -> builtins.list[AuditEntry]:
+        """The audit log, oldest first; only ``ticket_id``'s entries when given."""
+        with self._db.read("read the audit log of") as tx:
+            if ticket_id is None:
+                rows = tx.all("SELECT * FROM audit_log ORDER BY id")
+            else:
+                _parse_ticket_id(ticket_id)
+                rows = tx.all("SELECT * FROM audit_log WHERE ticket_id = ? ORDER BY id", (ticket_id,))
+        return [
+            AuditEntry(int(r["id"]), str(r["at"]), str(r["actor"]), str(r["action"]), r["ticket_id"],
+                       json.loads(r["detail"]), str(r["prev_hash"]), str(r["hash"]))
+            for r in rows
+        ]
+
+    def verify_audit(self) -> AuditReport:
+        """Walk the hash chain; report the first entry that was edited, removed or forged.
+
+        Checks, in id order: ids are 1, 2, 3, ... (a gap is a deleted entry);
+        each ``prev_hash`` is the hash of the entry before; each ``hash``
+        matches the entry's content. Deleting the newest entries leaves a
+        valid chain, so each ticket's latest audit entry (kept on the ticket)
+        must also exist and name that ticket.
+        """
+        with self._db.read("verify the audit log of") as tx:
+            rows = tx.all("SELECT * FROM audit_log ORDER BY id")
+            pointers = tx.all("SELECT seq, audit_id FROM tickets WHERE audit_id IS NOT NULL ORDER BY seq")
+        prev = GENESIS_HASH
+        by_id: dict[int, Row] = {}
+        for expected, row in enumerate(rows, start=1):
+            entry_id = int(row["id"])
+            if entry_id != expected:
+                return AuditReport(False, len(rows), expected,
+                                   f"audit entry {expected} is missing: it was deleted")
+            if row["prev_hash"] != prev:
+                return AuditReport(False, len(rows), entry_id,
+                                   f"audit entry {entry_id} does not chain to entry {entry_id - 1}: "
+                                   f"one of them was edited")
+            try:
+                detail = json.loads(row["detail"])
+            except ValueError:
+                return AuditReport(False, len(rows), entry_id,
+                                   f"audit entry {entry_id} was edited: its detail is not JSON")
+            entry = {"id": entry_id, "at": row["at"], "actor": row["actor"], "action": row["action"],
+                     "ticket_id": row["ticket_id"], "detail": detail}
+            if audit_hash(prev, entry) != row["hash"]:
+                return AuditReport(False, len(rows), entry_id,
+                                   f"audit entry {entry_id} was edited: its hash does not match its content")
+            prev = str(row["hash"])
+            by_id[entry_id] = row
+        for pointer in pointers:
+            entry_id = int(pointer["audit_id"])
+            ticket_id = _ticket_id(int(pointer["seq"]))
+            found = by_id.get(entry_id)
+            if found is None:
+                return AuditReport(False, len(rows), entry_id,
+                                   f"audit entry {entry_id} is missing: it was the latest entry of "
+                                   f"{ticket_id} and was deleted")
+            if found["ticket_id"] != ticket_id:
+                return AuditReport(False, len(rows), entry_id,
+                                   f"audit entry {entry_id} does not belong to {ticket_id}, whose "
+                                   f"latest entry it should be")
+        return AuditReport(True, len(rows))
+
+    # ------------------------------------------------------------------ traffic
+
+    def record_traffic(self, model: str, cohort_key: str, window_start: datetime,
+                       window_end: datetime, n_events: int) -> None:
+        """Remember how many events one cohort window held (idempotent: last write wins).
+
+        The share of a cohort in its model's traffic is computed when read
+        (:meth:`context`), from every cohort window of the model recorded by then.
+        """
+        start = _time_text(window_start, "traffic window start")
+        end = _time_text(window_end, "traffic window end")
+        with self._db.write("write") as tx:
+            tx.run(
+                "INSERT INTO window_traffic (model, window_start, cohort_key, window_end, n_events)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (model, window_start, cohort_key)"
+                " DO UPDATE SET n_events = excluded.n_events, window_end = excluded.window_end",
+                (model, start, cohort_key, end, int(n_events)),
+            )
+
+    # ------------------------------------------------------------------ record
+
+    def record(
+        self,
+        finding: Finding,
+        action: str = "ticket",
+        *,
+        approvals: int = 1,
+        impact: ImpactConfig | None = None,
+        cooldown: timedelta = timedelta(0),
+    ) -> TicketEvent | None:
         """Record ``finding`` on its fingerprint's ticket.
 
         Parameters
@@ -443,17 +951,27 @@ class TicketStore:
         action
             The routing action, ``"ticket"`` or ``"human_review"``. It sets
             the status of a new or reopened ticket (``open`` or
-            ``pending_review``); a live ticket keeps its status and action,
-            which only the lifecycle (review, resolution) changes.
+            ``pending_review``, requested by :data:`SYSTEM_IDENTITY`); a live
+            ticket keeps its status and action, which only the lifecycle
+            (review, resolution) changes.
+        approvals
+            Distinct approvers a review of a new or reopened ticket needs.
+        impact
+            The model's impact config, kept on the ticket for its context.
+        cooldown
+            Quiet period after resolution, in event time: an alerting window
+            that starts before the resolved ticket's ``last_window_end +
+            cooldown`` is counted in ``suppressed`` and does not reopen it.
 
         Returns
         -------
         TicketEvent or None
             ``opened`` when the fingerprint has no ticket yet, ``updated``
             when it has a live one, ``reopened`` when all its tickets are
-            resolved (the latest is reopened and keeps its history). None
-            when this fingerprint's window was already recorded: replaying
-            after a crash neither double counts nor emits a second event.
+            resolved and the cooldown is over (the latest is reopened and keeps
+            its history). None when this fingerprint's window was already
+            recorded (a replay neither double counts nor emits a second event)
+            or when the window fell in the cooldown.
 
         Raises
         ------
@@ -469,6 +987,8 @@ class TicketStore:
                 f"cannot record finding {fingerprint} (detector {finding.detector!r}, "
                 f"feature {finding.feature!r}, cohort {finding.cohort.key!r}): value is NaN"
             )
+        if approvals < 1:
+            raise TicketStoreError(f"approvals must be >= 1; got {approvals!r}")
         window_start = _time_text(finding.window.start, f"finding {fingerprint} window start")
         window_end = _time_text(finding.window.end, f"finding {fingerprint} window end")
         try:
@@ -478,62 +998,67 @@ class TicketStore:
                 f"cannot record finding {fingerprint} (detector {finding.detector!r}, "
                 f"feature {finding.feature!r}): evidence is not JSON serialisable: {exc}"
             ) from exc
+        impact_text = json.dumps(_impact_dict(impact), sort_keys=True)
         at, at_text = self._clock()
+        window_detail = {"window_start": window_start, "window_end": window_end,
+                         "value": finding.value, "severity": finding.severity.value}
 
-        with self._transaction("write") as tx:
-            seen = tx.execute(
-                "SELECT 1 FROM ticket_windows WHERE fingerprint = ? AND window_start = ?",
+        with self._db.write("write") as tx:
+            seen = tx.one(
+                "SELECT 1 AS seen FROM ticket_windows WHERE fingerprint = ? AND window_start = ?",
                 (fingerprint, window_start),
-            ).fetchone()
+            )
             if seen is not None:
                 return None
 
-            row = tx.execute(
+            row = tx.one(
                 "SELECT * FROM tickets WHERE fingerprint = ? AND status != ?",
                 (fingerprint, TicketStatus.RESOLVED.value),
-            ).fetchone()
+            )
             kind: EventKind
             if row is not None:
                 kind = "updated"
-                status, stored_action = TicketStatus(row["status"]), _as_action(row["action"])
             else:
-                row = tx.execute(
+                row = tx.one(
                     "SELECT * FROM tickets WHERE fingerprint = ? ORDER BY seq DESC LIMIT 1",
                     (fingerprint,),
-                ).fetchone()
+                )
                 kind = "opened" if row is None else "reopened"
-                status, stored_action = _initial_status(checked_action), checked_action
+
+            if row is not None and kind == "reopened":
+                quiet_until = _parse_time(row["last_window_end"]) + cooldown
+                if finding.window.start < quiet_until:
+                    seq = int(row["seq"])
+                    self._insert_window(tx, fingerprint, window_start, window_end, seq, finding, at_text)
+                    tx.run("UPDATE tickets SET suppressed = suppressed + 1 WHERE seq = ?", (seq,))
+                    self._audit(tx, at_text, SYSTEM_IDENTITY, "suppressed", seq,
+                                {**window_detail, "quiet_until": _time_text(quiet_until, "quiet until")})
+                    return None
 
             if row is None:
-                cursor = tx.execute(
+                status = _initial_status(checked_action)
+                review = status is TicketStatus.PENDING_REVIEW
+                seq = tx.insert(
                     """
                     INSERT INTO tickets (
                         fingerprint, status, action, model, cohort, cohort_key,
                         detector, feature, severity, first_window_start,
                         last_window_end, opened_at, updated_at, occurrences,
-                        worst_value, last_value, last_finding
-                    ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)
+                        worst_value, last_value, last_finding, active, suppressed,
+                        requester, approvals_required, review_round, impact
+                    ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, 1, 0, ?, ?, ?, ?)
+                    RETURNING seq
                     """,
                     (
-                        fingerprint,
-                        status.value,
-                        stored_action,
-                        finding.cohort.model,
-                        json.dumps(finding.cohort.to_dict(), sort_keys=True),
-                        finding.cohort.key,
-                        finding.detector,
-                        finding.feature,
-                        finding.severity.value,
-                        window_start,
-                        window_end,
-                        at_text,
-                        at_text,
-                        finding.value,
-                        finding.value,
-                        payload,
+                        fingerprint, status.value, checked_action, finding.cohort.model,
+                        json.dumps(finding.cohort.to_dict(), sort_keys=True), finding.cohort.key,
+                        finding.detector, finding.feature, finding.severity.value,
+                        window_start, window_end, at_text, at_text,
+                        finding.value, finding.value, payload,
+                        SYSTEM_IDENTITY if review else None, approvals, 1 if review else 0, impact_text,
                     ),
                 )
-                seq = int(cursor.lastrowid or 0)
+                detail: dict[str, Any] = {**window_detail, "status": status.value, "action": checked_action}
             else:
                 seq = int(row["seq"])
                 first_start = min(_parse_time(row["first_window_start"]), finding.window.start)
@@ -541,53 +1066,95 @@ class TicketStore:
                 # Windows can arrive out of order (late data, replay, another
                 # worker); "last" means latest in event time, not latest written.
                 is_latest = finding.window.end >= last_end
-                tx.execute(
+                if kind == "reopened":
+                    status = _initial_status(checked_action)
+                    stored_action = checked_action
+                    review = status is TicketStatus.PENDING_REVIEW
+                    requester = SYSTEM_IDENTITY if review else None
+                    review_round = int(row["review_round"]) + (1 if review else 0)
+                    required = approvals
+                else:
+                    status = TicketStatus(row["status"])
+                    stored_action = _as_action(row["action"])
+                    requester = row["requester"]
+                    review_round = int(row["review_round"])
+                    required = int(row["approvals_required"])
+                tx.run(
                     """
                     UPDATE tickets SET
                         status = ?, action = ?, severity = ?,
                         first_window_start = ?, last_window_end = ?,
                         updated_at = ?, occurrences = occurrences + 1,
-                        worst_value = max(worst_value, ?),
-                        last_value = ?, last_finding = ?
+                        worst_value = ?, last_value = ?, last_finding = ?,
+                        active = 1, requester = ?, approvals_required = ?,
+                        review_round = ?, impact = ?
                     WHERE seq = ?
                     """,
                     (
-                        status.value,
-                        stored_action,
+                        status.value, stored_action,
                         _worse(Severity(row["severity"]), finding.severity).value,
                         _time_text(first_start, "first window start"),
                         window_end if is_latest else row["last_window_end"],
                         at_text,
-                        finding.value,
+                        max(float(row["worst_value"]), finding.value),
                         finding.value if is_latest else row["last_value"],
                         payload if is_latest else row["last_finding"],
+                        requester, required, review_round,
+                        impact_text if impact is not None else row["impact"],
                         seq,
                     ),
                 )
-            tx.execute(
-                """
-                INSERT INTO ticket_windows (
-                    fingerprint, window_start, window_end, ticket_seq,
-                    value, severity, recorded_at
-                ) VALUES (?, ?, ?, ?, ?, ?, ?)
-                """,
-                (
-                    fingerprint,
-                    window_start,
-                    window_end,
-                    seq,
-                    finding.value,
-                    finding.severity.value,
-                    at_text,
-                ),
-            )
+                detail = {**window_detail}
+                if kind == "reopened":
+                    detail.update(status=status.value, action=stored_action, previous_status="resolved")
+            self._insert_window(tx, fingerprint, window_start, window_end, seq, finding, at_text)
+            audit_id = self._audit(tx, at_text, SYSTEM_IDENTITY, kind, seq, detail)
             ticket = self._fetch(tx, seq)
-        assert ticket is not None  # written in the transaction above
-        return TicketEvent(kind=kind, ticket=ticket, at=at)
+            assert ticket is not None  # written in the transaction above
+            context = self._context(tx, ticket)
+        return TicketEvent(kind=kind, ticket=ticket, at=at, id=f"{ticket.id}:{audit_id}", context=context)
 
     @staticmethod
-    def _fetch(conn: sqlite3.Connection, seq: int) -> Ticket | None:
-        row = conn.execute("SELECT * FROM tickets WHERE seq = ?", (seq,)).fetchone()
+    def _insert_window(tx: Tx, fingerprint: str, window_start: str, window_end: str, seq: int,
+                       finding: Finding, at_text: str) -> None:
+        tx.run(
+            """
+            INSERT INTO ticket_windows (
+                fingerprint, window_start, window_end, ticket_seq, value, severity, recorded_at
+            ) VALUES (?, ?, ?, ?, ?, ?, ?)
+            """,
+            (fingerprint, window_start, window_end, seq, finding.value, finding.severity.value, at_text),
+        )
+
+    def clear(self, finding: Finding) -> TicketEvent | None:
+        """Mark the live ticket of ``finding``'s fingerprint inactive (hysteresis cleared it).
+
+        The status does not change: whether the problem is *resolved* is for a
+        person to say. Returns None when there is no live, active ticket.
+        """
+        at, at_text = self._clock()
+        window_end = _time_text(finding.window.end, "clearing window end")
+        with self._db.write("write") as tx:
+            row = tx.one(
+                "SELECT * FROM tickets WHERE fingerprint = ? AND status != ? AND active = 1",
+                (finding.fingerprint, TicketStatus.RESOLVED.value),
+            )
+            if row is None:
+                return None
+            seq = int(row["seq"])
+            tx.run("UPDATE tickets SET active = 0, updated_at = ? WHERE seq = ?", (at_text, seq))
+            audit_id = self._audit(tx, at_text, SYSTEM_IDENTITY, "cleared", seq,
+                                   {"window_end": window_end, "value": finding.value})
+            ticket = self._fetch(tx, seq)
+            assert ticket is not None
+            context = self._context(tx, ticket)
+        return TicketEvent(kind="cleared", ticket=ticket, at=at, id=f"{ticket.id}:{audit_id}", context=context)
+
+    # ------------------------------------------------------------------ reading
+
+    @staticmethod
+    def _fetch(tx: Tx, seq: int) -> Ticket | None:
+        row = tx.one("SELECT * FROM tickets WHERE seq = ?", (seq,))
         return None if row is None else _ticket_from_row(row)
 
     def get(self, ticket_id: str) -> Ticket:
@@ -600,41 +1167,159 @@ class TicketStore:
             be read.
         """
         seq = _parse_ticket_id(ticket_id)
-        try:
-            ticket = self._fetch(self._conn, seq)
-        except sqlite3.Error as exc:
-            raise TicketStoreError(
-                f"cannot read ticket {ticket_id!r} from {str(self._path)!r}: {exc}"
-            ) from exc
+        with self._db.read(f"read ticket {ticket_id!r} from") as tx:
+            ticket = self._fetch(tx, seq)
         if ticket is None:
-            raise TicketStoreError(f"no ticket {ticket_id!r} in {str(self._path)!r}")
+            raise TicketStoreError(f"no ticket {ticket_id!r} in {self._db.location!r}")
         return ticket
 
     def list(self, status: TicketStatus | None = None) -> builtins.list[Ticket]:
         """All tickets, or those with ``status``, oldest id first."""
-        query = "SELECT * FROM tickets ORDER BY seq"
-        params: tuple[str, ...] = ()
-        if status is not None:
-            query = "SELECT * FROM tickets WHERE status = ? ORDER BY seq"
-            params = (TicketStatus(status).value,)
-        try:
-            rows = self._conn.execute(query, params).fetchall()
-        except sqlite3.Error as exc:
-            raise TicketStoreError(f"cannot list tickets in {str(self._path)!r}: {exc}") from exc
+        with self._db.read("list tickets in") as tx:
+            if status is None:
+                rows = tx.all("SELECT * FROM tickets ORDER BY seq")
+            else:
+                rows = tx.all("SELECT * FROM tickets WHERE status = ? ORDER BY seq",
+                              (TicketStatus(status).value,))
         return [_ticket_from_row(row) for row in rows]
 
-    def set_status(self, ticket_id: str, status: TicketStatus) -> Ticket:
-        """Move ``ticket_id`` to ``status`` and return the updated ticket.
+    def context(self, ticket_id: str) -> dict[str, Any]:
+        """Everything a reviewer needs about ``ticket_id``, computed now.
 
-        Minimal on purpose: any move is allowed except one that would give a
-        fingerprint two live tickets. The lifecycle rules (who may approve,
-        which moves are legal) belong to the review module.
+        ``{"cohort", "windows", "traffic", "findings", "baseline", "impact",
+        "countermeasures", "reviews"}``: see docs/tickets.md for each field.
+        """
+        seq = _parse_ticket_id(ticket_id)
+        with self._db.read(f"read ticket {ticket_id!r} from") as tx:
+            ticket = self._fetch(tx, seq)
+            if ticket is None:
+                raise TicketStoreError(f"no ticket {ticket_id!r} in {self._db.location!r}")
+            return self._context(tx, ticket)
+
+    def _context(self, tx: Tx, ticket: Ticket) -> dict[str, Any]:
+        seq = _parse_ticket_id(ticket.id)
+        windows = tx.all(
+            "SELECT window_start, window_end, value, severity FROM ticket_windows"
+            " WHERE ticket_seq = ? ORDER BY window_start", (seq,),
+        )
+        # Traffic of the latest window and of all the ticket's windows together.
+        starts = [str(w["window_start"]) for w in windows]
+        traffic_rows = tx.all(
+            "SELECT window_start, cohort_key, n_events FROM window_traffic WHERE model = ?"
+            f" AND window_start IN ({', '.join('?' for _ in starts) or 'NULL'})",
+            (ticket.model, *starts),
+        )
+        n_cohort: dict[str, int] = {}
+        n_model: dict[str, int] = {}
+        n_cohorts: dict[str, int] = {}
+        for t in traffic_rows:
+            start = str(t["window_start"])
+            n_model[start] = n_model.get(start, 0) + int(t["n_events"])
+            n_cohorts[start] = n_cohorts.get(start, 0) + 1
+            if t["cohort_key"] == ticket.cohort_key:
+                n_cohort[start] = int(t["n_events"])
+        latest = str(ticket.last_finding.get("window_start", starts[-1] if starts else ""))
+        latest = _time_text(_parse_time(latest), "latest window") if latest else latest
+
+        def share(num: int | None, den: int | None) -> float | None:
+            return None if num is None or not den else num / den
+
+        known = [s for s in starts if s in n_cohort]
+        total_cohort = sum(n_cohort[s] for s in known)
+        total_model = sum(n_model[s] for s in known)
+        traffic = {
+            "window_start": latest or None,
+            "n_events": n_cohort.get(latest),
+            "n_model_events": n_model.get(latest),
+            "n_cohorts": n_cohorts.get(latest),
+            "share": share(n_cohort.get(latest), n_model.get(latest)),
+            "n_events_all_windows": total_cohort if known else None,
+            "share_all_windows": share(total_cohort, total_model) if known else None,
+        }
+        # The findings of this cohort that have live tickets, worst first:
+        # this ticket's latest finding and those of its neighbours.
+        related = tx.all(
+            "SELECT seq, last_finding FROM tickets WHERE cohort_key = ? AND status != ? AND seq != ?",
+            (ticket.cohort_key, TicketStatus.RESOLVED.value, seq),
+        )
+        findings = [{**ticket.last_finding, "ticket_id": ticket.id}]
+        findings += [{**json.loads(r["last_finding"]), "ticket_id": _ticket_id(int(r["seq"]))} for r in related]
+        findings.sort(key=_rank_key, reverse=True)
+        ranked = [
+            {"rank": i, "ticket_id": f["ticket_id"], "detector": f.get("detector"),
+             "feature": f.get("feature"), "value": f.get("value"), "severity": f.get("severity"),
+             "warn": f.get("warn"), "alert": f.get("alert"),
+             "window_start": f.get("window_start"), "window_end": f.get("window_end"),
+             "n_current": f.get("n_current"), "evidence": f.get("evidence", {})}
+            for i, f in enumerate(findings, start=1)
+        ]
+        countermeasures: builtins.list[dict[str, Any]] = []
+        for f in ranked:
+            suggestion: dict[str, Any] = {"detector": str(f["detector"]), **suggest(str(f["detector"])).to_dict()}
+            # Embedding findings name the window's samples farthest from the reference: what to inspect.
+            farthest = (f["evidence"] or {}).get("farthest") if isinstance(f["evidence"], dict) else None
+            if farthest:
+                suggestion["event_ids"] = [row.get("event_id") for row in farthest if row.get("event_id") is not None]
+            if not any(c["action"] == suggestion["action"] for c in countermeasures):
+                countermeasures.append(suggestion)
+        impact = dict(ticket.impact)
+        weight = impact.get("weight")
+        traffic_share = traffic["share"]
+        impact["traffic_share"] = traffic_share
+        impact["estimate"] = (
+            None if weight is None or traffic_share is None else float(weight) * float(traffic_share)
+        )
+        reviews = tx.all(
+            "SELECT * FROM ticket_reviews WHERE ticket_seq = ? ORDER BY at, reviewer", (seq,)
+        )
+        return {
+            "cohort": dict(ticket.cohort),
+            "windows": [
+                {"window_start": w["window_start"], "window_end": w["window_end"],
+                 "value": float(w["value"]), "severity": w["severity"],
+                 "n_events": n_cohort.get(str(w["window_start"]))}
+                for w in windows
+            ],
+            "traffic": traffic,
+            "findings": ranked,
+            "baseline": {
+                "name": ticket.last_finding.get("baseline"),
+                "n_reference": ticket.last_finding.get("n_reference"),
+            },
+            "impact": impact,
+            "countermeasures": countermeasures,
+            "reviews": [
+                {"round": int(r["round"]), "reviewer": r["reviewer"], "verdict": r["verdict"],
+                 "comment": r["comment"], "at": r["at"]}
+                for r in reviews
+            ],
+        }
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _move(self, tx: Tx, seq: int, current: Ticket, new: TicketStatus) -> None:
+        allowed = TRANSITIONS[current.status]
+        if new not in allowed:
+            options = ", ".join(sorted(s.value for s in allowed)) or "none"
+            raise TransitionError(
+                f"cannot move {current.id} from {current.status.value} to {new.value}: "
+                f"allowed from {current.status.value}: {options}"
+            )
+
+    def set_status(self, ticket_id: str, status: TicketStatus | str, actor: str = SYSTEM_IDENTITY,
+                   comment: str | None = None) -> Ticket:
+        """Move ``ticket_id`` to ``status`` along :data:`TRANSITIONS` and return it.
+
+        Approval and rejection go through :meth:`approve` / :meth:`reject`
+        (they count reviewers), entering review through :meth:`request_review`,
+        and a resolved ticket only reopens when its problem recurs.
 
         Raises
         ------
+        TransitionError
+            The move is not allowed; the message names from and to.
         TicketStoreError
-            Unknown id or status, a second live ticket for the fingerprint,
-            or the store cannot be written.
+            Unknown id or status, or the store cannot be written.
         """
         seq = _parse_ticket_id(ticket_id)
         try:
@@ -644,28 +1329,225 @@ class TicketStore:
             raise TicketStoreError(
                 f"cannot set {ticket_id}: status must be one of {options}; got {status!r}"
             ) from None
+        actor = _check_identity(actor, "the actor")
         _, at_text = self._clock()
-        with self._transaction("write") as tx:
+        with self._db.write("write") as tx:
             current = self._fetch(tx, seq)
             if current is None:
-                raise TicketStoreError(f"no ticket {ticket_id!r} in {str(self._path)!r}")
+                raise TicketStoreError(f"no ticket {ticket_id!r} in {self._db.location!r}")
             if current.status == new_status:
                 return current
-            if new_status != TicketStatus.RESOLVED:
-                live = tx.execute(
-                    "SELECT seq FROM tickets WHERE fingerprint = ? AND status != ? AND seq != ?",
-                    (current.fingerprint, TicketStatus.RESOLVED.value, seq),
-                ).fetchone()
-                if live is not None:
-                    raise TicketStoreError(
-                        f"cannot set {ticket_id} to {new_status.value}: "
-                        f"{_ticket_id(int(live['seq']))} is already live for the same problem "
-                        f"(fingerprint {current.fingerprint})"
-                    )
-            tx.execute(
-                "UPDATE tickets SET status = ?, updated_at = ? WHERE seq = ?",
-                (new_status.value, at_text, seq),
-            )
+            if new_status in _REVIEW_ONLY:
+                raise TransitionError(
+                    f"cannot move {ticket_id} from {current.status.value} to {new_status.value} "
+                    f"directly: use 'drift review {'approve' if new_status is TicketStatus.APPROVED else 'reject'}'"
+                )
+            if new_status is TicketStatus.PENDING_REVIEW:
+                raise TransitionError(
+                    f"cannot move {ticket_id} from {current.status.value} to pending_review "
+                    f"directly: use 'drift review request'"
+                )
+            if current.status is TicketStatus.RESOLVED:
+                raise TransitionError(
+                    f"cannot move {ticket_id} from resolved to {new_status.value}: a resolved "
+                    f"ticket reopens only when its problem recurs after the cooldown"
+                )
+            self._move(tx, seq, current, new_status)
+            resolved_at = at_text if new_status is TicketStatus.RESOLVED else None
+            tx.run("UPDATE tickets SET status = ?, updated_at = ?, resolved_at = ? WHERE seq = ?",
+                   (new_status.value, at_text, resolved_at, seq))
+            self._audit(tx, at_text, actor, "status", seq,
+                        {"from": current.status.value, "to": new_status.value, "comment": comment})
             updated = self._fetch(tx, seq)
         assert updated is not None  # updated in the transaction above
         return updated
+
+    def request_review(self, ticket_id: str, requester: str, approvals: int | None = None) -> Ticket:
+        """Send an ``open`` (or ``rejected``) ticket to review, requested by ``requester``.
+
+        The requester is recorded and may never approve this review round.
+        ``approvals`` (distinct approvers needed) defaults to the ticket's.
+        """
+        seq = _parse_ticket_id(ticket_id)
+        requester = _check_identity(requester, "the requester")
+        if approvals is not None and approvals < 1:
+            raise ReviewError(f"approvals must be >= 1; got {approvals!r}")
+        _, at_text = self._clock()
+        with self._db.write("write") as tx:
+            current = self._fetch(tx, seq)
+            if current is None:
+                raise TicketStoreError(f"no ticket {ticket_id!r} in {self._db.location!r}")
+            self._move(tx, seq, current, TicketStatus.PENDING_REVIEW)
+            if current.status is TicketStatus.RESOLVED:
+                raise TransitionError(
+                    f"cannot move {ticket_id} from resolved to pending_review: a resolved "
+                    f"ticket reopens only when its problem recurs after the cooldown"
+                )
+            required = current.approvals_required if approvals is None else approvals
+            tx.run(
+                "UPDATE tickets SET status = ?, requester = ?, approvals_required = ?,"
+                " review_round = review_round + 1, updated_at = ? WHERE seq = ?",
+                (TicketStatus.PENDING_REVIEW.value, requester, required, at_text, seq),
+            )
+            self._audit(tx, at_text, requester, "review_requested", seq,
+                        {"from": current.status.value, "approvals_required": required})
+            updated = self._fetch(tx, seq)
+        assert updated is not None
+        return updated
+
+    def reviews(self, ticket_id: str) -> builtins.list[Review]:
+        """Every verdict given on ``ticket_id``, all rounds, oldest first."""
+        seq = _parse_ticket_id(ticket_id)
+        with self._db.read("read reviews from") as tx:
+            rows = tx.all("SELECT * FROM ticket_reviews WHERE ticket_seq = ? ORDER BY at, reviewer", (seq,))
+        return [Review(ticket_id, int(r["round"]), str(r["reviewer"]), r["verdict"], r["comment"],
+                       _parse_time(r["at"])) for r in rows]
+
+    def approve(self, ticket_id: str, reviewer: str, comment: str | None = None
+                ) -> tuple[Ticket, RetrainRequest | None]:
+        """Add ``reviewer``'s approval; the last one needed approves the ticket.
+
+        The requester never approves, and one reviewer counts once per round.
+        When the ticket becomes ``approved``, a retraining request with the
+        whole context is written to the outbox in the same transaction and
+        returned; otherwise None (more approvals are needed).
+
+        Raises
+        ------
+        ReviewError
+            The reviewer is the requester, already approved, or is blank.
+        TransitionError
+            The ticket is not pending review.
+        """
+        seq = _parse_ticket_id(ticket_id)
+        reviewer = _check_identity(reviewer, "the reviewer")
+        at, at_text = self._clock()
+        with self._db.write("write") as tx:
+            current = self._fetch(tx, seq)
+            if current is None:
+                raise TicketStoreError(f"no ticket {ticket_id!r} in {self._db.location!r}")
+            if current.status is not TicketStatus.PENDING_REVIEW:
+                raise TransitionError(
+                    f"cannot approve {ticket_id}: it is {current.status.value}, not pending_review"
+                )
+            if reviewer == current.requester:
+                raise ReviewError(
+                    f"{reviewer!r} requested the review of {ticket_id} and cannot approve it; "
+                    f"another reviewer must"
+                )
+            done = tx.one(
+                "SELECT verdict FROM ticket_reviews WHERE ticket_seq = ? AND round = ? AND reviewer = ?",
+                (seq, current.review_round, reviewer),
+            )
+            if done is not None:
+                raise ReviewError(
+                    f"{reviewer!r} already approved {ticket_id} in this review; "
+                    f"{current.approvals_required} distinct approvers are needed"
+                )
+            tx.run(
+                "INSERT INTO ticket_reviews (ticket_seq, round, reviewer, verdict, comment, at)"
+                " VALUES (?, ?, ?, 'approve', ?, ?)",
+                (seq, current.review_round, reviewer, comment, at_text),
+            )
+            approvers = [str(r["reviewer"]) for r in tx.all(
+                "SELECT reviewer FROM ticket_reviews WHERE ticket_seq = ? AND round = ?"
+                " AND verdict = 'approve' ORDER BY at, reviewer",
+                (seq, current.review_round),
+            )]
+            complete = len(approvers) >= current.approvals_required
+            self._audit(tx, at_text, reviewer, "approval", seq,
+                        {"round": current.review_round, "comment": comment,
+                         "approvals": len(approvers), "approvals_required": current.approvals_required})
+            request: RetrainRequest | None = None
+            if complete:
+                tx.run("UPDATE tickets SET status = ?, updated_at = ? WHERE seq = ?",
+                       (TicketStatus.APPROVED.value, at_text, seq))
+                self._audit(tx, at_text, reviewer, "status", seq,
+                            {"from": TicketStatus.PENDING_REVIEW.value, "to": TicketStatus.APPROVED.value,
+                             "approved_by": approvers})
+                ticket = self._fetch(tx, seq)
+                assert ticket is not None
+                key = f"{ticket_id}/review-{current.review_round}"
+                payload = {
+                    "kind": "retrain_request",
+                    "key": key,
+                    "ticket_id": ticket_id,
+                    "model": ticket.model,
+                    "cohort": dict(ticket.cohort),
+                    "requested_by": current.requester,
+                    "approved_by": approvers,
+                    "approved_at": at_text,
+                    "ticket": ticket.to_dict(),
+                    "context": self._context(tx, ticket),
+                }
+                payload_text = canonical_json(payload)
+                outbox_id = tx.insert(
+                    "INSERT INTO retrain_outbox (request_key, ticket_seq, created_at, payload)"
+                    " VALUES (?, ?, ?, ?) RETURNING id",
+                    (key, seq, at_text, payload_text),
+                )
+                self._audit(tx, at_text, reviewer, "retrain_requested", seq, {"key": key, "outbox_id": outbox_id})
+                request = RetrainRequest(outbox_id, key, ticket_id, at, json.loads(payload_text), None)
+            else:
+                ticket = self._fetch(tx, seq)
+                assert ticket is not None
+        return ticket, request
+
+    def reject(self, ticket_id: str, reviewer: str, comment: str) -> Ticket:
+        """Reject ``ticket_id``'s review; one reviewer suffices and must say why."""
+        seq = _parse_ticket_id(ticket_id)
+        reviewer = _check_identity(reviewer, "the reviewer")
+        if not comment or not comment.strip():
+            raise ReviewError(f"rejecting {ticket_id} needs a comment saying why")
+        _, at_text = self._clock()
+        with self._db.write("write") as tx:
+            current = self._fetch(tx, seq)
+            if current is None:
+                raise TicketStoreError(f"no ticket {ticket_id!r} in {self._db.location!r}")
+            if current.status is not TicketStatus.PENDING_REVIEW:
+                raise TransitionError(
+                    f"cannot reject {ticket_id}: it is {current.status.value}, not pending_review"
+                )
+            tx.run(
+                "INSERT INTO ticket_reviews (ticket_seq, round, reviewer, verdict, comment, at)"
+                " VALUES (?, ?, ?, 'reject', ?, ?)"
+                " ON CONFLICT (ticket_seq, round, reviewer) DO UPDATE SET verdict = 'reject',"
+                " comment = excluded.comment, at = excluded.at",
+                (seq, current.review_round, reviewer, comment, at_text),
+            )
+            tx.run("UPDATE tickets SET status = ?, updated_at = ? WHERE seq = ?",
+                   (TicketStatus.REJECTED.value, at_text, seq))
+            self._audit(tx, at_text, reviewer, "status", seq,
+                        {"from": current.status.value, "to": TicketStatus.REJECTED.value, "comment": comment})
+            ticket = self._fetch(tx, seq)
+        assert ticket is not None
+        return ticket
+
+    # ------------------------------------------------------------------ outbox
+
+    def retrain_requests(self, pending_only: bool = False) -> builtins.list[RetrainRequest]:
+        """Retraining requests in the outbox, oldest first (unpublished only when asked)."""
+        query = "SELECT * FROM retrain_outbox"
+        if pending_only:
+            query += " WHERE published_at IS NULL"
+        with self._db.read("read the retraining outbox of") as tx:
+            rows = tx.all(query + " ORDER BY id")
+        return [
+            RetrainRequest(int(r["id"]), str(r["request_key"]), _ticket_id(int(r["ticket_seq"])),
+                           _parse_time(r["created_at"]), json.loads(r["payload"]),
+                           None if r["published_at"] is None else _parse_time(r["published_at"]))
+            for r in rows
+        ]
+
+    def mark_published(self, request_id: int, destination: str) -> None:
+        """Note that retraining request ``request_id`` reached ``destination``."""
+        _, at_text = self._clock()
+        with self._db.write("write") as tx:
+            row = tx.one("SELECT * FROM retrain_outbox WHERE id = ?", (request_id,))
+            if row is None:
+                raise TicketStoreError(f"no retraining request {request_id} in {self._db.location!r}")
+            if row["published_at"] is not None:
+                return
+            tx.run("UPDATE retrain_outbox SET published_at = ? WHERE id = ?", (at_text, request_id))
+            self._audit(tx, at_text, SYSTEM_IDENTITY, "retrain_published", int(row["ticket_seq"]),
+                        {"key": row["request_key"], "destination": destination})

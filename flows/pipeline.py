@@ -15,19 +15,27 @@ from typing import Any, Callable, cast
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
-from bytewax.operators.windowing import EventClock, TumblingWindower, fold_window
+from bytewax.operators.windowing import TumblingWindower, fold_window
 from bytewax.outputs import Sink
 
+from connectors.ticket_store import open_store
 from detectors.base import Detector
+from detectors.embedding import EmbeddingDetector
 from detectors.registry import build as build_detector
 from drift import metrics
 from drift.config import Config, ModelConfig
+from drift.errors import BaselineError, ReferenceDataError
 from drift.events import Decoder, DeadLetter, DlqReason, InferenceEvent, RawMessage
 from drift.findings import Cohort, Finding, Window
-from drift.policy import Decision, PolicyState, route, step
+from drift.baselines import SeasonalBaseline, load_seasonal, resume, score_window
+from drift.policy import Decision, PolicyState, decide
 from drift.reference import ReferenceProfile
-from drift.summary import WindowSummary, add_event, empty_summary, flush, merge
+from drift.summary import (
+    SchemaState, WindowSummary, add_event, embedding_sample, empty_summary, flush, merge, track_schema,
+)
 from drift.tickets import TicketEvent, TicketStore
+from flows.clock import RestartSafeEventClock
+from flows.value_skew import split_feature_events, value_skew_findings, value_skew_plans
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -68,11 +76,37 @@ class ModelPlan:
 
 
 def plan_models(config: Config, profiles: dict[str, ReferenceProfile]) -> list[ModelPlan]:
+    """Build every model's detectors; ``embedding`` detectors are bound to their reference here.
+
+    The reference embeddings (``ReferenceProfile.embeddings``, loaded by
+    ``flows.runner.load_profiles``) are prepared once per model, at flow start, and
+    kept in the plan: the flow's snapshots hold only window state.
+    """
     plans = []
     for model in config.models:
-        detectors = [build_detector(name, settings) for name, settings in model.detector_configs()]
-        plans.append(ModelPlan(model, profiles[model.name], detectors))
+        profile = profiles[model.name]
+        detectors = []
+        for name, settings in model.detector_configs():
+            detector = build_detector(name, settings)
+            if isinstance(detector, EmbeddingDetector):
+                detector = _bind_embedding(detector, model, profile)
+            detectors.append(detector)
+        plans.append(ModelPlan(model, profile, detectors))
     return plans
+
+
+def _bind_embedding(detector: EmbeddingDetector, model: ModelConfig, profile: ReferenceProfile) -> EmbeddingDetector:
+    field_name = detector.config.field
+    rows = profile.embeddings.get(field_name)
+    if rows is None:
+        raise BaselineError(
+            f"model {model.name!r} has an embedding detector on {field_name!r} but no reference embeddings "
+            f"were loaded; give the model a reference Parquet file with a {field_name!r} column"
+        )
+    try:
+        return detector.bind(rows)
+    except ValueError as exc:
+        raise ReferenceDataError(f"reference embeddings of {model.name!r} ({field_name}): {exc}") from None
 
 
 def cohort_of(event: InferenceEvent, labels: list[str]) -> Cohort:
@@ -91,15 +125,35 @@ class TicketRecorder:
     store, and SQLite's lock orders their writes.
     """
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
+    def __init__(self, open_store: Callable[[], TicketStore], config: Config) -> None:
+        self._open_store = open_store
+        self._models = {model.name: model for model in config.models}
         self._local = threading.local()
 
-    def __call__(self, decision: Decision) -> list[TicketEvent]:
+    def _store(self) -> TicketStore:
         store: TicketStore | None = getattr(self._local, "store", None)
         if store is None:
-            store = self._local.store = TicketStore.open(self._path)
-        event = store.record(decision.finding, action=decision.action)
+            store = self._local.store = self._open_store()
+        return store
+
+    def traffic(self, item: tuple[Cohort, Window, WindowSummary]) -> tuple[Cohort, Window, WindowSummary]:
+        """Record the cohort window's event count (for traffic shares); pass the item on."""
+        cohort, window, summary = item
+        self._store().record_traffic(cohort.model, cohort.key, window.start, window.end, summary.n_events)
+        return item
+
+    def __call__(self, decision: Decision) -> list[TicketEvent]:
+        store = self._store()
+        model = self._models[decision.finding.cohort.model]
+        if decision.kind == "clear":
+            event = store.clear(decision.finding)
+        elif decision.action == "alert_only":
+            event = None  # routed to alerts (metrics) only: no ticket
+        else:
+            event = store.record(
+                decision.finding, action=decision.action, approvals=decision.approvals,
+                impact=model.impact, cooldown=model.policy.cooldown,
+            )
         if event is None:
             return []
         metrics.TICKETS.labels(decision.finding.cohort.model, event.kind).inc()
@@ -118,13 +172,21 @@ def _window_stream(plan: ModelPlan, events: Stream[InferenceEvent]) -> tuple[Str
     size = model.window.size
     bounds = model.feature_bounds()
     track_event_ids = model.tracks_event_ids()
+    sampling = model.embedding_sampling()
     mine = op.filter(f"select_{name}", events, lambda e: e.model == model.name)
     keyed = op.key_on(f"key_by_cohort_{name}", mine, lambda e: cohort_of(e, model.cohort).key)
 
     def folder(summary: WindowSummary | None, event: InferenceEvent) -> WindowSummary:
         if summary is None:
+            cohort = cohort_of(event, model.cohort)
+            sample = None
+            if sampling is not None:
+                # The window's start, as the epoch-aligned tumbling windower computes it:
+                # the reservoir's seed depends on the cohort and window, not on arrival.
+                start = EPOCH + ((event.ts - EPOCH) // size) * size
+                sample = embedding_sample(sampling, cohort.key, start)
             summary = empty_summary(
-                profile, cohort_of(event, model.cohort), bounds=bounds, track_event_ids=track_event_ids,
+                profile, cohort, bounds=bounds, track_event_ids=track_event_ids, embedding=sample,
             )
         return add_event(summary, event, profile)
 
@@ -135,7 +197,7 @@ def _window_stream(plan: ModelPlan, events: Stream[InferenceEvent]) -> tuple[Str
 
     windows = fold_window(
         f"summarise_window_{name}", keyed,
-        EventClock(lambda e: e.ts, wait_for_system_duration=model.window.allowed_lateness),
+        RestartSafeEventClock(lambda e: e.ts, wait_for_system_duration=model.window.allowed_lateness),
         TumblingWindower(length=size, align_to=EPOCH),
         builder=lambda: None, folder=folder, merger=merger,
     )
@@ -173,17 +235,31 @@ def build_flow(
     to_raw: Callable[[Any], RawMessage] | None = None,
     now: Callable[[], datetime] | None = None,
     flow_id: str = "drift",
+    feature_source: Source[Any] | None = None,
 ) -> Dataflow:
-    """The dataflow for ``config`` reading ``source`` and writing ``outputs``."""
+    """The dataflow for ``config`` reading ``source`` and writing ``outputs``.
+
+    ``feature_source`` (Kafka: ``kafka.feature_topic``) feeds value skew; it is read
+    only when a ``skew`` detector has ``values:``.
+    """
     plans = plan_models(config, profiles)
     by_model = {plan.config.name: plan for plan in plans}
-    decoder = Decoder(models=frozenset(by_model), max_future=config.events.max_future)
+    decoder = Decoder(
+        models=frozenset(by_model), max_future=config.events.max_future, embeddings=config.embedding_fields(),
+    )
     if now is not None:
-        decoder = Decoder(models=decoder.models, max_future=decoder.max_future, now=now)
+        decoder = Decoder(
+            models=decoder.models, max_future=decoder.max_future, now=now, embeddings=decoder.embeddings,
+        )
     flow = Dataflow(flow_id)
     raw = op.input("read_inference", flow, source)
     if to_raw is not None:
         raw = op.map("to_raw_message", raw, to_raw)
+    skew_plans = value_skew_plans(plans)
+    if skew_plans:  # feature events for the value-skew join (flows/value_skew.py)
+        raw, feature_events, feature_dead = split_feature_events(
+            flow, raw, config.kafka.feature_topic, feature_source, to_raw, config.events.max_future, now,
+        )
     decoded = op.map("decode_inference", raw, decoder)
     branch = op.branch("split_decoded", decoded, lambda item: isinstance(item, InferenceEvent))
     events = cast(Stream[InferenceEvent], branch.trues)
@@ -197,13 +273,49 @@ def build_flow(
         dead.append(late)
     windows = op.merge("closed_windows", *closed)
 
-    def detect(item: tuple[Cohort, Window, WindowSummary]) -> list[Finding]:
+    def previous_schema(
+        state: SchemaState | None, item: tuple[Cohort, Window, WindowSummary],
+    ) -> tuple[SchemaState, tuple[Cohort, Window, WindowSummary]]:
+        return track_schema(state, item[1].start, item[2]), item
+
+    # The schema check reports a change once: each window learns its cohort's previous schema.
+    windows = op.key_rm("unkey_schema", op.stateful_map(
+        "track_schema", op.key_on("key_schema_by_cohort", windows, lambda item: item[0].key), previous_schema,
+    ))
+
+    # Each cohort window's event count reaches the ticket store before its
+    # findings are scored, so a ticket always knows its cohort's traffic; the
+    # model's total (for the share) is summed from the store when read.
+    recorder = TicketRecorder(lambda: open_store(config), config)
+    windows = op.map("record_traffic", windows, recorder.traffic)
+
+    seeded = {
+        plan.config.name: load_seasonal(
+            config.resolve(config.baselines.dir), plan.config.name, plan.profile, plan.config.baseline,
+        )
+        for plan in plans if plan.config.baseline.seasonality != "none"
+    }
+
+    def detect(
+        state: SeasonalBaseline | None, item: tuple[Cohort, Window, WindowSummary],
+    ) -> tuple[SeasonalBaseline | None, list[Finding]]:
+        """Score a closed window; with seasonality, against its cohort's seasonal baseline.
+
+        The baseline is per cohort state (snapshotted by recovery), seeded from
+        ``drift baseline build --history`` when one was built, and fed only by
+        healthy windows (drift.baselines.score_window).
+        """
         cohort, window, summary = item
         plan = by_model[cohort.model]
         metrics.WINDOWS_CLOSED.labels(cohort.model).inc()
-        found: list[Finding] = []
-        for detector in plan.detectors:
-            found.extend(detector.score(summary, plan.profile, cohort, window))
+        found: list[Finding]
+        if plan.config.baseline.seasonality == "none":
+            found = [f for detector in plan.detectors for f in detector.score(summary, plan.profile, cohort, window)]
+        else:
+            if state is None and cohort.key in seeded.get(cohort.model, {}):
+                state = seeded[cohort.model][cohort.key].copy()
+            state = resume(state, plan.profile, plan.config.baseline)
+            found = score_window(state, plan.profile, plan.detectors, cohort, window, summary)
         for finding in found:
             metrics.FINDINGS.labels(cohort.model, finding.detector, finding.severity.value).inc()
             if finding.detector == "psi" and finding.skipped is None:
@@ -211,9 +323,16 @@ def build_flow(
                     cohort.model, dict(cohort.labels).get("model_version", "-"), finding.feature or "-",
                     metrics.COHORT_LABELS(cohort.key),
                 ).set(finding.value)
-        return found
+        return state, found
 
-    findings = op.flat_map("detect_drift", windows, detect)
+    scored = op.stateful_map(
+        "detect_drift", op.key_on("key_windows_by_cohort", windows, lambda item: item[0].key), detect,
+    )
+    findings = op.flat_map("flatten_findings", op.key_rm("unkey_findings", scored), lambda found: found)
+    if skew_plans:
+        dead.append(feature_dead)
+        found_skew = value_skew_findings(skew_plans, events, feature_events, cohort_of, now)
+        findings = op.merge("merge_value_skew_findings", findings, found_skew)
     op.output("write_findings", findings, outputs.findings)
     if outputs.windows is not None:
         reports = op.map(
@@ -226,14 +345,10 @@ def build_flow(
 
     def apply_policy(state: PolicyState | None, finding: Finding) -> tuple[PolicyState, Decision | None]:
         model = by_model[finding.cohort.model].config
-        new_state, ticket = step(state, finding, model)
-        return new_state, route(finding, model, list(config.routing)) if ticket else None
+        return decide(state, finding, model, list(config.routing))
 
     decisions = op.filter_map_value("apply_policy_filter", op.stateful_map("apply_policy", keyed_findings, apply_policy), lambda d: d)
-    store_path = config.ticket_store_path()
-    if store_path is None:
-        raise NotImplementedError("only sqlite:/// ticket stores are supported by this version")
-    tickets = op.flat_map("open_tickets", op.key_rm("unkey_decisions", decisions), TicketRecorder(store_path))
+    tickets = op.flat_map("open_tickets", op.key_rm("unkey_decisions", decisions), recorder)
     op.output("write_tickets", tickets, outputs.tickets)
 
     dead_letters = op.merge("dead_letters", *dead)

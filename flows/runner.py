@@ -2,30 +2,42 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import tempfile
+import threading
 from collections import Counter
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
 from connectors.files import EventFileSource
 from connectors.memory import ListSink, TeeSink
-from connectors.reference import read_columns
+from connectors.reference import read_columns, read_embeddings
+from drift.backend import resolve_device
 from drift.config import Config, ModelConfig
 from drift.errors import BaselineError, ReferenceDataError
 from drift.events import DeadLetter
 from drift.findings import Finding, Severity
-from drift.reference import ReferenceProfile, build_reference, load_reference, save_reference
+from drift.health import Health
+from drift.reference import (
+    ReferenceProfile, build_reference, load_embeddings, load_reference, save_embeddings, save_reference,
+)
 from drift.tickets import TicketEvent
 from flows.pipeline import Outputs, WindowReport, build_flow
+from flows.value_skew import needs_feature_events
 
 
 def build_model_reference(config: Config, model: ModelConfig, parquet: Path) -> ReferenceProfile:
     """Profile ``model``'s features from a Parquet file of training data."""
     types = {name: spec.type for name, spec in model.features.items()}
-    columns, n_rows = read_columns(parquet, list(types))
-    return build_reference(model.name, columns, types, model.psi_bins(), str(parquet), n_rows)
+    predictions = model.prediction_columns()
+    columns, n_rows = read_columns(parquet, [*types, *(spec.column for spec in predictions.values())])
+    return build_reference(model.name, columns, types, model.psi_bins(), str(parquet), n_rows, predictions)
 
 
 def load_profiles(config: Config, log: Callable[[str], None] | None = None) -> dict[str, ReferenceProfile]:
@@ -57,7 +69,48 @@ def load_profiles(config: Config, log: Callable[[str], None] | None = None) -> d
                 f"the stored baseline of {name!r} lacks features {missing}; rebuild it with "
                 f"'drift baseline build --config CONFIG --model {name} --reference PATH.parquet'"
             )
+    for model in config.models:
+        if model.embedding_sampling() is not None:
+            profiles[model.name] = replace(
+                profiles[model.name], embeddings=load_model_embeddings(config, model, log),
+            )
     return profiles
+
+
+def build_model_embeddings(config: Config, model: ModelConfig, parquet: Path) -> dict[str, Any]:
+    """Read ``model``'s reference embeddings from Parquet and store them (``.npy``) with its baseline."""
+    sampling = model.embedding_sampling()
+    if sampling is None:
+        return {}
+    rows = read_embeddings(parquet, sampling.field, sampling.dim)
+    save_embeddings(rows, config.resolve(config.baselines.dir), model.name, sampling.field)
+    return {sampling.field: rows}
+
+
+def load_model_embeddings(
+    config: Config, model: ModelConfig, log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Reference embeddings of ``model`` by field: stored (``.npy``), or read now from its reference Parquet.
+
+    As with profiles, a stored file wins; without one the model's ``reference``
+    Parquet is read (only the embedding column) and the rows stored for the next start.
+    """
+    sampling = model.embedding_sampling()
+    if sampling is None:
+        return {}
+    for _, settings in model.detector_configs():
+        # device: gpu without cupy (or a GPU) fails here, at start, naming the install command.
+        resolve_device(getattr(settings, "device", "cpu"))
+    directory = config.resolve(config.baselines.dir)
+    try:
+        return {sampling.field: load_embeddings(directory, model.name, sampling.field, sampling.dim)}
+    except BaselineError:
+        if model.reference is None:
+            raise
+    parquet = config.resolve(model.reference.parquet)
+    if log is not None:
+        log(f"reading the reference embeddings of {model.name!r} ({sampling.field}) from {parquet}")
+    return build_model_embeddings(config, model, parquet)
 
 
 @dataclass
@@ -68,6 +121,8 @@ class RunResult:
     findings: list[Finding]
     tickets: list[TicketEvent]
     dlq: list[DeadLetter]
+    stopped: bool = False
+    """The run was stopped by SIGTERM before the end of its input."""
 
     def to_dict(self, all_findings: bool = False) -> dict[str, Any]:
         late = sum(1 for d in self.dlq if d.reason.value == "late")
@@ -125,6 +180,99 @@ def kafka_outputs(config: Config, keep: bool = False) -> Outputs:
     return Outputs(findings=sinks[0], tickets=sinks[1], dlq=sinks[2], windows=ListSink() if keep else None)
 
 
+DEFAULT_SNAPSHOT_INTERVAL = timedelta(seconds=10)
+"""Epoch (snapshot) interval of ``drift run``: at most this much input is read again after a crash."""
+
+RECOVERY_PART_GLOB = "part-*.sqlite3"
+
+
+def recovery_partitions(directory: Path) -> list[Path]:
+    """The recovery partition files already in ``directory`` (none when it is missing)."""
+    return sorted(directory.glob(RECOVERY_PART_GLOB)) if directory.is_dir() else []
+
+
+def prepare_recovery_dir(directory: Path, count: int, process_id: int | None = None, processes: int = 1) -> int:
+    """Create the Bytewax recovery partitions in ``directory`` unless it already has some.
+
+    A missing or empty folder gets ``count`` partitions; one that has
+    partitions is used as it is, whatever ``count`` says, because the number
+    of partitions is fixed once created (the worker count can change between
+    runs: Bytewax redistributes the state over the workers on resume).
+
+    For one process of a multi-host cluster (``process_id`` given and
+    ``processes`` above 1) each host keeps its own folder, and this process
+    creates only its share: partition ``i`` of ``count`` lives with process
+    ``i % processes``. Together the hosts hold every partition exactly once.
+
+    Returns the number of partition files in ``directory`` afterwards.
+    """
+    from bytewax.recovery import init_db_dir
+
+    existing = recovery_partitions(directory)
+    if existing:
+        return len(existing)
+    if count < 1:
+        raise ValueError(f"the number of recovery partitions must be at least 1; got {count}")
+    directory.mkdir(parents=True, exist_ok=True)
+    if process_id is None or processes <= 1:
+        init_db_dir(directory, count)
+        return count
+    # init_db_dir creates all of them; keep this process's share. Each file
+    # records its index and the total count, so the shares fit together.
+    with tempfile.TemporaryDirectory(prefix=".drift-recovery-", dir=directory) as scratch:
+        init_db_dir(Path(scratch), count)
+        for index in range(process_id, count, processes):
+            name = f"part-{index}.sqlite3"
+            os.replace(Path(scratch) / name, directory / name)
+    return len(recovery_partitions(directory))
+
+
+class _Interrupted(KeyboardInterrupt):
+    """Raised by the SIGTERM handler where Bytewax's main thread polls for signals."""
+
+
+@contextmanager
+def _stop_on_sigterm(
+    stop: threading.Event, single_worker: bool, on_stop: Callable[[], None] | None,
+) -> Iterator[None]:
+    """Make SIGTERM (and SIGINT) stop the dataflow instead of killing the process.
+
+    With several workers (or processes) Bytewax runs them in threads and its
+    main thread polls for Python signals: an exception from the handler makes
+    it stop every worker, and the execution ends. With a single worker the
+    worker *is* the main thread, and Python runs the handler between any two
+    bytecodes of operator code, where an exception would count as that
+    operator's failure; there the handler only sets ``stop``, which the
+    source checks before each batch to end the execution.
+
+    Either way the execution ends without a final snapshot, as after a crash,
+    and a restart with the same recovery folder resumes from the last one.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        first = not stop.is_set()
+        stop.set()
+        if first:
+            if on_stop is not None:
+                on_stop()
+            print(f"drift: {signal.Signals(signum).name} received; stopping the dataflow",
+                  file=sys.stderr, flush=True)
+        if not single_worker:
+            raise _Interrupted()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    except _Interrupted:
+        pass
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def run_kafka(
     config: Config,
     workers: int = 1,
@@ -133,26 +281,61 @@ def run_kafka(
     addresses: list[str] | None = None,
     recovery_dir: Path | None = None,
     until_end: bool = False,
+    snapshot_interval: timedelta = DEFAULT_SNAPSHOT_INTERVAL,
+    health: Health | None = None,
 ) -> RunResult:
-    """The stream job on Kafka. With ``until_end`` it stops at the end of every partition."""
+    """The stream job on Kafka, as one process of a cluster of ``processes``.
+
+    With ``until_end`` it stops at the end of every partition. With
+    ``recovery_dir`` it snapshots its state and input offsets every
+    ``snapshot_interval`` and resumes from the last snapshot; a missing or
+    empty folder gets one recovery partition per worker of the cluster.
+    SIGTERM stops the dataflow: the run returns with ``stopped`` set.
+    """
     from bytewax._bytewax import cli_main
     from bytewax.recovery import RecoveryConfig
 
     from connectors.kafka import inference_source, to_raw
 
+    if processes > 1 and (addresses is None or process_id is None):
+        raise ValueError("a cluster of several processes needs the addresses of all and this process's id")
     profiles = load_profiles(config, log=lambda text: print(text, file=sys.stderr))
+    if health is not None:
+        health.passed("baselines")
     kafka = config.kafka
+
+    def started(_parts: list[str]) -> None:
+        if health is not None:
+            health.passed("flow")
+
+    single_worker = workers == 1 and processes == 1
+    stop = threading.Event()
     source = inference_source(
         kafka.bootstrap, kafka.inference_topic, kafka.client_settings(), tail=not until_end,
-        batch_size=kafka.batch_size,
+        batch_size=kafka.batch_size, on_start=started, stop=stop if single_worker else None,
     )
     outputs = kafka_outputs(config, keep=until_end)
-    flow = build_flow(config, profiles, source, outputs, to_raw=to_raw)
-    recovery = RecoveryConfig(str(recovery_dir)) if recovery_dir is not None else None
-    if processes > 1 and addresses is None:
-        raise ValueError("--processes above 1 needs --addresses (one host:port per process)")
-    cli_main(
-        flow, workers_per_process=workers, process_id=process_id, addresses=addresses,
-        recovery_config=recovery,
-    )
-    return _result(outputs)
+    # Value skew (a skew detector with values:) also reads the feature events' topic.
+    features = inference_source(
+        kafka.bootstrap, kafka.feature_topic, kafka.client_settings(), tail=not until_end,
+        batch_size=kafka.batch_size, stop=stop if single_worker else None,
+    ) if needs_feature_events(config) else None
+    flow = build_flow(config, profiles, source, outputs, to_raw=to_raw, feature_source=features)
+    recovery = None
+    if recovery_dir is not None:
+        count = prepare_recovery_dir(
+            recovery_dir, workers * processes, process_id=process_id if processes > 1 else None,
+            processes=processes,
+        )
+        print(f"recovery: {count} partition(s) in {recovery_dir}, snapshot every "
+              f"{snapshot_interval.total_seconds():g}s", file=sys.stderr)
+        recovery = RecoveryConfig(str(recovery_dir))
+    with _stop_on_sigterm(stop, single_worker, health.stopping if health is not None else None):
+        cli_main(
+            flow, workers_per_process=workers, process_id=process_id if processes > 1 else None,
+            addresses=addresses if processes > 1 else None, epoch_interval=snapshot_interval,
+            recovery_config=recovery,
+        )
+    result = _result(outputs)
+    result.stopped = stop.is_set()
+    return result

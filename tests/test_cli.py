@@ -11,7 +11,7 @@ import numpy as np
 
 from connectors.files import write_jsonl, write_parquet
 from drift import demo
-from drift.reference import load_reference
+from drift.reference import load_embeddings, load_reference
 
 
 def drift(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -22,7 +22,7 @@ def drift(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[st
 def _workspace(tmp_path: Path) -> Path:
     config = tmp_path / "drift.yaml"
     config.write_text(demo.config_text(), encoding="utf-8")
-    write_parquet(tmp_path / "reference.parquet", demo.reference_columns())
+    demo.write_references(tmp_path)
     write_jsonl(tmp_path / "events.jsonl", demo.events().lines)
     return config
 
@@ -38,6 +38,20 @@ def test_baseline_build_stores_reference_bins(tmp_path: Path) -> None:
     assert np.allclose(profile.features["income"].edges, expected)
     assert profile.features["country"].categories[0] == "DE"
     assert abs(sum(profile.features["country"].shares) - 1) < 1e-9
+
+
+def test_baseline_build_stores_reference_embeddings_as_npy(tmp_path: Path) -> None:
+    config = _workspace(tmp_path)
+    proc = drift("baseline", "build", "--config", str(config), "--model", demo.DOC_MODEL,
+                 "--reference", str(tmp_path / demo.DOC_REFERENCE_FILE))
+    assert proc.returncode == 0, proc.stderr
+    assert f"embedding: {demo.N_DOC_REFERENCE} reference embeddings of dim {demo.DOC_DIM}" in proc.stdout
+    stored = load_embeddings(tmp_path / "baselines", demo.DOC_MODEL, "embedding", demo.DOC_DIM)
+    assert np.array_equal(stored, demo.doc_reference_columns()["embedding"])
+    # The credit-risk reference has no embedding column: building the text model from it fails clearly.
+    wrong = drift("baseline", "build", "--config", str(config), "--model", demo.DOC_MODEL,
+                  "--reference", str(tmp_path / "reference.parquet"))
+    assert wrong.returncode == 1 and "no column 'n_tokens'" in wrong.stderr
 
 
 def test_baseline_build_errors_are_clear(tmp_path: Path) -> None:
@@ -59,12 +73,16 @@ def test_replay_then_tickets_list_and_show(tmp_path: Path) -> None:
     replay = drift("replay", "--config", str(config), "--events", str(tmp_path / "events.jsonl"), "--json")
     assert replay.returncode == 0, replay.stderr
     document = json.loads(replay.stdout)
-    assert document["windows"] == 12 and document["dlq"]["total"] == 9
+    # 12 credit-risk and 12 doc-classifier cohort windows.
+    assert document["windows"] == 24 and document["dlq"]["total"] == 9
+    assert {f["model"] for f in document["findings"]} == {"credit-risk", demo.DOC_MODEL}
     listed = drift("tickets", "list", "--config", str(config), "--json")
     tickets = json.loads(listed.stdout)
     assert {t["feature"] for t in tickets if t["detector"] == "psi"} == set(demo.SHIFTED_FEATURES)
-    assert {(t["detector"], t["feature"], t["cohort"]["tenant"]) for t in tickets if t["detector"] != "psi"} == {
-        ("quality.null_rate", demo.NULL_FEATURE, demo.NULL_TENANT)
+    assert {(t["detector"], t["feature"], t["cohort"]["tenant"]) for t in tickets
+            if t["detector"].startswith("quality")} == {("quality.null_rate", demo.NULL_FEATURE, demo.NULL_TENANT)}
+    assert {(t["model"], t["detector"], t["cohort"]["tenant"]) for t in tickets if t["model"] == demo.DOC_MODEL} == {
+        (demo.DOC_MODEL, "embedding", demo.DOC_SHIFTED_TENANT)
     }
     human = drift("tickets", "list", "--config", str(config))
     assert "DRIFT-1" in human.stdout and "globex" in human.stdout

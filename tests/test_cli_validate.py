@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import drift
+from drift.config import DETECTOR_NAMES
 
 DEMO_CONFIG = Path(drift.__file__).parent / "demo" / "drift.yaml"
 EXIT_CONFIG = 2
@@ -45,7 +46,7 @@ def test_valid_file_exits_0_with_a_summary(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == f"{DEMO_CONFIG}: valid"
     assert lines[1].startswith("  model credit-risk: 3 features, cohort [model_version, tenant, region], window ")
-    assert lines[1].endswith("detectors: psi, quality")
+    assert lines[1].endswith("detectors: psi, quality, score")
 
 
 def test_invalid_file_exits_2_with_every_error_on_stderr(tmp_path: Path) -> None:
@@ -59,7 +60,7 @@ def test_invalid_file_exits_2_with_every_error_on_stderr(tmp_path: Path) -> None
         "baseline, cohort, detectors, features, impact, name, policy, reference, window",
         "drift.yaml:8:21 models[0].detectors[0].psi.bins: must be >= 2; got 1",
         "drift.yaml:9:9 models[0].detectors[1]: must be a mapping with one key naming a detector, "
-        "one of psi, quality; got {'psii': {}}",
+        "one of " + ", ".join(DETECTOR_NAMES) + "; got {'psii': {}}",
         "drift.yaml:10:5 models[1].features: is required",
         "4 error(s) in drift.yaml",
     ])

@@ -423,6 +423,7 @@ class KafkaBroker:
         self._process: subprocess.Popen[bytes] | None = None
         self._log_handle: IO[bytes] | None = None
         self._port: int | None = None
+        self._broker_command: list[str] = []
         self._launched_at = 0.0
         self.cluster_id: str | None = None
         self.startup_seconds: float | None = None
@@ -481,6 +482,27 @@ class KafkaBroker:
             self.stop()
             raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def restart(self, timeout: float = 90.0, down_for: float = 0.0) -> Self:
+        """Stop the broker JVM (SIGTERM) and start it again on the same ports and data.
+
+        For tests of clients that must survive a broker restart: topics,
+        messages and committed offsets are kept, and ``bootstrap`` does not
+        change. ``down_for`` seconds pass between the stop and the new start.
+        """
+        if self._process is None or self._workdir is None:
+            raise BrokerError("the Kafka broker is not running; call start() first")
+        self._terminate()
+        if down_for > 0:
+            time.sleep(down_for)
+        deadline = time.monotonic() + timeout
+        try:
+            self._spawn("ab")
+            self._wait_ready(deadline)
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
     def wait(self) -> int:
         """Block until the broker JVM exits on its own and return its exit status.
@@ -576,16 +598,23 @@ class KafkaBroker:
                 "last output lines:\n" + "\n".join(output[-LOG_TAIL_LINES:])
             )
 
-        self._log_handle = open(workdir / "broker.log", "wb")  # noqa: SIM115 - closed in _terminate()
+        self._broker_command = [*jvm, "kafka.Kafka", str(server_properties)]
+        self._spawn("wb")
+        self._port = port
+
+    def _spawn(self, log_mode: str) -> None:
+        """Start the broker JVM on the prepared folder (a fresh log, or appended to on restart)."""
+        workdir = self._workdir
+        assert workdir is not None and self._broker_command
+        self._log_handle = open(workdir / "broker.log", log_mode)  # noqa: SIM115 - closed in _terminate()
         self._process = subprocess.Popen(
-            [*_parent_death_prefix(), *jvm, "kafka.Kafka", str(server_properties)],
+            [*_parent_death_prefix(), *self._broker_command],
             cwd=workdir,
             stdin=subprocess.DEVNULL,
             stdout=self._log_handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self._port = port
         self._launched_at = time.monotonic()
 
     def _wait_ready(self, deadline: float) -> None:

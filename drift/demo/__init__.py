@@ -9,11 +9,22 @@ bug sends ``income: null`` in about 30% of ``acme``'s events: a data-quality
 incident, not drift (PSI counts only values, so it stays quiet; the ``quality``
 detector's null rate alerts). A handful of malformed and late messages show the
 dead-letter path.
+
+A second model, ``doc-classifier``, logs a 32-dimensional text embedding with each
+event (as a JSON list or as base64 float32, alternately), interleaved in time with
+the credit-risk events. Its reference embeddings are a mixture of a few topic
+clusters; from 09:30 on about 40% of tenant ``support``'s documents come from a new
+topic (a cluster the reference never had), while tenant ``newsroom`` stays as
+trained: the ``embedding`` detector alerts for ``support`` only, and its finding
+names the new documents' event ids.
 """
 
 from __future__ import annotations
 
+import base64
+import heapq
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 from importlib import resources
 from typing import Any
@@ -36,6 +47,22 @@ COUNTRY_SHARES = (0.35, 0.25, 0.2, 0.12, 0.08)
 N_EVENTS = 6000
 N_REFERENCE = 20000
 SEED = 20261102
+DECLINE_BELOW = 0.3
+
+DOC_MODEL = "doc-classifier"
+DOC_DIM = 32
+N_DOC_EVENTS = 1500
+N_DOC_REFERENCE = 2000
+DOC_TENANTS = ("newsroom", "support")
+DOC_SHIFTED_TENANT = "support"
+DOC_STABLE_TENANT = "newsroom"
+DOC_SHIFT_AT = SHIFT_AT
+DOC_NEW_TOPIC_SHARE = 0.4
+DOC_TOPICS = 4
+DOC_LANGUAGES = ("en", "de", "fr")
+DOC_LANGUAGE_SHARES = (0.6, 0.25, 0.15)
+REFERENCE_FILE = "reference.parquet"
+DOC_REFERENCE_FILE = "doc-reference.parquet"
 
 
 def config_text() -> str:
@@ -43,14 +70,102 @@ def config_text() -> str:
     return resources.files("drift.demo").joinpath("drift.yaml").read_text(encoding="utf-8")
 
 
+def label_of(score: float) -> str:
+    """The model's decision for a score: ``decline`` below :data:`DECLINE_BELOW`."""
+    return "decline" if score < DECLINE_BELOW else "approve"
+
+
 def reference_columns(seed: int = SEED) -> dict[str, Any]:
-    """Training data: ``age``, ``income`` and ``country`` columns."""
+    """Training data: ``age``, ``income`` and ``country`` columns, and the model's
+    ``score`` and ``label`` on them (for the ``score`` detector)."""
     rng = np.random.default_rng(seed)
-    return {
+    columns: dict[str, Any] = {
         "age": np.clip(rng.normal(41, 12, N_REFERENCE), 18, 95).round(),
         "income": rng.lognormal(8.4, 0.45, N_REFERENCE).round(2),
         "country": list(rng.choice(COUNTRIES, size=N_REFERENCE, p=COUNTRY_SHARES)),
     }
+    # Drawn after the features, so adding them left the feature columns as they were.
+    columns["score"] = rng.uniform(size=N_REFERENCE).round(4)
+    columns["label"] = [label_of(float(s)) for s in columns["score"]]
+    return columns
+
+
+def _doc_topics(seed: int) -> tuple[Any, Any]:
+    """Centres of the reference topics ``(DOC_TOPICS, DOC_DIM)`` and of the new topic ``(DOC_DIM,)``."""
+    rng = np.random.default_rng(seed + 3)
+    centres = rng.normal(0.0, 1.0, (DOC_TOPICS + 1, DOC_DIM))
+    return centres[:DOC_TOPICS], centres[DOC_TOPICS]
+
+
+def _doc_embedding(rng: np.random.Generator, centres: Any, new_topic: Any | None) -> Any:
+    """One document's embedding: a topic centre plus noise (the new topic when given)."""
+    centre = new_topic if new_topic is not None else centres[int(rng.integers(0, len(centres)))]
+    return (centre + rng.normal(0.0, 0.6, DOC_DIM)).astype(np.float32)
+
+
+def doc_reference_columns(seed: int = SEED) -> dict[str, Any]:
+    """Training data of ``doc-classifier``: ``n_tokens``, ``language`` and ``embedding``
+    (a ``(N_DOC_REFERENCE, DOC_DIM)`` float32 array, written as a fixed-size list column)."""
+    centres, _ = _doc_topics(seed)
+    rng = np.random.default_rng(seed + 4)
+    return {
+        "n_tokens": rng.gamma(4.0, 60.0, N_DOC_REFERENCE).round(),
+        "language": list(rng.choice(DOC_LANGUAGES, size=N_DOC_REFERENCE, p=DOC_LANGUAGE_SHARES)),
+        "embedding": np.stack([_doc_embedding(rng, centres, None) for _ in range(N_DOC_REFERENCE)]),
+    }
+
+
+def write_references(folder: Path, seed: int = SEED) -> None:
+    """Write both models' reference Parquet files into ``folder`` (the names drift.yaml uses).
+
+    2-D arrays (the embeddings) become ``fixed_size_list<float, dim>`` columns.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def column(values: Any) -> Any:
+        if isinstance(values, np.ndarray) and values.ndim == 2:
+            return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1])
+        return values if isinstance(values, np.ndarray) else list(values)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, columns in ((REFERENCE_FILE, reference_columns(seed)), (DOC_REFERENCE_FILE, doc_reference_columns(seed))):
+        pq.write_table(pa.table({key: column(values) for key, values in columns.items()}), folder / name)
+
+
+def _doc_events(seed: int) -> list[tuple[datetime, bytes]]:
+    """``doc-classifier`` events in time order, as (ts, line)."""
+    import orjson
+
+    centres, new_topic = _doc_topics(seed)
+    rng = np.random.default_rng(seed + 5)
+    offsets = np.sort(rng.uniform(0, DURATION.total_seconds(), N_DOC_EVENTS))
+    out = []
+    for i, offset in enumerate(offsets):
+        ts = START + timedelta(seconds=float(offset))
+        tenant = DOC_TENANTS[i % 2]
+        new = tenant == DOC_SHIFTED_TENANT and ts >= DOC_SHIFT_AT and rng.random() < DOC_NEW_TOPIC_SHARE
+        vector = _doc_embedding(rng, centres, new_topic if new else None)
+        # Both wire forms: a JSON list, and base64 of little-endian float32.
+        embedding: Any = (
+            [round(float(v), 5) for v in vector] if i % 2 == 0
+            else {"dtype": "float32", "b64": base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")}
+        )
+        event = {
+            "event_id": f"doc-{i}{'-new' if new else ''}",
+            "ts": ts.isoformat().replace("+00:00", "Z"),
+            "model": DOC_MODEL,
+            "model_version": "1.4.0",
+            "tenant": tenant,
+            "route": "/classify",
+            "features": {
+                "n_tokens": int(rng.gamma(4.0, 60.0)),
+                "language": str(rng.choice(DOC_LANGUAGES, p=DOC_LANGUAGE_SHARES)),
+            },
+            "embedding": embedding,
+        }
+        out.append((ts, orjson.dumps(event)))
+    return out
 
 
 @dataclass(frozen=True)
@@ -70,7 +185,7 @@ def events(seed: int = SEED) -> DemoEvents:
     # Its own generator, so the injected nulls leave every other drawn value as it was.
     nulls = np.random.default_rng(seed + 2)
     offsets = np.sort(rng.uniform(0, DURATION.total_seconds(), N_EVENTS))
-    lines: list[bytes] = []
+    credit: list[tuple[datetime, bytes]] = []
     for i, offset in enumerate(offsets):
         ts = START + timedelta(seconds=float(offset))
         tenant = STABLE_TENANT if i % 2 == 0 else SHIFTED_TENANT
@@ -78,6 +193,10 @@ def events(seed: int = SEED) -> DemoEvents:
         shifted = tenant == SHIFTED_TENANT and ts >= SHIFT_AT
         income = float(rng.lognormal(8.4, 0.45)) * (1.6 if shifted else 1.0)
         country = "BR" if shifted and rng.random() < 0.3 else str(rng.choice(COUNTRIES, p=COUNTRY_SHARES))
+        channel = "mobile" if rng.random() < 0.6 else "web"
+        entity = f"cust-{int(rng.integers(0, 5000))}"
+        age = int(np.clip(round(rng.normal(41, 12)), 18, 95))
+        score = round(float(rng.uniform()), 4)
         event = {
             "event_id": f"e-{i}",
             "ts": ts.isoformat().replace("+00:00", "Z"),
@@ -86,18 +205,20 @@ def events(seed: int = SEED) -> DemoEvents:
             "tenant": tenant,
             "region": region,
             "route": "/score",
-            "segment": {"channel": "mobile" if rng.random() < 0.6 else "web"},
-            "entity_id": f"cust-{int(rng.integers(0, 5000))}",
+            "segment": {"channel": channel},
+            "entity_id": entity,
             "features": {
-                "age": int(np.clip(round(rng.normal(41, 12)), 18, 95)),
+                "age": age,
                 "income": round(income, 2),
                 "country": country,
             },
-            "prediction": {"score": round(float(rng.uniform()), 4), "label": "approve"},
+            "prediction": {"score": score, "label": label_of(score)},
         }
         if tenant == NULL_TENANT and ts >= NULL_AT and nulls.random() < NULL_SHARE:
             event["features"][NULL_FEATURE] = None  # type: ignore[index]
-        lines.append(orjson.dumps(event))
+        credit.append((ts, orjson.dumps(event)))
+    # The two models' events interleave in time (each model's windows see only its own).
+    lines = [line for _, line in heapq.merge(credit, _doc_events(seed), key=lambda item: item[0])]
     bad = [
         b"{not json",
         b"",

@@ -166,6 +166,8 @@ def test_checks_apply_only_where_they_mean_something() -> None:
         "out_of_range": {"age", "income"},
         "unseen_category": {"country"},
         "duplicate_event_id": {None},
+        "cardinality_growth": {"country"},
+        "schema_change": {None},
     }
 
 
@@ -212,7 +214,7 @@ def test_too_few_samples_is_ok_with_the_exact_rate_and_a_reason() -> None:
 
 
 def test_a_check_set_to_null_is_off_and_features_narrow_the_checks() -> None:
-    found = score(rows({"age": None}), features=["age"], null_rate=None, duplicate_event_id=None)
+    found = score(rows({"age": None}), features=["age"], null_rate=None, duplicate_event_id=None, schema_change=None)
     assert {check for check, _ in found} == {"missing_rate", "type_mismatch", "out_of_range"}
     assert {feature for _, feature in found} == {"age"}
 
@@ -220,7 +222,7 @@ def test_a_check_set_to_null_is_off_and_features_narrow_the_checks() -> None:
 def test_duplicate_check_without_tracked_ids_is_skipped() -> None:
     summary = summarise(rows({}, ids=["a"]), PROFILE, track_event_ids=False)
     (finding,) = [f for f in QualityDetector(QualityConfig(min_samples=1)).score(summary, PROFILE, COHORT, WINDOW)
-                  if f.feature is None]
+                  if f.detector == "quality.duplicate_event_id"]
     assert finding.skipped == "event ids were not tracked for this window"
     assert finding.severity is Severity.OK
 

@@ -17,6 +17,8 @@ import drift
 from detectors.psi import PsiConfig
 from drift.config import DETECTOR_NAMES, load_config, parse_config
 from drift.errors import ConfigError, DriftError
+from drift.reference import PredictionColumn
+from drift.summary import EmbeddingSampling
 
 DEMO_CONFIG = Path(drift.__file__).parent / "demo" / "drift.yaml"
 
@@ -84,7 +86,7 @@ def test_bundled_demo_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert config.version == 1
     assert config.kafka.bootstrap == "127.0.0.1:9092"
-    (model,) = config.models
+    model, doc = config.models
     assert model.name == "credit-risk"
     assert model.cohort == ["model_version", "tenant", "region"]
     assert model.window.size == timedelta(minutes=30)
@@ -92,12 +94,21 @@ def test_bundled_demo_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert list(model.features) == ["age", "income", "country"]
     assert model.features["age"].bounds == (18.0, 120.0)
     assert model.features["income"].bounds == (0.0, None)
-    assert [name for name, _ in model.detector_configs()] == ["psi", "quality"]
+    assert [name for name, _ in model.detector_configs()] == ["psi", "quality", "score"]
     assert model.psi_bins() == {"age": 10, "income": 10, "country": 10}
+    assert model.prediction_columns() == {
+        "prediction.score": PredictionColumn("score", "numeric", 10),
+        "prediction.label": PredictionColumn("label", "categorical", 10),
+    }
     # Relative paths in the file resolve against the file's folder, not the cwd.
     assert Path(config.source_dir) == DEMO_CONFIG.parent.resolve()
     assert config.resolve("reference.parquet") == DEMO_CONFIG.parent.resolve() / "reference.parquet"
     assert config.ticket_store_path() == DEMO_CONFIG.parent.resolve() / "drift-tickets.db"
+    # The text model: one embedding detector, sampled per cohort window.
+    assert doc.name == "doc-classifier" and [name for name, _ in doc.detector_configs()] == ["embedding"]
+    assert doc.embedding_sampling() == EmbeddingSampling(field="embedding", dim=32, capacity=500, seed=7)
+    assert config.embedding_fields() == {"doc-classifier": ("embedding", 32)}
+    assert model.embedding_sampling() is None
 
 
 def test_full_example_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -295,7 +306,7 @@ MISTAKES = [
           - psii: {bins: 3}
         """,
         "drift.yaml:7:9 models[0].detectors[0]: must be a mapping with one key naming a detector, "
-        "one of psi, quality; got {'psii': {'bins': 3}}",
+        "one of " + ", ".join(DETECTOR_NAMES) + "; got {'psii': {'bins': 3}}",
         id="unknown-detector",
     ),
     pytest.param(
@@ -306,8 +317,8 @@ MISTAKES = [
           - quality: {nul_rate: {alert: 0.05}}
         """,
         "drift.yaml:7:19 models[0].detectors[0].quality.nul_rate: unknown key 'nul_rate' (did you mean "
-        "'null_rate'?); valid keys: duplicate_event_id, features, min_samples, missing_rate, null_rate, "
-        "out_of_range, type_mismatch, unseen_category",
+        "'null_rate'?); valid keys: cardinality_growth, duplicate_event_id, features, min_samples, missing_rate, "
+        "null_rate, out_of_range, schema_change, type_mismatch, unseen_category",
         id="quality-check-misspelt",
     ),
     pytest.param(
@@ -318,7 +329,7 @@ MISTAKES = [
           - psi
         """,
         "drift.yaml:7:9 models[0].detectors[0]: must be a mapping with one key naming a detector, "
-        "one of psi, quality; got 'psi'",
+        "one of " + ", ".join(DETECTOR_NAMES) + "; got 'psi'",
         id="detector-not-a-mapping",
     ),
     pytest.param(
@@ -377,6 +388,95 @@ MISTAKES = [
         "drift.yaml:4:20 models[0].window.size: must be a duration like '30s', '5m', '1h', '2d' or "
         "'4w'; got 300",
         id="duration-without-unit",
+    ),
+    pytest.param(
+        """\
+        features:
+          age: {type: numeric}
+        detectors:
+          - embedding: {field: embedding}
+        """,
+        "drift.yaml:7:20 models[0].detectors[0].embedding.dim: is required",
+        id="embedding-dim-missing",
+    ),
+    pytest.param(
+        """\
+        features:
+          age: {type: numeric}
+        detectors:
+          - embedding: {dim: 0}
+        """,
+        "drift.yaml:7:26 models[0].detectors[0].embedding.dim: must be >= 1; got 0",
+        id="embedding-dim-zero",
+    ),
+    pytest.param(
+        """\
+        features:
+          age: {type: numeric}
+        detectors:
+          - embedding: {dim: 8, device: cuda}
+        """,
+        "drift.yaml:7:37 models[0].detectors[0].embedding.device: must be one of 'auto', 'cpu' or 'gpu'; "
+        "got 'cuda'",
+        id="embedding-device-unknown",
+    ),
+    pytest.param(
+        """\
+        features:
+          age: {type: numeric}
+        detectors:
+          - embedding: {dim: 8, method: kmeans}
+        """,
+        "drift.yaml:7:37 models[0].detectors[0].embedding.method: must be one of 'mmd', 'knn' or "
+        "'centroid'; got 'kmeans'",
+        id="embedding-method-unknown",
+    ),
+    pytest.param(
+        """\
+        features:
+          age: {type: numeric}
+        detectors:
+          - embedding: {dim: 8, feild: emb}
+        """,
+        "drift.yaml:7:29 models[0].detectors[0].embedding.feild: unknown key 'feild' (did you mean 'field'?); "
+        "valid keys: device, dim, field, k, method, min_samples, p_value, permutations, quantile, sample, seed, "
+        "warn_p_value",
+        id="embedding-key-misspelt",
+    ),
+    pytest.param(
+        """\
+        features:
+          age: {type: numeric}
+        detectors:
+          - embedding: {dim: 8, field: features}
+        """,
+        "drift.yaml:7:36 models[0].detectors[0].embedding.field: must be a top-level event key other than "
+        "event_id, ts, model, model_version, tenant, region, route, segment, entity_id, features, prediction; "
+        "got 'features'",
+        id="embedding-field-reserved",
+    ),
+    pytest.param(
+        """\
+        features:
+          age: {type: numeric}
+        detectors:
+          - embedding: {dim: 8, sample: 50, min_samples: 100}
+        """,
+        "drift.yaml:7:20 models[0].detectors[0].embedding: min_samples must be <= sample; "
+        "got min_samples=100, sample=50",
+        id="embedding-min-samples-over-sample",
+    ),
+    pytest.param(
+        """\
+        features:
+          age: {type: numeric}
+        detectors:
+          - embedding: {dim: 8}
+          - embedding: {dim: 16, method: knn}
+        """,
+        "drift.yaml:3:5 models[0]: embedding detectors of one model must share field and dim; detectors[0] has "
+        "field='embedding', dim=8, detectors[1] has field='embedding', dim=16",
+        id="embedding-dims-differ",
     ),
 ]
 
@@ -437,7 +537,7 @@ def test_every_error_is_reported_at_once(tmp_path: Path) -> None:
         "drift.yaml:14:21 models[0].detectors[1].psi.bins: must be >= 2; got 1",
         "drift.yaml:15:14 models[0].detectors[2].psi: warn must be <= alert; got warn=0.5, alert=0.2",
         "drift.yaml:16:9 models[0].detectors[3]: must be a mapping with one key naming a detector, "
-        "one of psi, quality; got {'psii': {'bins': 3}}",
+        "one of " + ", ".join(DETECTOR_NAMES) + "; got {'psii': {'bins': 3}}",
         "drift.yaml:17:5 models[1].features: is required",
         "drift.yaml:19:13 routing[0].action: must be one of 'human_review', 'ticket' or 'alert_only'; "
         "got 'page_someone'",

@@ -351,3 +351,106 @@ def _encode(value: Any) -> bytes:
 def test_arbitrary_json_never_raises(value: Any) -> None:
     raw = RawMessage(value=_encode(value), topic=TOPIC, partition=0, offset=1, key=KEY)
     _check(raw, decode(raw))
+
+
+# --------------------------------------------------------------------- embeddings
+
+EMBEDDING_DIM = 4
+embedding_decode = Decoder(
+    MODELS, max_future=timedelta(minutes=10), now=lambda: NOW, step_id=STEP_ID,
+    embeddings={"fraud": ("text_embedding", EMBEDDING_DIM)},
+)
+
+
+def _b64(values: list[float], dtype: str = "<f4") -> dict[str, str]:
+    import base64
+
+    import numpy as np
+
+    return {"dtype": "float32", "b64": base64.b64encode(np.asarray(values, dtype=dtype).tobytes()).decode()}
+
+
+def fraud_event(embedding: Any) -> bytes:
+    body = orjson.loads(event(model="fraud", embedding=_DROP))
+    if embedding is not _DROP:
+        body["text_embedding"] = embedding
+    return orjson.dumps(body)
+
+
+@pytest.mark.parametrize(
+    ("embedding", "expected"),
+    [
+        pytest.param([1, 0.5, -2.25, 0], [1.0, 0.5, -2.25, 0.0], id="json-list"),
+        pytest.param(_b64([1.0, 0.5, -2.25, 0.0]), [1.0, 0.5, -2.25, 0.0], id="b64-float32-le"),
+        pytest.param([3.4e38, -1e-45, 0.1, 7], [3.4e38, -1e-45, 0.1, 7.0], id="float32-extremes"),
+        pytest.param(None, None, id="null-not-sampled"),
+        pytest.param(_DROP, None, id="absent-not-sampled"),
+    ],
+)
+def test_embedding_decodes_to_a_float32_vector(embedding: Any, expected: list[float] | None) -> None:
+    import pickle
+
+    import numpy as np
+
+    out = embedding_decode(message(fraud_event(embedding)))
+    assert isinstance(out, InferenceEvent), out
+    if expected is None:
+        assert out.embedding is None
+        return
+    assert out.embedding.dtype == np.float32 and out.embedding.shape == (EMBEDDING_DIM,)
+    assert np.array_equal(out.embedding, np.asarray(expected, dtype=np.float32))
+    # Small and picklable: Bytewax moves events between workers.
+    assert np.array_equal(pickle.loads(pickle.dumps(out.embedding)), out.embedding)
+    assert out.embedding.nbytes == 4 * EMBEDDING_DIM
+
+
+EMBEDDING_CASES = [
+    pytest.param([1.0, 2.0, 3.0], DlqReason.WRONG_DIMENSION, "text_embedding must have 4 numbers; got 3", id="short"),
+    pytest.param([0.0] * 5, DlqReason.WRONG_DIMENSION, "must have 4 numbers; got 5", id="long"),
+    pytest.param([], DlqReason.WRONG_DIMENSION, "got 0", id="empty"),
+    pytest.param(_b64([1.0, 2.0]), DlqReason.WRONG_DIMENSION,
+                 "text_embedding.b64 must decode to 16 bytes (4 float32); got 8 bytes", id="b64-short"),
+    pytest.param(_b64([float("nan"), 0, 0, 0]), DlqReason.NON_FINITE, "text_embedding[0] is not finite", id="b64-nan"),
+    pytest.param(_b64([0, 0, float("inf"), 0]), DlqReason.NON_FINITE, "text_embedding[2] is not finite", id="b64-inf"),
+    pytest.param([0, 1e39, 0, 0], DlqReason.NON_FINITE, "text_embedding[1] is not finite as float32", id="float32-overflow"),
+    pytest.param({"dtype": "float32", "b64": "AAAA*AAA"}, DlqReason.BAD_EMBEDDING,
+                 "text_embedding.b64 is not valid base64", id="bad-b64-char"),
+    pytest.param({"dtype": "float32", "b64": "AAAAA"}, DlqReason.BAD_EMBEDDING,
+                 "text_embedding.b64 is not valid base64", id="bad-b64-padding"),
+    pytest.param({"dtype": "float32", "b64": 7}, DlqReason.BAD_EMBEDDING, "must be a base64 string; got int",
+                 id="b64-not-text"),
+    pytest.param({"dtype": "float64", "b64": "AAAAAAAAAAA="}, DlqReason.BAD_EMBEDDING,
+                 "text_embedding.dtype must be one of float32; got 'float64'", id="wrong-dtype"),
+    pytest.param({"dtype": "float32", "b64": "AAAAAA==", "shape": [4]}, DlqReason.BAD_EMBEDDING,
+                 "must have exactly the keys dtype and b64", id="extra-key"),
+    pytest.param({"b64": "AAAAAA=="}, DlqReason.BAD_EMBEDDING, "exactly the keys dtype and b64", id="no-dtype"),
+    pytest.param("0.1,0.2,0.3,0.4", DlqReason.WRONG_TYPE, "must be a list of numbers or an object", id="text"),
+    pytest.param(0.5, DlqReason.WRONG_TYPE, "got float", id="scalar"),
+    pytest.param([0.1, "0.2", 0.3, 0.4], DlqReason.WRONG_TYPE, "text_embedding[1] must be a number; got str",
+                 id="string-item"),
+    pytest.param([0.1, True, 0.3, 0.4], DlqReason.WRONG_TYPE, "text_embedding[1] must be a number; got bool",
+                 id="bool-item"),
+    pytest.param([[0.1, 0.2, 0.3, 0.4]], DlqReason.WRONG_TYPE, "text_embedding[0] must be a number; got list",
+                 id="nested"),
+    pytest.param([0.1, None, 0.3, 0.4], DlqReason.WRONG_TYPE, "got NoneType", id="null-item"),
+]
+
+
+@pytest.mark.parametrize(("embedding", "reason", "detail"), EMBEDDING_CASES)
+def test_bad_embedding_becomes_a_dead_letter(embedding: Any, reason: DlqReason, detail: str) -> None:
+    value = fraud_event(embedding)
+    out = embedding_decode(message(value))
+    assert isinstance(out, DeadLetter), out
+    assert (out.reason, out.step_id, out.value, out.offset) == (reason, STEP_ID, value, OFFSET)
+    assert detail in out.detail, out.detail
+
+
+def test_embedding_is_checked_only_for_models_with_an_embedding_detector() -> None:
+    # credit-risk has no embedding detector: its "embedding" key is kept as sent, unchecked.
+    out = embedding_decode(message(event(embedding=[1.0, 2.0, 3.0])))
+    assert isinstance(out, InferenceEvent) and out.embedding == [1.0, 2.0, 3.0]
+    # fraud reads "text_embedding"; an "embedding" key there is not its embedding.
+    body = orjson.loads(fraud_event([1, 2, 3, 4]))
+    body["embedding"] = "ignored"
+    out = embedding_decode(message(orjson.dumps(body)))
+    assert isinstance(out, InferenceEvent) and out.embedding.tolist() == [1.0, 2.0, 3.0, 4.0]

@@ -348,3 +348,99 @@ def test_merge_does_not_mutate_inputs() -> None:
     assert a.features["x"].pending == [0.5] * 5  # still unflushed
     assert merged.features["x"].counts is not a.features["x"].counts
     assert merged.features["x"].counts.tolist() == [0, 0, 5, 0]
+
+
+# ------------------------------------------------------------------ embedding samples
+
+from drift.summary import EmbeddingSampling, embedding_sample, reservoir_rng  # noqa: E402
+
+SAMPLING = EmbeddingSampling(field="embedding", dim=3, capacity=50, seed=11)
+
+
+def embedded(i: int, vector: Any) -> InferenceEvent:
+    base = event(i, x=0.5, c="a")
+    return InferenceEvent(
+        event_id=f"e-{i}", ts=base.ts, model="m", model_version=None, tenant=None, region=None, route=None,
+        segment={}, entity_id=None, features=base.features, prediction=None,
+        embedding=None if vector is None else np.asarray(vector, dtype=np.float32), raw=base.raw,
+    )
+
+
+def _rows(n: int, start: int = 0) -> list[InferenceEvent]:
+    return [embedded(start + i, [start + i, 2.0 * (start + i), -1.0]) for i in range(n)]
+
+
+def test_window_embedding_sample_is_bounded_and_names_its_events() -> None:
+    sample = embedding_sample(SAMPLING, "m|tenant=a", T0)
+    events = _rows(FLUSH_EVERY + 300) + [embedded(10_000, None), embedded(10_001, None)]
+    summary = summarise(events, PROFILE, embedding=sample)
+    reservoir = summary.embedding.reservoir  # type: ignore[union-attr]
+    assert reservoir.n_seen == FLUSH_EVERY + 300 and len(reservoir) == SAMPLING.capacity
+    assert summary.embedding.n_missing == 2 and not summary.embedding.pending  # type: ignore[union-attr]
+    # Each kept row is still next to its own event id.
+    for row, event_id in zip(reservoir.rows, reservoir.ids):
+        i = int(event_id.removeprefix("e-"))  # type: ignore[union-attr]
+        assert row.tolist() == [i, 2.0 * i, -1.0]
+    # The features are counted as without embeddings.
+    assert summary.n_events == len(events) and feature_counts(summary)["x"].sum() == len(events)
+
+
+def test_reservoir_seed_depends_on_cohort_and_window_only() -> None:
+    def kept(key: str, start: datetime) -> list[str | None]:
+        sample = embedding_sample(SAMPLING, key, start)
+        return summarise(_rows(400), PROFILE, embedding=sample).embedding.reservoir.ids  # type: ignore[union-attr]
+
+    assert kept("m|t=a", T0) == kept("m|t=a", T0)
+    assert kept("m|t=a", T0) != kept("m|t=b", T0)
+    assert kept("m|t=a", T0) != kept("m|t=a", T0 + timedelta(minutes=5))
+    a, b = reservoir_rng(1, "k", T0), reservoir_rng(1, "k", T0)
+    assert a.integers(0, 2**62) == b.integers(0, 2**62)
+
+
+def test_merge_combines_embedding_samples_uniformly_and_leaves_inputs_alone() -> None:
+    left = summarise(_rows(30), PROFILE, embedding=embedding_sample(SAMPLING, "k", T0))
+    right = summarise(_rows(40, start=100) + [embedded(999, None)], PROFILE,
+                      embedding=embedding_sample(SAMPLING, "k", T0))
+    before = (left.embedding.reservoir.ids, right.embedding.reservoir.ids)  # type: ignore[union-attr]
+    merged = merge(left, right, PROFILE)
+    reservoir = merged.embedding.reservoir  # type: ignore[union-attr]
+    assert reservoir.n_seen == 70 and len(reservoir) == SAMPLING.capacity
+    assert merged.embedding.n_missing == 1  # type: ignore[union-attr]
+    assert set(reservoir.ids) <= {f"e-{i}" for i in [*range(30), *range(100, 140)]}
+    assert (left.embedding.reservoir.ids, right.embedding.reservoir.ids) == before  # type: ignore[union-attr]
+    # Under capacity nothing is dropped.
+    small = merge(summarise(_rows(10), PROFILE, embedding=embedding_sample(SAMPLING, "k", T0)),
+                  summarise(_rows(5, start=50), PROFILE, embedding=embedding_sample(SAMPLING, "k", T0)), PROFILE)
+    assert sorted(small.embedding.reservoir.ids) == sorted(  # type: ignore[union-attr]
+        [f"e-{i}" for i in [*range(10), *range(50, 55)]])
+    # The share of each side in a merged sample follows their sizes (hypergeometric).
+    shares = []
+    for seed in range(200):
+        sampling = EmbeddingSampling("embedding", 3, 20, seed)
+        a = summarise(_rows(60), PROFILE, embedding=embedding_sample(sampling, "k", T0))
+        b = summarise(_rows(20, start=1000), PROFILE, embedding=embedding_sample(sampling, "k", T0))
+        ids = merge(a, b, PROFILE).embedding.reservoir.ids  # type: ignore[union-attr]
+        shares.append(sum(int(str(i)[2:]) < 1000 for i in ids) / len(ids))
+    assert abs(float(np.mean(shares)) - 0.75) < 0.02
+
+
+def test_merge_refuses_mixing_sampled_and_unsampled_windows() -> None:
+    sampled = summarise(_rows(3), PROFILE, embedding=embedding_sample(SAMPLING, "k", T0))
+    with pytest.raises(ValueError, match="samples embeddings"):
+        merge(sampled, summarise(_rows(3), PROFILE), PROFILE)
+
+
+def test_summary_with_embeddings_pickles_mid_window() -> None:
+    import pickle
+
+    summary = empty_summary(PROFILE, embedding=embedding_sample(SAMPLING, "k", T0))
+    for e in _rows(FLUSH_EVERY + 7):
+        add_event(summary, e, PROFILE)
+    again = pickle.loads(pickle.dumps(summary))
+    for e in _rows(100, start=FLUSH_EVERY + 7):
+        add_event(summary, e, PROFILE)
+        add_event(again, e, PROFILE)
+    one, two = flush(summary, PROFILE).embedding, flush(again, PROFILE).embedding
+    # The generator travels with the state: a resumed window samples exactly as an uninterrupted one.
+    assert one.reservoir.ids == two.reservoir.ids  # type: ignore[union-attr]
+    assert np.array_equal(one.reservoir.rows, two.reservoir.rows)  # type: ignore[union-attr]

@@ -80,7 +80,14 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db_path: Path, clock: FixedClock) -> Iterator[TicketStore]:
+def store(open_any_store: Any, clock: FixedClock) -> TicketStore:
+    """The store under test, on SQLite and on a real PostgreSQL (tests/drift/conftest.py)."""
+    opened: TicketStore = open_any_store(now=clock)
+    return opened
+
+
+@pytest.fixture
+def sqlite_store(db_path: Path, clock: FixedClock) -> Iterator[TicketStore]:
     with TicketStore.open(db_path, now=clock) as opened:
         yield opened
 
@@ -101,9 +108,10 @@ def test_open_creates_folders_and_schema(db_path: Path, clock: FixedClock) -> No
     conn = sqlite3.connect(db_path)
     try:
         names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-        assert {"tickets", "ticket_windows", "tickets_live_fingerprint"} <= names
+        assert {"tickets", "ticket_windows", "tickets_live_fingerprint", "window_traffic",
+                "ticket_reviews", "retrain_outbox", "audit_log"} <= names
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
     finally:
         conn.close()
 
@@ -374,14 +382,17 @@ def test_list_filters_by_status_in_id_order(store: TicketStore) -> None:
 
 
 def test_the_database_allows_one_live_ticket_per_fingerprint(
-    store: TicketStore, db_path: Path
+    sqlite_store: TicketStore, db_path: Path
 ) -> None:
-    store.record(finding(0))
+    sqlite_store.record(finding(0))
     conn = sqlite3.connect(db_path)
     try:
         with pytest.raises(sqlite3.IntegrityError):
             conn.execute(
-                "INSERT INTO tickets SELECT NULL, fingerprint, 'open', action, model, cohort,"
+                "INSERT INTO tickets (fingerprint, status, action, model, cohort, cohort_key,"
+                " detector, feature, severity, first_window_start, last_window_end, opened_at,"
+                " updated_at, occurrences, worst_value, last_value, last_finding)"
+                " SELECT fingerprint, 'open', action, model, cohort,"
                 " cohort_key, detector, feature, severity, first_window_start,"
                 " last_window_end, opened_at, updated_at, occurrences, worst_value,"
                 " last_value, last_finding FROM tickets"
@@ -398,7 +409,7 @@ def test_reopening_the_file_keeps_everything(db_path: Path, clock: FixedClock) -
         first.record(finding(0, 0.5))
         first.record(finding(1, 0.3))
         first.record(finding(0, feature="income"), action="human_review")
-        first.set_status("DRIFT-2", TicketStatus.APPROVED)
+        first.approve("DRIFT-2", "alice")
         before = first.list()
 
     clock.advance(timedelta(hours=1))

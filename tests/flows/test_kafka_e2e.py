@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from connectors.files import write_parquet
 from drift import demo
 
 pytestmark = pytest.mark.kafka
@@ -35,7 +34,7 @@ def _config(tmp_path: Path, bootstrap: str, topics: dict[str, str]) -> Path:
     text += "metrics:\n  port: 0\n"
     path = tmp_path / "drift.yaml"
     path.write_text(text, encoding="utf-8")
-    write_parquet(tmp_path / "reference.parquet", demo.reference_columns())
+    demo.write_references(tmp_path)
     return path
 
 
@@ -108,14 +107,21 @@ def test_flow_on_real_kafka(tmp_path: Path, kafka_bootstrap: str, kafka_topics: 
     assert {(f["cohort"]["tenant"], f["detector"], f["feature"], f["severity"]) for f in raised} == {
         (demo.NULL_TENANT, "quality.null_rate", demo.NULL_FEATURE, "alert")
     }
-    assert all(f["evidence"]["numerator"] <= f["evidence"]["denominator"] for f in quality)
+    rates = [f for f in quality if f["detector"] not in ("quality.schema_change", "quality.cardinality_growth")]
+    assert all(f["evidence"]["numerator"] <= f["evidence"]["denominator"] for f in rates)
+    # The text model's embeddings (JSON lists and base64) moved for one tenant only.
+    embedding = [f for f in findings if f["detector"] == "embedding"]
+    assert len(embedding) == 12 and all(f["skipped"] is None for f in embedding)
+    assert {f["cohort"]["tenant"] for f in embedding if f["severity"] != "ok"} == {demo.DOC_SHIFTED_TENANT}
+    assert all(str(row["event_id"]).endswith("-new")
+               for f in embedding if f["severity"] != "ok" for row in f["evidence"]["farthest"])
 
     ticket_events = _read_all(kafka_bootstrap, topics["tickets"])
     drift_tickets = [t for t in ticket_events if t["ticket"]["detector"] == "psi"]
     opened = [t for t in drift_tickets if t["kind"] == "opened"]
     assert sorted(t["ticket"]["feature"] for t in opened) == sorted(demo.SHIFTED_FEATURES)
     assert all(t["ticket"]["cohort"]["tenant"] == demo.SHIFTED_TENANT for t in drift_tickets)
-    quality_tickets = [t for t in ticket_events if t["ticket"]["detector"] != "psi"]
+    quality_tickets = [t for t in ticket_events if t["ticket"]["detector"].startswith("quality")]
     assert [t["kind"] for t in quality_tickets] == ["opened", "updated"]
     assert all((t["ticket"]["detector"], t["ticket"]["feature"], t["ticket"]["cohort"]["tenant"]) ==
                ("quality.null_rate", demo.NULL_FEATURE, demo.NULL_TENANT) for t in quality_tickets)
@@ -125,8 +131,11 @@ def test_flow_on_real_kafka(tmp_path: Path, kafka_bootstrap: str, kafka_topics: 
         capture_output=True, timeout=60, env=env, check=True,
     )
     tickets = json.loads(listed.stdout)
-    assert len(tickets) == len(demo.SHIFTED_FEATURES) + 1
+    assert len(tickets) == len(demo.SHIFTED_FEATURES) + 2
     assert {t["feature"] for t in tickets if t["detector"] == "psi"} == set(demo.SHIFTED_FEATURES)
-    assert [(t["detector"], t["feature"]) for t in tickets if t["detector"] != "psi"] == [
+    assert [(t["detector"], t["feature"]) for t in tickets if t["detector"].startswith("quality")] == [
         ("quality.null_rate", demo.NULL_FEATURE)
+    ]
+    assert [(t["detector"], t["cohort"]["tenant"]) for t in tickets if t["model"] == demo.DOC_MODEL] == [
+        ("embedding", demo.DOC_SHIFTED_TENANT)
     ]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from connectors.files import write_jsonl, write_parquet
+from connectors.files import write_jsonl
 from drift import demo
 from drift.config import load_config
 from drift.metrics import serve
@@ -31,7 +31,7 @@ def _value(samples: dict, name: str, **labels: str) -> float:  # type: ignore[ty
 
 def test_metrics_count_what_the_run_produced(tmp_path: Path) -> None:
     (tmp_path / "drift.yaml").write_text(demo.config_text(), encoding="utf-8")
-    write_parquet(tmp_path / "reference.parquet", demo.reference_columns())
+    demo.write_references(tmp_path)
     write_jsonl(tmp_path / "events.jsonl", demo.events().lines)
     port = serve("127.0.0.1", 0)
     before = _scrape(port)
@@ -45,11 +45,19 @@ def test_metrics_count_what_the_run_produced(tmp_path: Path) -> None:
     for reason, count in reasons.items():
         step = "decode_inference" if reason != "late" else "summarise_window_credit_risk"
         assert delta("drift_dlq_total", step_id=step, reason=reason) == count
-    assert delta("drift_windows_closed_total", model="credit-risk") == len(result.windows)
+    credit_windows = [w for w in result.windows if w.cohort.model == "credit-risk"]
+    assert delta("drift_windows_closed_total", model="credit-risk") == len(credit_windows)
+    assert delta("drift_windows_closed_total", model=demo.DOC_MODEL) == len(result.windows) - len(credit_windows)
     assert delta("drift_events_total", step_id="decode_inference", outcome="ok") == \
         sum(w.n_events for w in result.windows) + reasons["late"]
     # Two drift tickets (globex income and country) and one quality ticket (acme income nulls).
     assert delta("drift_tickets_total", model="credit-risk", kind="opened") == 3
+    # One embedding ticket: the support tenant's documents moved to a new topic.
+    assert delta("drift_tickets_total", model=demo.DOC_MODEL, kind="opened") == 1
+    embedding_alerts = sum(1 for f in result.findings if f.severity.value == "alert" and f.detector == "embedding")
+    assert embedding_alerts == 3
+    assert delta("drift_findings_total", model=demo.DOC_MODEL, detector="embedding", severity="alert") == \
+        embedding_alerts
     alerts = sum(1 for f in result.findings if f.severity.value == "alert" and f.detector == "psi")
     assert delta("drift_findings_total", model="credit-risk", detector="psi", severity="alert") == alerts
     null_alerts = sum(1 for f in result.findings if f.severity.value == "alert" and f.detector == "quality.null_rate")

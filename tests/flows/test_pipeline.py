@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from bytewax.testing import TestingSource, cluster_main, run_main
 
-from connectors.files import write_jsonl, write_parquet
+from connectors.files import write_jsonl
 from connectors.memory import ListSink
 from drift import demo
 from drift.config import load_config
@@ -27,7 +27,7 @@ from flows.runner import load_profiles, run_file
 @pytest.fixture()
 def workspace(tmp_path: Path) -> Path:
     (tmp_path / "drift.yaml").write_text(demo.config_text(), encoding="utf-8")
-    write_parquet(tmp_path / "reference.parquet", demo.reference_columns())
+    demo.write_references(tmp_path)
     write_jsonl(tmp_path / "events.jsonl", demo.events().lines)
     return tmp_path
 
@@ -70,11 +70,13 @@ def test_demo_stream_finds_the_injected_nulls_as_a_quality_incident(workspace: P
     config = load_config(workspace / "drift.yaml")
     result = run_file(config, workspace / "events.jsonl")
     quality = [f for f in result.findings if f.detector.startswith("quality.")]
-    # Every check on every feature of every window, plus one duplicate-id finding per window.
+    # Every check on every feature of every window, plus one duplicate-id and one schema finding per window.
     checks = {f.detector for f in quality}
     assert checks == {"quality.null_rate", "quality.missing_rate", "quality.type_mismatch",
-                      "quality.out_of_range", "quality.duplicate_event_id"}
-    assert all(0.0 <= f.value <= 1.0 for f in quality)
+                      "quality.out_of_range", "quality.duplicate_event_id", "quality.schema_change",
+                      "quality.cardinality_growth"}
+    not_rates = ("quality.schema_change", "quality.cardinality_growth")  # a count and a ratio
+    assert all(0.0 <= f.value <= 1.0 for f in quality if f.detector not in not_rates)
     raised = [f for f in quality if f.severity is not Severity.OK]
     assert {(_cohort_tenant(f), f.detector, f.feature) for f in raised} == {
         (demo.NULL_TENANT, "quality.null_rate", demo.NULL_FEATURE)
@@ -91,11 +93,42 @@ def test_demo_stream_finds_the_injected_nulls_as_a_quality_incident(workspace: P
     assert all(f.severity is Severity.OK for f in result.findings
                if f.detector == "psi" and _cohort_tenant(f) == demo.NULL_TENANT)
     # One quality ticket, for acme's income null rate: opened, then updated.
-    quality_tickets = [t for t in result.tickets if t.ticket.detector != "psi"]
+    quality_tickets = [t for t in result.tickets if t.ticket.detector.startswith("quality")]
     assert [t.kind for t in quality_tickets] == ["opened", "updated"]
     ticket = quality_tickets[-1].ticket
     assert (ticket.detector, ticket.feature, ticket.cohort["tenant"], ticket.occurrences) == (
         "quality.null_rate", demo.NULL_FEATURE, demo.NULL_TENANT, 2)
+
+
+def test_demo_stream_finds_the_new_topic_in_the_embeddings_of_one_cohort(workspace: Path) -> None:
+    config = load_config(workspace / "drift.yaml")
+    result = run_file(config, workspace / "events.jsonl")
+    findings = [f for f in result.findings if f.detector == "embedding"]
+    assert {f.cohort.model for f in findings} == {demo.DOC_MODEL}
+    # One finding per cohort window: 2 tenants x 6 half hours.
+    assert len(findings) == 12 and all(f.skipped is None for f in findings)
+    raised = [f for f in findings if f.severity is not Severity.OK]
+    shifted = {w.window for w in result.windows if w.cohort.model == demo.DOC_MODEL
+               and dict(w.cohort.labels)["tenant"] == demo.DOC_SHIFTED_TENANT and w.window.start >= demo.DOC_SHIFT_AT}
+    assert len(shifted) == 3
+    assert {(_cohort_tenant(f), f.window) for f in raised} == {(demo.DOC_SHIFTED_TENANT, w) for w in shifted}
+    for finding in raised:
+        assert finding.severity is Severity.ALERT and finding.evidence["p_value"] < 0.01
+        assert finding.feature == "embedding" and finding.n_current > 100
+        # The farthest samples are the new topic's documents: the content to inspect.
+        farthest = [row["event_id"] for row in finding.evidence["farthest"]]
+        assert len(farthest) == 5 and all(str(e).endswith("-new") for e in farthest)
+    # One ticket for the shifted cohort, whose countermeasure says to inspect new content
+    # clusters and names the farthest event ids of the latest window.
+    tickets = [t for t in result.tickets if t.ticket.detector == "embedding"]
+    assert [t.kind for t in tickets] == ["opened", "updated", "updated"]
+    assert {t.ticket.cohort["tenant"] for t in tickets} == {demo.DOC_SHIFTED_TENANT}
+    advice = tickets[-1].context["countermeasures"]
+    assert [c["detector"] for c in advice] == ["embedding"]
+    assert "inspect new content clusters" in advice[0]["action"]
+    latest = max(raised, key=lambda f: f.window.start)
+    assert advice[0]["event_ids"] == [row["event_id"] for row in latest.evidence["farthest"]]
+    assert latest.evidence["countermeasures"][0]["event_ids"] == advice[0]["event_ids"]
 
 
 def test_every_message_is_accounted_for(workspace: Path) -> None:
@@ -182,7 +215,13 @@ def test_drift_demo_json(tmp_path: Path) -> None:
     assert {t["ticket"]["feature"] for t in document["tickets"] if t["ticket"]["detector"] == "psi"} == \
         set(demo.SHIFTED_FEATURES)
     quality = {(f["cohort"]["tenant"], f["detector"], f["feature"]) for f in document["findings"]
-               if f["detector"] != "psi"}
+               if f["detector"].startswith("quality")}
     assert quality == {(demo.NULL_TENANT, "quality.null_rate", demo.NULL_FEATURE)}
     assert {(t["ticket"]["cohort"]["tenant"], t["ticket"]["detector"], t["ticket"]["feature"])
-            for t in document["tickets"] if t["ticket"]["detector"] != "psi"} == quality
+            for t in document["tickets"] if t["ticket"]["detector"].startswith("quality")} == quality
+    # The text model: only the cohort whose documents moved to a new topic alerts.
+    embedding = [f for f in document["findings"] if f["detector"] == "embedding"]
+    assert embedding and {f["cohort"]["tenant"] for f in embedding} == {demo.DOC_SHIFTED_TENANT}
+    assert {t["ticket"]["cohort"]["tenant"] for t in document["tickets"]
+            if t["ticket"]["detector"] == "embedding"} == {demo.DOC_SHIFTED_TENANT}
+    assert {f["detector"] for f in document["findings"]} == {"psi", "quality.null_rate", "embedding"}

@@ -1,0 +1,23 @@
+"""Open the ticket store that ``tickets.store`` names: SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from drift.config import Config
+from drift.tickets import TicketStore
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def open_store(config: Config, now: Callable[[], datetime] = _utc_now) -> TicketStore:
+    """The store of ``config``: ``sqlite:///PATH`` (relative to the config) or ``postgresql://``."""
+    path = config.ticket_store_path()
+    if path is not None:
+        return TicketStore.open(path, now=now)
+    from connectors.postgres import open_postgres
+
+    return open_postgres(config.tickets.store, now=now)

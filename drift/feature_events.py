@@ -1,0 +1,175 @@
+"""Feature events and their decoding (design §Events, topic ``feature-events``).
+
+A feature event is a value the offline (or online) feature store holds for one entity::
+
+    {"ts": "2026-11-02T07:00:00Z", "feature_set": "customer_profile", "entity_id": "cust-42",
+     "source": "offline", "values": {"income": 5100.0, "country": "DE"},
+     "materialized_at": "2026-11-02T07:05:00Z"}
+
+``ts`` is the event time the values are valid from (the feature store's event timestamp);
+``materialized_at`` is optional. Decoding follows the inference decoder's discipline: it
+never raises, and every unusable message becomes a :class:`~drift.events.DeadLetter` with
+step id ``decode_feature``.
+
+In a file (``drift replay``, ``drift demo``) both kinds of events share one JSONL file: an
+object with a top-level ``feature_set`` key is a feature event (:func:`is_feature_message`).
+On Kafka they come from their own topic (``kafka.feature_topic``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Literal, Mapping
+
+import orjson
+
+from drift.events import (
+    MAX_MESSAGE_BYTES,
+    DeadLetter,
+    DlqReason,
+    FeatureValue,
+    RawMessage,
+    _Reject,
+    parse_timestamp,
+)
+
+Source = Literal["offline", "online"]
+
+_MARKER = b'"feature_set"'
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureEvent:
+    """One decoded feature event."""
+
+    ts: datetime
+    feature_set: str
+    entity_id: str
+    source: Source
+    values: Mapping[str, FeatureValue]
+    materialized_at: datetime | None
+    raw: RawMessage = field(repr=False, compare=False)
+
+
+def is_feature_message(raw: RawMessage, feature_topic: str | None) -> bool:
+    """Whether ``raw`` is to be decoded as a feature event.
+
+    Messages of ``feature_topic`` always are. A file line is when it is a JSON object
+    with a top-level ``feature_set`` key; the byte test first keeps inference lines
+    from being parsed twice.
+
+    >>> line = b'{"ts": 1, "feature_set": "p", "entity_id": "c", "values": {}}'
+    >>> is_feature_message(RawMessage(line, "file:e.jsonl", 0, 0), None)
+    True
+    >>> is_feature_message(RawMessage(b'{"model": "m"}', "file:e.jsonl", 0, 1), None)
+    False
+    """
+    if feature_topic is not None and raw.topic == feature_topic:
+        return True
+    if not raw.topic.startswith("file:") or not raw.value or _MARKER not in raw.value:
+        return False
+    try:
+        obj = orjson.loads(raw.value)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(obj, dict) and "feature_set" in obj
+
+
+def _text(obj: Mapping[str, Any], name: str) -> str:
+    if name not in obj or obj[name] is None:
+        raise _Reject(DlqReason.MISSING_FIELD, f"{name} is required")
+    value = obj[name]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str) or not value:
+        raise _Reject(DlqReason.WRONG_TYPE, f"{name} must be a non-empty string; got {type(value).__name__}")
+    return value
+
+
+def _values(obj: Mapping[str, Any]) -> dict[str, FeatureValue]:
+    if "values" not in obj:
+        raise _Reject(DlqReason.MISSING_FIELD, "values is required")
+    values = obj["values"]
+    if not isinstance(values, dict):
+        raise _Reject(DlqReason.WRONG_TYPE, f"values must be an object; got {type(values).__name__}")
+    for name, value in values.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _Reject(DlqReason.NON_FINITE, f"values.{name} is not finite; got {value!r}")
+        if not (value is None or isinstance(value, (str, int, float, bool))):
+            raise _Reject(
+                DlqReason.WRONG_TYPE,
+                f"values.{name} must be a number, string, boolean or null; got {type(value).__name__}",
+            )
+    return values
+
+
+@dataclass(frozen=True)
+class FeatureDecoder:
+    """Turns :class:`RawMessage` into :class:`FeatureEvent` or :class:`DeadLetter`.
+
+    Parameters
+    ----------
+    max_future:
+        How far past ``now()`` an event's ``ts`` may be.
+    now:
+        Wall clock, injected so tests control it.
+    step_id:
+        Named in every dead letter.
+    """
+
+    max_future: timedelta = timedelta(minutes=10)
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
+    step_id: str = "decode_feature"
+
+    def __call__(self, raw: RawMessage) -> FeatureEvent | DeadLetter:
+        try:
+            return self._decode(raw)
+        except _Reject as reject:
+            return self._dead(raw, reject.reason, reject.detail)
+        except Exception as exc:  # noqa: BLE001 - the flow must never raise on an event
+            return self._dead(raw, DlqReason.INVALID_JSON, f"unexpected {type(exc).__name__}: {exc}")
+
+    def _dead(self, raw: RawMessage, reason: DlqReason, detail: str) -> DeadLetter:
+        return DeadLetter(
+            reason=reason, detail=detail, step_id=self.step_id, topic=raw.topic,
+            partition=raw.partition, offset=raw.offset, value=raw.value, key=raw.key,
+        )
+
+    def _decode(self, raw: RawMessage) -> FeatureEvent:
+        if raw.error is not None:
+            raise _Reject(DlqReason.KAFKA_ERROR, raw.error)
+        data = raw.value
+        if not data:
+            raise _Reject(DlqReason.EMPTY, "message has no value")
+        if len(data) > MAX_MESSAGE_BYTES:
+            raise _Reject(DlqReason.TOO_LARGE, f"message is {len(data)} bytes; limit {MAX_MESSAGE_BYTES}")
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as utf:
+                raise _Reject(DlqReason.NOT_UTF8, f"not UTF-8 at byte {utf.start}") from None
+            raise _Reject(DlqReason.INVALID_JSON, f"not JSON: {exc}") from None
+        if not isinstance(obj, dict):
+            raise _Reject(DlqReason.NOT_AN_OBJECT, f"event must be a JSON object; got {type(obj).__name__}")
+        if "ts" not in obj:
+            raise _Reject(DlqReason.MISSING_FIELD, "ts is required")
+        ts = parse_timestamp(obj["ts"])
+        if ts > self.now() + self.max_future:
+            raise _Reject(DlqReason.FUTURE_TIMESTAMP, f"ts {ts.isoformat()} is more than {self.max_future} in the future")
+        source = obj.get("source", "offline")
+        if source not in ("offline", "online"):
+            raise _Reject(DlqReason.WRONG_TYPE, f"source must be 'offline' or 'online'; got {str(source)[:64]!r}")
+        materialized = obj.get("materialized_at")
+        return FeatureEvent(
+            ts=ts,
+            feature_set=_text(obj, "feature_set"),
+            entity_id=_text(obj, "entity_id"),
+            source=source,
+            values=_values(obj),
+            materialized_at=None if materialized is None else parse_timestamp(materialized),
+            raw=raw,
+        )
