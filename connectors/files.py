@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -62,8 +62,9 @@ def iter_file(path: Path, start: int = 0) -> Iterator[tuple[int, bytes]]:
 
 
 class _FilePartition(StatefulSourcePartition[RawMessage, int]):
-    def __init__(self, path: Path, resume: int | None) -> None:
+    def __init__(self, path: Path, resume: int | None, on_batch: Callable[[int], None] | None = None) -> None:
         self._path = path
+        self._on_batch = on_batch
         self._next = resume or 0
         self._lines = iter_file(path, self._next)
         self._topic = f"file:{path.name}"
@@ -77,6 +78,8 @@ class _FilePartition(StatefulSourcePartition[RawMessage, int]):
                 break
         if not batch:
             raise StopIteration
+        if self._on_batch is not None:
+            self._on_batch(self._next)
         return batch
 
     def snapshot(self) -> int:
@@ -84,20 +87,25 @@ class _FilePartition(StatefulSourcePartition[RawMessage, int]):
 
 
 class EventFileSource(FixedPartitionedSource[RawMessage, int]):
-    """Inference events from one JSONL or Parquet file (one partition)."""
+    """Inference events from one JSONL or Parquet file (one partition).
 
-    def __init__(self, path: Path) -> None:
+    ``on_batch``, when given, is called with the number of lines (rows) read so
+    far after each batch: a progress hook for ``drift backtest``.
+    """
+
+    def __init__(self, path: Path, on_batch: Callable[[int], None] | None = None) -> None:
         if path.suffix not in (".jsonl", ".json", ".ndjson", ".parquet"):
             raise ValueError(f"events file must be .jsonl or .parquet; got {path.name!r}")
         if not path.is_file():
             raise FileNotFoundError(f"events file not found: {path}")
         self._path = path
+        self._on_batch = on_batch
 
     def list_parts(self) -> list[str]:
         return [self._path.name]
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _FilePartition:
-        return _FilePartition(self._path, resume_state)
+        return _FilePartition(self._path, resume_state, self._on_batch)
 
 
 def write_jsonl(path: Path, lines: list[bytes]) -> None:

@@ -49,3 +49,48 @@ class TeeSink(DynamicSink[X], Generic[X]):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _TeePartition[X]:
         return _TeePartition(self.inner.build(step_id, worker_index, worker_count), self.items)
+
+
+class _CountPartition(StatelessSinkPartition[X], Generic[X]):
+    def __init__(self, sink: CountSink[X]) -> None:
+        self._sink = sink
+
+    def write_batch(self, items: list[X]) -> None:
+        with self._sink.lock:
+            self._sink.count += len(items)
+
+
+class CountSink(DynamicSink[X], Generic[X]):
+    """Counts the items written (by every worker of this process); keeps none of them."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _CountPartition[X]:
+        return _CountPartition(self)
+
+
+class _FanOutPartition(StatelessSinkPartition[X], Generic[X]):
+    def __init__(self, inner: list[StatelessSinkPartition[X]]) -> None:
+        self._inner = inner
+
+    def write_batch(self, items: list[X]) -> None:
+        for partition in self._inner:
+            partition.write_batch(items)
+
+    def close(self) -> None:
+        for partition in self._inner:
+            partition.close()
+
+
+class FanOutSink(DynamicSink[X], Generic[X]):
+    """Writes every batch to each of ``sinks``, in order (e.g. the tickets topic and a webhook)."""
+
+    def __init__(self, *sinks: DynamicSink[X]) -> None:
+        self.sinks = list(sinks)
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _FanOutPartition[X]:
+        return _FanOutPartition([sink.build(step_id, worker_index, worker_count) for sink in self.sinks])

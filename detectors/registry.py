@@ -2,7 +2,8 @@
 :class:`detectors.quality.QualityDetector`, ``score:`` :class:`detectors.score.ScoreDetector`,
 ``skew:`` :class:`detectors.skew.SkewDetector`, ``embedding:``
 :class:`detectors.embedding.EmbeddingDetector` (bound to its reference embeddings by the
-flow at start: ``EmbeddingDetector.bind``)."""
+flow at start: ``EmbeddingDetector.bind``), ``freshness:``
+:class:`detectors.freshness.FreshnessDetector` (scored on feature events: flows/freshness.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pydantic import BaseModel
 
 from detectors.base import Detector
 from detectors.embedding import EmbeddingConfig, EmbeddingDetector
+from detectors.freshness import FreshnessConfig, FreshnessDetector
 from detectors.psi import PsiConfig, PsiDetector
 from detectors.quality import QualityConfig, QualityDetector
 from detectors.score import ScoreConfig, ScoreDetector
@@ -23,6 +25,7 @@ REGISTRY: dict[str, tuple[type[BaseModel], Callable[[BaseModel], Detector]]] = {
     "score": (ScoreConfig, lambda config: ScoreDetector(config)),  # type: ignore[arg-type]
     "skew": (SkewConfig, lambda config: SkewDetector(config)),  # type: ignore[arg-type]
     "embedding": (EmbeddingConfig, lambda config: EmbeddingDetector(config)),  # type: ignore[arg-type]
+    "freshness": (FreshnessConfig, lambda config: FreshnessDetector(config)),  # type: ignore[arg-type]
 }
 
 

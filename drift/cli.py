@@ -74,6 +74,23 @@ def _print_result(document: dict[str, Any]) -> None:
               f"{t['ticket']['worst_value']:.3f}"] for t in tickets],
             ["event", "ticket", "status", "cohort", "feature", "windows", "worst"],
         ))
+        latest = {t["ticket"]["id"]: t["ticket"] for t in tickets}
+        click.echo("\nrouting:\n" + "\n".join(
+            f"  {ticket['id']} {ticket['model']} {ticket['detector']} -> "
+            + (f"human review ({ticket['status']}, {ticket['approvals_required']} approval(s) needed)"
+               if ticket["action"] == "human_review" else f"opened directly ({ticket['status']})")
+            for ticket in latest.values()
+        ))
+    skewed = [f for f in findings if f["detector"].endswith(".value") and f["severity"] != "ok"]
+    for finding in skewed:
+        evidence = finding["evidence"]
+        ratio = evidence.get("mean_ratio")
+        click.echo(
+            f"\nvalue skew: {finding['feature']} in {finding['cohort_key']}: "
+            f"{evidence['mismatch_rate']:.1%} of served values differ from the offline store"
+            + (f", mean served/offline ratio {ratio:.1f}" if ratio is not None else "")
+            + (f" ({evidence['unit_suspect']})" if evidence.get("unit_suspect") else "")
+        )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -149,6 +166,42 @@ def replay(config_path: str, events: str, as_json: bool, all_findings: bool) -> 
         _print_json(document)
     else:
         _print_result(document)
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--events", required=True, type=click.Path(dir_okay=False, exists=True),
+              help="JSONL or Parquet file of inference events.")
+@click.option("--report", "report_path", required=True, type=click.Path(dir_okay=False),
+              help="Write the self-contained HTML report here.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: replay's, plus the what-if table.")
+def backtest(config_path: str, events: str, report_path: str, as_json: bool) -> None:
+    """Run the live dataflow over history and report what it would have done (plots, tickets, what-if)."""
+    from flows.backtest import backtest_document, progress_for, run_backtest, write_report
+
+    config = _load(config_path)
+    progress = progress_for(Path(events))
+    try:
+        result = run_backtest(config, Path(events), progress=progress)
+    except (DriftError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    finally:
+        if progress is not None:
+            click.echo("", err=True)
+    write_report(result, Path(report_path), title=f"drift backtest: {Path(events).name} with {Path(config_path).name}")
+    document = backtest_document(result)
+    if as_json:
+        _print_json({**document, "report": report_path})
+        return
+    _print_result(document)
+    click.echo(f"\nwhat if (alerting windows at alert level x factor; >1 is stricter):")
+    factors = sorted({row["factor"] for row in document["what_if"]})
+    counts: dict[str, dict[float, int]] = {}
+    for row in document["what_if"]:
+        counts.setdefault(row["detector"], {})[row["factor"]] = row["n_alert_findings"]
+    click.echo(_table([[name, *(str(by.get(f, 0)) for f in factors)] for name, by in counts.items()],
+                      ["detector", *(f"x{f:g}" for f in factors)]))
+    click.echo(f"\nreport: {report_path}")
 
 
 def _positive_duration(option: str, text: str) -> timedelta:

@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from detectors.embedding import EmbeddingConfig
+from detectors.freshness import FreshnessConfig
 from detectors.psi import PsiConfig
 from detectors.quality import QualityConfig
 from detectors.score import ScoreConfig
@@ -240,13 +241,18 @@ class EmbeddingEntry(Strict):
     embedding: EmbeddingConfig
 
 
-DETECTOR_NAMES = ("psi", "quality", "score", "skew", "embedding")
+class FreshnessEntry(Strict):
+    freshness: FreshnessConfig
+
+
+DETECTOR_NAMES = ("psi", "quality", "score", "skew", "embedding", "freshness")
 """Detector names valid under ``detectors:``, as keys of one-entry mappings."""
 
 DetectorEntry = Annotated[
     Union[
         Annotated[PsiEntry, Tag("psi")], Annotated[QualityEntry, Tag("quality")], Annotated[ScoreEntry, Tag("score")],
         Annotated[SkewEntry, Tag("skew")], Annotated[EmbeddingEntry, Tag("embedding")],
+        Annotated[FreshnessEntry, Tag("freshness")],
     ],
     Discriminator(
         _detector_name,
@@ -310,6 +316,15 @@ class ModelConfig(Strict):
                         f"skew.thresholds/values.features name features not declared under features: "
                         f"{unknown}; declared: {sorted(self.features)}"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _one_freshness_per_feature_set(self) -> ModelConfig:
+        # One (model, feature set) is one finding fingerprint: a second detector would fight the first.
+        sets = [s.feature_set for _, s in self.detector_configs() if isinstance(s, FreshnessConfig)]
+        repeated = sorted({s for s in sets if sets.count(s) > 1})
+        if repeated:
+            raise ValueError(f"freshness detectors of one model must name distinct feature sets; repeated: {repeated}")
         return self
 
     @model_validator(mode="after")
@@ -456,6 +471,8 @@ class MetricsConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=9464, ge=0, le=65535)
     """0 disables the endpoint."""
+    max_cohorts: int = Field(default=1000, ge=1)
+    """Distinct cohort label values per process; later cohorts are labelled ``other``."""
 
 
 class BaselinesConfig(Strict):

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Callable, Mapping, TypeVar, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -314,6 +314,55 @@ def decode_embedding(value: object, dim: int, name: str = "embedding") -> npt.ND
     return out
 
 
+E = TypeVar("E")
+
+
+def guarded(decode: Callable[[RawMessage], E], raw: RawMessage, step_id: str) -> E | DeadLetter:
+    """``decode(raw)``, or a dead letter: a decoder never raises on a message."""
+    try:
+        return decode(raw)
+    except _Reject as reject:
+        reason, detail = reject.reason, reject.detail
+    except Exception as exc:  # noqa: BLE001 - the flow must never raise on an event
+        reason, detail = DlqReason.INVALID_JSON, f"unexpected {type(exc).__name__}: {exc}"
+    return DeadLetter(
+        reason=reason, detail=detail, step_id=step_id, topic=raw.topic,
+        partition=raw.partition, offset=raw.offset, value=raw.value, key=raw.key,
+    )
+
+
+def json_object(raw: RawMessage) -> dict[str, Any]:
+    """The message as a JSON object; rejects source errors, empty, oversized, non-UTF-8 and non-JSON."""
+    if raw.error is not None:
+        raise _Reject(DlqReason.KAFKA_ERROR, raw.error)
+    data = raw.value
+    if not data:
+        raise _Reject(DlqReason.EMPTY, "message has no value")
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise _Reject(DlqReason.TOO_LARGE, f"message is {len(data)} bytes; limit {MAX_MESSAGE_BYTES}")
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as utf:
+            raise _Reject(DlqReason.NOT_UTF8, f"not UTF-8 at byte {utf.start}") from None
+        raise _Reject(DlqReason.INVALID_JSON, f"not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise _Reject(DlqReason.NOT_AN_OBJECT, f"event must be a JSON object; got {type(obj).__name__}")
+    return obj
+
+
+def event_time(obj: Mapping[str, Any], now: Callable[[], datetime], max_future: timedelta) -> datetime:
+    """The required ``ts`` of an event, refused when further than ``max_future`` ahead of ``now()``."""
+    if "ts" not in obj:
+        raise _Reject(DlqReason.MISSING_FIELD, "ts is required")
+    ts = parse_timestamp(obj["ts"])
+    if ts > now() + max_future:
+        raise _Reject(DlqReason.FUTURE_TIMESTAMP, f"ts {ts.isoformat()} is more than {max_future} in the future")
+    return ts
+
+
 @dataclass(frozen=True)
 class Decoder:
     """Turns :class:`RawMessage` into :class:`InferenceEvent` or :class:`DeadLetter`.
@@ -343,42 +392,11 @@ class Decoder:
     embeddings: Mapping[str, tuple[str, int]] = field(default_factory=dict)
 
     def __call__(self, raw: RawMessage) -> InferenceEvent | DeadLetter:
-        try:
-            return self._decode(raw)
-        except _Reject as reject:
-            return self._dead(raw, reject.reason, reject.detail)
-        except Exception as exc:  # noqa: BLE001 - the flow must never raise on an event
-            return self._dead(raw, DlqReason.INVALID_JSON, f"unexpected {type(exc).__name__}: {exc}")
-
-    def _dead(self, raw: RawMessage, reason: DlqReason, detail: str) -> DeadLetter:
-        return DeadLetter(
-            reason=reason, detail=detail, step_id=self.step_id, topic=raw.topic,
-            partition=raw.partition, offset=raw.offset, value=raw.value, key=raw.key,
-        )
+        return guarded(self._decode, raw, self.step_id)
 
     def _decode(self, raw: RawMessage) -> InferenceEvent:
-        if raw.error is not None:
-            raise _Reject(DlqReason.KAFKA_ERROR, raw.error)
-        data = raw.value
-        if not data:
-            raise _Reject(DlqReason.EMPTY, "message has no value")
-        if len(data) > MAX_MESSAGE_BYTES:
-            raise _Reject(DlqReason.TOO_LARGE, f"message is {len(data)} bytes; limit {MAX_MESSAGE_BYTES}")
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError as utf:
-                raise _Reject(DlqReason.NOT_UTF8, f"not UTF-8 at byte {utf.start}") from None
-            raise _Reject(DlqReason.INVALID_JSON, f"not JSON: {exc}") from None
-        if not isinstance(obj, dict):
-            raise _Reject(DlqReason.NOT_AN_OBJECT, f"event must be a JSON object; got {type(obj).__name__}")
-        if "ts" not in obj:
-            raise _Reject(DlqReason.MISSING_FIELD, "ts is required")
-        ts = parse_timestamp(obj["ts"])
-        if ts > self.now() + self.max_future:
-            raise _Reject(DlqReason.FUTURE_TIMESTAMP, f"ts {ts.isoformat()} is more than {self.max_future} in the future")
+        obj = json_object(raw)
+        ts = event_time(obj, self.now, self.max_future)
         model = obj.get("model")
         if model is None:
             raise _Reject(DlqReason.MISSING_FIELD, "model is required")

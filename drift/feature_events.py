@@ -26,12 +26,14 @@ from typing import Any, Callable, Literal, Mapping
 import orjson
 
 from drift.events import (
-    MAX_MESSAGE_BYTES,
     DeadLetter,
     DlqReason,
     FeatureValue,
     RawMessage,
     _Reject,
+    event_time,
+    guarded,
+    json_object,
     parse_timestamp,
 )
 
@@ -124,42 +126,11 @@ class FeatureDecoder:
     step_id: str = "decode_feature"
 
     def __call__(self, raw: RawMessage) -> FeatureEvent | DeadLetter:
-        try:
-            return self._decode(raw)
-        except _Reject as reject:
-            return self._dead(raw, reject.reason, reject.detail)
-        except Exception as exc:  # noqa: BLE001 - the flow must never raise on an event
-            return self._dead(raw, DlqReason.INVALID_JSON, f"unexpected {type(exc).__name__}: {exc}")
-
-    def _dead(self, raw: RawMessage, reason: DlqReason, detail: str) -> DeadLetter:
-        return DeadLetter(
-            reason=reason, detail=detail, step_id=self.step_id, topic=raw.topic,
-            partition=raw.partition, offset=raw.offset, value=raw.value, key=raw.key,
-        )
+        return guarded(self._decode, raw, self.step_id)
 
     def _decode(self, raw: RawMessage) -> FeatureEvent:
-        if raw.error is not None:
-            raise _Reject(DlqReason.KAFKA_ERROR, raw.error)
-        data = raw.value
-        if not data:
-            raise _Reject(DlqReason.EMPTY, "message has no value")
-        if len(data) > MAX_MESSAGE_BYTES:
-            raise _Reject(DlqReason.TOO_LARGE, f"message is {len(data)} bytes; limit {MAX_MESSAGE_BYTES}")
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError as utf:
-                raise _Reject(DlqReason.NOT_UTF8, f"not UTF-8 at byte {utf.start}") from None
-            raise _Reject(DlqReason.INVALID_JSON, f"not JSON: {exc}") from None
-        if not isinstance(obj, dict):
-            raise _Reject(DlqReason.NOT_AN_OBJECT, f"event must be a JSON object; got {type(obj).__name__}")
-        if "ts" not in obj:
-            raise _Reject(DlqReason.MISSING_FIELD, "ts is required")
-        ts = parse_timestamp(obj["ts"])
-        if ts > self.now() + self.max_future:
-            raise _Reject(DlqReason.FUTURE_TIMESTAMP, f"ts {ts.isoformat()} is more than {self.max_future} in the future")
+        obj = json_object(raw)
+        ts = event_time(obj, self.now, self.max_future)
         source = obj.get("source", "offline")
         if source not in ("offline", "online"):
             raise _Reject(DlqReason.WRONG_TYPE, f"source must be 'offline' or 'online'; got {str(source)[:64]!r}")

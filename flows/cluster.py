@@ -77,13 +77,14 @@ def combine_summaries(documents: list[dict[str, Any]]) -> dict[str, Any]:
     its own workers; counts add up and lists concatenate.
     """
     combined: dict[str, Any] = {
-        "events": 0, "decoded": 0, "late": 0, "dlq": {"total": 0, "by_reason": {}},
+        "events": 0, "decoded": 0, "feature_events": 0, "late": 0, "dlq": {"total": 0, "by_reason": {}},
         "windows": 0, "findings_total": 0, "findings": [], "tickets": [], "processes": len(documents),
     }
     reasons: Counter[str] = Counter()
     for document in documents:
         for key in ("events", "decoded", "late", "windows", "findings_total"):
             combined[key] += document[key]
+        combined["feature_events"] += document.get("feature_events", 0)
         combined["dlq"]["total"] += document["dlq"]["total"]
         reasons.update(document["dlq"]["by_reason"])
         combined["findings"].extend(document["findings"])

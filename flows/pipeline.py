@@ -35,7 +35,8 @@ from drift.summary import (
 )
 from drift.tickets import TicketEvent, TicketStore
 from flows.clock import RestartSafeEventClock
-from flows.value_skew import split_feature_events, value_skew_findings, value_skew_plans
+from flows.freshness import freshness_findings, freshness_plans
+from flows.value_skew import count_feature_events, split_feature_events, value_skew_findings, value_skew_plans
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -64,6 +65,8 @@ class Outputs:
     tickets: Sink[TicketEvent]
     dlq: Sink[DeadLetter]
     windows: Sink[WindowReport] | None = None
+    feature_events: Sink[Any] | None = None
+    """Decoded feature events (value skew), for the run's accounting; optional."""
 
 
 @dataclass
@@ -239,8 +242,9 @@ def build_flow(
 ) -> Dataflow:
     """The dataflow for ``config`` reading ``source`` and writing ``outputs``.
 
-    ``feature_source`` (Kafka: ``kafka.feature_topic``) feeds value skew; it is read
-    only when a ``skew`` detector has ``values:``.
+    ``feature_source`` (Kafka: ``kafka.feature_topic``) feeds value skew and freshness;
+    it is read only when a ``skew`` detector has ``values:`` or a ``freshness`` detector
+    is configured.
     """
     plans = plan_models(config, profiles)
     by_model = {plan.config.name: plan for plan in plans}
@@ -251,12 +255,15 @@ def build_flow(
         decoder = Decoder(
             models=decoder.models, max_future=decoder.max_future, now=now, embeddings=decoder.embeddings,
         )
+    metrics.COHORT_LABELS.limit = config.metrics.max_cohorts
     flow = Dataflow(flow_id)
     raw = op.input("read_inference", flow, source)
     if to_raw is not None:
         raw = op.map("to_raw_message", raw, to_raw)
     skew_plans = value_skew_plans(plans)
-    if skew_plans:  # feature events for the value-skew join (flows/value_skew.py)
+    fresh_plans = freshness_plans(plans)
+    # Feature events, for the value-skew join (flows/value_skew.py) and freshness (flows/freshness.py).
+    if skew_plans or fresh_plans:
         raw, feature_events, feature_dead = split_feature_events(
             flow, raw, config.kafka.feature_topic, feature_source, to_raw, config.events.max_future, now,
         )
@@ -329,10 +336,17 @@ def build_flow(
         "detect_drift", op.key_on("key_windows_by_cohort", windows, lambda item: item[0].key), detect,
     )
     findings = op.flat_map("flatten_findings", op.key_rm("unkey_findings", scored), lambda found: found)
-    if skew_plans:
+    if skew_plans or fresh_plans:
         dead.append(feature_dead)
+        count_feature_events(feature_events, skew_plans, [p.detector.config for p in fresh_plans])
+        if outputs.feature_events is not None:
+            op.output("write_feature_events", feature_events, outputs.feature_events)
+    if skew_plans:
         found_skew = value_skew_findings(skew_plans, events, feature_events, cohort_of, now)
         findings = op.merge("merge_value_skew_findings", findings, found_skew)
+    if fresh_plans:
+        found_fresh = freshness_findings(fresh_plans, events, feature_events, now)
+        findings = op.merge("merge_freshness_findings", findings, found_fresh)
     op.output("write_findings", findings, outputs.findings)
     if outputs.windows is not None:
         reports = op.map(

@@ -15,8 +15,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
+from bytewax.outputs import DynamicSink
+
 from connectors.files import EventFileSource
-from connectors.memory import ListSink, TeeSink
+from connectors.memory import CountSink, FanOutSink, ListSink, TeeSink
 from connectors.reference import read_columns, read_embeddings
 from drift.backend import resolve_device
 from drift.config import Config, ModelConfig
@@ -123,6 +125,8 @@ class RunResult:
     dlq: list[DeadLetter]
     stopped: bool = False
     """The run was stopped by SIGTERM before the end of its input."""
+    feature_events: int = 0
+    """Decoded feature events (value skew); undecodable ones are in ``dlq``."""
 
     def to_dict(self, all_findings: bool = False) -> dict[str, Any]:
         late = sum(1 for d in self.dlq if d.reason.value == "late")
@@ -131,8 +135,9 @@ class RunResult:
         shown = [f for f in self.findings if all_findings or f.severity is not Severity.OK]
         shown.sort(key=lambda f: (f.window.start, f.cohort.key, f.detector, f.feature or ""))
         return {
-            "events": decoded + len(self.dlq) - late,
+            "events": decoded + self.feature_events + len(self.dlq) - late,
             "decoded": decoded,
+            "feature_events": self.feature_events,
             "late": late,
             "dlq": {"total": len(self.dlq), "by_reason": dict(sorted(reasons.items()))},
             "windows": len(self.windows),
@@ -142,15 +147,63 @@ class RunResult:
         }
 
 
-def run_file(config: Config, events: Path, now: Callable[[], datetime] | None = None) -> RunResult:
-    """The dataflow over one JSONL/Parquet file, in this process, to the end."""
+def run_file(
+    config: Config, events: Path, now: Callable[[], datetime] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> RunResult:
+    """The dataflow over one JSONL/Parquet file, in this process, to the end.
+
+    ``progress`` is called with the number of lines (rows) read after each batch.
+    """
     from bytewax.testing import run_main
 
     profiles = load_profiles(config, log=lambda text: print(text, file=sys.stderr))
-    outputs = Outputs(findings=ListSink(), tickets=ListSink(), dlq=ListSink(), windows=ListSink())
-    flow = build_flow(config, profiles, EventFileSource(events), outputs, now=now)
+    outputs = Outputs(findings=ListSink(), tickets=ListSink(), dlq=ListSink(), windows=ListSink(),
+                      feature_events=CountSink())
+    outputs = _with_webhook(config, outputs)
+    flow = build_flow(config, profiles, EventFileSource(events, on_batch=progress), outputs, now=now)
     run_main(flow)
     return _result(outputs)
+
+
+def webhook_sink(config: Config) -> Any | None:
+    """The webhook sink of ticket events when ``tickets.sinks`` lists ``webhook`` (else None).
+
+    Each worker spools in its own folder, ``tickets.webhook.spool_dir/worker-N``
+    (relative to the config file), so a restart finds and sends what is left.
+    """
+    from connectors.webhook import WebhookDelivery, ticket_event_sink
+
+    hook = config.tickets.webhook
+    if "webhook" not in config.tickets.sinks or hook is None:
+        return None
+    spool = config.resolve(hook.spool_dir)
+    token = hook.token.get_secret_value() if hook.token is not None else None
+
+    def delivery(worker_index: int) -> WebhookDelivery:
+        return WebhookDelivery(
+            hook.url, spool / f"worker-{worker_index}", token=token, timeout_s=hook.timeout.total_seconds(),
+            max_attempts=hook.max_attempts, backoff_s=hook.backoff.total_seconds(),
+        )
+
+    return ticket_event_sink(delivery)
+
+
+def _with_webhook(config: Config, outputs: Outputs) -> Outputs:
+    """``outputs`` whose ticket events also go to the webhook, when the config asks for it."""
+    hook = webhook_sink(config)
+    if hook is None:
+        return outputs
+    tickets = outputs.tickets
+    if isinstance(tickets, ListSink):
+        tickets = TeeSink(hook)  # keeps the items for the summary, like the ListSink did
+    elif isinstance(tickets, TeeSink):
+        tickets = TeeSink(FanOutSink(tickets.inner, hook))
+    elif isinstance(tickets, DynamicSink):
+        tickets = FanOutSink(tickets, hook)
+    else:
+        raise TypeError(f"cannot add the webhook to a {type(tickets).__name__} ticket sink")
+    return replace(outputs, tickets=tickets)
 
 
 def _result(outputs: Outputs) -> RunResult:
@@ -160,6 +213,7 @@ def _result(outputs: Outputs) -> RunResult:
     return RunResult(
         windows=items(outputs.windows), findings=items(outputs.findings),
         tickets=items(outputs.tickets), dlq=items(outputs.dlq),
+        feature_events=outputs.feature_events.count if isinstance(outputs.feature_events, CountSink) else 0,
     )
 
 
@@ -177,7 +231,8 @@ def kafka_outputs(config: Config, keep: bool = False) -> Outputs:
     ]
     if keep:
         sinks = [TeeSink(sink) for sink in sinks]
-    return Outputs(findings=sinks[0], tickets=sinks[1], dlq=sinks[2], windows=ListSink() if keep else None)
+    return Outputs(findings=sinks[0], tickets=sinks[1], dlq=sinks[2], windows=ListSink() if keep else None,
+                   feature_events=CountSink() if keep else None)
 
 
 DEFAULT_SNAPSHOT_INTERVAL = timedelta(seconds=10)
@@ -314,7 +369,7 @@ def run_kafka(
         kafka.bootstrap, kafka.inference_topic, kafka.client_settings(), tail=not until_end,
         batch_size=kafka.batch_size, on_start=started, stop=stop if single_worker else None,
     )
-    outputs = kafka_outputs(config, keep=until_end)
+    outputs = _with_webhook(config, kafka_outputs(config, keep=until_end))
     # Value skew (a skew detector with values:) also reads the feature events' topic.
     features = inference_source(
         kafka.bootstrap, kafka.feature_topic, kafka.client_settings(), tail=not until_end,

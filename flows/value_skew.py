@@ -32,6 +32,7 @@ from bytewax.inputs import Source
 from bytewax.operators import StatefulLogic
 from bytewax.operators.windowing import TumblingWindower, fold_window
 
+from detectors.freshness import FreshnessConfig
 from detectors.skew import SkewConfig, SkewDetector, ValuesConfig
 from flows.clock import RestartSafeEventClock
 from drift import metrics
@@ -157,13 +158,6 @@ def value_skew_findings(
 ) -> Stream[Finding]:
     """``skew.value`` findings of every plan, one per compared feature and closed cohort window."""
     clock = now if now is not None else (lambda: datetime.now(timezone.utc))
-    wanted = {(p.values.feature_set) for p in plans}
-    op.inspect(
-        "count_feature_events", features,
-        lambda _s, e: metrics.EVENTS_IN.labels(
-            "decode_feature", "ok" if e.source == "offline" and e.feature_set in wanted else "ignored",
-        ).inc(),
-    )
     out: list[Stream[Finding]] = []
     for plan in plans:
         out.append(_one_model(plan, events, features, cohort_of, clock))
@@ -250,9 +244,27 @@ def split_feature_events(
     )
 
 
+def count_feature_events(
+    features: Stream[FeatureEvent], plans: list[ValueSkewPlan], freshness: list[FreshnessConfig],
+) -> None:
+    """``drift_events_in_total{step="decode_feature"}``: ``ok`` when value skew or freshness uses the event."""
+    wanted = {p.values.feature_set for p in plans}
+
+    def used(e: FeatureEvent) -> bool:
+        return (e.source == "offline" and e.feature_set in wanted) or any(
+            c.wants(e.feature_set, e.source) for c in freshness
+        )
+
+    op.inspect(
+        "count_feature_events", features,
+        lambda _s, e: metrics.EVENTS_IN.labels("decode_feature", "ok" if used(e) else "ignored").inc(),
+    )
+
+
 def needs_feature_events(config: Config) -> bool:
-    """Whether some model's ``skew`` detector has ``values:`` (the flow then reads feature events)."""
+    """Whether the flow reads feature events: some model has a ``skew`` detector with ``values:``
+    or a ``freshness`` detector."""
     return any(
-        isinstance(settings, SkewConfig) and settings.values is not None
+        (isinstance(settings, SkewConfig) and settings.values is not None) or isinstance(settings, FreshnessConfig)
         for model in config.models for _, settings in model.detector_configs()
     )

@@ -73,9 +73,10 @@ def test_replay_then_tickets_list_and_show(tmp_path: Path) -> None:
     replay = drift("replay", "--config", str(config), "--events", str(tmp_path / "events.jsonl"), "--json")
     assert replay.returncode == 0, replay.stderr
     document = json.loads(replay.stdout)
-    # 12 credit-risk and 12 doc-classifier cohort windows.
-    assert document["windows"] == 24 and document["dlq"]["total"] == 9
-    assert {f["model"] for f in document["findings"]} == {"credit-risk", demo.DOC_MODEL}
+    # 12 credit-risk and 12 doc-classifier cohort windows, and 2 credit-limit ones (one per region).
+    assert document["windows"] == 26 and document["dlq"]["total"] == 9
+    assert document["feature_events"] == len(demo.events().feature_lines)
+    assert {f["model"] for f in document["findings"]} == {"credit-risk", demo.DOC_MODEL, demo.SKEW_MODEL}
     listed = drift("tickets", "list", "--config", str(config), "--json")
     tickets = json.loads(listed.stdout)
     assert {t["feature"] for t in tickets if t["detector"] == "psi"} == set(demo.SHIFTED_FEATURES)

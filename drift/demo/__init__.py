@@ -17,13 +17,21 @@ clusters; from 09:30 on about 40% of tenant ``support``'s documents come from a 
 topic (a cluster the reference never had), while tenant ``newsroom`` stays as
 trained: the ``embedding`` detector alerts for ``support`` only, and its finding
 names the new documents' event ids.
+
+A third model, ``credit-limit`` (tenant ``initech``, 08:00–10:00, one 2-hour window per
+region), is checked for training–serving *value* skew: the file also holds the offline
+feature store's values of its 200 customers (feature events of feature set
+``customer_profile``, lines with a top-level ``feature_set`` key, stamped 07:30). Every
+inference serves exactly those values, except that ``us-east-1`` serves ``income`` in
+cents while the store holds dollars (:mod:`drift.demo.skew`): one ``skew.value`` alert,
+on ``income`` in ``us-east-1``, with a mean served/offline ratio of 100.
 """
 
 from __future__ import annotations
 
 import base64
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from datetime import datetime, timedelta, timezone
 from importlib import resources
@@ -61,13 +69,27 @@ DOC_NEW_TOPIC_SHARE = 0.4
 DOC_TOPICS = 4
 DOC_LANGUAGES = ("en", "de", "fr")
 DOC_LANGUAGE_SHARES = (0.6, 0.25, 0.15)
+SKEW_MODEL = "credit-limit"
+SKEW_TENANT = "initech"
+N_SKEW_EVENTS = 600
 REFERENCE_FILE = "reference.parquet"
 DOC_REFERENCE_FILE = "doc-reference.parquet"
 
 
-def config_text() -> str:
-    """The demo's YAML config, as shipped in the package."""
-    return resources.files("drift.demo").joinpath("drift.yaml").read_text(encoding="utf-8")
+_VALUE_SKEW_BLOCK = ("  # Training–serving value skew", "routing:")
+
+
+def config_text(value_skew: bool = True) -> str:
+    """The demo's YAML config, as shipped in the package.
+
+    ``value_skew=False`` leaves out the ``credit-limit`` model (the value-skew join), for
+    tests about the inference path alone (pair it with :meth:`DemoEvents.without_value_skew`).
+    """
+    text = resources.files("drift.demo").joinpath("drift.yaml").read_text(encoding="utf-8")
+    if not value_skew:
+        start, end = text.index(_VALUE_SKEW_BLOCK[0]), text.index(_VALUE_SKEW_BLOCK[1])
+        text = text[:start] + text[end:]
+    return text
 
 
 def label_of(score: float) -> str:
@@ -175,6 +197,19 @@ class DemoEvents:
     lines: list[bytes]
     n_malformed: int
     n_late: int
+    feature_lines: list[bytes] = field(default_factory=list)
+    """The feature events among ``lines`` (on Kafka: ``kafka.feature_topic``)."""
+
+    @property
+    def inference_lines(self) -> list[bytes]:
+        """``lines`` without the feature events: what goes to ``kafka.inference_topic``."""
+        features = set(self.feature_lines)
+        return [line for line in self.lines if line not in features]
+
+    def without_value_skew(self) -> list[bytes]:
+        """``inference_lines`` without ``credit-limit``'s events: for ``config_text(value_skew=False)``."""
+        marker = b'"model":"' + SKEW_MODEL.encode() + b'"'
+        return [line for line in self.inference_lines if marker not in line]
 
 
 def events(seed: int = SEED) -> DemoEvents:
@@ -218,7 +253,15 @@ def events(seed: int = SEED) -> DemoEvents:
             event["features"][NULL_FEATURE] = None  # type: ignore[index]
         credit.append((ts, orjson.dumps(event)))
     # The two models' events interleave in time (each model's windows see only its own).
-    lines = [line for _, line in heapq.merge(credit, _doc_events(seed), key=lambda item: item[0])]
+    from drift.demo import skew
+
+    # The value-skew scenario: offline values first (stamped before any inference), then its
+    # model's inference events interleaved with the others.
+    scenario = skew.events(model=SKEW_MODEL, tenant=SKEW_TENANT, n_events=N_SKEW_EVENTS)
+    limit = [(datetime.fromisoformat(orjson.loads(line)["ts"].replace("Z", "+00:00")), line)
+             for line in scenario.inference]
+    merged = heapq.merge(credit, _doc_events(seed), limit, key=lambda item: item[0])
+    lines = list(scenario.features) + [line for _, line in merged]
     bad = [
         b"{not json",
         b"",
@@ -238,4 +281,4 @@ def events(seed: int = SEED) -> DemoEvents:
         "tenant": STABLE_TENANT, "region": "eu-west-1", "features": {"age": 40, "income": 4400.0, "country": "DE"},
     })
     lines.insert(len(lines) - 10, late)
-    return DemoEvents(lines=lines, n_malformed=len(bad), n_late=1)
+    return DemoEvents(lines=lines, n_malformed=len(bad), n_late=1, feature_lines=list(scenario.features))

@@ -98,7 +98,8 @@ class SkewEvents:
     inference: list[bytes]
 
 
-def events(seed: int = SEED) -> SkewEvents:
+def events(seed: int = SEED, model: str = "credit-risk", tenant: str = "acme", n_events: int = N_EVENTS) -> SkewEvents:
+    """The scenario's events; ``model``, ``tenant`` and ``n_events`` let ``drift demo`` embed it."""
     rng = np.random.default_rng(seed)
     customers = _entities(rng)
     stamped = START - timedelta(minutes=30)
@@ -110,14 +111,14 @@ def events(seed: int = SEED) -> SkewEvents:
         })
         for c in customers
     ]
-    offsets = np.sort(rng.uniform(0, DURATION.total_seconds(), N_EVENTS))
+    offsets = np.sort(rng.uniform(0, DURATION.total_seconds(), n_events))
     inference = []
     for i, offset in enumerate(offsets):
         c = customers[int(rng.integers(0, N_ENTITIES))]
         income = c["income"] * UNIT_FACTOR if c["region"] == SKEWED_REGION else c["income"]
         inference.append(orjson.dumps({
-            "event_id": f"e-{i}", "ts": _z(START + timedelta(seconds=float(offset))), "model": "credit-risk",
-            "model_version": "3.2.0", "tenant": "acme", "region": c["region"], "entity_id": c["entity_id"],
+            "event_id": f"e-{i}", "ts": _z(START + timedelta(seconds=float(offset))), "model": model,
+            "model_version": "3.2.0", "tenant": tenant, "region": c["region"], "entity_id": c["entity_id"],
             "features": {"age": c["age"], "income": round(income, 2), "country": c["country"]},
         }))
     return SkewEvents(features=features, inference=inference)

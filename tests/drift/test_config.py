@@ -86,7 +86,7 @@ def test_bundled_demo_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert config.version == 1
     assert config.kafka.bootstrap == "127.0.0.1:9092"
-    model, doc = config.models
+    model, doc, limit = config.models
     assert model.name == "credit-risk"
     assert model.cohort == ["model_version", "tenant", "region"]
     assert model.window.size == timedelta(minutes=30)
@@ -109,6 +109,11 @@ def test_bundled_demo_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert doc.embedding_sampling() == EmbeddingSampling(field="embedding", dim=32, capacity=500, seed=7)
     assert config.embedding_fields() == {"doc-classifier": ("embedding", 32)}
     assert model.embedding_sampling() is None
+    # Routing: the text model is high impact (human review), credit-risk opens directly.
+    assert (model.impact.tier, doc.impact.tier) == ("medium", "high")
+    # Value skew against the offline feature store, and nothing else, for credit-limit.
+    assert limit.name == "credit-limit" and [name for name, _ in limit.detector_configs()] == ["skew"]
+    assert config.kafka.feature_topic == "feature-events"
 
 
 def test_full_example_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

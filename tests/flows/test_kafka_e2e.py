@@ -31,6 +31,7 @@ def _config(tmp_path: Path, bootstrap: str, topics: dict[str, str]) -> Path:
         f"  tickets_topic: {topics['tickets']}",
         f"  dlq_topic: {topics['dlq']}",
     ]))
+    text = text.replace("feature_topic: feature-events", f"feature_topic: {topics['features']}")
     text += "metrics:\n  port: 0\n"
     path = tmp_path / "drift.yaml"
     path.write_text(text, encoding="utf-8")
@@ -57,11 +58,13 @@ def _read_all(bootstrap: str, topic: str) -> list[dict[str, Any]]:
 
 
 def test_flow_on_real_kafka(tmp_path: Path, kafka_bootstrap: str, kafka_topics: Any) -> None:
-    topics = {name: kafka_topics(name) for name in ("inference", "findings", "tickets", "dlq")}
+    topics = {name: kafka_topics(name) for name in ("inference", "features", "findings", "tickets", "dlq")}
     config = _config(tmp_path, kafka_bootstrap, topics)
     bundle = demo.events()
-    lines = bundle.lines + [line for line, _ in EXTRA_MALFORMED]
+    lines = bundle.inference_lines + [line for line, _ in EXTRA_MALFORMED]
     producer = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 20})
+    for line in bundle.feature_lines:  # the offline store's values, on their own topic
+        producer.produce(topics["features"], value=line, key=b"k")
     for line in lines:
         producer.produce(topics["inference"], value=line, key=b"k")
     assert producer.flush(30) == 0
@@ -75,7 +78,8 @@ def test_flow_on_real_kafka(tmp_path: Path, kafka_bootstrap: str, kafka_topics: 
     summary = json.loads(proc.stdout)
 
     # Accounting: every produced message is decoded or dead-lettered; late ones are both.
-    assert summary["events"] == len(lines)
+    assert summary["events"] == len(lines) + len(bundle.feature_lines)
+    assert summary["feature_events"] == len(bundle.feature_lines)
     assert summary["decoded"] + summary["dlq"]["total"] - summary["late"] == len(lines)
     assert summary["late"] == bundle.n_late
 
@@ -131,7 +135,16 @@ def test_flow_on_real_kafka(tmp_path: Path, kafka_bootstrap: str, kafka_topics: 
         capture_output=True, timeout=60, env=env, check=True,
     )
     tickets = json.loads(listed.stdout)
-    assert len(tickets) == len(demo.SHIFTED_FEATURES) + 2
+    assert len(tickets) == len(demo.SHIFTED_FEATURES) + 3
+    # The value skew of credit-limit: income served in cents in us-east-1, and nothing else.
+    value_skew = [f for f in findings if f["detector"] == "skew.value" and f["severity"] != "ok"]
+    assert [(f["model"], f["feature"], f["cohort"]["region"]) for f in value_skew] == [
+        (demo.SKEW_MODEL, "income", "us-east-1")
+    ]
+    assert abs(value_skew[0]["evidence"]["mean_ratio"] - 100.0) < 1.0
+    assert {(t["model"], t["status"]) for t in tickets} == {
+        ("credit-risk", "open"), (demo.SKEW_MODEL, "open"), (demo.DOC_MODEL, "pending_review"),
+    }
     assert {t["feature"] for t in tickets if t["detector"] == "psi"} == set(demo.SHIFTED_FEATURES)
     assert [(t["detector"], t["feature"]) for t in tickets if t["detector"].startswith("quality")] == [
         ("quality.null_rate", demo.NULL_FEATURE)

@@ -47,7 +47,12 @@ def test_metrics_count_what_the_run_produced(tmp_path: Path) -> None:
         assert delta("drift_dlq_total", step_id=step, reason=reason) == count
     credit_windows = [w for w in result.windows if w.cohort.model == "credit-risk"]
     assert delta("drift_windows_closed_total", model="credit-risk") == len(credit_windows)
-    assert delta("drift_windows_closed_total", model=demo.DOC_MODEL) == len(result.windows) - len(credit_windows)
+    doc_windows = [w for w in result.windows if w.cohort.model == demo.DOC_MODEL]
+    assert delta("drift_windows_closed_total", model=demo.DOC_MODEL) == len(doc_windows)
+    assert delta("drift_windows_closed_total", model=demo.SKEW_MODEL) == \
+        len(result.windows) - len(credit_windows) - len(doc_windows) == 2
+    # The offline store's values (feature events) for the value-skew join.
+    assert delta("drift_events_total", step_id="decode_feature", outcome="ok") == result.feature_events > 0
     assert delta("drift_events_total", step_id="decode_inference", outcome="ok") == \
         sum(w.n_events for w in result.windows) + reasons["late"]
     # Two drift tickets (globex income and country) and one quality ticket (acme income nulls).

@@ -17,6 +17,7 @@ from bytewax.testing import TestingSource, cluster_main, run_main
 from connectors.files import write_jsonl
 from connectors.memory import ListSink
 from drift import demo
+from drift.demo import skew
 from drift.config import load_config
 from drift.events import RawMessage
 from drift.findings import Severity
@@ -137,10 +138,11 @@ def test_every_message_is_accounted_for(workspace: Path) -> None:
     result = run_file(config, workspace / "events.jsonl")
     document = result.to_dict()
     assert document["events"] == len(bundle.lines)
+    assert document["feature_events"] == result.feature_events == len(bundle.feature_lines) > 0
     late = [d for d in result.dlq if d.reason.value == "late"]
     assert len(late) == bundle.n_late
     assert len(result.dlq) - len(late) == bundle.n_malformed
-    assert sum(w.n_events for w in result.windows) + len(result.dlq) == len(bundle.lines)
+    assert sum(w.n_events for w in result.windows) + result.feature_events + len(result.dlq) == len(bundle.lines)
     # Each dead letter points back at its line and keeps its bytes.
     for letter in result.dlq:
         assert letter.value == bundle.lines[letter.offset].replace(b"\n", b" ")
@@ -224,4 +226,38 @@ def test_drift_demo_json(tmp_path: Path) -> None:
     assert embedding and {f["cohort"]["tenant"] for f in embedding} == {demo.DOC_SHIFTED_TENANT}
     assert {t["ticket"]["cohort"]["tenant"] for t in document["tickets"]
             if t["ticket"]["detector"] == "embedding"} == {demo.DOC_SHIFTED_TENANT}
-    assert {f["detector"] for f in document["findings"]} == {"psi", "quality.null_rate", "embedding"}
+    assert {f["detector"] for f in document["findings"]} == {"psi", "quality.null_rate", "embedding", "skew.value"}
+    assert document["events"] == len(demo.events().lines)
+    # Routing: the high-impact text model's ticket waits for review, the others open directly.
+    latest = {t["ticket"]["id"]: t["ticket"] for t in document["tickets"]}
+    assert {(t["model"], t["status"], t["action"]) for t in latest.values()} == {
+        (demo.DOC_MODEL, "pending_review", "human_review"), ("credit-risk", "open", "ticket"),
+        (demo.SKEW_MODEL, "open", "ticket"),
+    }
+    assert [t["approvals_required"] for t in latest.values() if t["model"] == demo.DOC_MODEL] == [2]
+    # Value skew: exactly one alert, income served in cents in us-east-1, ratio 100.
+    skewed = [f for f in document["findings"] if f["detector"] == "skew.value"]
+    assert [(f["model"], f["feature"], f["cohort"]["region"], f["severity"]) for f in skewed] == [
+        (demo.SKEW_MODEL, skew.SKEWED_FEATURE, skew.SKEWED_REGION, "alert")
+    ]
+    assert abs(skewed[0]["evidence"]["mean_ratio"] - skew.UNIT_FACTOR) < 1.0
+    assert "cents vs dollars" in skewed[0]["evidence"]["unit_suspect"]
+    assert {(t["ticket"]["model"], t["ticket"]["feature"], t["ticket"]["cohort"]["region"])
+            for t in document["tickets"] if t["ticket"]["detector"] == "skew.value"} == {
+        (demo.SKEW_MODEL, skew.SKEWED_FEATURE, skew.SKEWED_REGION)
+    }
+
+
+def test_drift_demo_human_output_shows_routing_and_value_skew(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "drift.cli", "demo", "--dir", str(tmp_path / "demo")],
+        capture_output=True, timeout=120, check=False, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    routing = proc.stdout.split("routing:")[1].split("value skew:")[0]
+    assert f"{demo.DOC_MODEL} embedding -> human review (pending_review, 2 approval(s) needed)" in routing
+    assert "credit-risk psi -> opened directly (open)" in routing
+    skewed = [line for line in proc.stdout.splitlines() if line.startswith("value skew:")]
+    assert len(skewed) == 1
+    assert f"{skew.SKEWED_FEATURE} in {demo.SKEW_MODEL}" in skewed[0] and skew.SKEWED_REGION in skewed[0]
+    assert "ratio 100.0" in skewed[0] and "cents vs dollars" in skewed[0]

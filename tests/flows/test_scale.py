@@ -45,7 +45,7 @@ def _topics(kafka_topics: Any) -> dict[str, str]:
 
 def _config(folder: Path, topics: dict[str, str], metrics_port: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    text = demo.config_text().replace("inference_topic: inference-events", "\n".join([
+    text = demo.config_text(value_skew=False).replace("inference_topic: inference-events", "\n".join([
         f"inference_topic: {topics['inference']}",
         f"  findings_topic: {topics['findings']}",
         f"  tickets_topic: {topics['tickets']}",
@@ -131,7 +131,7 @@ def _tickets(config: Path) -> dict[str, int]:
 def test_one_worker_and_two_processes_of_two_workers_find_the_same(
     tmp_path: Path, kafka_bootstrap: str, kafka_topics: Any,
 ) -> None:
-    lines = demo.events().lines
+    lines = demo.events().without_value_skew()
     runs = {}
     for name, options in (("single", ()), ("cluster", ("--processes", "2", "--workers", "2"))):
         topics = _topics(kafka_topics)
@@ -208,7 +208,7 @@ def test_cluster_members_report_health_and_lag_and_stop_together(
     topics = _topics(kafka_topics)
     base = _free_port_pair()
     config = _config(tmp_path, topics)
-    per_partition = _produce(kafka_bootstrap, topics["inference"], demo.events().lines)
+    per_partition = _produce(kafka_bootstrap, topics["inference"], demo.events().without_value_skew())
     command = [sys.executable, "-m", "drift.cli", "run", "--config", str(config), "--processes", "2",
                "--metrics-port", str(base)]
     for attempt in ("kill a member", "SIGTERM the parent"):
