@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -122,6 +123,32 @@ def kafka_topics(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
             # Cleanup must not turn a passing test into an error.
             with contextlib.suppress(Exception):
                 future.result(timeout=15)
+
+
+@pytest.fixture
+def read_topic(kafka_bootstrap: str) -> Callable[[str], list[dict[str, Any]]]:
+    """``read_topic(name)``: every JSON message of a one-partition topic, up to its high watermark."""
+    import json
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    def read(topic: str) -> list[dict[str, Any]]:
+        consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"check-{topic}",
+                             "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        try:
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+            consumer.assign([TopicPartition(topic, 0, 0)])
+            out: list[dict[str, Any]] = []
+            while len(out) < high:
+                message = consumer.poll(10)
+                assert message is not None, f"timed out reading {topic}: {len(out)} of {high}"
+                assert message.error() is None, message.error()
+                out.append(json.loads(message.value()))
+            return out
+        finally:
+            consumer.close()
+
+    return read
 
 
 # ==========================================================================

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from drift import demo
 
@@ -39,25 +39,8 @@ def _config(tmp_path: Path, bootstrap: str, topics: dict[str, str]) -> Path:
     return path
 
 
-def _read_all(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    """Every message of a one-partition topic, up to its high watermark."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{topic}",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-    try:
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
-        consumer.assign([TopicPartition(topic, 0, 0)])
-        out: list[dict[str, Any]] = []
-        while len(out) < high:
-            message = consumer.poll(10)
-            assert message is not None, f"timed out reading {topic}: {len(out)} of {high}"
-            assert message.error() is None, message.error()
-            out.append(json.loads(message.value()))
-        return out
-    finally:
-        consumer.close()
 
-
-def test_flow_on_real_kafka(tmp_path: Path, kafka_bootstrap: str, kafka_topics: Any) -> None:
+def test_flow_on_real_kafka(tmp_path: Path, kafka_bootstrap: str, read_topic: Any, kafka_topics: Any) -> None:
     topics = {name: kafka_topics(name) for name in ("inference", "features", "findings", "tickets", "dlq")}
     config = _config(tmp_path, kafka_bootstrap, topics)
     bundle = demo.events()
@@ -83,7 +66,7 @@ def test_flow_on_real_kafka(tmp_path: Path, kafka_bootstrap: str, kafka_topics: 
     assert summary["decoded"] + summary["dlq"]["total"] - summary["late"] == len(lines)
     assert summary["late"] == bundle.n_late
 
-    dlq = _read_all(kafka_bootstrap, topics["dlq"])
+    dlq = read_topic(topics["dlq"])
     assert len(dlq) == bundle.n_malformed + bundle.n_late + len(EXTRA_MALFORMED)
     by_offset = {d["offset"]: d for d in dlq}
     for offset, line in enumerate(lines):
@@ -96,7 +79,7 @@ def test_flow_on_real_kafka(tmp_path: Path, kafka_bootstrap: str, kafka_topics: 
         assert by_offset[lines.index(line)]["reason"] == reason
     assert {d["reason"] for d in dlq} >= {"late", "invalid_json", "not_utf8", "unknown_model", "missing_field", "empty"}
 
-    findings = _read_all(kafka_bootstrap, topics["findings"])
+    findings = read_topic(topics["findings"])
     assert len(findings) == summary["findings_total"] > 0
     drifted = [f for f in findings if f["detector"] == "psi"]
     alerts = [f for f in drifted if f["severity"] == "alert"]
@@ -120,7 +103,7 @@ def test_flow_on_real_kafka(tmp_path: Path, kafka_bootstrap: str, kafka_topics: 
     assert all(str(row["event_id"]).endswith("-new")
                for f in embedding if f["severity"] != "ok" for row in f["evidence"]["farthest"])
 
-    ticket_events = _read_all(kafka_bootstrap, topics["tickets"])
+    ticket_events = read_topic(topics["tickets"])
     drift_tickets = [t for t in ticket_events if t["ticket"]["detector"] == "psi"]
     opened = [t for t in drift_tickets if t["kind"] == "opened"]
     assert sorted(t["ticket"]["feature"] for t in opened) == sorted(demo.SHIFTED_FEATURES)

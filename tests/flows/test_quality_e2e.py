@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from connectors.files import write_parquet
 from drift import demo
@@ -70,23 +70,6 @@ metrics:
 """
 
 
-def _read_all(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    """Every message of a one-partition topic, up to its high watermark."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{topic}",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-    try:
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
-        consumer.assign([TopicPartition(topic, 0, 0)])
-        out: list[dict[str, Any]] = []
-        while len(out) < high:
-            message = consumer.poll(10)
-            assert message is not None, f"timed out reading {topic}: {len(out)} of {high}"
-            assert message.error() is None, message.error()
-            out.append(json.loads(message.value()))
-        return out
-    finally:
-        consumer.close()
-
 
 def _events() -> list[bytes]:
     """Events from the training distribution; acme's producer breaks at ``BUG_AT``."""
@@ -116,7 +99,7 @@ def _events() -> list[bytes]:
 
 
 def test_upstream_bug_is_a_quality_incident_of_one_tenant(
-    tmp_path: Path, kafka_bootstrap: str, kafka_topics: Any,
+    tmp_path: Path, kafka_bootstrap: str, read_topic: Any, kafka_topics: Any,
 ) -> None:
     topics = {name: kafka_topics(name) for name in ("inference", "findings", "tickets", "dlq")}
     config = tmp_path / "drift.yaml"
@@ -138,7 +121,7 @@ def test_upstream_bug_is_a_quality_incident_of_one_tenant(
     assert summary["events"] == summary["decoded"] == len(lines)
     assert summary["dlq"]["total"] == 0
 
-    findings = _read_all(kafka_bootstrap, topics["findings"])
+    findings = read_topic(topics["findings"])
     assert len(findings) == summary["findings_total"] > 0
     windows = {f["window_start"] for f in findings}
     assert len(windows) == HOURS * 2
@@ -174,7 +157,7 @@ def test_upstream_bug_is_a_quality_incident_of_one_tenant(
             assert (f["feature"] == "age") == (f["skipped"] is not None)
     assert all(f["severity"] == "ok" for f in findings if f["detector"].startswith("score."))
 
-    ticket_events = _read_all(kafka_bootstrap, topics["tickets"])
+    ticket_events = read_topic(topics["tickets"])
     by_problem: dict[tuple[str, str, str], list[str]] = {}
     for event in ticket_events:
         ticket = event["ticket"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from connectors.files import write_parquet
 from drift.demo import skew
@@ -18,25 +18,9 @@ from drift.demo import skew
 pytestmark = pytest.mark.kafka
 
 
-def _read_all(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{topic}",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-    try:
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
-        consumer.assign([TopicPartition(topic, 0, 0)])
-        out: list[dict[str, Any]] = []
-        while len(out) < high:
-            message = consumer.poll(10)
-            assert message is not None, f"timed out reading {topic}: {len(out)} of {high}"
-            assert message.error() is None, message.error()
-            out.append(json.loads(message.value()))
-        return out
-    finally:
-        consumer.close()
-
 
 def test_value_skew_on_real_kafka_names_the_feature_region_and_unit(
-    tmp_path: Path, kafka_bootstrap: str, kafka_topics: Any,
+    tmp_path: Path, kafka_bootstrap: str, read_topic: Any, kafka_topics: Any,
 ) -> None:
     topics = {name: kafka_topics(name) for name in ("inference", "features", "findings", "tickets", "dlq")}
     text = skew.CONFIG.replace("inference_topic: inference-events", "\n".join([
@@ -66,7 +50,7 @@ def test_value_skew_on_real_kafka_names_the_feature_region_and_unit(
     )
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
 
-    findings = _read_all(kafka_bootstrap, topics["findings"])
+    findings = read_topic(topics["findings"])
     raised = {(f["detector"], f["feature"], f["cohort"]["region"]) for f in findings if f["severity"] != "ok"}
     # Nothing but the cents-vs-dollars income of us-east-1 alerts: as value skew, and (the same bug seen
     # against the training data) as distribution skew.
@@ -87,10 +71,10 @@ def test_value_skew_on_real_kafka_names_the_feature_region_and_unit(
     assert sum(f["evidence"]["n_match"] + f["evidence"]["n_mismatch"] for f in values if f["feature"] == "age") \
         == len(bundle.inference)
 
-    dlq = _read_all(kafka_bootstrap, topics["dlq"])
+    dlq = read_topic(topics["dlq"])
     assert [(d["step_id"], d["topic"], d["offset"]) for d in dlq] == [
         ("decode_feature", topics["features"], len(bundle.features))
     ]
-    tickets = _read_all(kafka_bootstrap, topics["tickets"])
+    tickets = read_topic(topics["tickets"])
     opened = {(t["ticket"]["detector"], t["ticket"]["feature"]) for t in tickets if t["kind"] == "opened"}
     assert opened == {("skew.value", skew.SKEWED_FEATURE), ("skew.jensen_shannon", skew.SKEWED_FEATURE)}
