@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+from detectors.quality import Limits
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from detectors.psi import DEFAULT_EPSILON, psi, psi_terms
@@ -40,23 +41,8 @@ DEFAULT_LEVELS: dict[Check, tuple[float, float]] = {
 """(warn, alert) of each check when YAML does not say; see docs/detectors.md for why."""
 
 
-class Levels(BaseModel):
-    """``{warn, alert}`` of one check: non-negative, ``warn <= alert``; ``warn: null`` means none."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    warn: float | None = Field(default=None, ge=0)
-    alert: float = Field(ge=0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Levels:
-        if self.warn is not None and self.warn > self.alert:
-            raise ValueError(f"warn must be <= alert; got warn={self.warn}, alert={self.alert}")
-        return self
-
-    @property
-    def warn_level(self) -> float:
-        return self.alert if self.warn is None else self.warn
+# The same {warn, alert} shape as the quality checks' non-rate limits.
+Levels = Limits
 
 
 def _default(check: Check) -> Levels:
