@@ -1,10 +1,20 @@
-"""Throughput of the file dataflow (decode → windows → PSI → tickets), printed as JSON.
+"""In-process throughput of the dataflow, with the cost split by stage; prints one JSON document.
 
-    python bench/throughput.py [--events 60000]
+    python bench/throughput.py [--events 500000] [--cohorts 10] [--repeats 3]
 
-Generates events with the demo's generator (repeated with later timestamps), runs
-``drift replay``'s code path in this process and reports events per second, with the
-cost of decoding alone measured in the same run for a ratio.
+The workload (bench/workload.py): 20 numeric + 5 categorical features, ``--cohorts``
+tenants, PSI on every feature plus the quality checks, 5-minute windows. Measured in
+one process, one worker, no Kafka:
+
+* ``file_json``: ``drift replay``'s path: a JSONL file → the whole flow (decode, cohort
+  windows, detectors, policy, SQLite tickets);
+* ``memory_json`` / ``memory_arrow``: the same flow fed from memory with batches of
+  JSON messages, or with Arrow IPC messages of 10,000 events (a batching producer);
+* stages, on the same JSON batches outside Bytewax: ``decode`` (drift.batch),
+  ``decode + windows`` (flows.windows) and, for the ratio, the per-event decoder
+  (``Decoder`` one message at a time) the flow used before batches.
+
+Each number is the best of ``--repeats`` runs.
 """
 
 from __future__ import annotations
@@ -12,68 +22,120 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
+import sys
 import tempfile
 import time
-from datetime import datetime, timedelta
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Callable
 
-import orjson
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from connectors.files import write_jsonl, write_parquet
-from drift import demo
-from drift.config import load_config
-from drift.events import Decoder, RawMessage
-from flows.runner import run_file
+import workload  # noqa: E402
+from bytewax.testing import TestingSource, run_main  # noqa: E402
+
+from connectors.files import write_jsonl  # noqa: E402
+from connectors.memory import CountSink, ListSink  # noqa: E402
+from drift.config import load_config  # noqa: E402
+from drift.events import Decoder, RawMessage  # noqa: E402
+from flows.pipeline import Outputs, batch_decoder, build_flow, plan_models, window_specs  # noqa: E402
+from flows.runner import load_profiles, run_file  # noqa: E402
+from flows.windows import CohortWindows  # noqa: E402
+
+BATCH = 1000
 
 
-def _events(n: int) -> list[bytes]:
-    base = [orjson.loads(line) for line in demo.events().lines if line.startswith(b'{"event_id":"e-')]
-    out: list[bytes] = []
-    shift = 0
-    while len(out) < n:
-        for event in base:
-            ts = demo.START + timedelta(hours=3 * shift) + (
-                datetime.fromisoformat(event["ts"]) - demo.START)
-            out.append(orjson.dumps({**event, "ts": ts.isoformat()}))
-            if len(out) >= n:
-                break
-        shift += 1
-    return out
+def best(repeats: int, run: Callable[[], Any]) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=60000)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=500_000)
+    parser.add_argument("--cohorts", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    lines = _events(args.events)
+    n = args.events
+    lines = workload.events(n, cohorts=args.cohorts)
+    ipc = workload.arrow_batches(n, cohorts=args.cohorts)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        (folder / "drift.yaml").write_text(demo.config_text(), encoding="utf-8")
-        write_parquet(folder / "reference.parquet", demo.reference_columns())
+        config = load_config(workload.prepare(folder, cohorts=args.cohorts))
         write_jsonl(folder / "events.jsonl", lines)
-        config = load_config(folder / "drift.yaml")
-        run_file(config, folder / "events.jsonl")  # builds and stores the reference profile
-        (folder / "drift-tickets.db").unlink()
+        profiles = load_profiles(config)
+        plans = plan_models(config, profiles)
+        now = datetime(2027, 1, 1, tzinfo=timezone.utc)
+        decoder = Decoder(models=frozenset({workload.MODEL}), max_future=config.events.max_future, now=lambda: now)
+        batched = batch_decoder(config, plans, decoder, set())
+        raws = [RawMessage(v, "bench", 0, i) for i, v in enumerate(lines)]
+        batches = [raws[i:i + BATCH] for i in range(0, n, BATCH)]
+        arrow = [[RawMessage(v, "bench", 0, i)] for i, v in enumerate(ipc)]
 
-        decoder = Decoder(models=frozenset({"credit-risk"}))
-        start = time.perf_counter()
-        for i, line in enumerate(lines):
-            decoder(RawMessage(value=line, topic="t", partition=0, offset=i))
-        decode_s = time.perf_counter() - start
+        def decode() -> None:
+            for batch in batches:
+                batched(batch)
 
-        start = time.perf_counter()
-        result = run_file(config, folder / "events.jsonl")
-        flow_s = time.perf_counter() - start
+        def decode_windows() -> None:
+            specs = window_specs(plans)
+            logics: dict[str, CohortWindows] = {}
+            for batch in batches:
+                for piece in batched(batch).pieces:
+                    logic = logics.get(piece.cohort.key)
+                    if logic is None:
+                        logic = logics[piece.cohort.key] = CohortWindows(specs, None, lambda: now)
+                    logic.on_batch([piece])
+            for logic in logics.values():
+                logic.on_eof()
+
+        def one_by_one() -> None:
+            for raw in raws:
+                decoder(raw)
+
+        def flow(items: list[list[RawMessage]]) -> Callable[[], None]:
+            def run() -> None:
+                store = folder / "drift-tickets.db"
+                store.unlink(missing_ok=True)
+                windows = CountSink()
+                outputs = Outputs(findings=ListSink(), tickets=ListSink(), dlq=ListSink(), windows=windows)
+                run_main(build_flow(config, profiles, TestingSource(items), outputs, now=lambda: now))
+                assert windows.count > 0
+            return run
+
+        def replay() -> None:
+            (folder / "drift-tickets.db").unlink(missing_ok=True)
+            result = run_file(config, folder / "events.jsonl", now=lambda: now)
+            assert sum(w.n_events for w in result.windows) == n, "events lost"
+
+        seconds = {
+            "file_json": best(args.repeats, replay),
+            "memory_json": best(args.repeats, flow(batches)),
+            "memory_arrow": best(args.repeats, flow(arrow)),
+            "decode": best(args.repeats, decode),
+            "decode_windows": best(args.repeats, decode_windows),
+            "per_event_decoder": best(max(1, args.repeats - 1), one_by_one),
+        }
+    rate = {k: round(n / v) for k, v in seconds.items()}
     print(json.dumps({
-        "benchmark": "file_flow_throughput",
-        "events": len(lines),
-        "windows": len(result.windows),
-        "flow_seconds": round(flow_s, 3),
-        "flow_events_per_second": round(len(lines) / flow_s),
-        "decode_only_seconds": round(decode_s, 3),
-        "decode_share_of_flow": round(decode_s / flow_s, 3),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "benchmark": "flow_throughput",
+        "events": n,
+        "cohorts": args.cohorts,
+        "features": {"numeric": len(workload.NUMERIC), "categorical": len(workload.CATEGORICAL)},
+        "json_bytes_per_event": round(sum(map(len, lines)) / n, 1),
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+        "events_per_second": rate,
+        "split_of_memory_json": {
+            "decode": round(seconds["decode"] / seconds["memory_json"], 3),
+            "windows": round((seconds["decode_windows"] - seconds["decode"]) / seconds["memory_json"], 3),
+            "rest": round(1 - seconds["decode_windows"] / seconds["memory_json"], 3),
+        },
+        "batch_decode_vs_per_event_decoder": round(seconds["per_event_decoder"] / seconds["decode"], 2),
+        "load_average": os.getloadavg(),
+        "machine": workload.machine(),
     }, indent=2))
 
 

@@ -61,7 +61,7 @@ def iter_file(path: Path, start: int = 0) -> Iterator[tuple[int, bytes]]:
     return _iter_jsonl(path, start)
 
 
-class _FilePartition(StatefulSourcePartition[RawMessage, int]):
+class _FilePartition(StatefulSourcePartition[list[RawMessage], int]):
     def __init__(self, path: Path, resume: int | None, on_batch: Callable[[int], None] | None = None) -> None:
         self._path = path
         self._on_batch = on_batch
@@ -69,7 +69,7 @@ class _FilePartition(StatefulSourcePartition[RawMessage, int]):
         self._lines = iter_file(path, self._next)
         self._topic = f"file:{path.name}"
 
-    def next_batch(self) -> list[RawMessage]:
+    def next_batch(self) -> list[list[RawMessage]]:
         batch = []
         for offset, data in self._lines:
             batch.append(RawMessage(value=data, topic=self._topic, partition=0, offset=offset))
@@ -80,14 +80,14 @@ class _FilePartition(StatefulSourcePartition[RawMessage, int]):
             raise StopIteration
         if self._on_batch is not None:
             self._on_batch(self._next)
-        return batch
+        return [batch]  # one item per batch: the flow decodes a batch at once
 
     def snapshot(self) -> int:
         return self._next
 
 
-class EventFileSource(FixedPartitionedSource[RawMessage, int]):
-    """Inference events from one JSONL or Parquet file (one partition).
+class EventFileSource(FixedPartitionedSource[list[RawMessage], int]):
+    """Inference events from one JSONL or Parquet file (one partition), in batches of messages.
 
     ``on_batch``, when given, is called with the number of lines (rows) read so
     far after each batch: a progress hook for ``drift backtest``.

@@ -45,7 +45,9 @@ class _StoppablePartition(StatefulSourcePartition[Any, Optional[int]]):
     def next_batch(self) -> list[Any]:
         if self._stop.is_set():
             raise AbortExecution()
-        return list(self._inner.next_batch())
+        # One item per poll: the flow decodes and counts a whole batch at once.
+        batch = list(self._inner.next_batch())
+        return [batch] if batch else []
 
     def next_awake(self) -> Optional[datetime]:
         return self._inner.next_awake()

@@ -174,22 +174,40 @@ def replay(config_path: str, events: str, as_json: bool, all_findings: bool) -> 
               help="JSONL or Parquet file of inference events.")
 @click.option("--report", "report_path", required=True, type=click.Path(dir_okay=False),
               help="Write the self-contained HTML report here.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: replay's, plus the what-if table.")
-def backtest(config_path: str, events: str, report_path: str, as_json: bool) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON document: replay's, plus the what-if table and the report's sections.")
+@click.option("--baseline-feature", "baseline_features", multiple=True, metavar="[MODEL:]FEATURE",
+              help="Plot this numeric feature against its seasonal baseline (repeatable); default: the top "
+                   "drifting numeric feature of a model with baseline.seasonality set.")
+def backtest(
+    config_path: str, events: str, report_path: str, as_json: bool, baseline_features: tuple[str, ...],
+) -> None:
     """Run the live dataflow over history and report what it would have done (plots, tickets, what-if)."""
-    from flows.backtest import backtest_document, progress_for, run_backtest, write_report
+    from flows.backtest import (
+        backtest_document, history_sections, progress_for, resolve_baseline_features, run_backtest, write_report,
+    )
 
     config = _load(config_path)
+    try:
+        chosen = resolve_baseline_features(config, baseline_features) if baseline_features else None
+    except ValueError as exc:
+        _fail(str(exc), EXIT_CONFIG)
     progress = progress_for(Path(events))
     try:
         result = run_backtest(config, Path(events), progress=progress)
+        if progress is not None:
+            click.echo("", err=True)
+        # The report's history sections read the file once more (a second progress line).
+        progress = progress_for(Path(events), label="report")
+        sections = history_sections(config, result, Path(events), chosen, progress=progress)
     except (DriftError, ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     finally:
         if progress is not None:
             click.echo("", err=True)
-    write_report(result, Path(report_path), title=f"drift backtest: {Path(events).name} with {Path(config_path).name}")
-    document = backtest_document(result)
+    write_report(result, Path(report_path), title=f"drift backtest: {Path(events).name} with {Path(config_path).name}",
+                 sections=sections)
+    document = backtest_document(result, sections)
     if as_json:
         _print_json({**document, "report": report_path})
         return
@@ -201,6 +219,17 @@ def backtest(config_path: str, events: str, report_path: str, as_json: bool) -> 
         counts.setdefault(row["detector"], {})[row["factor"]] = row["n_alert_findings"]
     click.echo(_table([[name, *(str(by.get(f, 0)) for f in factors)] for name, by in counts.items()],
                       ["detector", *(f"x{f:g}" for f in factors)]))
+    if document["seasonal_baselines"] or document["embedding_projections"]:
+        click.echo("")
+    for series in document["seasonal_baselines"]:
+        n_alert = sum(1 for w in series["windows"] if w["severity"] == "alert")
+        click.echo(f"seasonal baseline: {series['model']} {series['feature']} {series['cohort_key']}: "
+                   f"{series['n_seasonal_windows']} of {series['n_windows']} windows against the slot's history, "
+                   f"{n_alert} at PSI alert")
+    for item in document["embedding_projections"]:
+        click.echo(f"embedding projection: {item['cohort_key']} {item['window_start']}: centroid distance "
+                   f"{item['centroid_distance']:.3g} on PCs explaining "
+                   f"{sum(item['explained_variance_ratio']):.0%} of the reference variance")
     click.echo(f"\nreport: {report_path}")
 
 

@@ -33,6 +33,9 @@ which Bytewax does between processes and for recovery snapshots: the flow would
 stop on it.
 """
 
+ARROW_STREAM_MAGIC = b"\xff\xff\xff\xff"
+"""How an Arrow IPC stream message starts (its continuation marker); JSON never does."""
+
 _EPOCH_MS_MIN = 0
 _EPOCH_MS_MAX = 253402300799999  # 9999-12-31T23:59:59.999Z
 
@@ -64,6 +67,8 @@ class DlqReason(StrEnum):
     """An embedding object with an unknown ``dtype``, other keys, or ``b64`` that is not base64."""
     WRONG_DIMENSION = "wrong_dimension"
     """An embedding whose length is not the ``dim`` configured for the event's model."""
+    BAD_ARROW = "bad_arrow"
+    """A message that starts like an Arrow IPC stream but cannot be read as one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,6 +345,9 @@ def json_object(raw: RawMessage) -> dict[str, Any]:
         raise _Reject(DlqReason.EMPTY, "message has no value")
     if len(data) > MAX_MESSAGE_BYTES:
         raise _Reject(DlqReason.TOO_LARGE, f"message is {len(data)} bytes; limit {MAX_MESSAGE_BYTES}")
+    if data.startswith(ARROW_STREAM_MAGIC):
+        # Readable Arrow batches never get here: the flow's batch decoder reads them (drift.batch).
+        raise _Reject(DlqReason.BAD_ARROW, "an Arrow IPC stream message is read only as a batch of inference events")
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:

@@ -1,44 +1,41 @@
 """Prometheus metrics.
 
-Most label values come from config and enums. Cohort keys come from event data
-(tenant, region, ...), so they pass through :class:`LabelCap`, which keeps the
-first ``limit`` distinct values and folds the rest into ``other``.
+Most label values come from config and enums. Per-cohort metrics are the
+exception: their label values come from event data (tenant, region, ...), so
+their number grows with the traffic. They carry one Prometheus label per cohort
+label of the config (``segment.channel`` becomes ``segment_channel``), and
+:class:`CohortMetrics` caps them: past ``metrics.max_cohorts`` distinct cohorts
+of a model, a cohort's labels read ``_other`` and
+``drift_cohort_overflow_total`` counts each value recorded that way.
+
+prometheus_client fixes a metric's label names when it is created, and the
+names depend on the config, so :func:`configure` (called when the flow is built)
+creates the per-cohort gauges once per process and replaces them only when a
+config with other cohort labels is built in the same process (tests do).
 """
 
 from __future__ import annotations
 
+import re
 import threading
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
-OTHER = "other"
-DEFAULT_COHORT_LABEL_LIMIT = 1000
+from drift.errors import ConfigError
+from drift.findings import Cohort, Finding
 
+if TYPE_CHECKING:
+    from drift.config import Config
 
-class LabelCap:
-    """Bounds the distinct values a label takes; values past the limit become ``other``.
-
-    >>> cap = LabelCap(limit=2)
-    >>> [cap("a"), cap("b"), cap("c"), cap("a")]
-    ['a', 'b', 'other', 'a']
-    """
-
-    def __init__(self, limit: int = DEFAULT_COHORT_LABEL_LIMIT) -> None:
-        self.limit = limit
-        self._seen: set[str] = set()
-        self._lock = threading.Lock()
-
-    def __call__(self, value: str) -> str:
-        if value in self._seen:
-            return value
-        with self._lock:
-            if len(self._seen) < self.limit:
-                self._seen.add(value)
-                return value
-        return OTHER
-
-
-COHORT_LABELS = LabelCap()
+OTHER = "_other"
+"""The value of every cohort label of a cohort past the cap."""
+ABSENT = "-"
+"""The value of a cohort label the model does not split by (or the event lacks)."""
+BASE_LABELS = ("model", "model_version")
+"""Labels every per-cohort metric has, whatever the config."""
+DEFAULT_MAX_COHORTS = 1000
 
 EVENTS_IN = Counter(
     "drift_events_total", "Messages read from the inference source, by outcome.",
@@ -54,10 +51,6 @@ WINDOWS_CLOSED = Counter(
 FINDINGS = Counter(
     "drift_findings_total", "Detector findings, by severity.", ["model", "detector", "severity"],
 )
-PSI = Gauge(
-    "drift_psi", "PSI of a feature in the last closed window of a cohort.",
-    ["model", "model_version", "feature", "cohort"],
-)
 TICKETS = Counter(
     "drift_tickets_total", "Ticket events, by kind (opened, updated, reopened).", ["model", "kind"],
 )
@@ -72,6 +65,222 @@ JOIN_LATE = Counter(
     "Join outcomes that reached their cohort window after it closed; not counted in value skew.",
     ["model"],
 )
+
+
+def _overflow_counter(registry: CollectorRegistry) -> Counter:
+    return Counter(
+        "drift_cohort_overflow_total",
+        "Per-cohort metric values recorded with cohort labels '_other' because the model already has "
+        "metrics.max_cohorts labelled cohorts in this process.",
+        ["model"], registry=registry,
+    )
+
+
+def _labelled_gauge(registry: CollectorRegistry) -> Gauge:
+    return Gauge(
+        "drift_cohorts_labelled",
+        "Cohorts of a model with their own label values in the per-cohort metrics of this process "
+        "(at most metrics.max_cohorts).",
+        ["model"], registry=registry,
+    )
+
+
+# Their label names never change, so they live as long as the process, across configure().
+COHORT_OVERFLOW = _overflow_counter(REGISTRY)
+COHORTS_LABELLED = _labelled_gauge(REGISTRY)
+
+_PROMETHEUS_INVALID = re.compile(r"[^A-Za-z0-9_]")
+
+
+def prometheus_label(label: str) -> str:
+    """The Prometheus label name of a cohort label: characters other than ``[A-Za-z0-9_]`` become ``_``.
+
+    >>> prometheus_label("segment.channel"), prometheus_label("tenant")
+    ('segment_channel', 'tenant')
+    """
+    return _PROMETHEUS_INVALID.sub("_", label)
+
+
+def cohort_label_names(cohorts: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+    """The Prometheus cohort labels for models' cohort labels (model name -> ``cohort:`` list).
+
+    ``model`` and ``model_version`` come first, always; then the union of every
+    model's other labels, sanitised, in sorted order (so the same config gives the
+    same names whatever the order of its models).
+
+    >>> cohort_label_names({"a": ["tenant", "segment.channel"], "b": ["model_version", "region"]})
+    ('model', 'model_version', 'region', 'segment_channel', 'tenant')
+
+    Raises
+    ------
+    ConfigError
+        When two cohort labels of one model become the same Prometheus label
+        (``segment.a-b`` and ``segment.a_b``).
+    """
+    problems: list[str] = []
+    names: set[str] = set()
+    for index, labels in enumerate(cohorts.values()):
+        seen: dict[str, str] = {}
+        for label in labels:
+            name = prometheus_label(label)
+            if name in seen:
+                problems.append(
+                    f"models[{index}].cohort: {seen[name]!r} and {label!r} both become the Prometheus "
+                    f"label {name!r}; rename one of the segments"
+                )
+            seen[name] = label
+            names.add(name)
+    if problems:
+        raise ConfigError(problems)
+    return BASE_LABELS + tuple(sorted(names - set(BASE_LABELS)))
+
+
+class CohortMetrics:
+    """The per-cohort gauges for one set of cohort labels, with the cap on cohorts.
+
+    ``drift_psi{<cohort labels>, feature}`` holds the PSI of a feature and
+    ``drift_detector_value{<cohort labels>, detector, feature}`` the value of every
+    other detector's finding (quality, skew, score, embedding), each from the last
+    closed window of the cohort in which the value was measured (skipped findings
+    leave the gauge as it was). ``<cohort labels>`` are :func:`cohort_label_names`.
+
+    The first ``max_cohorts`` cohorts of each model keep their label values; a
+    later cohort's values are all ``_other`` (``model`` stays), the gauges then
+    hold the last value of any such cohort, and ``overflow`` counts each value
+    recorded so. The cap bounds the series of a model to
+    ``(max_cohorts + 1) x (values per window)`` and the memory of the cap to
+    ``max_cohorts`` keys per model.
+
+    >>> gauges = CohortMetrics({"m": ["tenant"]}, max_cohorts=1, registry=CollectorRegistry())
+    >>> gauges.names
+    ('model', 'model_version', 'tenant')
+    >>> gauges.label_values(Cohort("m", (("tenant", "acme"),)))
+    ('m', '-', 'acme')
+    >>> gauges.label_values(Cohort("m", (("tenant", "globex"),)))
+    ('m', '-', '_other')
+    """
+
+    def __init__(
+        self,
+        cohorts: Mapping[str, Sequence[str]],
+        max_cohorts: int = DEFAULT_MAX_COHORTS,
+        registry: CollectorRegistry | None = None,
+        overflow: Counter | None = None,
+        labelled: Gauge | None = None,
+    ) -> None:
+        self.names = cohort_label_names(cohorts)
+        self._lock = threading.Lock()
+        # Per model, the config label behind each cohort label after ``model`` ("" if it has none).
+        self._columns: dict[str, tuple[str, ...]] = {}
+        self._admitted: dict[str, set[str]] = {}
+        self.max_cohorts = max_cohorts
+        registry = registry if registry is not None else CollectorRegistry()
+        self.registry = registry
+        self.overflow = overflow if overflow is not None else _overflow_counter(registry)
+        self.labelled = labelled if labelled is not None else _labelled_gauge(registry)
+        self.psi = Gauge(
+            "drift_psi", "PSI of a feature in the last closed window of a cohort in which it was measured.",
+            [*self.names, "feature"], registry=registry,
+        )
+        self.detector_value = Gauge(
+            "drift_detector_value",
+            "Value of a detector's finding other than psi (quality, skew, score, embedding) in the last "
+            "closed window of a cohort in which it was measured; feature '-' when it has none.",
+            [*self.names, "detector", "feature"], registry=registry,
+        )
+        self.update(cohorts, max_cohorts)
+
+    def update(self, cohorts: Mapping[str, Sequence[str]], max_cohorts: int) -> None:
+        """Take another config with the same label names; admitted cohorts stay admitted."""
+        if cohort_label_names(cohorts) != self.names:
+            raise ValueError(f"the cohort labels {cohort_label_names(cohorts)} differ from {self.names}")
+        with self._lock:
+            self.max_cohorts = max_cohorts
+            for model, labels in cohorts.items():
+                by_name = {prometheus_label(label): label for label in labels}
+                self._columns[model] = tuple(by_name.get(name, "") for name in self.names[1:])
+                admitted = self._admitted.setdefault(model, set())
+                # Series at 0 from the start, so increase() sees the first overflow.
+                self.overflow.labels(model)
+                self.labelled.labels(model).set(len(admitted))
+
+    def collectors(self) -> tuple[Gauge, ...]:
+        """The gauges whose label names depend on the config (the counters outlive them)."""
+        return (self.psi, self.detector_value)
+
+    def label_values(self, cohort: Cohort) -> tuple[str, ...]:
+        """The values of :attr:`names` for a cohort, ``_other`` past the cap (counted)."""
+        model = cohort.model
+        columns = self._columns.get(model)
+        if columns is None:  # a model of another config built in this process
+            columns = ("",) * (len(self.names) - 1)
+        admitted = self._admitted.get(model)
+        if admitted is None or cohort.key not in admitted:
+            with self._lock:
+                admitted = self._admitted.setdefault(model, set())
+                if cohort.key not in admitted:
+                    if len(admitted) >= self.max_cohorts:
+                        self.overflow.labels(model).inc()
+                        return (model, *(OTHER if label else ABSENT for label in columns))
+                    admitted.add(cohort.key)
+                    self.labelled.labels(model).set(len(admitted))
+        values = dict(cohort.labels)
+        return (model, *((values.get(label) or ABSENT) if label else ABSENT for label in columns))
+
+    def record(self, cohort: Cohort, finding: Finding) -> None:
+        """Set the gauge of a measured finding (skipped findings are not values)."""
+        if finding.skipped is not None:
+            return
+        values = self.label_values(cohort)
+        feature = finding.feature or ABSENT
+        if finding.detector == "psi":
+            self.psi.labels(*values, feature).set(finding.value)
+        else:
+            self.detector_value.labels(*values, finding.detector, feature).set(finding.value)
+
+    def unregister(self) -> None:
+        for collector in self.collectors():
+            self.registry.unregister(collector)
+
+
+_configure_lock = threading.Lock()
+_current = CohortMetrics({}, registry=REGISTRY, overflow=COHORT_OVERFLOW, labelled=COHORTS_LABELLED)
+
+
+def _cohorts(config: Config) -> dict[str, list[str]]:
+    return {model.name: list(model.cohort) for model in config.models}
+
+
+def configure(config: Config) -> CohortMetrics:
+    """Set up the per-cohort metrics of this process for ``config`` (called when a flow is built).
+
+    A second call with the same cohort label names keeps the gauges, their values
+    and the admitted cohorts, and takes the new models and ``max_cohorts``;
+    other label names replace the gauges in the default registry.
+    """
+    global _current
+    cohorts = _cohorts(config)
+    names = cohort_label_names(cohorts)
+    with _configure_lock:
+        if names == _current.names:
+            _current.update(cohorts, config.metrics.max_cohorts)
+        else:
+            _current.unregister()
+            _current = CohortMetrics(
+                cohorts, config.metrics.max_cohorts, registry=REGISTRY,
+                overflow=COHORT_OVERFLOW, labelled=COHORTS_LABELLED,
+            )
+        return _current
+
+
+def cohort_metrics() -> CohortMetrics:
+    """The per-cohort metrics of this process, as last configured."""
+    return _current
+
+
+def record_finding(cohort: Cohort, finding: Finding) -> None:
+    """Record a finding in the per-cohort gauges of this process."""
+    _current.record(cohort, finding)
 
 
 def serve(host: str, port: int) -> int:

@@ -15,7 +15,6 @@ from typing import Any, Callable, cast
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
-from bytewax.operators.windowing import TumblingWindower, fold_window
 from bytewax.outputs import Sink
 
 from connectors.ticket_store import open_store
@@ -25,16 +24,15 @@ from detectors.registry import build as build_detector
 from drift import metrics
 from drift.config import Config, ModelConfig
 from drift.errors import BaselineError, ReferenceDataError
-from drift.events import Decoder, DeadLetter, DlqReason, InferenceEvent, RawMessage
+from drift.batch import BatchDecoder, DecodedBatch, model_columns
+from drift.events import Decoder, DeadLetter, InferenceEvent, RawMessage
 from drift.findings import Cohort, Finding, Window
 from drift.baselines import SeasonalBaseline, load_seasonal, resume, score_window
 from drift.policy import Decision, PolicyState, decide
 from drift.reference import ReferenceProfile
-from drift.summary import (
-    SchemaState, WindowSummary, add_event, embedding_sample, empty_summary, flush, merge, track_schema,
-)
+from drift.summary import SchemaState, WindowSummary, track_schema
 from drift.tickets import TicketEvent, TicketStore
-from flows.clock import RestartSafeEventClock
+from flows.windows import STEP_ID, WindowSpec, as_pieces, window_logic
 from flows.freshness import freshness_findings, freshness_plans
 from flows.value_skew import count_feature_events, split_feature_events, value_skew_findings, value_skew_plans
 
@@ -167,67 +165,40 @@ def _count_dead_letter(letter: DeadLetter) -> None:
     metrics.DLQ.labels(letter.step_id, letter.reason.value).inc()
 
 
-def _window_stream(plan: ModelPlan, events: Stream[InferenceEvent]) -> tuple[Stream[Any], Stream[DeadLetter]]:
-    """Windows of one model: (cohort window summaries, late events as dead letters)."""
-    model = plan.config
-    name = _safe(model.name)
-    profile = plan.profile
-    size = model.window.size
-    bounds = model.feature_bounds()
-    track_event_ids = model.tracks_event_ids()
-    sampling = model.embedding_sampling()
-    mine = op.filter(f"select_{name}", events, lambda e: e.model == model.name)
-    keyed = op.key_on(f"key_by_cohort_{name}", mine, lambda e: cohort_of(e, model.cohort).key)
-
-    def folder(summary: WindowSummary | None, event: InferenceEvent) -> WindowSummary:
-        if summary is None:
-            cohort = cohort_of(event, model.cohort)
-            sample = None
-            if sampling is not None:
-                # The window's start, as the epoch-aligned tumbling windower computes it:
-                # the reservoir's seed depends on the cohort and window, not on arrival.
-                start = EPOCH + ((event.ts - EPOCH) // size) * size
-                sample = embedding_sample(sampling, cohort.key, start)
-            summary = empty_summary(
-                profile, cohort, bounds=bounds, track_event_ids=track_event_ids, embedding=sample,
-            )
-        return add_event(summary, event, profile)
-
-    def merger(a: WindowSummary | None, b: WindowSummary | None) -> WindowSummary | None:
-        if a is None or b is None:
-            return a if b is None else b
-        return merge(a, b, profile)
-
-    windows = fold_window(
-        f"summarise_window_{name}", keyed,
-        RestartSafeEventClock(lambda e: e.ts, wait_for_system_duration=model.window.allowed_lateness),
-        TumblingWindower(length=size, align_to=EPOCH),
-        builder=lambda: None, folder=folder, merger=merger,
-    )
-
-    def closed(key_item: tuple[str, tuple[int, WindowSummary | None]]) -> tuple[Cohort, Window, WindowSummary]:
-        _, (window_id, summary) = key_item
-        # A window opens on its first event, so its summary always exists.
-        assert summary is not None
-        start = EPOCH + window_id * size
-        cohort = summary.cohort if summary.cohort is not None else Cohort(model.name)
-        return cohort, Window(start, start + size), flush(summary, profile)
-
-    down = op.map(f"close_window_{name}", windows.down, closed)
-
-    def late(key_item: tuple[str, tuple[int, InferenceEvent]]) -> DeadLetter:
-        _, (window_id, event) = key_item
-        raw = event.raw
-        start = EPOCH + window_id * size
-        return DeadLetter(
-            reason=DlqReason.LATE,
-            detail=f"ts {event.ts.isoformat()} is later than the allowed lateness "
-                   f"{model.window.allowed_lateness} for window starting {start.isoformat()}",
-            step_id=f"summarise_window_{name}", topic=raw.topic, partition=raw.partition,
-            offset=raw.offset, value=raw.value, key=raw.key,
+def window_specs(plans: list[ModelPlan]) -> dict[str, WindowSpec]:
+    """How each model's cohort windows are built (flows/windows.py)."""
+    return {
+        plan.config.name: WindowSpec(
+            profile=plan.profile, size=plan.config.window.size, lateness=plan.config.window.allowed_lateness,
+            bounds=plan.config.feature_bounds(), track_event_ids=plan.config.tracks_event_ids(),
+            sampling=plan.config.embedding_sampling(),
         )
+        for plan in plans
+    }
 
-    return down, op.map(f"late_{name}", windows.late, late)
+
+def batch_decoder(config: Config, plans: list[ModelPlan], decoder: Decoder, per_event: set[str]) -> BatchDecoder:
+    """The column-wise decoder of the flow; ``per_event``: models whose events feed per-event steps."""
+    return BatchDecoder(decoder, [
+        model_columns(
+            plan.config.name, plan.config.cohort, plan.profile, per_event=plan.config.name in per_event,
+            embeddings=plan.config.embedding_sampling() is not None,
+        )
+        for plan in plans
+    ])
+
+
+def as_batch(to_raw: Callable[[Any], RawMessage] | None) -> Callable[[Any], list[RawMessage]]:
+    """Source items as lists of messages: sources yield a batch (a list) or one message."""
+    def batch(item: Any) -> list[RawMessage]:
+        items = item if isinstance(item, list) else [item]
+        return items if to_raw is None else [to_raw(m) for m in items]
+    return batch
+
+
+def _count_batch(batch: DecodedBatch) -> None:
+    if batch.n_events:
+        metrics.EVENTS_IN.labels("decode_inference", "ok").inc(batch.n_events)
 
 
 def build_flow(
@@ -255,30 +226,30 @@ def build_flow(
         decoder = Decoder(
             models=decoder.models, max_future=decoder.max_future, now=now, embeddings=decoder.embeddings,
         )
-    metrics.COHORT_LABELS.limit = config.metrics.max_cohorts
+    metrics.configure(config)
     flow = Dataflow(flow_id)
-    raw = op.input("read_inference", flow, source)
-    if to_raw is not None:
-        raw = op.map("to_raw_message", raw, to_raw)
+    # Items travel as batches of messages: decoding and window counting are column-wise
+    # (drift/batch.py, drift/columnar.py, flows/windows.py).
+    raw = op.map("as_batch", op.input("read_inference", flow, source), as_batch(to_raw))
     skew_plans = value_skew_plans(plans)
     fresh_plans = freshness_plans(plans)
     # Feature events, for the value-skew join (flows/value_skew.py) and freshness (flows/freshness.py).
     if skew_plans or fresh_plans:
         raw, feature_events, feature_dead = split_feature_events(
-            flow, raw, config.kafka.feature_topic, feature_source, to_raw, config.events.max_future, now,
+            flow, raw, config.kafka.feature_topic, feature_source, as_batch(to_raw), config.events.max_future, now,
         )
-    decoded = op.map("decode_inference", raw, decoder)
-    branch = op.branch("split_decoded", decoded, lambda item: isinstance(item, InferenceEvent))
-    events = cast(Stream[InferenceEvent], branch.trues)
-    dead = [cast(Stream[DeadLetter], branch.falses)]
-    op.inspect("count_events", events, lambda _s, _e: metrics.EVENTS_IN.labels("decode_inference", "ok").inc())
+    per_event = {p.model.name for p in skew_plans} | {p.model.name for p in fresh_plans}
+    decoded = op.map("decode_inference", raw, batch_decoder(config, plans, decoder, per_event))
+    op.inspect("count_events", decoded, lambda _s, batch: _count_batch(batch))
+    dead = [op.flat_map("dead_inference", decoded, lambda batch: batch.dead)]
+    events = cast(Stream[InferenceEvent], op.flat_map("per_event_inference", decoded, lambda batch: batch.events))
 
-    closed: list[Stream[Any]] = []
-    for plan in plans:
-        down, late = _window_stream(plan, events)
-        closed.append(down)
-        dead.append(late)
-    windows = op.merge("closed_windows", *closed)
+    summarised = op.stateful_batch(
+        STEP_ID, op.flat_map("key_pieces_by_cohort", decoded, as_pieces), window_logic(window_specs(plans), now),
+    )
+    outcomes = op.key_rm("unkey_windows", summarised)
+    windows = op.filter_map("closed_windows", outcomes, lambda o: o[1] if o[0] == "window" else None)
+    dead.append(op.filter_map("late_inference", outcomes, lambda o: o[1] if o[0] == "late" else None))
 
     def previous_schema(
         state: SchemaState | None, item: tuple[Cohort, Window, WindowSummary],
@@ -325,11 +296,7 @@ def build_flow(
             found = score_window(state, plan.profile, plan.detectors, cohort, window, summary)
         for finding in found:
             metrics.FINDINGS.labels(cohort.model, finding.detector, finding.severity.value).inc()
-            if finding.detector == "psi" and finding.skipped is None:
-                metrics.PSI.labels(
-                    cohort.model, dict(cohort.labels).get("model_version", "-"), finding.feature or "-",
-                    metrics.COHORT_LABELS(cohort.key),
-                ).set(finding.value)
+            metrics.record_finding(cohort, finding)
         return state, found
 
     scored = op.stateful_map(

@@ -217,29 +217,35 @@ def _one_model(
 
 def split_feature_events(
     flow: Dataflow,
-    raw: Stream[RawMessage],
+    raw: Stream[list[RawMessage]],
     feature_topic: str,
     feature_source: Source[Any] | None,
-    to_raw: Callable[[Any], RawMessage] | None,
+    as_batch: Callable[[Any], list[RawMessage]],
     max_future: timedelta,
     now: Callable[[], datetime] | None,
-) -> tuple[Stream[RawMessage], Stream[FeatureEvent], Stream[DeadLetter]]:
-    """(inference messages, decoded feature events, their dead letters).
+) -> tuple[Stream[list[RawMessage]], Stream[FeatureEvent], Stream[DeadLetter]]:
+    """(batches of inference messages, decoded feature events, their dead letters).
 
-    ``feature_source`` is a second input (Kafka: ``kafka.feature_topic``); files carry both
-    kinds in one JSONL, told apart by :func:`drift.feature_events.is_feature_message`.
+    ``raw`` carries batches of messages; ``feature_source`` is a second input (Kafka:
+    ``kafka.feature_topic``, its items turned into batches by ``as_batch``); files carry
+    both kinds in one JSONL, told apart by :func:`drift.feature_events.is_feature_message`.
     """
     if feature_source is not None:
-        extra = op.input("read_features", flow, feature_source)
-        if to_raw is not None:
-            extra = op.map("to_raw_feature_message", extra, to_raw)
+        extra = op.map("as_feature_batch", op.input("read_features", flow, feature_source), as_batch)
         raw = op.merge("merge_inputs", raw, extra)
-    split = op.branch("split_feature_messages", raw, lambda m: is_feature_message(m, feature_topic))
+
+    def split(batch: list[RawMessage]) -> tuple[list[RawMessage], list[RawMessage]]:
+        kinds = [is_feature_message(m, feature_topic) for m in batch]
+        return [m for m, k in zip(batch, kinds) if not k], [m for m, k in zip(batch, kinds) if k]
+
+    parts = op.map("split_feature_messages", raw, split)
+    inference = op.filter_map("inference_messages", parts, lambda p: p[0] or None)
+    messages = op.flat_map("feature_messages", parts, lambda p: p[1])
     decoder = FeatureDecoder(max_future) if now is None else FeatureDecoder(max_future, now)
-    decoded = op.map("decode_feature", split.trues, decoder)
+    decoded = op.map("decode_feature", messages, decoder)
     branch = op.branch("split_decoded_features", decoded, lambda item: isinstance(item, FeatureEvent))
     return (
-        split.falses, cast(Stream[FeatureEvent], branch.trues),
+        inference, cast(Stream[FeatureEvent], branch.trues),
         cast(Stream[DeadLetter], branch.falses),
     )
 

@@ -3,6 +3,12 @@
 The report is opened in headless Chromium (Debian's ``chromium``), started here.
 A missing browser fails these tests: skipping would hide a broken CI setup
 (``deploy/test-deps.sh`` installs it).
+
+The bundled config has no seasonal baseline, so the seasonal section is checked on a
+variant written here: the demo's ``credit-risk`` with ``baseline: {seasonality:
+hour_of_day}`` over three mornings of history whose income follows the hour (lower at
+8:00, higher at 10:00), with globex's income x1.6 from 09:30 on the last morning. The
+embedding projection is checked on the bundled history (tenant ``support``'s new topic).
 """
 
 from __future__ import annotations
@@ -19,15 +25,25 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import orjson
 import pytest
+import yaml
 
 from connectors.files import write_jsonl
+from detectors.registry import build as build_detector
 from drift import demo
+from drift.baselines import SeasonalBaseline, period_of, score_window, slot_of
+from drift.config import load_config
+from drift.events import Decoder, InferenceEvent, RawMessage
 from drift.findings import Cohort, Finding, Severity, Window
-from drift.report import what_if
-from flows.backtest import progress_for
+from drift.reference import NumericProfile, load_reference
+from drift.report import binned_quantiles, what_if
+from drift.summary import summarise
+from flows.backtest import history_sections, progress_for, resolve_baseline_features, run_backtest
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 # Set on window load by the probe the test adds to a copy of the report: what the
 # browser made of every <img> once the page (images included) had loaded.
@@ -166,8 +182,9 @@ class _ReportDom(HTMLParser):
             self.probe += data
 
 
-def test_report_renders_in_headless_chromium(backtest: tuple[dict[str, Any], Path, str], tmp_path: Path) -> None:
-    document, report, _ = backtest
+def _render(report: Path, tmp_path: Path) -> tuple[list[dict[str, Any]], _ReportDom, list[str]]:
+    """Open ``report`` in headless Chromium: what the browser made of every image (after the
+    page loaded), the dumped DOM, and the browser command line (for a screenshot)."""
     page = report.read_text(encoding="utf-8")
     assert "http://" not in page and "https://" not in page  # self-contained: nothing to fetch
     probed = tmp_path / "probed.html"
@@ -180,20 +197,40 @@ def test_report_renders_in_headless_chromium(backtest: tuple[dict[str, Any], Pat
     assert dumped.returncode == 0, dumped.stderr[-2000:]
     dom = _ReportDom()
     dom.feed(dumped.stdout)
-
-    # Charts: one timeline per cohort and the top findings' histograms, all decoded by the browser.
     assert dom.probe, "the page's load handler did not run: " + dumped.stdout[-500:]
     rendered = json.loads(dom.probe)
-    assert len(rendered) == len(dom.images) >= 5
-    timelines = {r["alt"].removeprefix("timeline ") for r in rendered if r["alt"].startswith("timeline ")}
-    assert timelines >= {f["cohort_key"] for f in document["findings"]} and len(timelines) >= 4
-    assert any(r["alt"].startswith("histogram ") for r in rendered)
+    assert len(rendered) == len(dom.images)
+    # Every chart decoded by the browser, and a real PNG.
     for image in rendered:
         assert image["complete"] and image["width"] > 100 and image["height"] > 100, image
     for src in dom.images:
         assert src.startswith("data:image/png;base64,")
         data = base64.b64decode(src.split(",", 1)[1])
         assert data.startswith(PNG_MAGIC) and len(data) > 1000
+    return rendered, dom, common
+
+
+def _alts(rendered: list[dict[str, Any]], kind: str) -> list[str]:
+    return [r["alt"].removeprefix(kind + " ") for r in rendered if r["alt"].startswith(kind + " ")]
+
+
+def test_report_renders_in_headless_chromium(backtest: tuple[dict[str, Any], Path, str], tmp_path: Path) -> None:
+    document, report, _ = backtest
+    rendered, dom, common = _render(report, tmp_path)
+
+    # Charts: one timeline per cohort, the top findings' histograms and the top embedding
+    # finding's projection, all decoded by the browser.
+    assert len(rendered) >= 6
+    timelines = set(_alts(rendered, "timeline"))
+    assert timelines >= {f["cohort_key"] for f in document["findings"]} and len(timelines) >= 4
+    assert _alts(rendered, "histogram")
+    support = f"{demo.DOC_MODEL}|tenant={demo.DOC_SHIFTED_TENANT}"
+    projections = _alts(rendered, "projection")
+    assert projections and all(p.startswith(support + " embedding ") for p in projections)
+    assert len(projections) == len(document["embedding_projections"])
+    # No seasonal model in the bundled config: the section says so and draws nothing.
+    assert not _alts(rendered, "seasonal")
+    assert "seasonal baseline: no model has baseline.seasonality other than none" in report.read_text()
 
     # One row per ticket of the run, in its last state, with routing and status; among
     # them the tickets of the demo's known shifts (and none for the stable cohorts).
@@ -263,3 +300,289 @@ def test_progress_only_on_a_terminal(tmp_path: Path) -> None:
     assert show is not None
     show(5)
     assert screen.getvalue().startswith("\rbacktest [") and "5/10 events" in screen.getvalue()
+    report = progress_for(events, screen, label="report")
+    assert report is not None
+    report(10)
+    assert "\rreport [" in screen.getvalue() and "10/10 events" in screen.getvalue()
+
+
+# --------------------------------------------------------------------------- embedding projection
+
+
+def _window_embeddings(lines: list[bytes], tenant: str, start: datetime, end: datetime) -> np.ndarray:
+    """The doc-classifier embeddings of ``tenant`` in [start, end), decoded here from both wire forms."""
+    rows = []
+    for line in lines:
+        if b'"doc-classifier"' not in line:
+            continue
+        event = orjson.loads(line)
+        ts = datetime.fromisoformat(event["ts"].replace("Z", "+00:00"))
+        if event["tenant"] != tenant or not start <= ts < end:
+            continue
+        value = event["embedding"]
+        if isinstance(value, dict):
+            rows.append(np.frombuffer(base64.b64decode(value["b64"]), dtype="<f4"))
+        else:
+            rows.append(np.asarray(value, dtype=np.float32))
+    return np.stack(rows).astype(np.float64)
+
+
+def test_embedding_projection_is_pca_of_the_reference(backtest: tuple[dict[str, Any], Path, str]) -> None:
+    document, _, _ = backtest
+    [item] = document["embedding_projections"]
+    alerts = [f for f in document["findings"] if f["detector"] == "embedding" and f["severity"] == "alert"]
+    worst = min(alerts, key=lambda f: f["evidence"]["p_value"])
+    assert (item["cohort_key"], item["window_start"]) == (worst["cohort_key"], worst["window_start"])
+    assert item["cohort_key"] == f"{demo.DOC_MODEL}|tenant={demo.DOC_SHIFTED_TENANT}"
+    assert item["severity"] == "alert" and item["p_value"] == worst["evidence"]["p_value"]
+
+    # Independently: the reference's covariance, its two leading eigenvectors (largest loading
+    # positive), and the window's embeddings decoded from the history file.
+    reference = demo.doc_reference_columns()["embedding"].astype(np.float64)
+    start = datetime.fromisoformat(item["window_start"])
+    current = _window_embeddings(demo.events().lines, demo.DOC_SHIFTED_TENANT, start,
+                                 datetime.fromisoformat(item["window_end"]))
+    values, vectors = np.linalg.eigh(np.cov(reference, rowvar=False, bias=True))
+    order = np.argsort(values)[::-1][:2]
+    top = vectors[:, order]
+    top *= np.sign(top[np.argmax(np.abs(top), axis=0), [0, 1]])
+    mean = reference.mean(axis=0)
+    assert item["explained_variance_ratio"] == pytest.approx(list(values[order] / values.sum()), rel=1e-6)
+    # Both sets are below the sample bound (2000): every row is projected.
+    assert item["reference"]["n"] == item["reference"]["n_total"] == len(reference)
+    assert item["current"]["n"] == item["current"]["n_total"] == len(current)
+    assert item["reference"]["centroid"] == pytest.approx([0.0, 0.0], abs=1e-6)
+    coordinates = (current - mean) @ top
+    assert item["current"]["centroid"] == pytest.approx(list(coordinates.mean(axis=0)), rel=1e-5, abs=1e-6)
+    assert item["current"]["std"] == pytest.approx(list(coordinates.std(axis=0)), rel=1e-5)
+    assert item["reference"]["std"] == pytest.approx(list(np.sqrt(values[order])), rel=1e-5)
+    assert item["centroid_distance"] == pytest.approx(float(np.linalg.norm(coordinates.mean(axis=0))), rel=1e-5)
+
+
+# --------------------------------------------------------------------------- seasonal baseline
+
+SEASONAL_DAYS = 3
+SEASONAL_PER_WINDOW = 200
+HOURLY_INCOME = {8: 0.75, 9: 1.0, 10: 1.3}
+SEASONAL_SHIFT_AT = demo.START + timedelta(minutes=90)
+SEASONAL_FIRST_DAY = demo.START - timedelta(days=SEASONAL_DAYS - 1)
+GLOBEX = "credit-risk|model_version=3.2.0|tenant=globex|region=us-east-1"
+ACME = "credit-risk|model_version=3.2.0|tenant=acme|region=eu-west-1"
+
+
+def seasonal_config() -> str:
+    """The demo's credit-risk (PSI only) with an hour-of-day baseline over two days."""
+    raw = yaml.safe_load(demo.config_text(value_skew=False))
+    model = next(m for m in raw["models"] if m["name"] == "credit-risk")
+    model["baseline"] = {"seasonality": "hour_of_day", "history": "2d", "min_samples": 300}
+    model["detectors"] = [d for d in model["detectors"] if "psi" in d]
+    raw["models"] = [model]
+    return yaml.safe_dump(raw, sort_keys=False)
+
+
+LATE_ID = "late-1"
+
+
+def seasonal_events(seed: int = 7) -> list[bytes]:
+    """08:00-11:00 on three days, 200 events per tenant and 30-minute window, in time order,
+    and at the end one acme event of the first window (income 10 million): late, dead-lettered."""
+    rng = np.random.default_rng(seed)
+    out: list[tuple[datetime, bytes]] = []
+    for day in range(SEASONAL_DAYS):
+        for index in range(6):
+            window = SEASONAL_FIRST_DAY + timedelta(days=day, minutes=30 * index)
+            for tenant, region in (("acme", "eu-west-1"), ("globex", "us-east-1")):
+                for offset in rng.uniform(0, 1800, SEASONAL_PER_WINDOW):
+                    ts = window + timedelta(seconds=float(offset))
+                    income = float(rng.lognormal(8.4, 0.45)) * HOURLY_INCOME[ts.hour]
+                    if tenant == "globex" and ts >= SEASONAL_SHIFT_AT:
+                        income *= 1.6
+                    out.append((ts, orjson.dumps({
+                        "event_id": f"s-{len(out)}", "ts": ts.isoformat().replace("+00:00", "Z"),
+                        "model": "credit-risk", "model_version": "3.2.0", "tenant": tenant, "region": region,
+                        "features": {"age": int(np.clip(round(rng.normal(41, 12)), 18, 95)),
+                                     "income": round(income, 2),
+                                     "country": str(rng.choice(demo.COUNTRIES, p=demo.COUNTRY_SHARES))},
+                    })))
+    out.sort(key=lambda item: item[0])
+    late = orjson.dumps({
+        "event_id": LATE_ID, "ts": (SEASONAL_FIRST_DAY + timedelta(minutes=5)).isoformat(), "model": "credit-risk",
+        "model_version": "3.2.0", "tenant": "acme", "region": "eu-west-1",
+        "features": {"age": 40, "income": 1e7, "country": "DE"},
+    })
+    return [line for _, line in out] + [late]
+
+
+@pytest.fixture(scope="module")
+def seasonal(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, Path]:
+    """``drift backtest --json`` on the seasonal variant: (document, report path, workspace)."""
+    folder = tmp_path_factory.mktemp("seasonal")
+    (folder / "drift.yaml").write_text(seasonal_config(), encoding="utf-8")
+    demo.write_references(folder)
+    write_jsonl(folder / "events.jsonl", seasonal_events())
+    report = folder / "report.html"
+    proc = drift("backtest", "--config", str(folder / "drift.yaml"), "--events", str(folder / "events.jsonl"),
+                 "--report", str(report), "--json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout), report, folder
+
+
+def _baselines_replay(folder: Path) -> dict[tuple[str, str], tuple[list[float], bool, str, int]]:
+    """What drift.baselines expects for every income window, computed here without the report:
+    the events decoded and cut into 30-minute windows per cohort, each window's expectation read
+    with ``SeasonalBaseline.expected`` (the reference's shares below ``min_samples``), then fed
+    with ``score_window``. Keyed by (cohort key, window start): (shares, seasonal, baseline, n)."""
+    config = load_config(folder / "drift.yaml")
+    model = config.model("credit-risk")
+    reference = load_reference(config.resolve(config.baselines.dir), "credit-risk")
+    detectors = [build_detector(name, settings) for name, settings in model.detector_configs()]
+    decoder = Decoder(models=frozenset({"credit-risk"}), max_future=timedelta(days=3650))
+    windows: dict[tuple[str, datetime], list[InferenceEvent]] = {}
+    cohorts: dict[str, Cohort] = {}
+    size = model.window.size
+    for offset, line in enumerate((folder / "events.jsonl").read_bytes().splitlines()):
+        event = decoder(RawMessage(value=line, topic="history", partition=0, offset=offset))
+        assert isinstance(event, InferenceEvent)
+        if event.event_id == LATE_ID:
+            continue  # past the allowed lateness: the flow dead-letters it
+        cohort = Cohort("credit-risk", tuple((name, event.label(name) or "-") for name in model.cohort))
+        cohorts[cohort.key] = cohort
+        start = EPOCH + ((event.ts - EPOCH) // size) * size  # tumbling windows aligned to the epoch
+        windows.setdefault((cohort.key, start), []).append(event)
+    out: dict[tuple[str, str], tuple[list[float], bool, str, int]] = {}
+    for key, cohort in cohorts.items():
+        baseline = SeasonalBaseline.create(reference, model.baseline)
+        for (k, start), events in sorted(windows.items(), key=lambda item: item[0][1]):
+            if k != key:
+                continue
+            slot, period = slot_of(start, "hour_of_day"), period_of(start, "hour_of_day")
+            expected = baseline.expected("income", slot, period)
+            profile = reference.features["income"]
+            out[(key, start.isoformat())] = (
+                list(profile.shares) if expected is None else [float(x) for x in expected.shares],
+                expected is not None,
+                baseline.fallback_reason("income", slot, period) if expected is None else expected.description,
+                profile.n if expected is None else expected.n,
+            )
+            summary = summarise(events, reference, bounds=model.feature_bounds(), track_event_ids=False)
+            score_window(baseline, reference, detectors, cohort, Window(start, start + size), summary)
+    return out
+
+
+def test_seasonal_series_is_what_drift_baselines_computes(seasonal: tuple[dict[str, Any], Path, Path]) -> None:
+    document, _, folder = seasonal
+    series = document["seasonal_baselines"]
+    # By default: the top drifting numeric feature of the seasonal model, for its cohorts
+    # (worst first: globex, whose shift alerts hardest).
+    assert [(s["model"], s["feature"], s["cohort_key"]) for s in series] == \
+        [("credit-risk", "income", GLOBEX), ("credit-risk", "income", ACME)]
+    assert document["late"] == 1 and document["dlq"]["by_reason"] == {"late": 1}
+    oracle = _baselines_replay(folder)
+    profile = load_reference(folder / "baselines", "credit-risk").features["income"]
+    assert isinstance(profile, NumericProfile)
+    lines = (folder / "events.jsonl").read_bytes().splitlines()
+    for item in series:
+        assert item["seasonality"] == "hour_of_day" and item["n_windows"] == SEASONAL_DAYS * 6
+        for window in item["windows"]:
+            shares, warm, baseline, n = oracle[(item["cohort_key"], window["window_start"])]
+            expected = window["expected"]
+            assert expected["shares"] == pytest.approx(shares, rel=1e-12, abs=1e-15)
+            assert (expected["source"] == "seasonal") is warm
+            assert (expected["baseline"], expected["n"]) == (baseline, n)
+            quartiles = binned_quantiles(profile, shares)
+            assert [expected["p25"], expected["median"], expected["p75"]] == pytest.approx(list(quartiles))
+            # Observed: the window's own values, exactly (without the late one).
+            values = _window_values(lines, item["cohort_key"], window["window_start"], window["window_end"])
+            observed = window["observed"]
+            assert observed["n"] == len(values) == SEASONAL_PER_WINDOW
+            assert [observed["p25"], observed["median"], observed["p75"]] == \
+                pytest.approx(list(np.quantile(values, [0.25, 0.5, 0.75])))
+            assert observed["mean"] == pytest.approx(float(np.mean(values)))
+
+
+def _window_values(lines: list[bytes], cohort_key: str, start: str, end: str) -> list[float]:
+    tenant = cohort_key.split("tenant=")[1].split("|")[0]
+    low, high = datetime.fromisoformat(start), datetime.fromisoformat(end)
+    values = []
+    for line in lines:
+        event = orjson.loads(line)
+        if event["event_id"] == LATE_ID:
+            continue
+        if event["tenant"] == tenant and low <= datetime.fromisoformat(event["ts"].replace("Z", "+00:00")) < high:
+            values.append(float(event["features"]["income"]))
+    return values
+
+
+def test_seasonal_series_agrees_with_the_flows_findings(seasonal: tuple[dict[str, Any], Path, Path]) -> None:
+    document, _, _ = seasonal
+    psi = {(f["cohort_key"], f["window_start"]): f for f in document["findings"]
+           if f["detector"] == "psi" and f["feature"] == "income"}
+    seen = 0
+    for item in document["seasonal_baselines"]:
+        for window in item["windows"]:
+            finding = psi.get((item["cohort_key"], window["window_start"]))
+            if finding is None:  # ok windows are not listed in the document
+                assert window["severity"] in ("ok", None)
+                continue
+            seen += 1
+            # The flow compared the window with the very shares the report draws.
+            assert window["severity"] == finding["severity"] and window["psi"] == finding["value"]
+            assert window["expected"]["baseline"] == finding["baseline"]
+            assert window["expected"]["shares"] == pytest.approx(finding["evidence"]["reference_share"], abs=1e-6)
+    assert seen >= 6
+
+    def windows(key: str, day: int) -> list[dict[str, Any]]:
+        series = next(s for s in document["seasonal_baselines"] if s["cohort_key"] == key)
+        first = SEASONAL_FIRST_DAY + timedelta(days=day)
+        return [w for w in series["windows"]
+                if first <= datetime.fromisoformat(w["window_start"]) < first + timedelta(hours=3)]
+
+    # The first morning is compared with the training reference (the slots warm up), and the
+    # hour-of-day cycle alerts there; afterwards each hour is compared with its own history.
+    for key in (GLOBEX, ACME):
+        assert all(w["expected"]["source"] == "reference" for w in windows(key, 0))
+        assert all(w["expected"]["source"] == "seasonal" for w in windows(key, 1) + windows(key, 2))
+        assert sum(w["severity"] == "alert" for w in windows(key, 0)) >= 3
+    assert not any(w["severity"] == "alert" for w in windows(ACME, 1) + windows(ACME, 2))
+    # globex's shift on the last morning alerts against the slot's history, and shows in the values.
+    shifted = [w for w in windows(GLOBEX, 2) if datetime.fromisoformat(w["window_start"]) >= SEASONAL_SHIFT_AT]
+    assert len(shifted) == 3 and all(w["severity"] == "alert" for w in shifted)
+    assert all(w["observed"]["median"] > w["expected"]["p75"] for w in shifted)
+
+
+def test_seasonal_report_renders_in_headless_chromium(
+    seasonal: tuple[dict[str, Any], Path, Path], tmp_path: Path,
+) -> None:
+    _, report, _ = seasonal
+    rendered, _, _ = _render(report, tmp_path)
+    assert _alts(rendered, "seasonal") == ["credit-risk income"]
+    seasonal_image = next(r for r in rendered if r["alt"].startswith("seasonal "))
+    assert seasonal_image["height"] > 300  # one panel per cohort
+    assert not _alts(rendered, "projection")
+
+
+def test_baseline_feature_option(seasonal: tuple[dict[str, Any], Path, Path]) -> None:
+    _, _, folder = seasonal
+    config = load_config(folder / "drift.yaml")
+    assert resolve_baseline_features(config, ["age", "credit-risk:income", "income"]) == \
+        [("credit-risk", "age"), ("credit-risk", "income")]
+    for wrong in ("country", "nope", "other-model:income"):
+        with pytest.raises(ValueError, match="valid: credit-risk:age, credit-risk:income"):
+            resolve_baseline_features(config, [wrong])
+    # Checked before the run: exit status 2, naming the valid choices.
+    proc = drift("backtest", "--config", str(folder / "drift.yaml"), "--events", str(folder / "events.jsonl"),
+                 "--report", str(folder / "unused.html"), "--baseline-feature", "country")
+    assert proc.returncode == 2 and "credit-risk:income" in proc.stderr
+    assert not (folder / "unused.html").exists()
+
+    result = run_backtest(config, folder / "events.jsonl")
+    sections = history_sections(config, result, folder / "events.jsonl", [("credit-risk", "age")])
+    assert sorted((s.feature, s.cohort_key) for s in sections.seasonal) == [("age", ACME), ("age", GLOBEX)]
+    assert all(len(s.points) == SEASONAL_DAYS * 6 for s in sections.seasonal)
+    assert not sections.projections and any(n.startswith("embedding projection:") for n in sections.notes)
+
+
+def test_bundled_config_has_no_seasonal_section(backtest: tuple[dict[str, Any], Path, str]) -> None:
+    document, _, _ = backtest
+    assert document["seasonal_baselines"] == []
+    assert "seasonal baseline: no model has baseline.seasonality other than none" in document["report_notes"]

@@ -40,7 +40,10 @@ def test_walkthrough_notebook_runs_top_to_bottom(kernel_of_this_interpreter: str
     outputs = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.get("outputs", [])]
     assert not [out for out in outputs if out.get("output_type") == "error"]
     images = [out for out in outputs if "image/png" in out.get("data", {})]
-    # Reference shares, the globex timeline, the worst finding's histogram, the before/after bars.
-    assert len(images) >= 4
+    # Reference shares, the globex timeline, the worst finding's histogram, the embedding
+    # projection, the seasonal baseline against the observed values, the before/after bars.
+    assert len(images) >= 6
     text = "".join(out.get("text", "") for out in outputs if out.get("output_type") == "stream")
     assert "PSI alerting windows:" in text
+    assert "of the reference variance" in text
+    assert text.count("against the hour's history") == 2  # one line per cohort of the seasonal plot

@@ -331,6 +331,7 @@ def corpus(rng: np.random.Generator) -> list[Entry]:
     over = _event("o")
     over = over[:-1] + b" " * (MAX_MESSAGE_BYTES + 1 - len(over)) + b"}"
     add("over-size-limit", over, DlqReason.TOO_LARGE)
+    add("arrow-stream-garbage", b"\xff\xff\xff\xff" + rng.bytes(200), DlqReason.BAD_ARROW)
     add("over-size-limit-not-utf8", b"\xff" * (MAX_MESSAGE_BYTES + 1), DlqReason.TOO_LARGE)
 
     # -- duplicate keys: the last one wins, as in the parser (and Python's json)

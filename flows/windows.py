@@ -1,0 +1,307 @@
+"""Cohort windows over decoded batches: one stateful step for every model.
+
+Each cohort key holds an event-time clock, the rows that are not yet due and its
+open tumbling windows. The semantics are those of Bytewax's ``fold_window`` with an
+``EventClock`` (ordered) and a ``TumblingWindower`` aligned to the epoch, applied to
+the rows of a :class:`drift.batch.Piece` at once instead of one item at a time:
+
+* the watermark is ``newest ts - allowed_lateness``, advancing with the system time
+  that passed since the newest event; a row older than the watermark at its arrival
+  is *late* and becomes a dead letter (reason ``late``);
+* a row is added to its window once the watermark passes its ``ts``, rows in ``ts``
+  order (ties in arrival order), so a window's summary does not depend on how the
+  stream was cut into batches or interleaved between partitions;
+* a window closes when the watermark reaches its end, or at the end of the input;
+* a resumed snapshot does not count the downtime as elapsed time (the restart-safe
+  clock of :mod:`flows.clock`).
+
+Rows decoded column-wise are counted with :func:`drift.columnar.add_block` (one call
+per run of consecutive rows of one window), others with :func:`drift.summary.add_event`.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Optional
+
+import numpy as np
+import numpy.typing as npt
+from bytewax.operators import StatefulBatchLogic
+
+from drift.batch import Piece
+from drift.columnar import Block, add_block, concat_blocks, to_datetime, to_micros
+from drift.events import DeadLetter, DlqReason
+from drift.findings import Cohort, Window
+from drift.summary import (
+    EmbeddingSampling, WindowSummary, add_event, embedding_sample, empty_summary, flush,
+)
+from drift.reference import ReferenceProfile
+
+UTC_MIN = to_micros(datetime.min.replace(tzinfo=timezone.utc))
+UTC_MAX = to_micros(datetime.max.replace(tzinfo=timezone.utc))
+STEP_ID = "summarise_windows"
+PENDING_ROWS = 16_384
+"""Due column-wise rows a window collects before counting them in one step."""
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """How one model's cohort windows are built."""
+
+    profile: ReferenceProfile
+    size: timedelta
+    lateness: timedelta
+    bounds: dict[str, tuple[float | None, float | None]]
+    track_event_ids: bool
+    sampling: EmbeddingSampling | None
+
+    @property
+    def size_us(self) -> int:
+        return self.size // timedelta(microseconds=1)
+
+    @property
+    def lateness_us(self) -> int:
+        return self.lateness // timedelta(microseconds=1)
+
+
+Closed = tuple[Cohort, Window, WindowSummary]
+Output = tuple[str, Any]
+"""``("window", (cohort, window, summary))`` or ``("late", DeadLetter)``."""
+
+
+@dataclass
+class CohortState:
+    """What one cohort key keeps between batches (its snapshot)."""
+
+    model: str = ""
+    watermark_base: int = UTC_MIN
+    system_time_of_max: int = 0
+    queue: list[Piece] = field(default_factory=list)
+    open: dict[int, WindowSummary] = field(default_factory=dict)
+    pending: dict[int, list[Block]] = field(default_factory=dict)
+    """Column-wise rows already due for a window, counted together once there are enough."""
+
+
+def _system_now(now: Callable[[], datetime]) -> int:
+    return to_micros(now())
+
+
+class CohortWindows(StatefulBatchLogic[Piece, Output, CohortState]):
+    """The windows of one cohort key."""
+
+    def __init__(self, specs: dict[str, WindowSpec], state: CohortState | None, now: Callable[[], datetime]) -> None:
+        self._specs = specs
+        self._now = now
+        self._system = _system_now(now)
+        if state is None:
+            state = CohortState(system_time_of_max=self._system)
+        elif self._system > state.system_time_of_max:
+            # Resumed: the watermark continues from the snapshot, not across the downtime.
+            state.system_time_of_max = self._system
+        self.state = state
+
+    @property
+    def spec(self) -> WindowSpec:
+        return self._specs[self.state.model]
+
+    # -- clock ---------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        now = _system_now(self._now)
+        if now > self._system:  # never backwards (NTP steps)
+            self._system = now
+
+    def _watermark(self) -> int:
+        return self.state.watermark_base + (self._system - self.state.system_time_of_max)
+
+    # -- Bytewax hooks -------------------------------------------------------------------
+
+    def on_batch(self, values: list[Piece]) -> tuple[Iterable[Output], bool]:
+        self._tick()
+        if not self.state.model and values:
+            self.state.model = values[0].cohort.model
+        out: list[Output] = []
+        watermark = self._watermark()
+        lateness = self.spec.lateness_us
+        for piece in values:
+            running = np.maximum.accumulate(np.maximum(piece.ts - lateness, watermark))
+            late = piece.ts < running
+            newest = int(running[-1]) if running.size else watermark
+            if newest > watermark:
+                self.state.watermark_base = newest
+                self.state.system_time_of_max = self._system
+                watermark = newest
+            if late.any():
+                out.extend(("late", letter) for letter in self._late(piece, late))
+                piece = _select(piece, ~late)
+            if len(piece):
+                self.state.queue.append(piece)
+        out.extend(self._flush(watermark))
+        return out, self._is_empty()
+
+    def on_notify(self) -> tuple[Iterable[Output], bool]:
+        self._tick()
+        out = self._flush(self._watermark())
+        return out, self._is_empty()
+
+    def on_eof(self) -> tuple[Iterable[Output], bool]:
+        out = self._flush(UTC_MAX)
+        return out, self._is_empty()
+
+    def notify_at(self) -> Optional[datetime]:
+        times = [(window_id + 1) * self.spec.size_us for window_id in self.state.open]
+        times.extend(int(piece.ts.min()) for piece in self.state.queue)
+        if not times:
+            return None
+        # The system time at which the watermark reaches the earliest of them.
+        due = self.state.system_time_of_max + (min(times) - self.state.watermark_base)
+        return to_datetime(max(min(due, UTC_MAX), UTC_MIN))
+
+    def snapshot(self) -> CohortState:
+        return copy.deepcopy(self.state)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _is_empty(self) -> bool:
+        return not self.state.queue and not self.state.open
+
+    def _late(self, piece: Piece, late: npt.NDArray[np.bool_]) -> list[DeadLetter]:
+        size = self.spec.size_us
+        letters = []
+        block_rows = np.cumsum(piece.columnar) - 1
+        event_rows = np.cumsum(~piece.columnar) - 1
+        for row in np.flatnonzero(late).tolist():
+            if piece.columnar[row]:
+                assert piece.block is not None
+                raw = piece.block.raws[int(block_rows[row])]
+            else:
+                raw = piece.events[int(event_rows[row])].raw
+            ts = int(piece.ts[row])
+            start = to_datetime((ts // size) * size)
+            letters.append(DeadLetter(
+                reason=DlqReason.LATE,
+                detail=f"ts {to_datetime(ts).isoformat()} is later than the allowed lateness "
+                       f"{self.spec.lateness} for window starting {start.isoformat()}",
+                step_id=STEP_ID, topic=raw.topic, partition=raw.partition,
+                offset=raw.offset, value=raw.value, key=raw.key,
+            ))
+        return letters
+
+    def _flush(self, watermark: int) -> list[Output]:
+        """Add the due rows in ``ts`` order, then close the windows the watermark passed."""
+        due: list[Piece] = []
+        kept: list[Piece] = []
+        for piece in self.state.queue:
+            mask = piece.ts <= watermark
+            if mask.all():
+                due.append(piece)
+            elif mask.any():
+                due.append(_select(piece, mask))
+                kept.append(_select(piece, ~mask))
+            else:
+                kept.append(piece)
+        self.state.queue = kept
+        if due:
+            self._insert(due)
+        out: list[Output] = []
+        size = self.spec.size_us
+        for window_id in sorted(w for w in self.state.open if (w + 1) * size <= watermark):
+            self._count_pending(window_id)
+            summary = self.state.open.pop(window_id)
+            cohort = summary.cohort if summary.cohort is not None else Cohort(self.spec.profile.model)
+            start = to_datetime(window_id * size)
+            out.append(("window", (cohort, Window(start, start + self.spec.size), flush(summary, self.spec.profile))))
+        return out
+
+    def _insert(self, pieces: list[Piece]) -> None:
+        """Add due rows to their windows in ``ts`` order (ties in arrival order)."""
+        cohort = pieces[0].cohort
+        size = self.spec.size_us
+        ts = np.concatenate([p.ts for p in pieces])
+        kinds = np.concatenate([p.columnar for p in pieces])
+        blocks = [p.block for p in pieces if p.block is not None and len(p.block)]
+        block = concat_blocks(blocks) if blocks else None
+        if block is not None and kinds.all():
+            # The common case: column-wise rows only, usually already in ts order.
+            if not bool(np.all(ts[1:] >= ts[:-1])):
+                order = np.argsort(ts, kind="stable")
+                ts, block = ts[order], block.take(order)
+            windows = ts // size
+            starts = [0, *(np.flatnonzero(np.diff(windows)) + 1).tolist(), ts.size]
+            for a, b in zip(starts, starts[1:]):
+                self._add_rows(int(windows[a]), cohort, block.slice(a, b))
+            return
+        events = [e for p in pieces for e in p.events]
+        position = np.where(kinds, np.cumsum(kinds) - 1, np.cumsum(~kinds) - 1)
+        order = np.argsort(ts, kind="stable")
+        windows = ts[order] // size
+        sorted_kinds = kinds[order]
+        # Runs of rows of one window and one kind, in ts order.
+        change = np.flatnonzero((np.diff(windows) != 0) | (np.diff(sorted_kinds.astype(np.int8)) != 0)) + 1
+        for run in np.split(np.arange(order.size), change):
+            rows = order[run]
+            window_id = int(windows[run[0]])
+            if sorted_kinds[run[0]]:
+                assert block is not None
+                self._add_rows(window_id, cohort, block.take(position[rows]))
+            else:
+                summary = self._summary(window_id, cohort)
+                self._count_pending(window_id)  # earlier rows first
+                for row in position[rows].tolist():
+                    add_event(summary, events[row], self.spec.profile)
+
+    def _add_rows(self, window_id: int, cohort: Cohort, block: Block) -> None:
+        self._summary(window_id, cohort)
+        waiting = self.state.pending.setdefault(window_id, [])
+        waiting.append(block)
+        if sum(len(b) for b in waiting) >= PENDING_ROWS:
+            self._count_pending(window_id)
+
+    def _count_pending(self, window_id: int) -> None:
+        waiting = self.state.pending.pop(window_id, None)
+        if waiting:
+            add_block(self.state.open[window_id], concat_blocks(waiting), self.spec.profile)
+
+    def _summary(self, window_id: int, cohort: Cohort) -> WindowSummary:
+        summary = self.state.open.get(window_id)
+        if summary is None:
+            sample = None
+            if self.spec.sampling is not None:
+                sample = embedding_sample(self.spec.sampling, cohort.key, to_datetime(window_id * self.spec.size_us))
+            summary = self.state.open[window_id] = empty_summary(
+                self.spec.profile, cohort, bounds=self.spec.bounds,
+                track_event_ids=self.spec.track_event_ids, embedding=sample,
+            )
+        return summary
+
+
+def _select(piece: Piece, mask: npt.NDArray[np.bool_]) -> Piece:
+    """The rows of ``piece`` where ``mask`` is true, in order."""
+    block = piece.block
+    if block is not None:
+        block_mask = mask[piece.columnar]
+        block = None if not block_mask.any() else (block if block_mask.all() else block.select(block_mask))
+    events = piece.events
+    if events:
+        event_mask = mask[~piece.columnar]
+        events = [e for e, keep in zip(events, event_mask.tolist()) if keep]
+    return Piece(piece.cohort, piece.ts[mask], piece.columnar[mask], block, events)
+
+
+def window_logic(
+    specs: dict[str, WindowSpec], now: Callable[[], datetime] | None = None,
+) -> Callable[[Optional[CohortState]], CohortWindows]:
+    """The builder for ``op.stateful_batch`` over pieces keyed by cohort key."""
+    clock = now or (lambda: datetime.now(timezone.utc))
+
+    def build(state: Optional[CohortState]) -> CohortWindows:
+        return CohortWindows(specs, state, clock)
+
+    return build
+
+
+def as_pieces(item: Any) -> list[tuple[str, Piece]]:
+    """A decoded batch's pieces keyed by cohort key."""
+    return [(piece.cohort.key, piece) for piece in item.pieces]

@@ -1,0 +1,355 @@
+"""The column-wise decoder and window counting against the one-event-at-a-time path.
+
+The oracle is the per-event path the flow has always had: :class:`drift.events.Decoder`
+then :func:`drift.summary.add_event`. Whatever mix of clean and broken messages a batch
+holds, decoding it column-wise must give the same events (the same summaries, bit for
+bit) and the same dead letters.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from drift.batch import BatchDecoder, DecodedBatch, encode_arrow, model_columns
+from drift.columnar import add_block, bin_matrix, summarise_columns
+from drift.events import Decoder, DeadLetter, DlqReason, InferenceEvent, RawMessage
+from drift.findings import Cohort
+from drift.reference import build_reference
+from drift.summary import FLUSH_EVERY, WindowSummary, add_event, empty_summary, flush, summarise
+
+NOW = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)
+RNG = np.random.default_rng(7)
+PROFILE = build_reference(
+    "m",
+    {"x": RNG.normal(size=2000), "y": RNG.normal(5, 2, size=2000),
+     "c": [["a", "b", "c"][i % 3] for i in range(2000)], "score": RNG.uniform(size=2000)},
+    {"x": "numeric", "y": "numeric", "c": "categorical"}, {"x": 8, "y": 8}, "test", 2000,
+)
+OTHER = build_reference("other", {"z": RNG.normal(size=500)}, {"z": "numeric"}, {"z": 4}, "test", 500)
+COHORT = ("tenant", "segment.channel")
+DECODER = Decoder(models=frozenset({"m", "other"}), now=lambda: NOW)
+
+
+def batch_decoder(**kwargs: Any) -> BatchDecoder:
+    return BatchDecoder(DECODER, [
+        model_columns("m", COHORT, PROFILE, per_event=False, embeddings=False, **kwargs),
+        model_columns("other", (), OTHER, per_event=False, embeddings=False),
+    ])
+
+
+def profile_of(model: str) -> Any:
+    return PROFILE if model == "m" else OTHER
+
+
+def state(summary: WindowSummary) -> dict[str, Any]:
+    """Everything a summary holds, comparable with ``==`` (floats exactly)."""
+    out: dict[str, Any] = {
+        name: getattr(summary, name) for name in (
+            "n_events", "first_ts", "last_ts", "event_ids", "n_event_id", "n_duplicate_event_id",
+            "event_ids_capped", "duplicate_examples", "unknown_fields", "unknown_fields_capped")
+    }
+    for group in ("features", "predictions"):
+        for name, counts in getattr(summary, group).items():
+            out[f"{group}.{name}"] = (
+                counts.counts.tolist(), counts.n_null, counts.n_missing, counts.n_wrong_type, counts.examples,
+                counts.n_out_of_range, counts.out_of_range_examples, counts.total.hex(), counts.total_sq.hex(),
+                sorted(counts.unseen), counts.unseen_capped, list(counts.pending),
+            )
+    return out
+
+
+def one_by_one(raws: list[RawMessage]) -> tuple[dict[str, dict[str, Any]], list[tuple[int, str, str]]]:
+    summaries: dict[str, WindowSummary] = {}
+    dead = []
+    for raw in raws:
+        item = DECODER(raw)
+        if isinstance(item, DeadLetter):
+            dead.append((item.offset, item.reason.value, item.detail))
+            continue
+        labels = COHORT if item.model == "m" else ()
+        key = Cohort(item.model, tuple((label, item.label(label) or "-") for label in labels)).key
+        summary = summaries.setdefault(key, empty_summary(profile_of(item.model)))
+        add_event(summary, item, profile_of(item.model))
+    return {k: state(flush(s, profile_of(k.split("|")[0]))) for k, s in summaries.items()}, sorted(dead)
+
+
+def columnwise(batches: list[DecodedBatch]) -> tuple[dict[str, dict[str, Any]], list[tuple[int, str, str]]]:
+    summaries: dict[str, WindowSummary] = {}
+    dead = []
+    for batch in batches:
+        dead.extend((d.offset, d.reason.value, d.detail) for d in batch.dead)
+        for piece in batch.pieces:
+            profile = profile_of(piece.cohort.model)
+            summary = summaries.setdefault(piece.cohort.key, empty_summary(profile))
+            block_row = event_row = 0
+            kinds = piece.columnar
+            runs = np.split(np.arange(kinds.size), np.flatnonzero(np.diff(kinds.astype(np.int8))) + 1)
+            for run in runs:
+                if run.size == 0:
+                    continue
+                if kinds[run[0]]:
+                    assert piece.block is not None
+                    add_block(summary, piece.block.take(np.arange(block_row, block_row + run.size)), profile)
+                    block_row += run.size
+                else:
+                    for _ in run:
+                        add_event(summary, piece.events[event_row], profile)
+                        event_row += 1
+            assert piece.ts.size == kinds.size
+    return {k: state(flush(s, profile_of(k.split("|")[0]))) for k, s in summaries.items()}, sorted(dead)
+
+
+def message(i: int, **overrides: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "event_id": f"e-{i % 40}", "ts": (NOW - timedelta(minutes=30, seconds=i)).isoformat().replace("+00:00", "Z"),
+        "model": "m", "model_version": "v1", "tenant": ["acme", "globex"][i % 2],
+        "segment": {"channel": ["web", "app"][i % 2]},
+        "features": {"x": round(float(RNG.normal()), 6), "y": float(RNG.normal(5, 2)), "c": ["a", "b", "z"][i % 3]},
+    }
+    event.update(overrides)
+    return event
+
+
+# Each entry turns a clean event into one that some rule must catch (or not).
+VARIANTS: list[Any] = [
+    lambda e: e,
+    lambda e: e,
+    lambda e: e,
+    lambda e: {**e, "features": {**e["features"], "x": None}},
+    lambda e: {**e, "features": {k: v for k, v in e["features"].items() if k != "y"}},
+    lambda e: {**e, "features": {**e["features"], "y": "12"}},
+    lambda e: {**e, "features": {**e["features"], "y": True}},
+    lambda e: {**e, "features": {**e["features"], "c": 3}},
+    lambda e: {**e, "features": {**e["features"], "c": False}},
+    lambda e: {**e, "features": {**e["features"], "zip": "10115"}},
+    lambda e: {**e, "features": {**e["features"], "x": 2.0**60}},
+    lambda e: {**e, "features": {**e["features"], "x": 1e300}},
+    lambda e: {**e, "features": {**e["features"], "y": 1e6}},
+    lambda e: {**e, "ts": int((NOW - timedelta(hours=1)).timestamp() * 1000)},
+    lambda e: {**e, "ts": "2026-11-27T10:00:00"},
+    lambda e: {**e, "ts": "2026-02-30T10:00:00Z"},
+    lambda e: {**e, "ts": "2026-11-27T09:15:00.5+05:30"},
+    lambda e: {**e, "ts": "0001-01-01T00:30:00+01:00"},
+    lambda e: {**e, "ts": (NOW + timedelta(hours=2)).isoformat()},
+    lambda e: {k: v for k, v in e.items() if k != "ts"},
+    lambda e: {**e, "model": "unknown"},
+    lambda e: {**e, "model": 7},
+    lambda e: {**e, "tenant": 42},
+    lambda e: {**e, "tenant": None},
+    lambda e: {k: v for k, v in e.items() if k != "segment"},
+    lambda e: {**e, "segment": {"channel": None}},
+    lambda e: {**e, "segment": {"channel": 5}},
+    lambda e: {**e, "segment": {}},
+    lambda e: {**e, "event_id": None},
+    lambda e: {**e, "prediction": {"score": 0.3, "label": "yes"}},
+    lambda e: {**e, "prediction": 5},
+    lambda e: {**e, "embedding": [[[[1]]]]},
+    lambda e: {**e, "features": None},
+    lambda e: {k: v for k, v in e.items() if k != "features"},
+    lambda e: {"model": "other", "ts": e["ts"], "features": {"z": 0.5}},
+    lambda e: {"model": "other", "ts": e["ts"], "features": {"z": 0.5, "x": None}},
+    lambda e: {"model": "other", "ts": e["ts"], "features": {"z": 0.5, "x": 1.0}},
+    lambda e: {**e, "features": {**e["features"], "z": None}},
+]
+RAW_VARIANTS = [
+    b"", b"not json", b"[1, 2]", b'{"model": "m", "ts": NaN}', b'{"model": "m"}\n{"model": "m"}',
+    b'{"model":"m","features":{"x":1,"x":2},"ts":"2026-11-27T10:00:00Z"}', b"\xff\xfe", b'"text"',
+    b'{"model":"m","ts":"2026-11-27T10:00:00Z","features":{"x":NaN,"y":1,"c":"a"}}',
+]
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> list[RawMessage]:
+    n = draw(st.integers(1, 60))
+    raws = []
+    for i in range(n):
+        choice = draw(st.integers(0, len(VARIANTS) + len(RAW_VARIANTS) - 1))
+        if choice < len(VARIANTS):
+            value = orjson.dumps(VARIANTS[choice](message(i)))
+        else:
+            value = RAW_VARIANTS[choice - len(VARIANTS)]
+        raws.append(RawMessage(value, "t", 0, i))
+    return raws
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches(), st.integers(1, 4))
+def test_columnwise_equals_one_by_one(raws: list[RawMessage], parts: int) -> None:
+    decoder = batch_decoder()
+    size = max(1, math.ceil(len(raws) / parts))
+    decoded = [decoder(raws[i:i + size]) for i in range(0, len(raws), size)]
+    assert columnwise(decoded) == one_by_one(raws)
+    assert sum(b.n_events for b in decoded) + sum(len(b.dead) for b in decoded) == len(raws)
+
+
+def test_clean_batches_are_decoded_column_wise() -> None:
+    raws = [RawMessage(orjson.dumps(message(i)), "t", 0, i) for i in range(500)]
+    batch = batch_decoder()(raws)
+    assert batch.n_columnar == batch.n_events == 500
+    assert {p.cohort.key for p in batch.pieces} == {"m|tenant=acme|segment.channel=web", "m|tenant=globex|segment.channel=app"}
+    assert columnwise([batch]) == one_by_one(raws)
+
+
+def test_a_few_bad_messages_keep_the_rest_column_wise() -> None:
+    raws = [RawMessage(orjson.dumps(message(i)), "t", 0, i) for i in range(1000)]
+    raws[100] = RawMessage(orjson.dumps(message(100, features={"x": "oops", "y": 1.0, "c": "a"})), "t", 0, 100)
+    raws[700] = RawMessage(b"{broken", "t", 0, 700)
+    batch = batch_decoder()(raws)
+    assert batch.n_events == 999 and [d.reason for d in batch.dead] == [DlqReason.INVALID_JSON]
+    assert batch.n_columnar >= 960
+    assert columnwise([batch]) == one_by_one(raws)
+
+
+def test_epoch_millisecond_timestamps_are_read_column_wise() -> None:
+    stamp = int((NOW - timedelta(hours=1)).timestamp() * 1000)
+    raws = [RawMessage(orjson.dumps(message(i, ts=stamp + i)), "t", 0, i) for i in range(200)]
+    batch = batch_decoder()(raws)
+    assert batch.n_columnar == 200
+    assert columnwise([batch]) == one_by_one(raws)
+
+
+def test_models_with_per_event_consumers_are_decoded_one_by_one() -> None:
+    decoder = BatchDecoder(DECODER, [model_columns("m", COHORT, PROFILE, per_event=True, embeddings=False)])
+    raws = [RawMessage(orjson.dumps(message(i)), "t", 0, i) for i in range(50)]
+    batch = decoder(raws)
+    assert batch.n_columnar == 0 and len(batch.events) == 50
+    assert [e.raw.offset for e in batch.events] == list(range(50))
+
+
+def test_arrow_record_batches_decode_like_their_json_rows() -> None:
+    records = [message(i) for i in range(300)]
+    records[5] = message(5, features={"x": None, "y": 1.0, "c": "a"})
+    records[9] = message(9, ts="not a time")
+    ipc = RawMessage(encode_arrow(records), "t", 3, 77, key=b"k")
+    batch = batch_decoder()([ipc])
+    assert batch.n_events == 299 and batch.n_columnar == 299  # the null row too, as a row with a null cell
+    [letter] = batch.dead
+    assert letter.reason == DlqReason.BAD_TIMESTAMP and letter.offset == 77 and letter.detail.startswith("row 9 ")
+    assert orjson.loads(letter.value)["ts"] == "not a time"  # type: ignore[arg-type]
+    json_rows = [RawMessage(orjson.dumps(r), "t", 3, 77) for r in records]
+    expected, _ = one_by_one(json_rows)
+    assert columnwise([batch])[0] == expected
+
+
+def test_arrow_typed_timestamps_and_numbers() -> None:
+    table = pa.table({
+        "model": ["m"] * 3, "tenant": ["acme"] * 3, "event_id": ["a", "b", "c"],
+        "ts": pa.array([NOW - timedelta(minutes=m) for m in (3, 2, 1)], pa.timestamp("ms", tz="UTC")),
+        "features": pa.array([{"x": 1, "y": 2.5, "c": "a"}] * 3,
+                             pa.struct([("x", pa.int32()), ("y", pa.float32()), ("c", pa.string())])),
+    })
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    batch = batch_decoder()([RawMessage(sink.getvalue().to_pybytes(), "t", 0, 0)])
+    assert batch.n_columnar == 3
+    [piece] = batch.pieces
+    assert piece.block is not None and piece.block.column("x").tolist() == [1.0, 1.0, 1.0]
+    assert piece.ts.tolist() == [int((NOW - timedelta(minutes=m)).timestamp() * 1_000_000) for m in (3, 2, 1)]
+
+
+def test_a_broken_arrow_stream_is_a_dead_letter() -> None:
+    value = b"\xff\xff\xff\xff" + b"garbage" * 10
+    batch = batch_decoder()([RawMessage(value, "t", 0, 5)])
+    [letter] = batch.dead
+    assert letter.reason == DlqReason.BAD_ARROW and letter.value == value and letter.offset == 5
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6), min_size=0, max_size=3 * FLUSH_EVERY), st.lists(st.integers(0, 3 * FLUSH_EVERY), max_size=4))
+def test_block_sums_do_not_depend_on_batch_boundaries(values: list[float], cuts: list[int]) -> None:
+    """``total`` and ``total_sq`` are summed over the same slices as event by event."""
+    raws = [RawMessage(orjson.dumps(message(i, features={"x": v, "y": v, "c": "a"})), "t", 0, i)
+            for i, v in enumerate(values)]
+    bounds = sorted({0, len(raws), *(min(c, len(raws)) for c in cuts)})
+    decoder = batch_decoder()
+    decoded = [decoder(raws[a:b]) for a, b in zip(bounds, bounds[1:]) if b > a]
+    assert columnwise(decoded) == one_by_one(raws)
+
+
+def test_summarise_columns_matches_events() -> None:
+    x = RNG.normal(size=1500)
+    x[::50] = np.nan
+    c = [["a", "b", "q", None][i % 4] for i in range(1500)]
+    summary = summarise_columns(PROFILE, {"x": x, "c": c, "extra": np.zeros(1500)})
+    events = [
+        InferenceEvent(None, NOW, "m", None, None, None, None, {}, None,
+                       {k: v for k, v in (("x", None if np.isnan(x[i]) else float(x[i])), ("c", c[i]), ("extra", 0.0))},
+                       None, None, RawMessage(b"", "t", 0, i))
+        for i in range(1500)
+    ]
+    expected = summarise(events, PROFILE, track_event_ids=False)
+    got, want = state(summary), state(expected)
+    for key in ("first_ts", "last_ts"):
+        got.pop(key), want.pop(key)
+    assert got == want
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 6), st.integers(0, 2**32 - 1))
+def test_bin_matrix_equals_searchsorted_per_feature(rows: int, features: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=(rows, features)).round(1)
+    edges = [np.unique(rng.normal(size=rng.integers(0, 6)).round(1)).tolist() for _ in range(features)]
+    counts = bin_matrix(values, edges)
+    for j in range(features):
+        expected = np.bincount(np.searchsorted(edges[j], values[:, j], side="right"), minlength=len(edges[j]) + 1)
+        assert counts[j, : len(edges[j]) + 1].tolist() == expected.tolist()
+        assert counts[j, len(edges[j]) + 1:].sum() == 0
+
+
+def test_embedding_bytes_never_reach_the_column_path() -> None:
+    vector = base64.b64encode(np.ones(4, "<f4").tobytes()).decode()
+    decoder = BatchDecoder(DECODER, [model_columns("m", COHORT, PROFILE, per_event=False, embeddings=True)])
+    raws = [RawMessage(orjson.dumps(message(i, embedding={"dtype": "float32", "b64": vector})), "t", 0, i)
+            for i in range(10)]
+    batch = decoder(raws)
+    assert batch.n_columnar == 0 and batch.n_events == 10
+
+
+@pytest.mark.parametrize("bad", [b"x" * 10, b'{"model": "m", "features": {}}'])
+def test_the_decoder_never_raises(bad: bytes) -> None:
+    batch = batch_decoder()([RawMessage(bad, "t", 0, 0), RawMessage(None, "t", 0, 1),
+                             RawMessage(b"{}", "t", 0, 2, error="broker down")])
+    assert len(batch.dead) + batch.n_events == 3
+
+
+MUTATION_BYTES = b'{}[]":,0123456789.eE-+ntrufalsNI\\ \x00\xff\n'
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 2), st.sampled_from(list(MUTATION_BYTES))),
+                         max_size=4), min_size=1, max_size=25))
+def test_mutated_messages_decode_as_one_by_one(mutations: list[list[tuple[int, int, int]]]) -> None:
+    """Random byte edits (replace, delete, insert) of clean events: same events and dead letters."""
+    raws = []
+    for i, edits in enumerate(mutations):
+        data = bytearray(orjson.dumps(message(i)))
+        for position, kind, byte in edits:
+            at = position % len(data) if data else 0
+            if kind == 0 and data:
+                data[at] = byte
+            elif kind == 1 and data:
+                del data[at]
+            else:
+                data.insert(at, byte)
+        raws.append(RawMessage(bytes(data), "t", 0, i))
+    assert columnwise([batch_decoder()(raws)]) == one_by_one(raws)
+
+
+def test_deeply_nested_messages_are_refused_not_parsed() -> None:
+    deep = b'{"model":"m","ts":"2026-11-27T10:00:00Z","features":{"x":1,"y":1,"c":"a"},"prediction":' + (
+        b"[" * 100_000 + b"]" * 100_000 + b"}")
+    raws = [RawMessage(orjson.dumps(message(0)), "t", 0, 0), RawMessage(deep, "t", 0, 1)]
+    batch = batch_decoder()(raws)
+    assert batch.n_events == 1 and [d.reason for d in batch.dead] == [DlqReason.INVALID_JSON]

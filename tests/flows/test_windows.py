@@ -1,0 +1,138 @@
+"""Batch cohort windows against Bytewax's own ``fold_window`` (ordered, event clock).
+
+The oracle is the operator the flow used before windows took batches: one
+``InferenceEvent`` at a time through ``fold_window`` with an ``EventClock`` and an
+epoch-aligned ``TumblingWindower``. With the system clock frozen both are
+deterministic; whatever the batch cuts and the lateness, they must close the same
+windows with the same summaries and send the same events to ``late``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+import orjson
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.operators.windowing import EventClock, TumblingWindower, fold_window
+from bytewax.testing import TestingSink, TestingSource, run_main
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from drift.batch import BatchDecoder, model_columns
+from drift.events import Decoder, DeadLetter, InferenceEvent, RawMessage
+from drift.findings import Cohort
+from drift.reference import build_reference
+from drift.summary import WindowSummary, add_event, empty_summary, flush
+from flows.windows import STEP_ID, WindowSpec, as_pieces, window_logic
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 27, 9, tzinfo=timezone.utc)
+SIZE = timedelta(minutes=10)
+RNG = np.random.default_rng(3)
+PROFILE = build_reference(
+    "m", {"x": RNG.normal(size=1000), "c": [["a", "b"][i % 2] for i in range(1000)]},
+    {"x": "numeric", "c": "categorical"}, {"x": 6}, "test", 1000,
+)
+DECODER = Decoder(models=frozenset({"m"}), now=lambda: NOW)
+
+
+def _state(summary: WindowSummary) -> tuple[Any, ...]:
+    x, c = summary.features["x"], summary.features["c"]
+    return (
+        summary.n_events, summary.first_ts, summary.last_ts, summary.n_duplicate_event_id,
+        x.counts.tolist(), x.total.hex(), x.total_sq.hex(), x.n_null, x.n_wrong_type, x.examples,
+        c.counts.tolist(), c.examples, sorted(c.unseen), summary.duplicate_examples,
+    )
+
+
+def _messages(draw: st.DrawFn) -> list[RawMessage]:
+    n = draw(st.integers(1, 120))
+    raws = []
+    newest = T0
+    for i in range(n):
+        # Mostly forward in time, sometimes far back (late) or slightly back (reordered).
+        step = draw(st.sampled_from([0, 5, 20, 60, 200, -30, -400, -1500]))
+        ts = newest + timedelta(seconds=step)
+        newest = max(newest, ts)
+        x: Any = round(draw(st.floats(-3, 3)), 3)
+        if draw(st.integers(0, 9)) == 0:
+            x = draw(st.sampled_from([None, "bad"]))
+        event = {
+            "event_id": f"e{draw(st.integers(0, 30))}", "ts": ts.isoformat(), "model": "m",
+            "tenant": draw(st.sampled_from(["a", "b"])),
+            "features": {"x": x, "c": draw(st.sampled_from(["a", "b", "zz", "q"]))},
+        }
+        raws.append(RawMessage(orjson.dumps(event), "t", 0, i))
+    return raws
+
+
+messages = st.composite(_messages)
+
+
+def oracle(raws: list[RawMessage], lateness: timedelta) -> tuple[dict[Any, Any], list[int]]:
+    events = [e for e in map(DECODER, raws) if isinstance(e, InferenceEvent)]
+    flow = Dataflow("oracle")
+    stream = op.input("in", flow, TestingSource(events))
+    keyed = op.key_on("key", stream, lambda e: Cohort("m", (("tenant", e.tenant or "-"),)).key)
+
+    def folder(summary: WindowSummary | None, event: InferenceEvent) -> WindowSummary:
+        if summary is None:
+            summary = empty_summary(PROFILE, Cohort("m", (("tenant", event.tenant or "-"),)))
+        return add_event(summary, event, PROFILE)
+
+    windows = fold_window(
+        "w", keyed, EventClock(lambda e: e.ts, lateness, now_getter=lambda: NOW),
+        TumblingWindower(length=SIZE, align_to=EPOCH), builder=lambda: None, folder=folder,
+        merger=lambda a, b: a,
+    )
+    closed: list[Any] = []
+    late: list[Any] = []
+    op.output("down", windows.down, TestingSink(closed))
+    op.output("late", windows.late, TestingSink(late))
+    run_main(flow)
+    result = {(key, EPOCH + wid * SIZE): _state(flush(s, PROFILE)) for key, (wid, s) in closed}
+    return result, sorted(e.raw.offset for _, (_, e) in late)
+
+
+def batched(raws: list[RawMessage], cuts: list[int], lateness: timedelta) -> tuple[dict[Any, Any], list[int]]:
+    decoder = BatchDecoder(DECODER, [model_columns("m", ("tenant",), PROFILE, per_event=False, embeddings=False)])
+    bounds = sorted({0, len(raws), *(min(c, len(raws)) for c in cuts)})
+    batches = [raws[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+    flow = Dataflow("batched")
+    decoded = op.map("decode", op.input("in", flow, TestingSource(batches)), decoder)
+    spec = WindowSpec(PROFILE, SIZE, lateness, {}, True, None)
+    out = op.stateful_batch(STEP_ID, op.flat_map("pieces", decoded, as_pieces), window_logic({"m": spec}, lambda: NOW))
+    items: list[Any] = []
+    op.output("out", out, TestingSink(items))
+    run_main(flow)
+    result = {}
+    late = []
+    for _, (kind, value) in items:
+        if kind == "window":
+            cohort, window, summary = value
+            assert window.end - window.start == SIZE
+            result[(cohort.key, window.start)] = _state(summary)
+        else:
+            assert isinstance(value, DeadLetter) and value.reason.value == "late"
+            late.append(value.offset)
+    return result, sorted(late)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages(), st.lists(st.integers(0, 120), max_size=5), st.sampled_from([0, 30, 300]))
+def test_batch_windows_equal_fold_window(raws: list[RawMessage], cuts: list[int], lateness_s: int) -> None:
+    lateness = timedelta(seconds=lateness_s)
+    assert batched(raws, cuts, lateness) == oracle(raws, lateness)
+
+
+def test_late_rows_are_dead_letters_with_their_bytes() -> None:
+    stamps = [T0 + timedelta(minutes=30), T0, T0 + timedelta(minutes=31)]
+    raws = [RawMessage(orjson.dumps({"ts": t.isoformat(), "model": "m", "tenant": "a",
+                                      "features": {"x": 0.1, "c": "a"}}), "t", 2, i) for i, t in enumerate(stamps)]
+    windows, late = batched(raws, [], timedelta(minutes=1))
+    assert late == [1]
+    assert sorted(start for _, start in windows) == [T0 + timedelta(minutes=30)]
