@@ -17,7 +17,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from drift.events import RawMessage
 
-BATCH_SIZE = 1000
+BATCH_SIZE = 5000
 
 
 def _iter_jsonl(path: Path, start: int) -> Iterator[tuple[int, bytes]]:

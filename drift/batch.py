@@ -21,10 +21,11 @@ messages do not send a whole batch down the slow road.
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -49,12 +50,24 @@ TS_PATTERN = (
 )
 """The RFC 3339 form read column-wise; any other ``ts`` text is decoded one by one."""
 
+BLOCK_SPLIT = max(1, min(os.cpu_count() or 1, 4))
+"""Arrow reads a batch in this many blocks at once."""
+
+MIN_COLUMNAR = 32
+"""Smaller batches (and a model's events decoded one by one, when it has no clean rows in the
+batch and fewer than this many) are counted one event at a time: column-wise work has a fixed
+cost per batch that a handful of events does not repay."""
+
 MIN_SPLIT = 16
 """Groups of at most this many messages that Arrow cannot parse are decoded one by one."""
 
 MAX_BRACKETS = 64
 """Long messages with more objects and lists than this are decoded one by one (deep nesting
 is refused there; Arrow's reader recurses into it)."""
+
+MAX_ARROW_BYTES = 65_536
+"""Larger JSON messages are decoded one by one: with every line under half a block, Arrow's
+reader never sees an object straddle its block boundaries."""
 
 DEEP_BYTES = 8192
 """Messages up to this size are given to Arrow whatever their nesting (it reads far deeper)."""
@@ -151,8 +164,9 @@ class _Rows:
 class BatchDecoder:
     """Decodes a list of :class:`RawMessage` into a :class:`DecodedBatch`; never raises on a message."""
 
-    def __init__(self, decoder: Decoder, models: Iterable[ModelColumns]) -> None:
+    def __init__(self, decoder: Decoder, models: Iterable[ModelColumns], min_columnar: int = MIN_COLUMNAR) -> None:
         self.decoder = decoder
+        self.min_columnar = min_columnar
         self.models = {m.name: m for m in models}
         numeric: dict[str, str] = {}
         categorical: dict[str, str] = {}
@@ -188,7 +202,7 @@ class BatchDecoder:
         slow: list[int] = []
         rows = {m.name: _Rows() for m in self.columnar}
         groups: _SlowGroups = {}
-        if self.columnar:
+        if self.columnar and len(raws) >= self.min_columnar:
             values = [raw.value for raw in raws]
             flagged = _screen(raws, values)
             for i in flagged:
@@ -207,7 +221,13 @@ class BatchDecoder:
                 rest = self._table_rows(table, index, raws, now, rows, arrow=False)
                 slow.extend(index[rest].tolist())
         else:
-            slow = list(range(len(raws)))
+            for i, raw in enumerate(raws):
+                value = raw.value
+                if (raw.error is None and value and len(value) <= MAX_MESSAGE_BYTES
+                        and value.startswith(ARROW_STREAM_MAGIC)):
+                    self._arrow_message(raws, i, rows, out, groups)  # many events: column-wise anyway
+                else:
+                    slow.append(i)
         self._assemble(raws, sorted(slow), rows, out, groups)
         return out
 
@@ -231,7 +251,9 @@ class BatchDecoder:
 
     def _read_json(self, values: list[bytes]) -> pa.Table | None:
         data = b"\n".join(values)
-        options = pj.ReadOptions(use_threads=True, block_size=len(data) + 1)
+        # Blocks of about a core's share: Arrow parses blocks in parallel, outside the GIL.
+        options = pj.ReadOptions(
+            use_threads=True, block_size=max(2 * MAX_ARROW_BYTES + 2, len(data) // BLOCK_SPLIT + 1))
         order = [self._schema_first, 1 - self._schema_first]
         for attempt in order:
             try:
@@ -352,6 +374,15 @@ class BatchDecoder:
                         null = ~_valid(column) & (state == OK)
                         state[null] = NULL
                         usable |= null
+                elif absent is None:
+                    # A feature: Arrow shows both an absent key and ``null`` as null; the
+                    # message's bytes tell them apart where that is certain.
+                    unclear = (~_valid(column) if column is not None else np.ones(n, bool)) & good
+                    if unclear.any():
+                        missing, null = self._null_or_missing(name, unclear, table, index, raws)
+                        state[missing] = MISSING
+                        state[null] = NULL
+                        usable |= missing | null
                 if state.any():
                     states[name] = state
                 return usable
@@ -399,6 +430,30 @@ class BatchDecoder:
             self._gather(m, table, good, index, raws, arrow, ts, numeric_columns, categorical_columns,
                          prediction_columns, segment, rows[m.name], states)
         return rest
+
+    def _null_or_missing(
+        self, name: str, rows: npt.NDArray[np.bool_], table: pa.Table, index: npt.NDArray[np.intp],
+        raws: Sequence[RawMessage],
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """Of the JSON ``rows`` where feature ``name`` read as null: (absent, ``null``).
+
+        Absent: the key's text appears nowhere in the message. ``null``: it appears once, as a
+        key right after ``{`` or ``,`` with the value ``null``, and no object other than
+        ``features`` in the batch has such a key (valid JSON puts an unescaped ``"`` there
+        only at a string's start, so the match is that key). Anything else stays unclear and
+        the message is decoded on its own.
+        """
+        picked = np.flatnonzero(rows)
+        values = pa.array([raws[i].value for i in index[picked].tolist()], type=pa.binary())
+        quoted = orjson.dumps(name).decode()
+        count = pc.count_substring(values, quoted).to_numpy(zero_copy_only=False)
+        missing = np.zeros(rows.size, dtype=bool)
+        null = np.zeros(rows.size, dtype=bool)
+        missing[picked] = count == 0
+        if (count == 1).any() and not _named_elsewhere(table.schema, name):
+            pattern = r"[{,]\s*" + re.escape(quoted) + r"\s*:\s*null"
+            null[picked] = (count == 1) & _bools(pc.match_substring_regex(values, pattern))
+        return missing, null
 
     def _gather(
         self, m: ModelColumns, table: pa.Table, good: npt.NDArray[np.bool_], index: npt.NDArray[np.intp],
@@ -491,7 +546,7 @@ class BatchDecoder:
                 for key, value in part.items():
                     labels.setdefault(key, value)
             mine = [(key, entry) for key, entry in groups.items() if entry[0].model == name]
-            if mine:
+            if mine and (parts or sum(len(entry[1]) for _, entry in mine) >= self.min_columnar):
                 flat = sorted((row for _, entry in mine for row in entry[1]), key=lambda r: (r[0], r[1]))
                 cohort_of = {id(row[2]): entry[0] for _, entry in mine for row in entry[1]}
                 converted, left = events_block([row[2] for row in flat], self.models[name])
@@ -639,7 +694,7 @@ def _screen(raws: Sequence[RawMessage], values: list[bytes | None]) -> list[int]
     array = pa.array([v if v is not None else b"" for v in values], type=pa.binary())
     bad = ~_bools(pc.starts_with(array, "{")) | ~_bools(pc.ends_with(array, "}"))
     lengths = pc.binary_length(array).to_numpy(zero_copy_only=False)
-    bad |= lengths > MAX_MESSAGE_BYTES
+    bad |= lengths > MAX_ARROW_BYTES
     for i in np.flatnonzero((lengths > DEEP_BYTES) & ~bad).tolist():
         value = values[i]
         if value is not None and value.count(b"{") + value.count(b"[") > MAX_BRACKETS:
@@ -706,6 +761,26 @@ def _depth(data_type: pa.DataType, limit: int = MAX_NESTING) -> int:
             return deepest
         stack.extend((child, depth) for child in children)
     return deepest
+
+
+def _named_elsewhere(schema: pa.Schema, name: str) -> bool:
+    """Whether a field called ``name`` exists anywhere in ``schema`` but directly under ``features``."""
+    stack: list[tuple[pa.DataType, bool]] = []
+    for field_ in schema:
+        if field_.name == name:
+            return True
+        stack.append((field_.type, field_.name == "features"))
+    while stack:
+        data_type, is_features = stack.pop()
+        if pa.types.is_struct(data_type):
+            for k in range(data_type.num_fields):
+                child = data_type.field(k)
+                if child.name == name and not is_features:
+                    return True
+                stack.append((child.type, False))
+        elif pa.types.is_list(data_type) or pa.types.is_large_list(data_type) or pa.types.is_fixed_size_list(data_type):
+            stack.append((data_type.value_type, False))
+    return False
 
 
 def _segment_complete(segment: pa.Array) -> npt.NDArray[np.bool_]:

@@ -245,11 +245,14 @@ def _add_numeric(counts: FeatureCounts, values: npt.NDArray[np.float64], profile
         counts.counts += np.bincount(index, minlength=counts.counts.size)
         if counts.bounds is not None:
             _count_out_of_range(counts, head, counts.bounds)
-        # Sums slice by slice, as the pending buffer would flush them.
-        for start in range(0, whole, FLUSH_EVERY):
-            part = head[start:start + FLUSH_EVERY]
-            counts.total += float(part.sum())
-            counts.total_sq += float(np.dot(part, part))
+        # Sums slice by slice, as the pending buffer would flush them (a row's sum of a
+        # reshaped array is the same pairwise sum as of the slice alone).
+        slices = np.ascontiguousarray(head).reshape(-1, FLUSH_EVERY)
+        with np.errstate(over="ignore"):
+            squares = (slices * slices).sum(axis=1)
+        for total, total_sq in zip(slices.sum(axis=1).tolist(), squares.tolist()):
+            counts.total += total
+            counts.total_sq += total_sq
     if whole < values.size:
         counts.pending.extend(values[whole:].tolist())
 

@@ -91,7 +91,7 @@ class KafkaConfig(Strict):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
-    batch_size: int = Field(default=1000, ge=1)
+    batch_size: int = Field(default=5000, ge=1)
 
     def client_settings(self) -> dict[str, str]:
         """librdkafka settings shared by the consumer and producers."""
@@ -472,7 +472,8 @@ class MetricsConfig(Strict):
     port: int = Field(default=9464, ge=0, le=65535)
     """0 disables the endpoint."""
     max_cohorts: int = Field(default=1000, ge=1)
-    """Distinct cohort label values per process; later cohorts are labelled ``other``."""
+    """Cohorts per model and process with their own label values on per-cohort metrics; later
+    cohorts are labelled ``_other`` (and counted in ``drift_cohort_overflow_total``)."""
 
 
 class BaselinesConfig(Strict):

@@ -203,12 +203,7 @@ def categorical_profile(values: Iterable[FeatureValue]) -> CategoricalProfile:
     >>> categorical_profile(["a", "b", "a", None]).categories
     ('a', 'b')
     """
-    counts: dict[str, int] = {}
-    for value in values:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            continue
-        key = category_text(value)
-        counts[key] = counts.get(key, 0) + 1
+    counts = _text_counts(values)
     n = sum(counts.values())
     if n == 0:
         raise ReferenceDataError("no non-null values to profile")
@@ -221,6 +216,27 @@ def categorical_profile(values: Iterable[FeatureValue]) -> CategoricalProfile:
         n=n,
         n_distinct=len(counts),
     )
+
+
+def _text_counts(values: Iterable[FeatureValue]) -> dict[str, int]:
+    """Occurrences of each category text; nulls and NaN left out (strings counted by Arrow)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        array = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+        array = None
+    if array is not None and (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        counted = pc.value_counts(array.drop_null())
+        return dict(zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()))
+    counts: dict[str, int] = {}
+    for value in array.to_pylist() if array is not None else values:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        key = category_text(value)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def build_reference(

@@ -422,7 +422,8 @@ def _flush_feature(counts: FeatureCounts, profile: NumericProfile | CategoricalP
         if counts.bounds is not None:
             _count_out_of_range(counts, values, counts.bounds)
         counts.total += float(values.sum())
-        counts.total_sq += float(np.dot(values, values))
+        with np.errstate(over="ignore"):  # a huge value squares to inf; the mean check says so
+            counts.total_sq += float((values * values).sum())
     else:
         lookup = _category_index(profile)
         unseen = len(profile.categories)

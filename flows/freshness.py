@@ -186,6 +186,7 @@ class FreshnessLogic(StatefulLogic[FreshnessInput, Finding, FreshnessState]):
                 n_late=state.n_late,
             )
             metrics.FINDINGS.labels(plan.model.name, finding.detector, finding.severity.value).inc()
+            metrics.record_finding(finding.cohort, finding)
             out.append(finding)
         return out, StatefulLogic.RETAIN
 

@@ -210,6 +210,7 @@ def _one_model(
         found = plan.detector.score_values(summary, cohort, Window(start, start + size))
         for finding in found:
             metrics.FINDINGS.labels(model.name, finding.detector, finding.severity.value).inc()
+            metrics.record_finding(finding.cohort, finding)
         return found
 
     return op.flat_map(f"detect_value_skew_{name}", windows.down, detect)

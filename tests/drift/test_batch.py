@@ -41,10 +41,11 @@ DECODER = Decoder(models=frozenset({"m", "other"}), now=lambda: NOW)
 
 
 def batch_decoder(**kwargs: Any) -> BatchDecoder:
+    """Column-wise from the first message, so that small test batches take that path."""
     return BatchDecoder(DECODER, [
         model_columns("m", COHORT, PROFILE, per_event=False, embeddings=False, **kwargs),
         model_columns("other", (), OTHER, per_event=False, embeddings=False),
-    ])
+    ], min_columnar=1)
 
 
 def profile_of(model: str) -> Any:
@@ -160,11 +161,17 @@ VARIANTS: list[Any] = [
     lambda e: {"model": "other", "ts": e["ts"], "features": {"z": 0.5, "x": None}},
     lambda e: {"model": "other", "ts": e["ts"], "features": {"z": 0.5, "x": 1.0}},
     lambda e: {**e, "features": {**e["features"], "z": None}},
+    lambda e: {**e, "features": {k: v for k, v in e["features"].items() if k != "x"}, "prediction": {"x": None}},
+    lambda e: {**e, "features": {**e["features"], "x": None}, "tenant": "x"},
+    lambda e: {**e, "features": {k: v for k, v in e["features"].items() if k != "x"}, "prediction": {'a"x': None}},
+    lambda e: {**e, "features": {**e["features"], "x": None}, "prediction": {"probs": [{"x": 1}]}},
 ]
 RAW_VARIANTS = [
     b"", b"not json", b"[1, 2]", b'{"model": "m", "ts": NaN}', b'{"model": "m"}\n{"model": "m"}',
     b'{"model":"m","features":{"x":1,"x":2},"ts":"2026-11-27T10:00:00Z"}', b"\xff\xfe", b'"text"',
     b'{"model":"m","ts":"2026-11-27T10:00:00Z","features":{"x":NaN,"y":1,"c":"a"}}',
+    b'{"model": "m", "ts": "2026-11-27T10:00:00Z", "features": {"x": null, "y": 1.5, "c": "a"}}',
+    b'{"model": "m", "ts": "2026-11-27T10:00:00Z", "features": {"y": 1.5, "c": "a"}, "note": "x"}',
 ]
 
 
@@ -219,7 +226,8 @@ def test_epoch_millisecond_timestamps_are_read_column_wise() -> None:
 
 
 def test_models_with_per_event_consumers_are_decoded_one_by_one() -> None:
-    decoder = BatchDecoder(DECODER, [model_columns("m", COHORT, PROFILE, per_event=True, embeddings=False)])
+    decoder = BatchDecoder(DECODER, [model_columns("m", COHORT, PROFILE, per_event=True, embeddings=False)],
+                           min_columnar=1)
     raws = [RawMessage(orjson.dumps(message(i)), "t", 0, i) for i in range(50)]
     batch = decoder(raws)
     assert batch.n_columnar == 0 and len(batch.events) == 50
@@ -239,6 +247,17 @@ def test_arrow_record_batches_decode_like_their_json_rows() -> None:
     json_rows = [RawMessage(orjson.dumps(r), "t", 3, 77) for r in records]
     expected, _ = one_by_one(json_rows)
     assert columnwise([batch])[0] == expected
+
+
+def test_one_arrow_message_alone_is_read_column_wise() -> None:
+    records = [message(i) for i in range(100)]
+    decoder = BatchDecoder(DECODER, [model_columns("m", COHORT, PROFILE, per_event=False, embeddings=False)])
+    batch = decoder([RawMessage(encode_arrow(records), "t", 0, 9)])
+    assert batch.n_events == batch.n_columnar == 100 and not batch.dead
+    per_event = BatchDecoder(DECODER, [model_columns("m", COHORT, PROFILE, per_event=True, embeddings=False)])
+    batch = per_event([RawMessage(encode_arrow(records), "t", 0, 9)])
+    assert batch.n_events == len(batch.events) == 100 and batch.n_columnar == 0
+    assert columnwise([batch])[0] == one_by_one([RawMessage(orjson.dumps(r), "t", 0, 9) for r in records])[0]
 
 
 def test_arrow_typed_timestamps_and_numbers() -> None:
@@ -310,11 +329,20 @@ def test_bin_matrix_equals_searchsorted_per_feature(rows: int, features: int, se
 
 def test_embedding_bytes_never_reach_the_column_path() -> None:
     vector = base64.b64encode(np.ones(4, "<f4").tobytes()).decode()
-    decoder = BatchDecoder(DECODER, [model_columns("m", COHORT, PROFILE, per_event=False, embeddings=True)])
+    decoder = BatchDecoder(DECODER, [model_columns("m", COHORT, PROFILE, per_event=False, embeddings=True)],
+                           min_columnar=1)
     raws = [RawMessage(orjson.dumps(message(i, embedding={"dtype": "float32", "b64": vector})), "t", 0, i)
             for i in range(10)]
     batch = decoder(raws)
     assert batch.n_columnar == 0 and batch.n_events == 10
+
+
+def test_small_batches_are_counted_one_event_at_a_time() -> None:
+    raws = [RawMessage(orjson.dumps(message(i)), "t", 0, i) for i in range(5)]
+    small = BatchDecoder(DECODER, [model_columns("m", COHORT, PROFILE, per_event=False, embeddings=False)])
+    batch = small(raws)
+    assert batch.n_columnar == 0 and batch.n_events == 5
+    assert columnwise([batch]) == one_by_one(raws)
 
 
 @pytest.mark.parametrize("bad", [b"x" * 10, b'{"model": "m", "features": {}}'])

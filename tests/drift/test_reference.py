@@ -61,8 +61,11 @@ def test_numeric_edges_are_quantiles_and_shares_are_counts(values: list[float], 
     profile = numeric_profile(values, n_bins)
     quantiles = [float(np.quantile(values, i / n_bins)) for i in range(1, n_bins)]
     distinct = sorted(set(quantiles))
-    # each quantile is an edge, up to the last bit of the probability grid
-    assert len(profile.edges) <= len(distinct)
+    # each quantile is an edge, up to the last bit of the probability grid (numpy's float
+    # probabilities can merge a subnormal data value such as -5e-324 into 0.0; the exact
+    # interpolation keeps it, so edges closer than the tolerance count as one)
+    clusters = 1 + sum(1 for a, b in zip(profile.edges, profile.edges[1:]) if b - a > 1e-9 * max(1.0, abs(b)))
+    assert clusters <= len(distinct)
     for q in quantiles:
         assert min(abs(q - e) for e in profile.edges) <= 1e-9 * max(1.0, abs(q))
     for e in profile.edges:

@@ -423,8 +423,7 @@ class Run:
 
 
 def _step_ids(config: Config) -> frozenset[str]:
-    late = {"summarise_window_" + "".join(c if c.isalnum() else "_" for c in m.name) for m in config.models}
-    return frozenset({"decode_inference"} | late)
+    return frozenset({"decode_inference", "summarise_windows"})  # late events: the windows step
 
 
 def _dlq_counter(step_ids: frozenset[str]) -> dict[tuple[str, str], float]:
@@ -438,7 +437,9 @@ def _dlq_counter(step_ids: frozenset[str]) -> dict[tuple[str, str], float]:
 def _run(setup_config: Config, profiles: dict[str, ReferenceProfile], lines: list[bytes], workers: int) -> Run:
     raw = [RawMessage(value=line, topic=TOPIC, partition=0, offset=i) for i, line in enumerate(lines)]
     outputs = Outputs(findings=ListSink(), tickets=ListSink(), dlq=ListSink(), windows=ListSink())
-    flow = build_flow(setup_config, profiles, TestingSource(raw, batch_size=256), outputs, now=lambda: NOW)
+    # Items are batches of messages, as Kafka and file sources deliver them.
+    batches = [raw[i:i + 256] for i in range(0, len(raw), 256)]
+    flow = build_flow(setup_config, profiles, TestingSource(batches), outputs, now=lambda: NOW)
     step_ids = _step_ids(setup_config)
     before = _dlq_counter(step_ids)
     if workers == 1:

@@ -99,7 +99,8 @@ def oracle(raws: list[RawMessage], lateness: timedelta) -> tuple[dict[Any, Any],
 
 
 def batched(raws: list[RawMessage], cuts: list[int], lateness: timedelta) -> tuple[dict[Any, Any], list[int]]:
-    decoder = BatchDecoder(DECODER, [model_columns("m", ("tenant",), PROFILE, per_event=False, embeddings=False)])
+    decoder = BatchDecoder(DECODER, [model_columns("m", ("tenant",), PROFILE, per_event=False, embeddings=False)],
+                           min_columnar=1)
     bounds = sorted({0, len(raws), *(min(c, len(raws)) for c in cuts)})
     batches = [raws[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
     flow = Dataflow("batched")
