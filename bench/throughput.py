@@ -42,7 +42,7 @@ from flows.pipeline import Outputs, batch_decoder, build_flow, plan_models, wind
 from flows.runner import load_profiles, run_file  # noqa: E402
 from flows.windows import CohortWindows  # noqa: E402
 
-BATCH = 1000
+BATCH = 5000
 
 
 def best(repeats: int, run: Callable[[], Any]) -> float:
