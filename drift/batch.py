@@ -25,7 +25,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -387,18 +387,16 @@ class BatchDecoder:
                     states[name] = state
                 return usable
 
-            numeric_columns = {}
-            for name in m.numeric:
-                column = features.field(name) if features.type.get_field_index(name) >= 0 else None
-                values, fine = _numeric(column, n)
-                good &= accept(name, column, fine)
-                numeric_columns[name] = values
-            categorical_columns = {}
-            for name in m.categorical:
-                column = features.field(name) if features.type.get_field_index(name) >= 0 else None
-                strings, fine = _categories(column, n)
-                good &= accept(name, column, fine)
-                categorical_columns[name] = strings
+            numeric_columns: dict[str, Any] = {}
+            categorical_columns: dict[str, Any] = {}
+            readers: tuple[tuple[tuple[str, ...], Callable[..., Any], dict[str, Any]], ...] = (
+                (m.numeric, _numeric, numeric_columns), (m.categorical, _categories, categorical_columns))
+            for feature_names, read, target in readers:
+                for name in feature_names:
+                    column = features.field(name) if features.type.get_field_index(name) >= 0 else None
+                    values, fine = read(column, n)
+                    good &= accept(name, column, fine)
+                    target[name] = values
             foreign = [f for f in self.known_features if f not in m.numeric and f not in m.categorical]
             for name in foreign:
                 if features.type.get_field_index(name) >= 0:
