@@ -225,12 +225,32 @@ def _add_event_ids(summary: WindowSummary, ids: list[str | None]) -> None:
             summary.event_ids_capped = True
 
 
+SMALL = 64
+"""Columns shorter than this go through the summary's pending buffer value by value (as one
+event at a time would): for a few values that is cheaper than the array calls, and a window
+that gets a few rows per batch (many cohorts) keeps no pending blocks."""
+
+
 def add_column(counts: FeatureCounts, column: Column, profile: NumericProfile | CategoricalProfile) -> None:
     """Count present, well-typed values of one feature (no nulls) into ``counts``."""
-    if isinstance(profile, NumericProfile):
+    if len(column) < SMALL:
+        values = column.tolist() if isinstance(column, np.ndarray) else (
+            column.to_pylist() if isinstance(column, (pa.Array, pa.ChunkedArray)) else list(column))
+        _add_pending(counts, values, profile)
+    elif isinstance(profile, NumericProfile):
         _add_numeric(counts, np.asarray(column, dtype=np.float64), profile)
     else:
         _add_categorical(counts, column, profile)
+
+
+def _add_pending(counts: FeatureCounts, values: list[Any], profile: NumericProfile | CategoricalProfile) -> None:
+    """Append to the pending buffer, flushing at every :data:`FLUSH_EVERY` values as ``add_event`` does."""
+    while values:
+        room = FLUSH_EVERY - len(counts.pending)
+        counts.pending.extend(values[:room])
+        values = values[room:]
+        if len(counts.pending) >= FLUSH_EVERY:
+            _flush_feature(counts, profile)
 
 
 def _add_numeric(counts: FeatureCounts, values: npt.NDArray[np.float64], profile: NumericProfile) -> None:

@@ -31,7 +31,7 @@ import numpy.typing as npt
 from bytewax.operators import StatefulBatchLogic
 
 from drift.batch import Piece
-from drift.columnar import Block, add_block, concat_blocks, to_datetime, to_micros
+from drift.columnar import SMALL, Block, add_block, concat_blocks, to_datetime, to_micros
 from drift.events import DeadLetter, DlqReason
 from drift.findings import Cohort, Window
 from drift.summary import (
@@ -253,7 +253,10 @@ class CohortWindows(StatefulBatchLogic[Piece, Output, CohortState]):
                     add_event(summary, events[row], self.spec.profile)
 
     def _add_rows(self, window_id: int, cohort: Cohort, block: Block) -> None:
-        self._summary(window_id, cohort)
+        summary = self._summary(window_id, cohort)
+        if len(block) < SMALL and window_id not in self.state.pending:
+            add_block(summary, block, self.spec.profile)  # a few rows: counted now, value by value
+            return
         waiting = self.state.pending.setdefault(window_id, [])
         waiting.append(block)
         if sum(len(b) for b in waiting) >= PENDING_ROWS:
