@@ -2,12 +2,16 @@
 
     python bench/kafka_throughput.py [--events 1000000] [--partitions 4] [--processes 1 2]
                                      [--format json arrow] [--cohorts 10] [--arrow-batch 1000]
+                                     [--partitioning tenant|round-robin] [--poll 0.02]
 
 For each ``--format`` the events of the shared workload (bench/workload.py: one model,
 20 numeric + 5 categorical features, PSI + quality, 5-minute windows keyed by
 ``tenant``, ``--cohorts`` tenants) are produced to a new topic of ``--partitions``
-partitions, round-robin, before anything is timed: one JSON event per message
-(``json``) or Arrow IPC stream messages of ``--arrow-batch`` events (``arrow``). Then,
+partitions before anything is timed: one JSON event per message (``json``) or Arrow
+IPC stream messages of ``--arrow-batch`` events (``arrow``), each tenant's events to
+partition ``tenant % partitions`` (``--partitioning tenant``, a producer keyed by
+cohort) or message by message round-robin (every partition holds every cohort, and a
+cohort's watermark then follows whichever partition is read furthest ahead). Then,
 for each ``--processes``, the job reads the topic from the beginning to its end, as
 ``drift run --until-end`` does:
 
@@ -217,6 +221,7 @@ def write_config(folder: Path, bootstrap: str, topics: dict[str, str], name: str
         f"  findings_topic: {topics['findings']}\n"
         f"  tickets_topic: {topics['tickets']}\n"
         f"  dlq_topic: {topics['dlq']}\n"
+        "  batch_size: 5000\n"  # polls as large as the in-process benchmark's batches
     )
     text = text.replace("version: 1\n", "version: 1\n" + kafka, 1)
     text = text.replace("metrics:\n", "metrics:\n  port: 0\n", 1)

@@ -91,7 +91,7 @@ class KafkaConfig(Strict):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
-    batch_size: int = Field(default=5000, ge=1)
+    batch_size: int = Field(default=1000, ge=1)
 
     def client_settings(self) -> dict[str, str]:
         """librdkafka settings shared by the consumer and producers."""
