@@ -229,12 +229,10 @@ def make_wide_frames(n_rows: int, n_features: int, seed: int) -> tuple[Any, Any,
 
 
 def _columns(frame: Any, types: dict[str, str]) -> dict[str, Any]:
-    """The frame's columns as ``summarise_columns`` takes them."""
-    import pyarrow as pa
-
+    """The frame's columns as ``summarise_columns`` takes them: numpy arrays without a copy
+    (``float64`` numbers, the object arrays of strings and None that pandas holds)."""
     return {
-        name: frame[name].to_numpy(dtype=np.float64, copy=False) if kind == "numeric"
-        else pa.array(frame[name], type=pa.string(), from_pandas=True)
+        name: frame[name].to_numpy(dtype=np.float64 if kind == "numeric" else object, copy=False)
         for name, kind in types.items()
     }
 

@@ -460,10 +460,23 @@ def _count_out_of_range(counts: FeatureCounts, values: npt.NDArray[np.float64], 
         return
     # The first distinct values in arrival order, as one event at a time would keep them;
     # + 0.0 turns -0.0 into 0.0, which np.unique already treats as equal.
-    outside = outside + 0.0
-    _, first = np.unique(outside, return_index=True)
-    for value in outside[np.sort(first)[: 2 * MAX_EXAMPLES]]:
-        _add_example(counts.out_of_range_examples, repr(float(value))[:64])
+    for value in _first_distinct(outside + 0.0, 2 * MAX_EXAMPLES).tolist():
+        _add_example(counts.out_of_range_examples, repr(value)[:64])
+
+
+def _first_distinct(values: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.float64]:
+    """The first ``k`` distinct values in order of first appearance (fewer if there are fewer).
+
+    Found in a growing prefix: the first ``k`` distinct values of a prefix that has at
+    least ``k`` are those of the whole array, so a long array is rarely sorted whole.
+    """
+    size = 8 * k
+    while True:
+        prefix = values[:size]
+        _, first = np.unique(prefix, return_index=True)
+        if first.size >= k or size >= values.size:
+            return prefix[np.sort(first)[:k]]
+        size *= 16
 
 
 _INDEX_CACHE: dict[int, tuple[CategoricalProfile, dict[str, int]]] = {}

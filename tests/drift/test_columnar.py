@@ -1,0 +1,113 @@
+"""Column-wise counting (``drift.columnar``) against independent oracles.
+
+Bins: ``numpy.searchsorted(side="right")`` + ``bincount``. Everything else a window
+keeps (out-of-range counts and examples, unseen categories and their order, sums):
+the one-event-at-a-time path, :func:`drift.summary.summarise`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from drift.columnar import COMPARE_EDGES, bin_counts, summarise_columns
+from drift.events import InferenceEvent, RawMessage, category_text
+from drift.reference import build_reference
+from drift.summary import MAX_UNKNOWN_FIELDS, WindowSummary, summarise
+
+NOW = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)
+
+
+def state(summary: WindowSummary) -> dict[str, Any]:
+    """Everything a summary holds, comparable with ``==`` (floats exactly)."""
+    out: dict[str, Any] = {
+        name: getattr(summary, name) for name in (
+            "n_events", "event_ids", "n_event_id", "n_duplicate_event_id", "event_ids_capped",
+            "duplicate_examples", "unknown_fields", "unknown_fields_capped")
+    }
+    for name, counts in summary.features.items():
+        out[name] = (
+            counts.counts.tolist(), counts.n_null, counts.n_missing, counts.n_wrong_type, counts.examples,
+            counts.n_out_of_range, counts.out_of_range_examples, counts.total.hex(), counts.total_sq.hex(),
+            sorted(counts.unseen), counts.unseen_capped, list(counts.pending),
+        )
+    return out
+
+
+def by_events(profile: Any, rows: list[dict[str, Any]], bounds: Any = None) -> WindowSummary:
+    events = [
+        InferenceEvent(None, NOW, "m", None, None, None, None, {}, None, row, None, None, RawMessage(b"", "t", 0, i))
+        for i, row in enumerate(rows)
+    ]
+    return summarise(events, profile, bounds=bounds, track_event_ids=False)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.floats(-5, 5, allow_nan=False).map(lambda v: round(v, 1)), max_size=300),
+    st.lists(st.floats(-4, 4, allow_nan=False).map(lambda v: round(v, 1)), max_size=12),
+    st.booleans(),
+)
+def test_bin_counts_equal_searchsorted(values: list[float], edges: list[float], many: bool) -> None:
+    """Values on the edges, repeated edges, and the searching branch past ``COMPARE_EDGES``."""
+    cut = np.sort(np.asarray(edges, dtype=np.float64))
+    if many:
+        cut = np.sort(np.concatenate([cut, np.linspace(-6, 6, COMPARE_EDGES + 1)]))
+    array = np.asarray(values, dtype=np.float64)
+    expected = np.bincount(np.searchsorted(cut, array, side="right"), minlength=cut.size + 1)
+    assert bin_counts(array, cut).tolist() == expected.tolist()
+    assert bin_counts(array[::-2], cut).tolist() == np.bincount(
+        np.searchsorted(cut, array[::-2], side="right"), minlength=cut.size + 1).tolist()
+
+
+PROFILE = build_reference(
+    "m",
+    {"x": np.random.default_rng(3).normal(size=3000), "c": [f"k{i % 6}" for i in range(3000)]},
+    {"x": "numeric", "c": "categorical"}, {"x": 10}, "test", 3000,
+)
+
+
+@pytest.mark.parametrize("bounds", [None, {"x": (-0.5, None)}, {"x": (None, 0.25)}, {"x": (-1.0, 1.0)}])
+def test_out_of_range_and_unseen_match_events(bounds: Any) -> None:
+    """Thousands of values outside the bounds and of unseen categories: the counts, the
+    first distinct examples in arrival order (``-0.0`` as ``0.0``), the capped unseen set."""
+    rng = np.random.default_rng(5)
+    n = 5 * 512 + 77
+    x = np.round(rng.normal(0, 2.5, n), 2)
+    x[7] = -0.0
+    x[8] = 0.0
+    c = np.array([f"k{i}" if i < 6 else f"new-{i}-" + "w" * (i % 70) for i in rng.integers(0, 40, n)], dtype=object)
+    c[::97] = None
+    got = summarise_columns(PROFILE, {"x": x, "c": c}, bounds=bounds)
+    rows = [{"x": float(x[i]), "c": c[i]} for i in range(n)]
+    assert state(got) == state(by_events(PROFILE, rows, bounds))
+    assert got.features["x"].n_out_of_range > 0 and len(got.features["c"].unseen) > 5
+
+
+@pytest.mark.parametrize("column", [
+    ["a", None, 3, True, False, 2.5, "k1"] * 20,
+    ["k1", b"k2", "k3"] * 30,
+    ["k1", float("nan"), None] * 30,
+    [None] * 70,
+    ["k1", "k2", None] * 30,
+])
+def test_object_columns_count_by_their_text(column: list[Any]) -> None:
+    """A pandas-style object column: strings go through Arrow, anything else by its text."""
+    as_array = np.empty(len(column), dtype=object)
+    as_array[:] = column
+    got = summarise_columns(PROFILE, {"c": as_array})
+    rows = [{"c": None if v is None else category_text(v)} for v in column]
+    assert state(got) == state(by_events(PROFILE, rows))
+    assert state(summarise_columns(PROFILE, {"c": column})) == state(got)
+
+
+def test_unknown_columns_are_capped_like_events() -> None:
+    columns: dict[str, Any] = {f"extra_{i:03d}": np.zeros(3) for i in range(MAX_UNKNOWN_FIELDS + 5)}
+    got = summarise_columns(PROFILE, columns)
+    assert len(got.unknown_fields) == MAX_UNKNOWN_FIELDS and got.unknown_fields_capped
+    assert got.features["x"].n_missing == 3
