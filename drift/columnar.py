@@ -18,7 +18,7 @@ and :func:`bin_matrix` bins many numeric features in one pass on numpy or cupy.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, Sequence
 
@@ -88,6 +88,23 @@ class Block:
     def __len__(self) -> int:
         return int(self.ts.size)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The block's fields, its Arrow columns cut down to its own rows.
+
+        A slice shares the buffers of the whole batch it was cut from, and Arrow pickles
+        an array with its buffers whole: without this a 35-row block in a snapshot would
+        carry the batch's megabytes. numpy already pickles (and deep-copies) a view as
+        its own elements only; ``raws`` pickles as whatever sequence it is.
+        """
+        state = {f.name: getattr(self, f.name) for f in fields(self)}
+        state["event_ids"] = _compact(self.event_ids)
+        state["categorical"] = {k: _compact(v) for k, v in self.categorical.items()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
     def column(self, name: str) -> Column:
         if name in self.categorical:
             return self.categorical[name]
@@ -131,6 +148,13 @@ class Block:
         if rows.size and rows[-1] - rows[0] + 1 == rows.size:
             return self.slice(int(rows[0]), int(rows[-1]) + 1)
         return self.take(rows)
+
+
+def _compact(array: pa.Array) -> pa.Array:
+    """``array`` in buffers of its own size: a copy when it views a larger array."""
+    if array.offset == 0 and array.nbytes == array.get_total_buffer_size():
+        return array
+    return pa.concat_arrays([array])
 
 
 def concat_blocks(blocks: Sequence[Block]) -> Block:

@@ -2,20 +2,24 @@
 
 Bins: ``numpy.searchsorted(side="right")`` + ``bincount``. Everything else a window
 keeps (out-of-range counts and examples, unseen categories and their order, sums):
-the one-event-at-a-time path, :func:`drift.summary.summarise`.
+the one-event-at-a-time path, :func:`drift.summary.summarise`. Blocks: pickling and
+deep-copying keep every field and cost what the block's own rows cost.
 """
 
 from __future__ import annotations
 
+import copy
+import pickle
 from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drift.columnar import COMPARE_EDGES, bin_counts, summarise_columns
+from drift.columnar import COMPARE_EDGES, Block, bin_counts, concat_blocks, summarise_columns
 from drift.events import InferenceEvent, RawMessage, category_text
 from drift.reference import build_reference
 from drift.summary import MAX_UNKNOWN_FIELDS, WindowSummary, summarise
@@ -111,3 +115,60 @@ def test_unknown_columns_are_capped_like_events() -> None:
     got = summarise_columns(PROFILE, columns)
     assert len(got.unknown_fields) == MAX_UNKNOWN_FIELDS and got.unknown_fields_capped
     assert got.features["x"].n_missing == 3
+
+
+def big_block(n: int) -> Block:
+    rng = np.random.default_rng(9)
+    states = np.zeros(n, np.int8)
+    states[5::11] = 1
+    return Block(
+        ts=np.arange(n, dtype=np.int64) * 1000,
+        event_ids=pa.array([None if i % 13 == 0 else f"event-{i:08d}" for i in range(n)], type=pa.string()),
+        numeric_names=("x", "y"),
+        numeric=rng.normal(size=(2, n)),
+        categorical={"c": pa.array([f"cat-{i % 29}" for i in range(n)], type=pa.string()),
+                     "d": pa.array([f"d{i % 3}" for i in range(n)], type=pa.string()).dictionary_encode().cast(pa.string())},
+        raws=[RawMessage(b'{"i": %d}' % i, "t", 0, i) for i in range(n)],
+        states={"y": states},
+        wrong={"y": [(r, f"'{r}'") for r in range(3, n, 500)]},
+        unknown={r: ("zip",) for r in range(0, n, 700)},
+    )
+
+
+def assert_same_block(a: Block, b: Block) -> None:
+    assert a.ts.tolist() == b.ts.tolist() and a.ts.dtype == b.ts.dtype
+    assert a.event_ids.equals(b.event_ids)
+    assert a.numeric_names == b.numeric_names
+    assert a.numeric.shape == b.numeric.shape and a.numeric.tobytes() == np.ascontiguousarray(b.numeric).tobytes()
+    assert a.categorical.keys() == b.categorical.keys()
+    for name in a.categorical:
+        assert type(a.categorical[name]) is type(b.categorical[name])
+        assert a.categorical[name].equals(b.categorical[name])
+    assert list(a.raws) == list(b.raws)
+    assert a.states.keys() == b.states.keys()
+    assert all(a.states[k].tolist() == b.states[k].tolist() for k in a.states)
+    assert a.wrong == b.wrong and a.unknown == b.unknown
+
+
+@pytest.mark.parametrize("rows", [(1000, 1035), (0, 35), (19_965, 20_000), (4000, 4001), (700, 700)])
+def test_a_slice_pickles_as_its_own_rows(rows: tuple[int, int]) -> None:
+    whole = big_block(20_000)
+    start, stop = rows
+    part = whole.slice(start, stop)
+    size = len(pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL))
+    assert len(pickle.dumps(whole, protocol=pickle.HIGHEST_PROTOCOL)) > 1_000_000
+    # Each row: a timestamp, two floats, an id, two categories, a state and a raw message.
+    assert size < 3_000 + 200 * (stop - start), size
+    for restored in (pickle.loads(pickle.dumps(part)), copy.deepcopy(part)):
+        assert_same_block(restored, part)
+        for array in (restored.event_ids, *restored.categorical.values()):
+            assert array.get_total_buffer_size() < 2_000 + 100 * (stop - start)
+
+
+def test_taken_and_concatenated_blocks_round_trip() -> None:
+    whole = big_block(3000)
+    picked = whole.take(np.array([2999, 5, 6, 1400]))
+    joined = concat_blocks([whole.slice(10, 20), picked, whole.slice(2990, 3000)])
+    for block in (whole, picked, joined):
+        assert_same_block(pickle.loads(pickle.dumps(block)), block)
+        assert_same_block(copy.deepcopy(block), block)
