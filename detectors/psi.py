@@ -6,6 +6,8 @@ detector applies it to every configured feature of a window summary.
 
 from __future__ import annotations
 
+import functools
+
 from typing import Any, Literal
 
 import numpy as np
@@ -161,7 +163,7 @@ def _evidence(
     top = np.argsort(-terms)[:3]
     evidence: dict[str, Any] = {
         "bins": labels,
-        "reference_share": [round(float(s), 6) for s in reference],
+        "reference_share": list(_rounded_shares(tuple(feature.shares))),
         "current_share": [round(float(s), 6) for s in current_shares],
         "top_bins": [{"bin": labels[i], "contribution": round(float(terms[i]), 6)} for i in top if terms[i] > 0],
     }
@@ -169,3 +171,9 @@ def _evidence(
         key = "wrong_type_examples" if isinstance(feature, NumericProfile) else "unseen_examples"
         evidence[key] = list(examples)
     return evidence
+
+
+@functools.lru_cache(maxsize=4096)
+def _rounded_shares(shares: tuple[float, ...]) -> tuple[float, ...]:
+    """A profile's shares rounded for evidence (the same for every window of a feature)."""
+    return tuple(round(float(s), 6) for s in shares)

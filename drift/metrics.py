@@ -208,8 +208,8 @@ class CohortMetrics:
         """The gauges whose label names depend on the config (the counters outlive them)."""
         return (self.psi, self.detector_value)
 
-    def label_values(self, cohort: Cohort) -> tuple[str, ...]:
-        """The values of :attr:`names` for a cohort, ``_other`` past the cap (counted)."""
+    def label_values(self, cohort: Cohort, n_values: int = 1) -> tuple[str, ...]:
+        """The values of :attr:`names` for a cohort, ``_other`` past the cap (``n_values`` counted)."""
         model = cohort.model
         columns = self._columns.get(model)
         if columns is None:  # a model of another config built in this process
@@ -220,7 +220,7 @@ class CohortMetrics:
                 admitted = self._admitted.setdefault(model, set())
                 if cohort.key not in admitted:
                     if len(admitted) >= self.max_cohorts:
-                        self.overflow.labels(model).inc()
+                        self.overflow.labels(model).inc(n_values)
                         return (model, *(OTHER if label else ABSENT for label in columns))
                     admitted.add(cohort.key)
                     self.labelled.labels(model).set(len(admitted))
@@ -229,14 +229,20 @@ class CohortMetrics:
 
     def record(self, cohort: Cohort, finding: Finding) -> None:
         """Set the gauge of a measured finding (skipped findings are not values)."""
-        if finding.skipped is not None:
+        self.record_all(cohort, [finding])
+
+    def record_all(self, cohort: Cohort, findings: list[Finding]) -> None:
+        """:meth:`record` for each of one cohort's findings (its labels looked up once)."""
+        measured = [finding for finding in findings if finding.skipped is None]
+        if not measured:
             return
-        values = self.label_values(cohort)
-        feature = finding.feature or ABSENT
-        if finding.detector == "psi":
-            self.psi.labels(*values, feature).set(finding.value)
-        else:
-            self.detector_value.labels(*values, finding.detector, feature).set(finding.value)
+        values = self.label_values(cohort, len(measured))
+        for finding in measured:
+            feature = finding.feature or ABSENT
+            if finding.detector == "psi":
+                self.psi.labels(*values, feature).set(finding.value)
+            else:
+                self.detector_value.labels(*values, finding.detector, feature).set(finding.value)
 
     def unregister(self) -> None:
         for collector in self.collectors():
@@ -281,6 +287,11 @@ def cohort_metrics() -> CohortMetrics:
 def record_finding(cohort: Cohort, finding: Finding) -> None:
     """Record a finding in the per-cohort gauges of this process."""
     _current.record(cohort, finding)
+
+
+def record_findings(cohort: Cohort, findings: list[Finding]) -> None:
+    """Record one cohort's findings in the per-cohort gauges of this process."""
+    _current.record_all(cohort, findings)
 
 
 def serve(host: str, port: int) -> int:

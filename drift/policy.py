@@ -142,3 +142,46 @@ def decide(
     if verdict == "clear":
         return new_state, Decision(finding, "ticket", 1, kind="clear")
     return new_state, route(finding, model, rules)
+
+
+PolicyKey: TypeAlias = tuple[str, str]
+"""``(detector, feature)``: a finding's identity within its cohort (``feature`` may be ``""``)."""
+
+CohortPolicy: TypeAlias = dict[PolicyKey, PolicyState]
+"""The policy state of one cohort: only the findings that are part of a problem.
+
+A state with no alerting window counted, not active and nothing counted towards a clear
+behaves as no state at all (:func:`is_idle`), so it is not kept: a cohort whose findings
+are all healthy holds nothing, however many features and detectors it has.
+"""
+
+
+def is_idle(state: PolicyState) -> bool:
+    """True when ``state`` decides like a fingerprint never seen before.
+
+    With windows of one fingerprint in time order (the flow closes a cohort's windows in
+    order), ``last_window_end`` only matters while alerting windows are being counted.
+    """
+    return state.consecutive == 0 and not state.active and state.n_below_clear == 0
+
+
+def decide_cohort(
+    states: CohortPolicy | None, findings: list[Finding], model: ModelConfig, rules: list[RoutingRule],
+) -> tuple[CohortPolicy | None, list[Decision]]:
+    """:func:`decide` for each of one cohort's findings, in order; keeps only non-idle states.
+
+    ``states`` is updated in place. Returns None instead of an empty mapping, so a keyed
+    step can forget the cohort.
+    """
+    states = states if states is not None else {}
+    decisions = []
+    for finding in findings:
+        key = (finding.detector, finding.feature or "")
+        state, decision = decide(states.get(key), finding, model, rules)
+        if is_idle(state):
+            states.pop(key, None)
+        else:
+            states[key] = state
+        if decision is not None:
+            decisions.append(decision)
+    return (states or None), decisions

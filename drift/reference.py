@@ -8,6 +8,8 @@ are stored as JSON, never pickled.
 
 from __future__ import annotations
 
+import functools
+
 import json
 import math
 from dataclasses import dataclass, field
@@ -51,8 +53,7 @@ class NumericProfile:
         return len(self.edges) + 1
 
     def bin_labels(self) -> list[str]:
-        bounds = ["-inf", *(f"{e:.6g}" for e in self.edges), "inf"]
-        return [f"[{bounds[i]}, {bounds[i + 1]})" for i in range(self.n_bins)]
+        return list(_interval_labels(self.edges))
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,13 @@ class CategoricalProfile:
 
 
 FeatureProfile = Union[NumericProfile, CategoricalProfile]
+
+
+@functools.lru_cache(maxsize=4096)
+def _interval_labels(edges: tuple[float, ...]) -> tuple[str, ...]:
+    """``[-inf, e0)``, ``[e0, e1)``, ..., ``[en, inf)`` (detectors label every finding's bins)."""
+    bounds = ["-inf", *(f"{e:.6g}" for e in edges), "inf"]
+    return tuple(f"[{bounds[i]}, {bounds[i + 1]})" for i in range(len(edges) + 1))
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ One builder serves ``drift run`` (Kafka), ``drift replay`` and ``drift demo``
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, cast
@@ -27,7 +28,7 @@ from drift.batch import BatchDecoder, DecodedBatch, model_columns
 from drift.events import Decoder, DeadLetter, InferenceEvent, RawMessage
 from drift.findings import Cohort, Finding, Window
 from drift.baselines import SeasonalBaseline, load_seasonal, resume, score_window
-from drift.policy import Decision, PolicyState, decide
+from drift.policy import CohortPolicy, Decision, decide_cohort
 from drift.reference import ReferenceProfile
 from drift.summary import SchemaState, WindowSummary, track_schema
 from drift.tickets import TicketEvent, TicketStore
@@ -293,26 +294,33 @@ def build_flow(
                 state = seeded[cohort.model][cohort.key].copy()
             state = resume(state, plan.profile, plan.config.baseline)
             found = score_window(state, plan.profile, plan.detectors, cohort, window, summary)
-        for finding in found:
-            metrics.FINDINGS.labels(cohort.model, finding.detector, finding.severity.value).inc()
-            metrics.record_finding(cohort, finding)
+        tally = Counter((finding.detector, finding.severity.value) for finding in found)
+        for (detector, severity), n in tally.items():
+            metrics.FINDINGS.labels(cohort.model, detector, severity).inc(n)
+        metrics.record_findings(cohort, found)
         return state, found
 
-    scored = op.stateful_map(
+    # Findings travel as one list per cohort window (value skew and freshness: one list
+    # per finding), keyed by cohort, through the policy: per-finding steps would cost a
+    # keyed item and a state per finding (127 per window of 25 features).
+    found_lists = op.stateful_map(
         "detect_drift", op.key_on("key_windows_by_cohort", windows, lambda item: item[0].key), detect,
     )
-    findings = op.flat_map("flatten_findings", op.key_rm("unkey_findings", scored), lambda found: found)
+    extra: list[Stream[Finding]] = []
     if skew_plans or fresh_plans:
         dead.append(feature_dead)
         count_feature_events(feature_events, skew_plans, [p.detector.config for p in fresh_plans])
         if outputs.feature_events is not None:
             op.output("write_feature_events", feature_events, outputs.feature_events)
     if skew_plans:
-        found_skew = value_skew_findings(skew_plans, events, feature_events, cohort_of, now)
-        findings = op.merge("merge_value_skew_findings", findings, found_skew)
+        extra.append(value_skew_findings(skew_plans, events, feature_events, cohort_of, now))
     if fresh_plans:
-        found_fresh = freshness_findings(fresh_plans, events, feature_events, now)
-        findings = op.merge("merge_freshness_findings", findings, found_fresh)
+        extra.append(freshness_findings(fresh_plans, events, feature_events, now))
+    if extra:
+        singles = op.merge("merge_stream_findings", *extra) if len(extra) > 1 else extra[0]
+        keyed_singles = op.key_on("key_stream_findings_by_cohort", singles, lambda f: f.cohort.key)
+        found_lists = op.merge("merge_findings", found_lists, op.map_value("as_finding_lists", keyed_singles, lambda f: [f]))
+    findings = op.flat_map("flatten_findings", op.key_rm("unkey_findings", found_lists), lambda found: found)
     op.output("write_findings", findings, outputs.findings)
     if outputs.windows is not None:
         reports = op.map(
@@ -321,13 +329,13 @@ def build_flow(
         )
         op.output("write_windows", reports, outputs.windows)
 
-    keyed_findings = op.key_on("key_by_fingerprint", findings, lambda f: f.fingerprint)
+    def apply_policy(state: CohortPolicy | None, found: list[Finding]) -> tuple[CohortPolicy | None, list[Decision]]:
+        if not found:
+            return state, []
+        model = by_model[found[0].cohort.model].config
+        return decide_cohort(state, found, model, list(config.routing))
 
-    def apply_policy(state: PolicyState | None, finding: Finding) -> tuple[PolicyState, Decision | None]:
-        model = by_model[finding.cohort.model].config
-        return decide(state, finding, model, list(config.routing))
-
-    decisions = op.filter_map_value("apply_policy_filter", op.stateful_map("apply_policy", keyed_findings, apply_policy), lambda d: d)
+    decisions = op.stateful_flat_map("apply_policy", found_lists, apply_policy)
     tickets = op.flat_map("open_tickets", op.key_rm("unkey_decisions", decisions), recorder)
     op.output("write_tickets", tickets, outputs.tickets)
 

@@ -35,7 +35,7 @@ from drift.columnar import SMALL, Block, add_block, concat_blocks, to_datetime, 
 from drift.events import DeadLetter, DlqReason
 from drift.findings import Cohort, Window
 from drift.summary import (
-    EmbeddingSampling, WindowSummary, add_event, embedding_sample, empty_summary, flush,
+    EmbeddingSampling, FeatureCounts, WindowSummary, add_event, embedding_sample, empty_summary, flush,
 )
 from drift.reference import ReferenceProfile
 
@@ -160,7 +160,7 @@ class CohortWindows(StatefulBatchLogic[Piece, Output, CohortState]):
         return to_datetime(max(min(due, UTC_MAX), UTC_MIN))
 
     def snapshot(self) -> CohortState:
-        return copy.deepcopy(self.state)
+        return snapshot_state(self.state)
 
     # -- internals -----------------------------------------------------------------------
 
@@ -278,6 +278,45 @@ class CohortWindows(StatefulBatchLogic[Piece, Output, CohortState]):
                 track_event_ids=self.spec.track_event_ids, embedding=sample,
             )
         return summary
+
+
+def snapshot_state(state: CohortState) -> CohortState:
+    """A copy of ``state`` that later batches do not change, made without ``copy.deepcopy``.
+
+    Bytewax snapshots every key a batch touched at the end of each epoch, so this runs
+    for every active cohort every few seconds. Queued pieces, their blocks and the
+    pending blocks are never changed once built (the operator replaces them), so they are
+    shared; the open summaries are changed in place, so they are copied field by field:
+    counts arrays copied, lists and sets of strings and numbers copied one level, the
+    embedding sample (rare, and holding a random generator) deep-copied.
+    """
+    return CohortState(
+        model=state.model, watermark_base=state.watermark_base, system_time_of_max=state.system_time_of_max,
+        queue=list(state.queue), open={w: copy_summary(s) for w, s in state.open.items()},
+        pending={w: list(blocks) for w, blocks in state.pending.items()},
+    )
+
+
+def copy_summary(summary: WindowSummary) -> WindowSummary:
+    """An independent copy of a window summary (see :func:`snapshot_state`)."""
+    out = copy.copy(summary)
+    out.features = {name: _copy_counts(c) for name, c in summary.features.items()}
+    out.predictions = {name: _copy_counts(c) for name, c in summary.predictions.items()}
+    out.event_ids = None if summary.event_ids is None else set(summary.event_ids)
+    out.duplicate_examples = list(summary.duplicate_examples)
+    out.unknown_fields = set(summary.unknown_fields)
+    out.embedding = copy.deepcopy(summary.embedding)
+    return out
+
+
+def _copy_counts(counts: FeatureCounts) -> FeatureCounts:
+    out = copy.copy(counts)
+    out.counts = counts.counts.copy()
+    out.examples = list(counts.examples)
+    out.pending = list(counts.pending)
+    out.out_of_range_examples = list(counts.out_of_range_examples)
+    out.unseen = set(counts.unseen)
+    return out
 
 
 def _select(piece: Piece, mask: npt.NDArray[np.bool_]) -> Piece:

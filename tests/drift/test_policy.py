@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drift.config import FeatureSpec, ImpactConfig, ModelConfig, PolicyConfig, RoutingRule, RoutingWhen
 from drift.findings import Cohort, Finding, Severity, Window
-from drift.policy import PolicyState, decide, evaluate, route
+from drift.policy import CohortPolicy, PolicyState, decide, decide_cohort, evaluate, is_idle, route
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 WINDOW = timedelta(minutes=5)
@@ -73,3 +75,53 @@ def test_routing_first_match_wins_and_clears_are_not_routed() -> None:
     _, cleared = decide(state, finding(1, 0.01), model(), rules)
     assert first is not None and cleared is not None
     assert (cleared.kind, cleared.action) == ("clear", "ticket")
+
+
+@st.composite
+def cohort_streams(draw: st.DrawFn) -> tuple[dict[str, object], list[list[Finding]]]:
+    """Policy settings and one cohort's windows (in time order, with gaps) of findings."""
+    policy = {
+        "consecutive_windows": draw(st.integers(1, 3)), "clear_windows": draw(st.integers(1, 3)),
+        "clear_ratio": draw(st.sampled_from([0.5, 0.8, 1.0])), "min_samples": draw(st.sampled_from([0, 100])),
+    }
+    windows = draw(st.lists(st.integers(0, 3), min_size=1, max_size=25))  # step to the next window
+    features = ["age", "income", ""]
+    stream, index = [], 0
+    for step in windows:
+        index += step
+        found = []
+        for feature in draw(st.lists(st.sampled_from(features), max_size=3, unique=True)):
+            value = draw(st.sampled_from([0.01, 0.15, 0.21, 0.3, 0.9]))
+            n = draw(st.sampled_from([10, 900]))
+            skipped = draw(st.sampled_from([None, None, None, "too few values"]))
+            window = Window(T0 + index * WINDOW, T0 + (index + 1) * WINDOW)
+            found.append(Finding("psi", Cohort("credit-risk"), window, feature or None, value,
+                                 Severity.of(value, 0.1, 0.25), 0.1, 0.25, n, 5000, "reference", skipped=skipped))
+        stream.append(found)
+    return policy, stream
+
+
+@settings(max_examples=300, deadline=None)
+@given(cohort_streams())
+def test_cohort_policy_decides_as_one_state_per_fingerprint(case: tuple[dict[str, object], list[list[Finding]]]) -> None:
+    """Keeping only non-idle states per cohort gives the same decisions as a state per fingerprint."""
+    policy, stream = case
+    config = model(**policy)
+    rules = [RoutingRule(when=RoutingWhen(impact="high"), action="human_review", approvals=2)]
+    by_fingerprint: dict[str, PolicyState] = {}
+    expected = []
+    for found in stream:
+        for f in found:
+            by_fingerprint[f.fingerprint], decision = decide(by_fingerprint.get(f.fingerprint), f, config, rules)
+            if decision is not None:
+                expected.append(decision)
+    states: CohortPolicy | None = None
+    got = []
+    for found in stream:
+        states, decisions = decide_cohort(states, found, config, rules)
+        got.extend(decisions)
+        assert states is None or (states and not any(is_idle(s) for s in states.values()))
+    assert got == expected
+    # Nothing is kept for a fingerprint whose last state is idle.
+    kept = {f.feature or "" for found in stream for f in found if not is_idle(by_fingerprint[f.fingerprint])}
+    assert {feature for _, feature in (states or {})} == kept

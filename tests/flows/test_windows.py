@@ -9,6 +9,8 @@ windows with the same summaries and send the same events to ``late``.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -25,7 +27,7 @@ from drift.batch import BatchDecoder, model_columns
 from drift.events import Decoder, DeadLetter, InferenceEvent, RawMessage
 from drift.findings import Cohort
 from drift.reference import build_reference
-from drift.summary import WindowSummary, add_event, empty_summary, flush
+from drift.summary import FeatureCounts, WindowSummary, add_event, empty_summary, flush
 from flows.windows import STEP_ID, WindowSpec, as_pieces, window_logic
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -137,3 +139,52 @@ def test_late_rows_are_dead_letters_with_their_bytes() -> None:
     windows, late = batched(raws, [], timedelta(minutes=1))
     assert late == [1]
     assert sorted(start for _, start in windows) == [T0 + timedelta(minutes=30)]
+
+
+def _outputs(logic: Any, batches: list[list[Any]]) -> list[Any]:
+    """What a cohort's windows logic emits for the rest of a stream, then at its end."""
+    out: list[Any] = []
+    for pieces in batches:
+        emitted, _ = logic.on_batch(pieces)
+        out.extend(emitted)
+    emitted, _ = logic.on_eof()
+    out.extend(emitted)
+    return [
+        (kind, (value[0].key, value[1].start, _state(value[2])) if kind == "window" else value.offset)
+        for kind, value in out
+    ]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages(), st.lists(st.integers(0, 120), max_size=5), st.integers(0, 5))
+def test_snapshot_is_a_copy_later_batches_do_not_change(raws: list[RawMessage], cuts: list[int], at: int) -> None:
+    """Resuming from ``snapshot()`` taken mid-stream gives what resuming from a deep copy gives,
+    although the snapshotted logic went on counting rows into the same windows."""
+    decoder = BatchDecoder(DECODER, [model_columns("m", (), PROFILE, per_event=False, embeddings=False)],
+                           min_columnar=1)
+    bounds = sorted({0, len(raws), *(min(c, len(raws)) for c in cuts)})
+    batches = [[piece for _, piece in as_pieces(decoder(raws[a:b]))] for a, b in zip(bounds, bounds[1:]) if b > a]
+    at = min(at, len(batches))
+    spec = WindowSpec(PROFILE, SIZE, timedelta(seconds=300), {}, True, None)
+    build = window_logic({"m": spec}, lambda: NOW)
+    logic = build(None)
+    for pieces in batches[:at]:
+        logic.on_batch(pieces)
+    snapshot, deep = logic.snapshot(), copy.deepcopy(logic.state)
+    rest = batches[at:]
+    expected = _outputs(build(deep), rest)
+    assert _outputs(logic, rest) == expected  # the original goes on...
+    assert _outputs(build(snapshot), rest) == expected  # ...and its snapshot did not move
+
+
+def test_snapshot_copies_every_field_of_a_summary() -> None:
+    """``copy_summary`` names the mutable fields: a new field must be added there too."""
+    assert [f.name for f in dataclasses.fields(WindowSummary)] == [
+        "model", "cohort", "n_events", "first_ts", "last_ts", "features", "event_ids", "n_event_id",
+        "n_duplicate_event_id", "event_ids_capped", "duplicate_examples", "predictions", "unknown_fields",
+        "unknown_fields_capped", "schema_before", "embedding",
+    ]
+    assert [f.name for f in dataclasses.fields(FeatureCounts)] == [
+        "counts", "n_null", "n_missing", "n_wrong_type", "examples", "pending", "bounds", "n_out_of_range",
+        "out_of_range_examples", "total", "total_sq", "unseen", "unseen_capped",
+    ]
