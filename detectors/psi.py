@@ -98,10 +98,11 @@ def psi_terms(reference: npt.ArrayLike, current: npt.ArrayLike, epsilon: float =
     cur = np.asarray(current, dtype=np.float64)
     if ref.shape != cur.shape or ref.ndim != 1:
         raise ValueError(f"reference and current must be 1-D of one length; got {ref.shape} and {cur.shape}")
-    if ref.sum() <= 0 or cur.sum() <= 0:
+    ref_total, cur_total = ref.sum(), cur.sum()
+    if ref_total <= 0 or cur_total <= 0:
         return np.zeros(ref.shape, dtype=np.float64)
-    r = np.maximum(ref / ref.sum(), epsilon)
-    c = np.maximum(cur / cur.sum(), epsilon)
+    r = np.maximum(ref / ref_total, epsilon)
+    c = np.maximum(cur / cur_total, epsilon)
     terms: npt.NDArray[np.float64] = (c - r) * np.log(c / r)
     return terms
 
@@ -133,39 +134,39 @@ class PsiDetector:
             current = counts.counts
             reference = np.asarray(feature.shares, dtype=np.float64)
             n_current = int(current.sum())
+            terms = psi_terms(reference, current, self.config.epsilon)
             skipped = None
             if n_current < self.config.min_samples:
                 value = 0.0
                 severity = Severity.OK
                 skipped = f"{n_current} values in the window; min_samples is {self.config.min_samples}"
             else:
-                value = psi(reference, current, self.config.epsilon)
+                value = float(np.sum(terms))  # psi(reference, current): the same terms, summed
                 severity = Severity.of(value, self.config.warn, self.config.alert)
             findings.append(Finding(
                 detector=self.name, cohort=cohort, window=window, feature=name,
                 value=value, severity=severity, warn=self.config.warn, alert=self.config.alert,
                 n_current=n_current, n_reference=feature.n,
                 baseline=profile.baselines.get(name, "reference") if profile.baselines else "reference",
-                evidence=_evidence(feature, reference, current, self.config.epsilon, counts.examples),
+                evidence=_evidence(feature, terms, current, n_current, counts.examples),
                 skipped=skipped,
             ))
         return findings
 
 
 def _evidence(
-    feature: Any, reference: npt.NDArray[np.float64], current: npt.NDArray[np.int64],
-    epsilon: float, examples: list[str],
+    feature: Any, terms: npt.NDArray[np.float64], current: npt.NDArray[np.int64], total: int, examples: list[str],
 ) -> dict[str, Any]:
+    """The bins, both sides' shares and the (up to) three bins contributing most to the PSI."""
     labels = feature.bin_labels()
-    total = current.sum()
-    current_shares = current / total if total > 0 else np.zeros_like(reference)
-    terms = psi_terms(reference, current, epsilon)
-    top = np.argsort(-terms)[:3]
+    current_shares = (current / total).tolist() if total > 0 else [0.0] * len(labels)
+    contributions = terms.tolist()
+    top = np.argsort(-terms)[:3].tolist()
     evidence: dict[str, Any] = {
         "bins": labels,
         "reference_share": list(_rounded_shares(tuple(feature.shares))),
-        "current_share": [round(float(s), 6) for s in current_shares],
-        "top_bins": [{"bin": labels[i], "contribution": round(float(terms[i]), 6)} for i in top if terms[i] > 0],
+        "current_share": [round(s, 6) for s in current_shares],
+        "top_bins": [{"bin": labels[i], "contribution": round(contributions[i], 6)} for i in top if contributions[i] > 0],
     }
     if examples:
         key = "wrong_type_examples" if isinstance(feature, NumericProfile) else "unseen_examples"

@@ -196,19 +196,21 @@ def rate(numerator: int, denominator: int) -> float:
     return numerator / denominator if denominator > 0 else 0.0
 
 
-def _feature_counts(check: CheckName, counts: FeatureCounts, n_events: int) -> tuple[int, int]:
-    """(numerator, denominator) of a per-feature check."""
+def _feature_counts(check: CheckName, counts: FeatureCounts, n_events: int, n_binned: int | None = None) -> tuple[int, int]:
+    """(numerator, denominator) of a per-feature check; ``n_binned``: ``counts.counts.sum()`` if known."""
     if check == "null_rate":
         return counts.n_null, n_events
     if check == "missing_rate":
         return counts.n_missing, n_events
-    n_values = int(counts.counts.sum()) + len(counts.pending)
+    if n_binned is None:
+        n_binned = int(counts.counts.sum())
+    n_values = n_binned + len(counts.pending)
     if check == "type_mismatch":
         return counts.n_wrong_type, n_values + counts.n_wrong_type
     if check == "out_of_range":
         return counts.n_out_of_range, n_values
     # unseen_category: the last bin of a categorical feature
-    return int(counts.counts[-1]), int(counts.counts.sum())
+    return int(counts.counts[-1]), n_binned
 
 
 _APPLIES: dict[CheckName, tuple[type, ...]] = {
@@ -283,11 +285,12 @@ class QualityDetector:
         for name in self.features(profile):
             feature = profile.features[name]
             counts = summary.features[name]
+            n_binned = int(counts.counts.sum())
             for check in FEATURE_CHECKS:
                 thresholds = self.config.thresholds(check)
                 if thresholds is None or not isinstance(feature, _APPLIES[check]):
                     continue
-                numbers = _feature_counts(check, counts, summary.n_events)
+                numbers = _feature_counts(check, counts, summary.n_events, n_binned)
                 evidence, baseline, skipped = self._feature_evidence(check, counts, feature)
                 findings.append(self._finding(
                     check, thresholds, cohort, window, name, numbers, feature.n, baseline, evidence, skipped,

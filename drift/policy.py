@@ -177,7 +177,10 @@ def decide_cohort(
     decisions = []
     for finding in findings:
         key = (finding.detector, finding.feature or "")
-        state, decision = decide(states.get(key), finding, model, rules)
+        before = states.get(key)
+        if before is None and finding.severity is not Severity.ALERT:
+            continue  # from no state, only an alerting window changes anything
+        state, decision = decide(before, finding, model, rules)
         if is_idle(state):
             states.pop(key, None)
         else:
