@@ -920,15 +920,25 @@ class TicketStore:
         The share of a cohort in its model's traffic is computed when read
         (:meth:`context`), from every cohort window of the model recorded by then.
         """
-        start = _time_text(window_start, "traffic window start")
-        end = _time_text(window_end, "traffic window end")
+        self.record_traffic_many([(model, cohort_key, window_start, window_end, n_events)])
+
+    def record_traffic_many(self, windows: Sequence[tuple[str, str, datetime, datetime, int]]) -> None:
+        """:meth:`record_traffic` for each ``(model, cohort_key, start, end, n_events)``, in one transaction."""
+        rows = [
+            (model, _time_text(start, "traffic window start"), cohort_key,
+             _time_text(end, "traffic window end"), int(n_events))
+            for model, cohort_key, start, end, n_events in windows
+        ]
+        if not rows:
+            return
         with self._db.write("write") as tx:
-            tx.run(
-                "INSERT INTO window_traffic (model, window_start, cohort_key, window_end, n_events)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (model, window_start, cohort_key)"
-                " DO UPDATE SET n_events = excluded.n_events, window_end = excluded.window_end",
-                (model, start, cohort_key, end, int(n_events)),
-            )
+            for row in rows:
+                tx.run(
+                    "INSERT INTO window_traffic (model, window_start, cohort_key, window_end, n_events)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (model, window_start, cohort_key)"
+                    " DO UPDATE SET n_events = excluded.n_events, window_end = excluded.window_end",
+                    row,
+                )
 
     # ------------------------------------------------------------------ record
 

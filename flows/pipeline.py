@@ -137,11 +137,13 @@ class TicketRecorder:
             store = self._local.store = self._open_store()
         return store
 
-    def traffic(self, item: tuple[Cohort, Window, WindowSummary]) -> tuple[Cohort, Window, WindowSummary]:
-        """Record the cohort window's event count (for traffic shares); pass the item on."""
-        cohort, window, summary = item
-        self._store().record_traffic(cohort.model, cohort.key, window.start, window.end, summary.n_events)
-        return item
+    def traffic(self, items: list[tuple[Cohort, Window, WindowSummary]]) -> list[tuple[Cohort, Window, WindowSummary]]:
+        """Record the cohort windows' event counts (for traffic shares), one transaction per
+        batch of closed windows; pass the items on."""
+        self._store().record_traffic_many([
+            (cohort.model, cohort.key, window.start, window.end, summary.n_events) for cohort, window, summary in items
+        ])
+        return items
 
     def __call__(self, decision: Decision) -> list[TicketEvent]:
         store = self._store()
@@ -265,7 +267,7 @@ def build_flow(
     # findings are scored, so a ticket always knows its cohort's traffic; the
     # model's total (for the share) is summed from the store when read.
     recorder = TicketRecorder(lambda: open_store(config), config)
-    windows = op.map("record_traffic", windows, recorder.traffic)
+    windows = op.flat_map_batch("record_traffic", windows, recorder.traffic)
 
     seeded = {
         plan.config.name: load_seasonal(
