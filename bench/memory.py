@@ -3,6 +3,7 @@
     python bench/memory.py [--events 10000000] [--cohorts 10000] [--sample-every 1000000]
                            [--format arrow|json] [--rate-per-s 1000] [--batch-events 10000]
                            [--message-events 1000] [--epoch-interval 10] [--max-seconds S]
+                           [--gc job|default]
 
 Runs the real dataflow (``flows.pipeline.build_flow``, one worker, in this process) on
 the shared workload (bench/workload.py: one model, 20 numeric + 5 categorical features,
@@ -21,6 +22,9 @@ sample at ``k`` events is taken after the flow has processed the first ``k``. Th
 outputs only count what they receive (findings, tickets and dead letters are not
 kept), and the run fails (exit 1) when the windows' event counts and the late dead
 letters do not add up to the events generated.
+
+Garbage collection is set as ``drift run`` sets it (``flows.runner.tune_gc``); ``--gc
+default`` keeps Python's defaults, to measure what that setting is worth.
 
 Bytewax ends an epoch every ``--epoch-interval`` seconds (10, as ``drift run``'s
 ``--snapshot-interval``) and snapshots the state of every key touched in it, with or
@@ -305,7 +309,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
 
     from drift.config import load_config
     from flows.pipeline import Outputs, build_flow
-    from flows.runner import load_profiles
+    from flows.runner import load_profiles, tune_gc
 
     config_path = workload.prepare(folder, cohorts=args.cohorts)
     config = load_config(config_path)
@@ -324,6 +328,8 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     source = GeneratedSource(batches, sampler)
     source.state["max_seconds"] = args.max_seconds
     flow = build_flow(config, profiles, source, outputs)
+    if args.gc == "job":
+        tune_gc()  # as drift run and drift replay do
     rss_before = rss_bytes()
     load_before = load_average()
     started = time.perf_counter()
@@ -357,6 +363,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "batch_events": args.batch_events,
         "message_events": args.message_events if args.format == "arrow" else 1,
         "epoch_interval_s": args.epoch_interval,
+        "gc": args.gc,
         "seconds": round(seconds, 2),
         "events_per_s": round(emitted / seconds) if seconds > 0 else None,
         "rss_before_flow_bytes": rss_before,
@@ -404,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop generating after this long (the document says stopped_early; no completeness check)")
     parser.add_argument("--epoch-interval", type=float, default=10.0,
                         help="Bytewax epoch (snapshot) interval in seconds; 10 is drift run's --snapshot-interval")
+    parser.add_argument("--gc", choices=["job", "default"], default="job",
+                        help="garbage collection as the job sets it (flows.runner.tune_gc) or Python's defaults")
     args = parser.parse_args(argv)
     if min(args.events, args.cohorts, args.sample_every, args.batch_events, args.message_events) < 1:
         parser.error("--events, --cohorts, --sample-every, --batch-events and --message-events must be positive")

@@ -22,6 +22,7 @@ per run of consecutive rows of one window), others with :func:`drift.summary.add
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Optional
@@ -64,6 +65,11 @@ class WindowSpec:
     @property
     def lateness_us(self) -> int:
         return self.lateness // timedelta(microseconds=1)
+
+    @functools.cached_property
+    def blank(self) -> WindowSummary:
+        """An empty summary of this model (no cohort, no embedding sample): new windows copy it."""
+        return empty_summary(self.profile, bounds=self.bounds, track_event_ids=self.track_event_ids)
 
 
 Closed = tuple[Cohort, Window, WindowSummary]
@@ -273,10 +279,9 @@ class CohortWindows(StatefulBatchLogic[Piece, Output, CohortState]):
             sample = None
             if self.spec.sampling is not None:
                 sample = embedding_sample(self.spec.sampling, cohort.key, to_datetime(window_id * self.spec.size_us))
-            summary = self.state.open[window_id] = empty_summary(
-                self.spec.profile, cohort, bounds=self.spec.bounds,
-                track_event_ids=self.spec.track_event_ids, embedding=sample,
-            )
+            summary = self.state.open[window_id] = copy_summary(self.spec.blank)
+            summary.cohort = cohort
+            summary.embedding = sample
         return summary
 
 
@@ -297,26 +302,23 @@ def snapshot_state(state: CohortState) -> CohortState:
     )
 
 
-def copy_summary(summary: WindowSummary) -> WindowSummary:
+def copy_summary(s: WindowSummary) -> WindowSummary:
     """An independent copy of a window summary (see :func:`snapshot_state`)."""
-    out = copy.copy(summary)
-    out.features = {name: _copy_counts(c) for name, c in summary.features.items()}
-    out.predictions = {name: _copy_counts(c) for name, c in summary.predictions.items()}
-    out.event_ids = None if summary.event_ids is None else set(summary.event_ids)
-    out.duplicate_examples = list(summary.duplicate_examples)
-    out.unknown_fields = set(summary.unknown_fields)
-    out.embedding = copy.deepcopy(summary.embedding)
-    return out
+    return WindowSummary(
+        s.model, s.cohort, s.n_events, s.first_ts, s.last_ts,
+        {name: _copy_counts(c) for name, c in s.features.items()},
+        None if s.event_ids is None else set(s.event_ids), s.n_event_id, s.n_duplicate_event_id,
+        s.event_ids_capped, list(s.duplicate_examples),
+        {name: _copy_counts(c) for name, c in s.predictions.items()},
+        set(s.unknown_fields), s.unknown_fields_capped, s.schema_before, copy.deepcopy(s.embedding),
+    )
 
 
-def _copy_counts(counts: FeatureCounts) -> FeatureCounts:
-    out = copy.copy(counts)
-    out.counts = counts.counts.copy()
-    out.examples = list(counts.examples)
-    out.pending = list(counts.pending)
-    out.out_of_range_examples = list(counts.out_of_range_examples)
-    out.unseen = set(counts.unseen)
-    return out
+def _copy_counts(c: FeatureCounts) -> FeatureCounts:
+    return FeatureCounts(
+        c.counts.copy(), c.n_null, c.n_missing, c.n_wrong_type, list(c.examples), list(c.pending), c.bounds,
+        c.n_out_of_range, list(c.out_of_range_examples), c.total, c.total_sq, set(c.unseen), c.unseen_capped,
+    )
 
 
 def _select(piece: Piece, mask: npt.NDArray[np.bool_]) -> Piece:
