@@ -204,13 +204,29 @@ def add_block(summary: WindowSummary, block: Block, profile: ReferenceProfile) -
         summary.last_ts = last
     if summary.event_ids is not None:
         _add_event_ids(summary, block.event_ids.to_pylist())
-    for name, counts in summary.features.items():
-        _add_cells(counts, block, name, profile.features[name])
+    if n < SMALL and not block.states:
+        _add_small(summary, block, profile)
+    else:
+        for name, counts in summary.features.items():
+            _add_cells(counts, block, name, profile.features[name])
+        for path, counts in summary.predictions.items():
+            _add_cells(counts, block, path, profile.predictions[path])
     for row, names in block.unknown.items():
         _note_unknown_fields(summary, {n: None for n in names})
-    for path, counts in summary.predictions.items():
-        _add_cells(counts, block, path, profile.predictions[path])
     return summary
+
+
+def _add_small(summary: WindowSummary, block: Block, profile: ReferenceProfile) -> None:
+    """:func:`add_block`'s cells for a few rows that are all plain values: every column goes
+    to its pending buffer as :func:`add_column` would send it, read out of the block in one
+    call for the numeric matrix (many cohorts: a row or two per batch, 25 features)."""
+    rows = dict(zip(block.numeric_names, block.numeric.tolist()))
+    for name, counts in summary.features.items():
+        values = rows.get(name)
+        _add_pending(counts, values if values is not None else block.categorical[name].to_pylist(), profile.features[name])
+    for path, counts in summary.predictions.items():
+        values = rows.get(path)
+        _add_pending(counts, values if values is not None else block.categorical[path].to_pylist(), profile.predictions[path])
 
 
 def _add_cells(
