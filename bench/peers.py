@@ -26,8 +26,8 @@ feature (and whether it flags the feature):
     category set of a categorical one) on the reference frame, timed apart as
     ``reference_s``: a one-off per baseline. Then per window
     (``window_s``): :func:`drift.columnar.summarise_columns` on the window's columns
-    (numeric ``float64`` arrays as they are in the frame, categorical ones converted to
-    Arrow strings, conversion included) and :class:`detectors.psi.PsiDetector` with
+    (the frame's numpy arrays as they are: ``float64`` numbers, object arrays of strings
+    and None, which ``summarise_columns`` reads into Arrow strings, included) and :class:`detectors.psi.PsiDetector` with
     the default config (warn 0.1, alert 0.25). Flagged: PSI >= 0.1 (warn or alert).
 ``evidently``
     ``Report([DataDriftPreset(method="psi")]).run(current, reference)`` on
