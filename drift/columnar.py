@@ -204,7 +204,7 @@ def add_block(summary: WindowSummary, block: Block, profile: ReferenceProfile) -
         summary.last_ts = last
     if summary.event_ids is not None:
         _add_event_ids(summary, block.event_ids.to_pylist())
-    if n < SMALL and not block.states:
+    if n < SMALL:
         _add_small(summary, block, profile)
     else:
         for name, counts in summary.features.items():
@@ -217,16 +217,21 @@ def add_block(summary: WindowSummary, block: Block, profile: ReferenceProfile) -
 
 
 def _add_small(summary: WindowSummary, block: Block, profile: ReferenceProfile) -> None:
-    """:func:`add_block`'s cells for a few rows that are all plain values: every column goes
-    to its pending buffer as :func:`add_column` would send it, read out of the block in one
-    call for the numeric matrix (many cohorts: a row or two per batch, 25 features)."""
+    """:func:`add_block`'s cells for a few rows (many cohorts: a row or two per batch).
+
+    A column whose cells are all plain values goes to its pending buffer as
+    :func:`add_column` would send it, the numeric matrix read out in one call; a column
+    with nulls, absent or wrong-typed cells goes through :func:`_add_cells`.
+    """
     rows = dict(zip(block.numeric_names, block.numeric.tolist()))
-    for name, counts in summary.features.items():
-        values = rows.get(name)
-        _add_pending(counts, values if values is not None else block.categorical[name].to_pylist(), profile.features[name])
-    for path, counts in summary.predictions.items():
-        values = rows.get(path)
-        _add_pending(counts, values if values is not None else block.categorical[path].to_pylist(), profile.predictions[path])
+    for features, profiles in ((summary.features, profile.features), (summary.predictions, profile.predictions)):
+        for name, counts in features.items():
+            states = block.states.get(name)
+            if states is not None and states.any():
+                _add_cells(counts, block, name, profiles[name])
+                continue
+            values = rows.get(name)
+            _add_pending(counts, values if values is not None else block.categorical[name].to_pylist(), profiles[name])
 
 
 def _add_cells(
