@@ -3,7 +3,7 @@
     python bench/memory.py [--events 10000000] [--cohorts 10000] [--sample-every 1000000]
                            [--format arrow|json] [--rate-per-s 1000] [--batch-events 10000]
                            [--message-events 1000] [--epoch-interval 10] [--max-seconds S]
-                           [--gc job|default]
+                           [--gc job|default] [--durable-snapshots]
 
 Runs the real dataflow (``flows.pipeline.build_flow``, one worker, in this process) on
 the shared workload (bench/workload.py: one model, 20 numeric + 5 categorical features,
@@ -28,9 +28,12 @@ default`` keeps Python's defaults, to measure what that setting is worth.
 
 Bytewax ends an epoch every ``--epoch-interval`` seconds (10, as ``drift run``'s
 ``--snapshot-interval``) and snapshots the state of every key touched in it, with or
-without recovery: that cost is part of the run. ``--max-seconds`` ends a run that
-would take too long: the source stops (no windows are closed at the end, so nothing
-is checked for completeness) and the document says ``stopped_early``.
+without recovery: that cost is part of the run. Without a recovery store (the default
+here, as ``drift run`` without ``--recovery-dir``) the cohort windows hand over their
+live state; ``--durable-snapshots`` makes them copy it, as with a recovery store.
+``--max-seconds`` ends a run that would take too long: the source stops (no windows are
+closed at the end, so nothing is checked for completeness) and the document says
+``stopped_early``.
 
 Prints one JSON document: RSS at every sample, the max, the peak (``VmHWM``), the
 ratio RSS(last)/RSS(first at or after 2M events), the largest spread between samples
@@ -327,7 +330,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     )
     source = GeneratedSource(batches, sampler)
     source.state["max_seconds"] = args.max_seconds
-    flow = build_flow(config, profiles, source, outputs)
+    flow = build_flow(config, profiles, source, outputs, durable=args.durable_snapshots)
     if args.gc == "job":
         tune_gc()  # as drift run and drift replay do
     rss_before = rss_bytes()
@@ -364,6 +367,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "message_events": args.message_events if args.format == "arrow" else 1,
         "epoch_interval_s": args.epoch_interval,
         "gc": args.gc,
+        "durable_snapshots": args.durable_snapshots,
         "seconds": round(seconds, 2),
         "events_per_s": round(emitted / seconds) if seconds > 0 else None,
         "rss_before_flow_bytes": rss_before,
@@ -411,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop generating after this long (the document says stopped_early; no completeness check)")
     parser.add_argument("--epoch-interval", type=float, default=10.0,
                         help="Bytewax epoch (snapshot) interval in seconds; 10 is drift run's --snapshot-interval")
+    parser.add_argument("--durable-snapshots", action="store_true",
+                        help="copy the state at every snapshot, as drift run does with --recovery-dir "
+                             "(default: as without a recovery store, where Bytewax drops snapshots at once)")
     parser.add_argument("--gc", choices=["job", "default"], default="job",
                         help="garbage collection as the job sets it (flows.runner.tune_gc) or Python's defaults")
     args = parser.parse_args(argv)

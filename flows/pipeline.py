@@ -212,8 +212,13 @@ def build_flow(
     now: Callable[[], datetime] | None = None,
     flow_id: str = "drift",
     feature_source: Source[Any] | None = None,
+    durable: bool = True,
 ) -> Dataflow:
     """The dataflow for ``config`` reading ``source`` and writing ``outputs``.
+
+    ``durable``: the run keeps its snapshots (a recovery store). Without one Bytewax
+    drops every snapshot at once, so the cohort windows hand over their live state
+    instead of copying every touched cohort's summaries at each epoch.
 
     ``feature_source`` (Kafka: ``kafka.feature_topic``) feeds value skew and freshness;
     it is read only when a ``skew`` detector has ``values:`` or a ``freshness`` detector
@@ -247,7 +252,7 @@ def build_flow(
     events = cast(Stream[InferenceEvent], op.flat_map("per_event_inference", decoded, lambda batch: batch.events))
 
     summarised = op.stateful_batch(
-        STEP_ID, op.flat_map("key_pieces_by_cohort", decoded, as_pieces), window_logic(window_specs(plans), now),
+        STEP_ID, op.flat_map("key_pieces_by_cohort", decoded, as_pieces), window_logic(window_specs(plans), now, copies=durable),
     )
     outcomes = op.key_rm("unkey_windows", summarised)
     windows = op.filter_map("closed_windows", outcomes, lambda o: o[1] if o[0] == "window" else None)

@@ -180,7 +180,7 @@ def run_file(
     outputs = Outputs(findings=ListSink(), tickets=ListSink(), dlq=ListSink(), windows=ListSink(),
                       feature_events=CountSink())
     outputs = _with_webhook(config, outputs)
-    flow = build_flow(config, profiles, EventFileSource(events, on_batch=progress), outputs, now=now)
+    flow = build_flow(config, profiles, EventFileSource(events, on_batch=progress), outputs, now=now, durable=False)
     tune_gc()
     run_main(flow)
     return _result(outputs)
@@ -395,7 +395,9 @@ def run_kafka(
         kafka.bootstrap, kafka.feature_topic, kafka.client_settings(), tail=not until_end,
         batch_size=kafka.batch_size, stop=stop if single_worker else None,
     ) if needs_feature_events(config) else None
-    flow = build_flow(config, profiles, source, outputs, to_raw=to_raw, feature_source=features)
+    flow = build_flow(
+        config, profiles, source, outputs, to_raw=to_raw, feature_source=features, durable=recovery_dir is not None,
+    )
     recovery = None
     if recovery_dir is not None:
         count = prepare_recovery_dir(

@@ -97,9 +97,13 @@ def _system_now(now: Callable[[], datetime]) -> int:
 class CohortWindows(StatefulBatchLogic[Piece, Output, CohortState]):
     """The windows of one cohort key."""
 
-    def __init__(self, specs: dict[str, WindowSpec], state: CohortState | None, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self, specs: dict[str, WindowSpec], state: CohortState | None, now: Callable[[], datetime],
+        copies: bool = True,
+    ) -> None:
         self._specs = specs
         self._now = now
+        self._copies = copies
         self._system = _system_now(now)
         if state is None:
             state = CohortState(system_time_of_max=self._system)
@@ -166,7 +170,8 @@ class CohortWindows(StatefulBatchLogic[Piece, Output, CohortState]):
         return to_datetime(max(min(due, UTC_MAX), UTC_MIN))
 
     def snapshot(self) -> CohortState:
-        return snapshot_state(self.state)
+        # Without a recovery store nothing keeps the snapshot past this call.
+        return snapshot_state(self.state) if self._copies else self.state
 
     # -- internals -----------------------------------------------------------------------
 
@@ -335,13 +340,17 @@ def _select(piece: Piece, mask: npt.NDArray[np.bool_]) -> Piece:
 
 
 def window_logic(
-    specs: dict[str, WindowSpec], now: Callable[[], datetime] | None = None,
+    specs: dict[str, WindowSpec], now: Callable[[], datetime] | None = None, copies: bool = True,
 ) -> Callable[[Optional[CohortState]], CohortWindows]:
-    """The builder for ``op.stateful_batch`` over pieces keyed by cohort key."""
+    """The builder for ``op.stateful_batch`` over pieces keyed by cohort key.
+
+    ``copies``: snapshots are independent copies (:func:`snapshot_state`), as a recovery
+    store needs; False hands Bytewax the live state, for runs without one.
+    """
     clock = now or (lambda: datetime.now(timezone.utc))
 
     def build(state: Optional[CohortState]) -> CohortWindows:
-        return CohortWindows(specs, state, clock)
+        return CohortWindows(specs, state, clock, copies)
 
     return build
 

@@ -188,3 +188,11 @@ def test_snapshot_copies_every_field_of_a_summary() -> None:
         "counts", "n_null", "n_missing", "n_wrong_type", "examples", "pending", "bounds", "n_out_of_range",
         "out_of_range_examples", "total", "total_sq", "unseen", "unseen_capped",
     ]
+
+
+def test_snapshot_without_copies_is_the_live_state() -> None:
+    """Without a recovery store the logic hands over its state itself; with one, a copy."""
+    spec = WindowSpec(PROFILE, SIZE, timedelta(seconds=300), {}, True, None)
+    live, durable = window_logic({"m": spec}, lambda: NOW, copies=False)(None), window_logic({"m": spec}, lambda: NOW)(None)
+    assert live.snapshot() is live.state
+    assert durable.snapshot() is not durable.state
