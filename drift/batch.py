@@ -25,7 +25,9 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Sequence
+from itertools import repeat
+from operator import attrgetter, is_not
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -183,6 +185,7 @@ class BatchDecoder:
             categorical.update({f: m.name for f in m.categorical})
             columnar.append(self.models[m.name])
         self.columnar = columnar
+        self._own = {m.name: frozenset({*m.numeric, *m.categorical}) for m in self.models.values()}
         self.known_features = set(numeric) | set(categorical)
         envelope = [pa.field(n, pa.string()) for n in (
             "event_id", "model", "model_version", "tenant", "region", "route", "entity_id")]
@@ -202,32 +205,37 @@ class BatchDecoder:
         slow: list[int] = []
         rows = {m.name: _Rows() for m in self.columnar}
         groups: _SlowGroups = {}
+        arrow: list[int] = []
         if self.columnar and len(raws) >= self.min_columnar:
-            values = [raw.value for raw in raws]
+            values = list(map(_VALUE, raws))
             flagged = _screen(raws, values)
             for i in flagged:
                 value = values[i]
                 if raws[i].error is not None or not value or len(value) > MAX_MESSAGE_BYTES:
                     slow.append(i)
                 elif value.startswith(ARROW_STREAM_MAGIC):
-                    self._arrow_message(raws, i, rows, out, groups)
+                    arrow.append(i)
                 else:
                     slow.append(i)
+            if arrow:
+                self._arrow_messages(raws, arrow, rows, out, groups)
             skip = set(flagged)
             candidates = [i for i in range(len(raws)) if i not in skip] if skip else list(range(len(raws)))
             now = _now_micros(self.decoder)
             for lo, hi, table in self._parse(raws, candidates, slow):
                 index = np.asarray(candidates[lo:hi], dtype=np.intp)
-                rest = self._table_rows(table, index, raws, now, rows, arrow=False)
+                rest = self._table_rows(table, index, raws, now, rows)
                 slow.extend(index[rest].tolist())
         else:
             for i, raw in enumerate(raws):
                 value = raw.value
                 if (raw.error is None and value and len(value) <= MAX_MESSAGE_BYTES
                         and value.startswith(ARROW_STREAM_MAGIC)):
-                    self._arrow_message(raws, i, rows, out, groups)  # many events: column-wise anyway
+                    arrow.append(i)  # many events: column-wise anyway
                 else:
                     slow.append(i)
+            if arrow:
+                self._arrow_messages(raws, arrow, rows, out, groups)
         self._assemble(raws, sorted(slow), rows, out, groups)
         return out
 
@@ -259,7 +267,7 @@ class BatchDecoder:
             try:
                 table = pj.read_json(pa.py_buffer(data), read_options=options, parse_options=pj.ParseOptions(
                     explicit_schema=self._schemas[attempt], unexpected_field_behavior="infer"))
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, UnicodeDecodeError) as exc:
                 if "/ts)" in str(exc):
                     continue  # the other ``ts`` form may fit
                 return None
@@ -267,61 +275,85 @@ class BatchDecoder:
                 return None  # a line break inside a message
             try:
                 table.validate(full=True)  # strings must be UTF-8: the reader does not check
-            except pa.ArrowInvalid:
+            except (pa.ArrowInvalid, UnicodeDecodeError):  # the latter: Arrow's message quotes the bytes
                 return None
+            if not _utf8_names(table.schema):
+                return None  # nor keys
             self._schema_first = attempt
             return table
         return None
 
-    def _arrow_message(
-        self, raws: Sequence[RawMessage], i: int, rows: dict[str, _Rows], out: DecodedBatch, groups: _SlowGroups,
+    def _arrow_messages(
+        self, raws: Sequence[RawMessage], positions: list[int], rows: dict[str, _Rows], out: DecodedBatch,
+        groups: _SlowGroups,
     ) -> None:
-        raw = raws[i]
-        try:
-            reader = pa.ipc.open_stream(pa.py_buffer(raw.value))
-            table = reader.read_all()
-            table.validate(full=True)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError) as exc:
-            out.dead.append(DeadLetter(
-                reason=DlqReason.BAD_ARROW, detail=f"not an Arrow IPC stream: {str(exc)[:200]}",
-                step_id=self.decoder.step_id, topic=raw.topic, partition=raw.partition,
-                offset=raw.offset, value=raw.value, key=raw.key))
-            return
-        if table.num_rows == 0:
-            return
-        index = np.full(table.num_rows, i, dtype=np.intp)
-        row_raws = _ArrowRows(raw, table.num_rows)
-        rest = self._table_rows(table, index, row_raws, _now_micros(self.decoder), rows, arrow=True)
-        # Rows that are not clean are decoded one by one from their JSON form; a null
-        # cell of another model's feature column is an absent field, not a null.
-        left = np.flatnonzero(rest)
-        records = table.take(pa.array(left, type=pa.int64())).to_pylist() if left.size else []
-        for row, record in zip(left.tolist(), records):
-            value = orjson.dumps(self._json_record(record), default=_json_default)
-            item = self.decoder(RawMessage(value, raw.topic, raw.partition, raw.offset, raw.key))
-            if isinstance(item, DeadLetter):
-                out.dead.append(DeadLetter(
-                    reason=item.reason, detail=f"row {row} of the Arrow record batch: {item.detail}",
-                    step_id=item.step_id, topic=raw.topic, partition=raw.partition, offset=raw.offset,
-                    value=value, key=raw.key))
-            else:
-                self._add_event(item, i * ROW_SPAN + row, out, groups)
+        """Read the Arrow IPC messages at ``positions``; screen those of one schema as one table.
 
-    def _json_record(self, record: dict[str, Any]) -> dict[str, Any]:
-        model = self.models.get(record.get("model"))  # type: ignore[arg-type]
-        own = set() if model is None else {*model.numeric, *model.categorical}
-        features = record.get("features")
-        if isinstance(features, dict):
-            record = {**record, "features": {k: v for k, v in features.items() if v is not None or k in own}}
-        return {k: v for k, v in record.items() if v is not None}
+        The screen costs a few dozen Arrow calls per table whatever its length, so the record
+        batches of a poll are put end to end first: the calls are per poll, not per message.
+        """
+        by_schema: list[tuple[pa.Schema, list[tuple[int, pa.Table]]]] = []
+        for i in positions:
+            raw = raws[i]
+            try:
+                table = pa.ipc.open_stream(pa.py_buffer(raw.value)).read_all()
+                table.validate(full=True)
+                if not _utf8_names(table.schema):
+                    raise pa.ArrowInvalid("a field name is not UTF-8")
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError, UnicodeDecodeError) as exc:
+                out.dead.append(DeadLetter(
+                    reason=DlqReason.BAD_ARROW, detail=f"not an Arrow IPC stream: {str(exc)[:200]}",
+                    step_id=self.decoder.step_id, topic=raw.topic, partition=raw.partition,
+                    offset=raw.offset, value=raw.value, key=raw.key))
+                continue
+            if table.num_rows == 0:
+                continue
+            for schema, members in by_schema:
+                if schema.equals(table.schema):
+                    members.append((i, table))
+                    break
+            else:
+                by_schema.append((table.schema, [(i, table)]))
+        now = _now_micros(self.decoder)
+        for _, members in by_schema:
+            counts = np.asarray([t.num_rows for _, t in members], dtype=np.intp)
+            table = members[0][1] if len(members) == 1 else pa.concat_tables([t for _, t in members])
+            starts = np.cumsum(counts) - counts
+            messages = np.repeat(np.arange(len(members)), counts)
+            located = _ArrowRows(
+                [_ArrowSource(raws[i], self._own) for i, _ in members],
+                messages, np.arange(table.num_rows) - starts[messages])
+            index = np.asarray([i for i, _ in members], dtype=np.intp)[messages]
+            rest = self._table_rows(table, index, raws, now, rows, located)
+            # Rows that are not clean are decoded one by one from their JSON form; a null
+            # cell of another model's feature column is an absent field, not a null.
+            left = np.flatnonzero(rest)
+            records = table.take(pa.array(left, type=pa.int64())).to_pylist() if left.size else []
+            for j, record in zip(left.tolist(), records):
+                i, row = int(index[j]), int(located.within[j])
+                raw = raws[i]
+                value = orjson.dumps(_json_record(record, self._own), default=_json_default)
+                item = self.decoder(RawMessage(value, raw.topic, raw.partition, raw.offset, raw.key))
+                if isinstance(item, DeadLetter):
+                    out.dead.append(DeadLetter(
+                        reason=item.reason, detail=f"row {row} of the Arrow record batch: {item.detail}",
+                        step_id=item.step_id, topic=raw.topic, partition=raw.partition, offset=raw.offset,
+                        value=value, key=raw.key))
+                else:
+                    self._add_event(item, i * ROW_SPAN + row, out, groups)
 
     # -- clean rows of a table -----------------------------------------------------------
 
     def _table_rows(
         self, table: pa.Table, index: npt.NDArray[np.intp], raws: Sequence[RawMessage], now: int,
-        rows: dict[str, _Rows], arrow: bool,
+        rows: dict[str, _Rows], located: _ArrowRows | None = None,
     ) -> npt.NDArray[np.bool_]:
-        """Gather the table's clean rows into ``rows``; return the mask of the others."""
+        """Gather the table's clean rows into ``rows``; return the mask of the others.
+
+        ``index`` is the position in ``raws`` of each row's message; ``located`` is given for
+        Arrow record batches (many rows per message), ``None`` for JSON lines (one each).
+        """
+        arrow = located is not None
         n = table.num_rows
         rest = np.ones(n, dtype=bool)
         names = set(table.schema.names)
@@ -425,7 +457,7 @@ class BatchDecoder:
             if not good.any():
                 continue
             rest &= ~good
-            self._gather(m, table, good, index, raws, arrow, ts, numeric_columns, categorical_columns,
+            self._gather(m, table, good, index, raws, located, ts, numeric_columns, categorical_columns,
                          prediction_columns, segment, rows[m.name], states)
         return rest
 
@@ -455,7 +487,7 @@ class BatchDecoder:
 
     def _gather(
         self, m: ModelColumns, table: pa.Table, good: npt.NDArray[np.bool_], index: npt.NDArray[np.intp],
-        raws: Sequence[RawMessage], arrow: bool, ts: npt.NDArray[np.int64],
+        raws: Sequence[RawMessage], located: _ArrowRows | None, ts: npt.NDArray[np.int64],
         numeric: dict[str, npt.NDArray[np.float64]], categorical: dict[str, pa.Array],
         predictions: dict[str, Any], segment: pa.Array | None, out: _Rows,
         states: dict[str, npt.NDArray[np.int8]],
@@ -496,10 +528,10 @@ class BatchDecoder:
                 **{k: v.filter(mask) for k, v in categorical.items()},
                 **{k: v.filter(mask) for k, v in predictions.items() if not isinstance(v, np.ndarray)},
             },
-            raws=[raws[j] for j in picked.tolist()] if arrow else _at(raws, index[picked]),
+            raws=located.messages(picked) if located is not None else _at(raws, index[picked]),
             states={k: v[good] for k, v in states.items() if v[good].any()},
         )
-        out.index.append(index[picked] * ROW_SPAN + (picked if arrow else 0))
+        out.index.append(index[picked] * ROW_SPAN + (located.within[picked] if located is not None else 0))
         out.keys.append(keys)
         out.blocks.append(block)
         labels: dict[str, tuple[tuple[str, str], ...]] = {}
@@ -571,11 +603,11 @@ class BatchDecoder:
             codes = encoded.indices.to_numpy(zero_copy_only=False)
             order = np.lexsort((positions, codes))  # by cohort, then arrival
             if not np.array_equal(order, np.arange(order.size)):
-                block, positions, codes = block.take(order), positions[order], codes[order]
+                block, positions, codes = _take_block(block, order), positions[order], codes[order]
             starts = [0, *(np.flatnonzero(np.diff(codes)) + 1).tolist(), len(block)]
             for a, b in zip(starts, starts[1:]):
                 key = encoded.dictionary[int(codes[a])].as_py()
-                blocks[key] = (Cohort(name, labels[key]), positions[a:b], block.slice(a, b))
+                blocks[key] = (Cohort(name, labels[key]), positions[a:b], _slice_block(block, a, b))
             out.n_columnar += sum(len(p) for p in gathered.blocks)
         for key in {*blocks, *groups}:
             cohort = blocks[key][0] if key in blocks else groups[key][0]
@@ -679,6 +711,10 @@ def _cell(event: InferenceEvent, path: str) -> tuple[int, str | None]:
     return WRONG, None
 
 
+_VALUE = attrgetter("value")
+_ERROR = attrgetter("error")
+
+
 def _screen(raws: Sequence[RawMessage], values: list[bytes | None]) -> list[int]:
     """Positions of the messages Arrow must not be given as a JSON line.
 
@@ -688,8 +724,11 @@ def _screen(raws: Sequence[RawMessage], values: list[bytes | None]) -> list[int]
     cannot nest deep enough to matter). A line break inside a message shows as extra
     rows, and the reader's row count is checked.
     """
-    flagged = {i for i, raw in enumerate(raws) if raw.error is not None or raw.value is None}
-    array = pa.array([v if v is not None else b"" for v in values], type=pa.binary())
+    flagged: set[int] = set()
+    errors = list(map(_ERROR, raws))  # C loops: a batch is thousands of messages
+    if any(map(is_not, errors, repeat(None))):
+        flagged.update(i for i, error in enumerate(errors) if error is not None)
+    array = pa.array(values, type=pa.binary())  # an absent value is null: flagged below
     bad = ~_bools(pc.starts_with(array, "{")) | ~_bools(pc.ends_with(array, "}"))
     lengths = pc.binary_length(array).to_numpy(zero_copy_only=False)
     bad |= lengths > MAX_ARROW_BYTES
@@ -704,18 +743,203 @@ def _screen(raws: Sequence[RawMessage], values: list[bytes | None]) -> list[int]
 # -- column helpers ----------------------------------------------------------------------
 
 
-class _ArrowRows(Sequence[RawMessage]):
-    """The message of each row of an Arrow record batch: the batch's own message."""
+class _ArrowSource:
+    """One Arrow IPC message whose rows became block rows; reads a row back as a JSON event.
 
-    def __init__(self, raw: RawMessage, n: int) -> None:
-        self._raw = raw
-        self._n = n
+    The decoded table is cached once a row is asked for, and never pickled or copied: a
+    snapshot or a process boundary carries the message's bytes, as it did before.
+    """
+
+    __slots__ = ("raw", "own", "_table")
+
+    def __init__(self, raw: RawMessage, own: dict[str, frozenset[str]]) -> None:
+        self.raw = raw
+        self.own = own
+        self._table: pa.Table | None = None
+
+    def row_value(self, row: int) -> bytes:
+        """Row ``row`` of the message as one JSON event (the form its slow rows are decoded from)."""
+        if self._table is None:
+            self._table = pa.ipc.open_stream(pa.py_buffer(self.raw.value)).read_all()
+        [record] = self._table.slice(row, 1).to_pylist()
+        return orjson.dumps(_json_record(record, self.own), default=_json_default)
+
+    def __getstate__(self) -> tuple[RawMessage, dict[str, frozenset[str]]]:
+        return self.raw, self.own
+
+    def __setstate__(self, state: tuple[RawMessage, dict[str, frozenset[str]]]) -> None:
+        self.raw, self.own = state
+        self._table = None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _ArrowSource:
+        return self  # immutable: the message's bytes never change
+
+
+class ArrowRowMessage(RawMessage):
+    """One row of an Arrow IPC message, as a :class:`RawMessage` of its own.
+
+    ``topic``, ``partition``, ``offset`` and ``key`` are those of the Arrow message;
+    ``value`` is that one row as a JSON event (what its per-event decoding reads), built
+    each time it is read: a late row's dead letter carries its row, not the whole batch.
+    """
+
+    __slots__ = ("_source", "_row")
+    _source: _ArrowSource
+    _row: int
+
+    def __init__(self, source: _ArrowSource, row: int) -> None:
+        # Frozen like every RawMessage: the slots are set through their descriptors.
+        _SOURCE_SLOT.__set__(self, source)
+        _ROW_SLOT.__set__(self, row)
+
+    @property
+    def value(self) -> bytes:
+        return self._source.row_value(self._row)
+
+    @property
+    def topic(self) -> str:
+        return self._source.raw.topic
+
+    @property
+    def partition(self) -> int:
+        return self._source.raw.partition
+
+    @property
+    def offset(self) -> int:
+        return self._source.raw.offset
+
+    @property
+    def key(self) -> bytes | None:
+        return self._source.raw.key
+
+    @property
+    def error(self) -> str | None:
+        return None
+
+    @property
+    def row(self) -> int:
+        """The row's number within its Arrow message."""
+        return self._row
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return ArrowRowMessage, (self._source, self._row)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ArrowRowMessage:
+        return self  # immutable
+
+
+_SOURCE_SLOT: Any = ArrowRowMessage.__dict__["_source"]
+_ROW_SLOT: Any = ArrowRowMessage.__dict__["_row"]
+
+
+class ArrowRowMessages(Sequence[RawMessage]):
+    """The messages of a block's Arrow rows: ``[i]`` is row ``i``'s :class:`ArrowRowMessage`.
+
+    Arrays (which message, which row in it), so the hot path makes no object per row;
+    an element is made when asked for (a late row's dead letter). Slices and
+    :meth:`take` stay arrays.
+
+    Iterating gives each row's *Arrow message*, as a list of the rows' messages held
+    before: :func:`drift.columnar.concat_blocks` lists a block's messages that way for
+    blocks that are only counted, and an object per counted row costs more than the
+    counting (every one is tracked by the garbage collector, whose full passes then
+    walk them: 4 µs a row in the in-process benchmark).
+    """
+
+    __slots__ = ("_sources", "_message", "_within")
+
+    def __init__(
+        self, sources: npt.NDArray[np.object_], message: npt.NDArray[np.intp], within: npt.NDArray[np.intp],
+    ) -> None:
+        self._sources = sources
+        self._message = message
+        self._within = within
 
     def __len__(self) -> int:
-        return self._n
+        return int(self._message.size)
 
     def __getitem__(self, i: Any) -> Any:
-        return self._raw
+        if isinstance(i, slice):
+            return ArrowRowMessages(self._sources, self._message[i], self._within[i])
+        return ArrowRowMessage(self._sources[self._message[i]], int(self._within[i]))
+
+    def __iter__(self) -> Iterator[RawMessage]:
+        raws: npt.NDArray[np.object_] = np.empty(self._sources.size, dtype=object)
+        raws[:] = [source.raw for source in self._sources.tolist()]
+        return iter(raws[self._message].tolist())
+
+    def take(self, index: npt.NDArray[np.intp]) -> ArrowRowMessages:
+        """The messages of the rows at ``index``."""
+        return ArrowRowMessages(self._sources, self._message[index], self._within[index])
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return ArrowRowMessages, (self._sources, self._message, self._within)
+
+
+class _ArrowRows:
+    """Where each row of a table of Arrow record batches came from."""
+
+    __slots__ = ("sources", "message", "within")
+
+    def __init__(self, sources: list[_ArrowSource], message: npt.NDArray[np.intp], within: npt.NDArray[np.intp]) -> None:
+        self.sources = np.empty(len(sources), dtype=object)
+        self.sources[:] = sources
+        self.message = message
+        """Which of ``sources`` each row is from."""
+        self.within = within
+        """Each row's row number within its message."""
+
+    def messages(self, picked: npt.NDArray[np.intp]) -> ArrowRowMessages:
+        """The messages of the rows in ``picked``."""
+        return ArrowRowMessages(self.sources, self.message[picked], self.within[picked])
+
+
+def _json_record(record: dict[str, Any], own: dict[str, frozenset[str]]) -> dict[str, Any]:
+    """An Arrow row as the JSON event it stands for: null cells are absent fields, except
+    the row's own model's features, where a null is an explicit ``null``."""
+    mine = own.get(record.get("model"), frozenset())  # type: ignore[arg-type]
+    features = record.get("features")
+    if isinstance(features, dict):
+        record = {**record, "features": {k: v for k, v in features.items() if v is not None or k in mine}}
+    return {k: v for k, v in record.items() if v is not None}
+
+
+def _take_block(block: Block, index: npt.NDArray[np.intp]) -> Block:
+    """``block.take(index)`` for distinct ``index`` rows, with cell states moved by array indexing."""
+    arrow_index = pa.array(index, type=pa.int64())
+    raws = block.raws
+    return Block(
+        ts=block.ts[index], event_ids=block.event_ids.take(arrow_index), numeric_names=block.numeric_names,
+        numeric=block.numeric[:, index], categorical={k: v.take(arrow_index) for k, v in block.categorical.items()},
+        raws=raws.take(index) if isinstance(raws, ArrowRowMessages) else list(map(raws.__getitem__, index.tolist())),
+        states={k: v[index] for k, v in block.states.items()},
+        **_moved_rows(block, index, len(block)),
+    )
+
+
+def _slice_block(block: Block, start: int, stop: int) -> Block:
+    """``block.slice(start, stop)``: views, cell states moved by array indexing."""
+    if start == 0 and stop >= len(block):
+        return block
+    return Block(
+        ts=block.ts[start:stop], event_ids=block.event_ids.slice(start, stop - start),
+        numeric_names=block.numeric_names, numeric=block.numeric[:, start:stop],
+        categorical={k: v.slice(start, stop - start) for k, v in block.categorical.items()},
+        raws=block.raws[start:stop], states={k: v[start:stop] for k, v in block.states.items()},
+        **_moved_rows(block, np.arange(start, stop), len(block)),
+    )
+
+
+def _moved_rows(block: Block, index: npt.NDArray[np.intp], n: int) -> dict[str, Any]:
+    """``wrong`` and ``unknown`` of the rows at ``index``, renumbered (few rows have them)."""
+    if not (block.wrong or block.unknown):
+        return {}
+    new = np.full(n, -1, dtype=np.intp)
+    new[index] = np.arange(index.size)
+    return {
+        "wrong": {k: sorted((int(new[r]), t) for r, t in v if new[r] >= 0) for k, v in block.wrong.items()},
+        "unknown": dict(sorted((int(new[r]), names) for r, names in block.unknown.items() if new[r] >= 0)),
+    }
 
 
 def _at(raws: Sequence[RawMessage], index: npt.NDArray[np.intp]) -> list[RawMessage]:
@@ -759,6 +983,22 @@ def _depth(data_type: pa.DataType, limit: int = MAX_NESTING) -> int:
             return deepest
         stack.extend((child, depth) for child in children)
     return deepest
+
+
+def _utf8_names(schema: pa.Schema) -> bool:
+    """Whether every field name in ``schema``, nested ones too, is valid UTF-8."""
+    try:
+        stack = [field_.type for field_ in schema]
+        while stack:
+            data_type = stack.pop()
+            if pa.types.is_struct(data_type):
+                stack.extend(data_type.field(k).type for k in range(data_type.num_fields))
+                [data_type.field(k).name for k in range(data_type.num_fields)]
+            elif pa.types.is_list(data_type) or pa.types.is_large_list(data_type):
+                stack.append(data_type.value_type)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _named_elsewhere(schema: pa.Schema, name: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import math
+import pickle
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -381,3 +382,56 @@ def test_deeply_nested_messages_are_refused_not_parsed() -> None:
     raws = [RawMessage(orjson.dumps(message(0)), "t", 0, 0), RawMessage(deep, "t", 0, 1)]
     batch = batch_decoder()(raws)
     assert batch.n_events == 1 and [d.reason for d in batch.dead] == [DlqReason.INVALID_JSON]
+
+
+def test_arrow_messages_of_a_poll_are_screened_together() -> None:
+    """Several Arrow messages (two schemas, one broken) decode as each would alone."""
+    first = [message(i) for i in range(120)]
+    second = [message(i, ts=int((NOW - timedelta(minutes=40, seconds=i)).timestamp() * 1000)) for i in range(50)]
+    third = [message(1000 + i) for i in range(80)]
+    third[7] = message(1007, ts="not a time")
+    broken = b"\xff\xff\xff\xff" + b"garbage" * 10
+    raws = [RawMessage(encode_arrow(first), "t", 0, 1), RawMessage(broken, "t", 0, 2),
+            RawMessage(encode_arrow(second), "t", 0, 3), RawMessage(encode_arrow(third), "t", 0, 4)]
+    together = batch_decoder()(raws)
+    alone = [batch_decoder()([raw]) for raw in raws]
+    assert columnwise([together]) == columnwise(alone)
+    assert [(d.offset, d.reason, d.detail) for d in together.dead] == [
+        (d.offset, d.reason, d.detail) for batch in alone for d in batch.dead]
+    assert [d.offset for d in together.dead] == [2, 4] and together.dead[1].detail.startswith("row 7 ")
+    json_rows = [RawMessage(orjson.dumps(r), "t", 0, 0) for r in first + second + third if r["ts"] != "not a time"]
+    assert columnwise([together])[0] == one_by_one(json_rows)[0]
+    # Arrival order within each cohort: the first message's rows, then the third's.
+    ts = np.concatenate([p.ts for p in together.pieces if p.cohort.key.endswith("channel=web")])
+    assert together.n_events == 249 and ts.size == 125
+
+
+def test_an_arrow_rows_message_is_that_row_as_json() -> None:
+    """``block.raws[i]`` of an Arrow row: the Arrow message's position, the row's own event."""
+    records = [message(i) for i in range(64)]
+    records[0] = message(0, prediction={"score": 0.5})  # first: encode_arrow takes its schema from it
+    records[3] = message(3, features={"x": None, "y": 2.0, "c": "b"})
+    raw = RawMessage(encode_arrow(records), "t", 4, 321, key=b"k-9")
+    batch = batch_decoder()([raw])
+    assert not batch.dead and batch.n_columnar == 64
+    seen = 0
+    for piece in batch.pieces:
+        block = piece.block
+        assert block is not None
+        ids = block.event_ids.to_pylist()
+        for i in range(len(block)):
+            row = block.raws[i]
+            assert isinstance(row, RawMessage)
+            assert (row.topic, row.partition, row.offset, row.key, row.error) == ("t", 4, 321, b"k-9", None)
+            value = row.value
+            assert value is not None and len(value) < 1000  # one event, not the whole batch
+            event = DECODER(row)
+            assert isinstance(event, InferenceEvent) and event.event_id == ids[i]
+            original = next(r for r in records if orjson.loads(value)["ts"] == r["ts"])
+            assert event == DECODER(RawMessage(orjson.dumps(original), "t", 4, 321, key=b"k-9"))
+            seen += 1
+        # Slices and takes keep rows, picklable and never copied deeply
+        tail = block.raws[1:]
+        assert tail[0].value == block.raws[1].value
+        assert pickle.loads(pickle.dumps(block.raws))[2].value == block.raws[2].value
+    assert seen == 64
