@@ -10,9 +10,11 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
+from itertools import repeat
 from typing import Any, Callable, Mapping, TypeVar, Union
 
 import numpy as np
@@ -82,6 +84,32 @@ class RawMessage:
     key: bytes | None = None
     error: str | None = None
     """Set when the source itself reported an error instead of a message."""
+
+
+_RAW_SLOTS: tuple[Any, ...] = tuple(RawMessage.__dict__[name] for name in ("value", "topic", "partition", "offset", "key", "error"))
+
+
+def raw_messages(
+    values: list[bytes | None], topic: str, partition: int, offsets: list[int], keys: list[bytes | None],
+) -> list[RawMessage]:
+    """``RawMessage(values[i], topic, partition, offsets[i], keys[i])`` for every ``i``, made by C loops.
+
+    A Kafka poll of thousands of messages: the dataclass ``__init__`` (a Python frame and
+    six ``object.__setattr__`` calls per message) was a quarter of the whole JSON flow.
+    Here each slot is filled by ``map`` over its descriptor, with no Python frame per message.
+    """
+    n = len(values)
+    if len(offsets) != n or len(keys) != n:
+        raise ValueError(f"{n} values, {len(offsets)} offsets and {len(keys)} keys: one each expected")
+    out = list(map(object.__new__, repeat(RawMessage, n)))
+    value, topic_, partition_, offset, key, error = _RAW_SLOTS
+    deque(map(value.__set__, out, values), 0)
+    deque(map(topic_.__set__, out, repeat(topic, n)), 0)
+    deque(map(partition_.__set__, out, repeat(partition, n)), 0)
+    deque(map(offset.__set__, out, offsets), 0)
+    deque(map(key.__set__, out, keys), 0)
+    deque(map(error.__set__, out, repeat(None, n)), 0)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
