@@ -10,6 +10,8 @@ one process, one worker, no Kafka:
   windows, detectors, policy, SQLite tickets);
 * ``memory_json`` / ``memory_arrow``: the same flow fed from memory with batches of
   JSON messages, or with Arrow IPC messages of 10,000 events (a batching producer);
+* ``memory_arrow_polls``: Arrow IPC messages of 1,000 events, 5 to a batch (a Kafka poll
+  of the Kafka benchmark's messages: the decoder screens a batch's messages as one table);
 * stages, on the same JSON batches outside Bytewax: ``decode`` (drift.batch),
   ``decode + windows`` (flows.windows) and, for the ratio, the per-event decoder
   (``Decoder`` one message at a time) the flow used before batches.
@@ -43,6 +45,8 @@ from flows.runner import load_profiles, run_file  # noqa: E402
 from flows.windows import CohortWindows  # noqa: E402
 
 BATCH = 5000
+POLL_EVENTS = 1000
+POLL_MESSAGES = 5
 
 
 def best(repeats: int, run: Callable[[], Any]) -> float:
@@ -75,6 +79,9 @@ def main() -> None:
         raws = [RawMessage(v, "bench", 0, i) for i, v in enumerate(lines)]
         batches = [raws[i:i + BATCH] for i in range(0, n, BATCH)]
         arrow = [[RawMessage(v, "bench", 0, i)] for i, v in enumerate(ipc)]
+        small = [RawMessage(v, "bench", 0, i) for i, v in enumerate(
+            workload.arrow_batches(n, batch=POLL_EVENTS, cohorts=args.cohorts))]
+        polls = [small[i:i + POLL_MESSAGES] for i in range(0, len(small), POLL_MESSAGES)]
 
         def decode() -> None:
             for batch in batches:
@@ -115,6 +122,7 @@ def main() -> None:
             "file_json": best(args.repeats, replay),
             "memory_json": best(args.repeats, flow(batches)),
             "memory_arrow": best(args.repeats, flow(arrow)),
+            "memory_arrow_polls": best(args.repeats, flow(polls)),
             "decode": best(args.repeats, decode),
             "decode_windows": best(args.repeats, decode_windows),
             "per_event_decoder": best(max(1, args.repeats - 1), one_by_one),
