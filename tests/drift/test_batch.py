@@ -435,3 +435,12 @@ def test_an_arrow_rows_message_is_that_row_as_json() -> None:
         assert tail[0].value == block.raws[1].value
         assert pickle.loads(pickle.dumps(block.raws))[2].value == block.raws[2].value
     assert seen == 64
+
+
+def test_absent_values_and_source_errors_in_a_column_wise_batch_are_dead_letters() -> None:
+    raws = [RawMessage(orjson.dumps(message(i)), "t", 0, i) for i in range(40)]
+    raws.insert(7, RawMessage(None, "t", 0, 100))
+    raws.insert(20, RawMessage(b"{}", "t", 0, 101, error="broker transport failure"))
+    batch = batch_decoder()(raws)
+    assert batch.n_events == 40
+    assert sorted((d.offset, d.reason) for d in batch.dead) == [(100, DlqReason.EMPTY), (101, DlqReason.KAFKA_ERROR)]
