@@ -184,50 +184,88 @@ def numeric_profile(values: npt.ArrayLike, n_bins: int) -> NumericProfile:
     ((24.75, 49.5, 74.25), (0.25, 0.25, 0.25, 0.25))
     """
     array = np.asarray(values, dtype=np.float64)
-    array = array[np.isfinite(array)]
+    finite = np.isfinite(array)
+    filtered = not finite.all()
+    if filtered:
+        array = array[finite]
     if array.size == 0:
         raise ReferenceDataError("no finite values to profile")
+    # Statistics of the values in their own order (the sum's rounding depends on it).
+    low, high = float(array.min()), float(array.max())
+    mean, std = float(array.mean()), float(array.std())
     # numpy's default ("linear") quantile at p = i / n_bins sits at position
     # (n - 1) * i / n_bins of the sorted values. The position is split in integers:
     # a float p puts a tie a few ulps off its value (-0.9999999999999991 next to
     # -1.0), which np.unique keeps as a spurious, empty bin.
-    ordered = np.sort(array)
-    lower, remainder = np.divmod(np.arange(1, n_bins) * (array.size - 1), n_bins)
-    upper = np.minimum(lower + 1, array.size - 1)
+    if filtered:  # a copy of ours: sorted in place
+        array.sort()
+        ordered = array
+    else:
+        ordered = np.sort(array)
+    n = ordered.size
+    lower, remainder = np.divmod(np.arange(1, n_bins) * (n - 1), n_bins)
+    upper = np.minimum(lower + 1, n - 1)
     quantiles = ordered[lower] + (remainder / n_bins) * (ordered[upper] - ordered[lower])
     edges = np.unique(quantiles)
-    counts = np.bincount(np.searchsorted(edges, array, side="right"), minlength=edges.size + 1)
-    shares = counts / array.size
+    # Bin i holds edges[i-1] <= x < edges[i]: counted from where each edge falls in the
+    # sorted values (values below it), not by binning every value.
+    below = np.searchsorted(ordered, edges, side="left")
+    counts = np.diff(below, prepend=0, append=n)
+    shares = counts / n
     return NumericProfile(
         edges=tuple(float(e) for e in edges), shares=tuple(float(s) for s in shares),
-        n=int(array.size), low=float(array.min()), high=float(array.max()),
-        mean=float(array.mean()), std=float(array.std()),
+        n=int(n), low=low, high=high, mean=mean, std=std,
     )
 
 
 def categorical_profile(values: Iterable[FeatureValue]) -> CategoricalProfile:
     """Shares of the most frequent categories (at most :data:`MAX_CATEGORIES`).
 
+    Categories rank by count, then by text (code point order) among ties; nulls
+    and NaN are left out; non-string values count as their :func:`category_text`.
+
     >>> categorical_profile(["a", "b", "a", None]).categories
     ('a', 'b')
     """
-    counts = _text_counts(values)
-    n = sum(counts.values())
-    if n == 0:
-        raise ReferenceDataError("no non-null values to profile")
-    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    kept = ranked[:MAX_CATEGORIES]
+    counted = _text_counts(values)
+    if isinstance(counted, dict):
+        n = sum(counted.values())
+        if n == 0:
+            raise ReferenceDataError("no non-null values to profile")
+        n_distinct = len(counted)
+        kept = sorted(counted.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_CATEGORIES]
+    else:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        texts, counts = counted
+        n = int(pc.sum(counts).as_py() or 0)
+        if n == 0:
+            raise ReferenceDataError("no non-null values to profile")
+        n_distinct = len(texts)
+        table = pa.table({"text": texts, "count": counts})
+        order = [("count", "descending"), ("text", "ascending")]
+        if n_distinct > MAX_CATEGORIES:  # texts are distinct: the order is total
+            top = pc.select_k_unstable(table, k=MAX_CATEGORIES, sort_keys=order)
+        else:
+            top = pc.sort_indices(table, sort_keys=order)
+        kept = list(zip(texts.take(top).to_pylist(), counts.take(top).to_pylist()))
     rest = n - sum(c for _, c in kept)
     return CategoricalProfile(
         categories=tuple(k for k, _ in kept),
         shares=(*(c / n for _, c in kept), rest / n),
         n=n,
-        n_distinct=len(counts),
+        n_distinct=n_distinct,
     )
 
 
-def _text_counts(values: Iterable[FeatureValue]) -> dict[str, int]:
-    """Occurrences of each category text; nulls and NaN left out (strings counted by Arrow)."""
+def _text_counts(values: Iterable[FeatureValue]) -> dict[str, int] | tuple[Any, Any]:
+    """Occurrences of each category text, nulls and NaN left out.
+
+    Columns Arrow can type as strings, integers, booleans or floats are counted by
+    Arrow (``value_counts``): the result is a pair of Arrow arrays, distinct texts and
+    their counts. Others (mixed types, ...) are counted value by value into a dict.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -235,16 +273,32 @@ def _text_counts(values: Iterable[FeatureValue]) -> dict[str, int]:
         array = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
         array = None
-    if array is not None and (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
-        counted = pc.value_counts(array.drop_null())
-        return dict(zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()))
-    counts: dict[str, int] = {}
+    if array is not None and pa.types.is_dictionary(array.type):
+        array = pc.cast(array, array.type.value_type)
+    if array is not None:
+        kind = array.type
+        if (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)
+                or pa.types.is_boolean(kind) or kind in (pa.float32(), pa.float64())):
+            counted = pc.value_counts(array)
+            distinct, counts = counted.field("values"), counted.field("counts")
+            keep = pc.is_valid(distinct)
+            if pa.types.is_floating(kind):
+                keep = pc.and_(keep, pc.invert(pc.is_nan(distinct)))
+            distinct, counts = distinct.filter(keep), counts.filter(keep)
+            if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+                # decimal digits and true/false: category_text's str(int) and bool text
+                distinct = pc.cast(distinct, pa.string())
+            elif pa.types.is_floating(kind):
+                # distinct floats have distinct texts (repr round-trips), -0.0 included
+                distinct = pa.array([category_text(v) for v in distinct.to_pylist()], type=pa.string())
+            return distinct, counts
+    tally: dict[str, int] = {}
     for value in array.to_pylist() if array is not None else values:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             continue
         key = category_text(value)
-        counts[key] = counts.get(key, 0) + 1
-    return counts
+        tally[key] = tally.get(key, 0) + 1
+    return tally
 
 
 def build_reference(

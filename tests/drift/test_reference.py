@@ -9,11 +9,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drift.errors import BaselineError, ReferenceDataError
+from drift.events import category_text
 from drift.reference import (
     MAX_CATEGORIES,
     UNSEEN,
@@ -196,6 +198,221 @@ def test_categorical_caps_categories_and_rest_is_unseen() -> None:
 def test_categorical_without_values_raises(values: list[object]) -> None:
     with pytest.raises(ReferenceDataError):
         categorical_profile(values)
+
+
+# --------------------------------------------------------------------------
+# The profiles against the former per-value implementation (the oracle)
+# --------------------------------------------------------------------------
+
+
+def oracle_numeric_profile(values: object, n_bins: int) -> NumericProfile:
+    """Quantile bins as first written: every value sorted, then binned by searchsorted."""
+    array = np.asarray(values, dtype=np.float64)
+    array = array[np.isfinite(array)]
+    if array.size == 0:
+        raise ReferenceDataError("no finite values to profile")
+    ordered = np.sort(array)
+    lower, remainder = np.divmod(np.arange(1, n_bins) * (array.size - 1), n_bins)
+    upper = np.minimum(lower + 1, array.size - 1)
+    quantiles = ordered[lower] + (remainder / n_bins) * (ordered[upper] - ordered[lower])
+    edges = np.unique(quantiles)
+    counts = np.bincount(np.searchsorted(edges, array, side="right"), minlength=edges.size + 1)
+    shares = counts / array.size
+    return NumericProfile(
+        edges=tuple(float(e) for e in edges), shares=tuple(float(s) for s in shares),
+        n=int(array.size), low=float(array.min()), high=float(array.max()),
+        mean=float(array.mean()), std=float(array.std()),
+    )
+
+
+def oracle_categorical_profile(values: object) -> CategoricalProfile:
+    """Category shares as first written: each value's text counted in a dict, ranked in Python."""
+    import pyarrow.compute as pc
+
+    try:
+        array = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+        array = None
+    counts: dict[str, int] = {}
+    if array is not None and (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        counted = pc.value_counts(array.drop_null())
+        counts = dict(zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()))
+    else:
+        for value in array.to_pylist() if array is not None else values:  # type: ignore[attr-defined]
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                continue
+            key = category_text(value)
+            counts[key] = counts.get(key, 0) + 1
+    n = sum(counts.values())
+    if n == 0:
+        raise ReferenceDataError("no non-null values to profile")
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    kept = ranked[:MAX_CATEGORIES]
+    rest = n - sum(c for _, c in kept)
+    return CategoricalProfile(
+        categories=tuple(k for k, _ in kept), shares=(*(c / n for _, c in kept), rest / n),
+        n=n, n_distinct=len(counts),
+    )
+
+
+def bits(profile: NumericProfile | CategoricalProfile) -> tuple[object, ...]:
+    """Every field, floats as their exact bits (-0.0 apart from 0.0)."""
+    if isinstance(profile, NumericProfile):
+        assert profile.mean is not None and profile.std is not None
+        return (
+            tuple(map(float.hex, profile.edges)), tuple(map(float.hex, profile.shares)), profile.n,
+            float.hex(profile.low), float.hex(profile.high), float.hex(profile.mean), float.hex(profile.std),
+        )
+    return profile.categories, tuple(map(float.hex, profile.shares)), profile.n, profile.n_distinct
+
+
+def same_outcome(new: object, old: object, values: object, *args: object) -> None:
+    """``new(values, *args)`` and ``old(values, *args)`` give the same bits, or both refuse."""
+    try:
+        expected = bits(old(values, *args))  # type: ignore[operator]
+    except ReferenceDataError as exc:
+        with pytest.raises(ReferenceDataError, match=str(exc)):
+            new(values, *args)  # type: ignore[operator]
+        return
+    assert bits(new(values, *args)) == expected  # type: ignore[operator]
+
+
+special_floats = st.sampled_from(
+    [0.0, -0.0, math.nan, math.inf, -math.inf, 5e-324, -5e-324, 1e308, -1e308, 1.0, -1.0, 0.1]
+)
+any_floats = st.one_of(finite_floats, discrete_floats, special_floats, st.floats())
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # mean and std of +-1e308
+@settings(max_examples=400, deadline=None)
+@given(st.lists(any_floats, max_size=400), st.integers(min_value=1, max_value=25))
+def test_numeric_matches_oracle(values: list[float], n_bins: int) -> None:
+    same_outcome(numeric_profile, oracle_numeric_profile, values, n_bins)
+    # numpy input: the caller's array is read, never sorted in place
+    array = np.array(values, dtype=np.float64)
+    before = array.copy()
+    same_outcome(numeric_profile, oracle_numeric_profile, array, n_bins)
+    np.testing.assert_array_equal(array, before)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # mean and std of +-1e308
+@pytest.mark.parametrize("nan_share", [0.0, 0.01, 0.5])
+@pytest.mark.parametrize("n_bins", [2, 10, 37])
+def test_numeric_matches_oracle_on_big_columns(nan_share: float, n_bins: int) -> None:
+    rng = np.random.default_rng(11)
+    n = 200_000
+    columns = [
+        rng.normal(size=n), rng.lognormal(size=n), rng.integers(-3, 4, size=n).astype(float),
+        np.round(rng.exponential(size=n), 1) * rng.choice([-1.0, 1.0], size=n),  # ties, -0.0 and 0.0
+    ]
+    for column in columns:
+        column[rng.random(n) < nan_share] = rng.choice([math.nan, math.inf, -math.inf])
+        before = column.copy()
+        assert bits(numeric_profile(column, n_bins)) == bits(oracle_numeric_profile(column, n_bins))
+        np.testing.assert_array_equal(column, before)
+
+
+texts = st.text(max_size=4)
+mixed_values = st.one_of(
+    st.none(), texts, st.sampled_from(["None", "nan", "true", "false", "3", "1.0", "-0.0", "", "é", "e\u0301"]),
+    st.booleans(), st.integers(-5, 5), st.integers(), special_floats, finite_floats,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(mixed_values, max_size=120))
+def test_categorical_of_mixed_values_matches_oracle(values: list[object]) -> None:
+    same_outcome(categorical_profile, oracle_categorical_profile, values)
+    same_outcome(categorical_profile, oracle_categorical_profile, np.array(values, dtype=object))
+
+
+def _typed_forms(values: list[object], kind: str) -> list[object]:
+    """``values`` (one kind plus None) as the inputs a reference column arrives as."""
+    forms: list[object] = [values, np.array(values, dtype=object)]
+    non_null = [v for v in values if v is not None]
+    if kind == "str":
+        array = pa.array(values, type=pa.string())
+        forms += [array, array.cast(pa.large_string()), array.dictionary_encode(),
+                  pa.chunked_array([array[: len(values) // 2], array[len(values) // 2:]], type=pa.string())]
+        if non_null and len(non_null) == len(values):
+            forms.append(np.array(values, dtype=str))
+    elif kind == "int":
+        forms += [pa.array(values, type=pa.int64()), pa.array(values, type=pa.int8()).dictionary_encode()]
+        if non_null and min(non_null) >= 0:  # type: ignore[type-var]
+            forms.append(pa.array(values, type=pa.uint64()))
+        if len(non_null) == len(values):
+            forms.append(np.array(values, dtype=np.int64))
+    elif kind == "bool":
+        forms.append(pa.array(values, type=pa.bool_()))
+        if len(non_null) == len(values):
+            forms.append(np.array(values, dtype=bool))
+    else:
+        forms += [pa.array(values, type=pa.float64()), pa.array(values, type=pa.float32()),
+                  np.array([math.nan if v is None else v for v in values], dtype=np.float64)]
+    return forms
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data(), st.sampled_from(["str", "int", "bool", "float"]))
+def test_categorical_of_typed_columns_matches_oracle(data: st.DataObject, kind: str) -> None:
+    element = {
+        "str": st.one_of(texts, st.sampled_from(["a", "b", "None", "nan", "ab", "\x00", "\U0001f600", "ÿ"])),
+        "int": st.integers(-128, 127),
+        "bool": st.booleans(),
+        "float": st.one_of(discrete_floats, special_floats, finite_floats),
+    }[kind]
+    values = data.draw(st.lists(st.one_of(st.none(), element), max_size=150))
+    for form in _typed_forms(values, kind):
+        same_outcome(categorical_profile, oracle_categorical_profile, form)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(MAX_CATEGORIES - 20, MAX_CATEGORIES + 150))
+def test_categorical_with_many_categories_matches_oracle(seed: int, n_categories: int) -> None:
+    # around the cap, with ties at the cut: which of the tied ones are kept is decided by text
+    rng = np.random.default_rng(seed)
+    alphabet = np.array(list("aAbz\u00e90~ \x00\u00ff\u4e00\U0001f600"), dtype=object)
+    names = {"".join(rng.choice(alphabet, size=rng.integers(1, 4))) for _ in range(n_categories)}
+    values: list[object] = [name for name in sorted(names) for _ in range(rng.integers(1, 4))]
+    values += [None] * int(rng.integers(0, 40))
+    rng.shuffle(values)  # type: ignore[arg-type]
+    for form in _typed_forms(values, "str"):
+        same_outcome(categorical_profile, oracle_categorical_profile, form)
+    codes = {name: i for i, name in enumerate(sorted(names))}
+    ints = [None if v is None else codes[v] - 128 for v in values]  # many distinct integers
+    for form in _typed_forms(ints, "int")[:3]:
+        same_outcome(categorical_profile, oracle_categorical_profile, form)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param(["\ud800", "a", "\ud800", None], id="lone-surrogate"),
+        pytest.param([b"x", b"x", "x"], id="bytes"),
+        pytest.param([2**64, 2**64, 1], id="beyond-int64"),
+        pytest.param([-0.0, 0.0, 0.0, math.nan, None], id="signed-zero"),
+        pytest.param([True, 1, 1.0, "1", "true"], id="equal-but-different-texts"),
+        pytest.param(pa.array([None, None], type=pa.string()), id="string-nulls-only"),
+        pytest.param(pa.array([math.nan, None], type=pa.float64()), id="float-nan-only"),
+        pytest.param(pa.chunked_array([], type=pa.int32()), id="no-chunks"),
+        pytest.param(pa.array([1, 2, 1], type=pa.int16()).dictionary_encode(), id="dictionary-of-ints"),
+        pytest.param(pa.array([0.5, 0.5, 2.0], type=pa.float16()), id="float16"),
+        pytest.param(pa.array([1, 1, 2], type=pa.timestamp("s")), id="timestamps"),
+    ],
+)
+def test_categorical_edge_columns_match_oracle(values: object) -> None:
+    same_outcome(categorical_profile, oracle_categorical_profile, values)
+
+
+def test_categorical_matches_oracle_on_big_columns() -> None:
+    rng = np.random.default_rng(5)
+    n = 300_000
+    labels = np.array([f"c_{k:03d}" for k in range(300)] + ["é", "Z", "z"], dtype=object)
+    strings = labels[rng.integers(0, labels.size, size=n)]
+    strings[rng.random(n) < 0.02] = None
+    ids = rng.integers(0, 100_000, size=n)  # far more than the cap, many tied
+    for column in (strings, pa.array(strings), ids, ids.astype(float), rng.integers(0, 2, size=n).astype(bool)):
+        assert bits(categorical_profile(column)) == bits(oracle_categorical_profile(column))
 
 
 # --------------------------------------------------------------------------
