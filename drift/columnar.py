@@ -116,19 +116,21 @@ class Block:
         return Block(
             ts=self.ts[index], event_ids=self.event_ids.take(arrow_index), numeric_names=self.numeric_names,
             numeric=self.numeric[:, index], categorical={k: v.take(arrow_index) for k, v in self.categorical.items()},
-            raws=[self.raws[i] for i in index.tolist()],
+            raws=_take_raws(self.raws, index),
             **self._rows_of(index),
         )
 
     def _rows_of(self, index: npt.NDArray[np.intp]) -> dict[str, Any]:
-        if not (self.states or self.unknown):
-            return {}
-        new = {int(old): i for i, old in enumerate(index.tolist())}
-        return {
-            "states": {k: v[index] for k, v in self.states.items()},
-            "wrong": {k: sorted((new[r], t) for r, t in v if r in new) for k, v in self.wrong.items()},
-            "unknown": dict(sorted((new[r], names) for r, names in self.unknown.items() if r in new)),
-        }
+        """Cell states, wrong cells and unknown names of the (distinct) rows at ``index``, renumbered."""
+        out: dict[str, Any] = {}
+        if self.states:
+            out["states"] = {k: v[index] for k, v in self.states.items()}
+        if self.wrong or self.unknown:  # few rows have them
+            new = np.full(len(self), -1, dtype=np.intp)
+            new[index] = np.arange(index.size)
+            out["wrong"] = {k: sorted((int(new[r]), t) for r, t in v if new[r] >= 0) for k, v in self.wrong.items()}
+            out["unknown"] = dict(sorted((int(new[r]), names) for r, names in self.unknown.items() if new[r] >= 0))
+        return out
 
     def slice(self, start: int, stop: int) -> Block:
         """Rows ``start:stop`` (views, no copy)."""
@@ -162,9 +164,7 @@ def concat_blocks(blocks: Sequence[Block]) -> Block:
     if len(blocks) == 1:
         return blocks[0]
     first = blocks[0]
-    raws: list[RawMessage] = []
-    for block in blocks:
-        raws.extend(block.raws)
+    raws = _concat_raws([block.raws for block in blocks])
     states: dict[str, npt.NDArray[np.int8]] = {}
     wrong: dict[str, list[tuple[int, str]]] = {}
     unknown: dict[int, tuple[str, ...]] = {}
@@ -185,6 +185,22 @@ def concat_blocks(blocks: Sequence[Block]) -> Block:
         categorical={k: pa.concat_arrays([b.categorical[k] for b in blocks]) for k in first.categorical},
         raws=raws, states=states, wrong=wrong, unknown=unknown,
     )
+
+
+def _take_raws(raws: Sequence[RawMessage], index: npt.NDArray[np.intp]) -> Sequence[RawMessage]:
+    """The messages of the rows at ``index``; a sequence with its own ``take`` keeps its form
+    (``drift.batch.ArrowRowMessages``: arrays, no object per row)."""
+    take = getattr(raws, "take", None)
+    return take(index) if take is not None else [raws[i] for i in index.tolist()]
+
+
+def _concat_raws(parts: Sequence[Sequence[RawMessage]]) -> Sequence[RawMessage]:
+    """The messages of ``parts`` end to end; parts of one type with a ``concat`` keep their form."""
+    kind = type(parts[0])
+    concat = getattr(kind, "concat", None)
+    if concat is not None and all(type(p) is kind for p in parts):
+        return concat(parts)  # type: ignore[no-any-return]
+    return [raw for part in parts for raw in part]
 
 
 def add_block(summary: WindowSummary, block: Block, profile: ReferenceProfile) -> WindowSummary:

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from drift.batch import BatchDecoder, DecodedBatch, encode_arrow, model_columns
-from drift.columnar import add_block, bin_matrix, summarise_columns
+from drift.columnar import add_block, bin_matrix, concat_blocks, summarise_columns
 from drift.events import Decoder, DeadLetter, DlqReason, InferenceEvent, RawMessage
 from drift.findings import Cohort
 from drift.reference import build_reference
@@ -434,6 +434,12 @@ def test_an_arrow_rows_message_is_that_row_as_json() -> None:
         tail = block.raws[1:]
         assert tail[0].value == block.raws[1].value
         assert pickle.loads(pickle.dumps(block.raws))[2].value == block.raws[2].value
+        # Iterating gives the rows, as indexing does; takes and concatenations keep them.
+        assert [r.value for r in block.raws] == [block.raws[i].value for i in range(len(block))]
+        order = np.arange(len(block))[::-1].copy()
+        joined = concat_blocks([block.take(order), block.slice(0, 1)])
+        assert [r.value for r in joined.raws] == [block.raws[int(i)].value for i in [*order, 0]]
+        assert type(joined.raws) is type(block.raws)  # still arrays, no object per row
     assert seen == 64
 
 
