@@ -9,9 +9,8 @@ test on the suite's broker (test_kafka_bench_smoke.py).
 from __future__ import annotations
 
 import importlib.util
-import json
-import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,16 +20,6 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH = REPO_ROOT / "bench"
-
-
-def run_bench(script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 240) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, str(BENCH / script), *args],
-        capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT, env=env, check=False,
-    )
-    assert done.returncode == 0, f"bench/{script} exited {done.returncode}:\n{done.stderr[-4000:]}"
-    document: dict[str, Any] = json.loads(done.stdout)
-    return document
 
 
 def load_memory_bench() -> ModuleType:
@@ -63,7 +52,7 @@ def test_memory_benchmark_generates_the_workload_events() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["arrow", "json"])
-def test_memory_benchmark_runs_at_a_tiny_size(fmt: str) -> None:
+def test_memory_benchmark_runs_at_a_tiny_size(fmt: str, run_bench: Callable[..., dict[str, Any]]) -> None:
     n = 20_000
     document = run_bench(
         "memory.py", "--events", str(n), "--cohorts", "50", "--sample-every", "5000", "--batch-events", "2500",

@@ -6,31 +6,17 @@ in which every event is accounted for. Speeds are only checked to be positive.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BENCH = REPO_ROOT / "bench"
-
-
-def run_bench(script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 240) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, str(BENCH / script), *args],
-        capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT, env=env, check=False,
-    )
-    assert done.returncode == 0, f"bench/{script} exited {done.returncode}:\n{done.stderr[-4000:]}"
-    document: dict[str, Any] = json.loads(done.stdout)
-    return document
-
 
 @pytest.mark.kafka
-def test_kafka_throughput_benchmark_runs_at_a_tiny_size(kafka_bootstrap: str) -> None:
+def test_kafka_throughput_benchmark_runs_at_a_tiny_size(
+    kafka_bootstrap: str, run_bench: Callable[..., dict[str, Any]],
+) -> None:
     n = 10_000
     env = {**os.environ, "KAFKA_BOOTSTRAP": kafka_bootstrap}
     document = run_bench(

@@ -6,25 +6,11 @@ is missing makes the benchmark exit 2 and this test fail: it never skips.
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PEERS = ("evidently", "nannyml", "whylogs")
-
-
-def run_peers(*args: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "bench" / "peers.py"), *args],
-        capture_output=True, text=True, timeout=240, cwd=REPO_ROOT,
-    )
-    assert done.returncode == 0, f"bench/peers.py exited {done.returncode}:\n{done.stderr[-4000:]}"
-    document: dict[str, Any] = json.loads(done.stdout)
-    return document
 
 
 def check_case(case: dict[str, Any], tools: tuple[str, ...], n_features: int) -> None:
@@ -46,8 +32,8 @@ def check_case(case: dict[str, Any], tools: tuple[str, ...], n_features: int) ->
         assert agreement[tool]["missed"] == [], f"{tool} missed injected drift: {agreement[tool]}"
 
 
-def test_peers_benchmark_runs_every_tool_at_a_tiny_size() -> None:
-    document = run_peers(
+def test_peers_benchmark_runs_every_tool_at_a_tiny_size(run_bench: Callable[..., dict[str, Any]]) -> None:
+    document = run_bench("peers.py", 
         "--rows", "2000", "--reference-rows", "10000", "--features", "10",
         "--wide-features", "5", "--wide-rows", "2000", "--repeats", "1", "--seed", "7",
     )
