@@ -196,14 +196,12 @@ def rate(numerator: int, denominator: int) -> float:
     return numerator / denominator if denominator > 0 else 0.0
 
 
-def _feature_counts(check: CheckName, counts: FeatureCounts, n_events: int, n_binned: int | None = None) -> tuple[int, int]:
-    """(numerator, denominator) of a per-feature check; ``n_binned``: ``counts.counts.sum()`` if known."""
+def _feature_counts(check: CheckName, counts: FeatureCounts, n_events: int, n_binned: int) -> tuple[int, int]:
+    """(numerator, denominator) of a per-feature check; ``n_binned`` is ``counts.counts.sum()``."""
     if check == "null_rate":
         return counts.n_null, n_events
     if check == "missing_rate":
         return counts.n_missing, n_events
-    if n_binned is None:
-        n_binned = int(counts.counts.sum())
     n_values = n_binned + len(counts.pending)
     if check == "type_mismatch":
         return counts.n_wrong_type, n_values + counts.n_wrong_type

@@ -150,6 +150,7 @@ class RunResult:
 
 GC_THRESHOLDS = (50_000, 20, 100)
 """Collection thresholds of the job's processes (Python's defaults: 700, 10, 10)."""
+_gc_tuned = False
 
 
 def tune_gc() -> None:
@@ -160,8 +161,13 @@ def tune_gc() -> None:
     with the default thresholds the collector rescans that state over and over (with
     10,000 cohorts about a quarter of the time, and the run twice as slow:
     docs/benchmarks.md). Objects alive at this call (libraries, profiles) are moved out
-    of the collector's generations (``gc.freeze``).
+    of the collector's generations (``gc.freeze``), once per process: a process that runs
+    flows one after another (tests, a notebook) does not freeze its later garbage.
     """
+    global _gc_tuned
+    if _gc_tuned:
+        return
+    _gc_tuned = True
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
 
