@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
+import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -154,3 +156,27 @@ def read_topic(kafka_bootstrap: str) -> Callable[[str], list[dict[str, Any]]]:
 # ==========================================================================
 # End of Kafka section
 # ==========================================================================
+
+
+# ==========================================================================
+# Benchmarks: the smoke tests in tests/bench run a bench/ script as by hand
+# ==========================================================================
+
+
+def _run_bench(script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 240) -> dict[str, Any]:
+    """``python bench/<script> args...`` from the repository root; its one JSON document.
+
+    A non-zero exit fails the test with the end of the script's stderr.
+    """
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / script), *args],
+        capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT, env=env, check=False,
+    )
+    assert done.returncode == 0, f"bench/{script} exited {done.returncode}:\n{done.stderr[-4000:]}"
+    document: dict[str, Any] = json.loads(done.stdout)
+    return document
+
+
+@pytest.fixture
+def run_bench() -> Callable[..., dict[str, Any]]:
+    return _run_bench
