@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 from drift.errors import ReferenceDataError
 
 
-def read_columns(path: Path, names: list[str]) -> tuple[dict[str, Any], int]:
-    """The named columns of a Parquet file as numpy arrays or lists, and the row count.
+def read_columns(
+    path: Path, names: list[str], categorical: Collection[str] = (),
+) -> tuple[dict[str, Any], int]:
+    """The named columns of a Parquet file, and the row count.
 
     Columns may be top level or fields of a ``features`` struct column (the
-    layout of logged inference events).
+    layout of logged inference events). Numeric columns of the names not in
+    ``categorical`` come as float64 numpy arrays (nulls as NaN); the columns named in
+    ``categorical`` come as Arrow arrays of their own type, so that an integer or
+    boolean category keeps its text (:mod:`drift.categories`): read as floats, the code
+    ``1`` would be the category ``1.0``, which no event sends.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -35,7 +42,9 @@ def read_columns(path: Path, names: list[str]) -> tuple[dict[str, Any], int]:
             column = nested.field(name)
         else:
             continue
-        if pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type):
+        if name in categorical:
+            columns[name] = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        elif pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type):
             # Nulls become NaN, which profiling skips.
             columns[name] = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
         else:

@@ -36,10 +36,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
+from drift.categories import category_text, category_texts
 from drift.columnar import MISSING, NULL, OK, WRONG, Block, concat_blocks, to_micros
 from drift.events import (
     ARROW_STREAM_MAGIC, MAX_MESSAGE_BYTES, MAX_NESTING, DeadLetter, Decoder, DlqReason, InferenceEvent, RawMessage,
-    category_text,
 )
 from drift.findings import Cohort
 from drift.reference import NumericProfile, ReferenceProfile
@@ -82,7 +82,9 @@ EXACT_INTEGERS = 2.0**53
 
 _TS_LOW = to_micros(datetime(2, 1, 1, tzinfo=timezone.utc))
 _TS_HIGH = to_micros(datetime(9998, 12, 31, tzinfo=timezone.utc))
-_CATEGORY_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_integer, pa.types.is_boolean)
+_CATEGORY_TYPES = (
+    pa.types.is_string, pa.types.is_large_string, pa.types.is_integer, pa.types.is_boolean, pa.types.is_floating,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1045,8 +1047,16 @@ def _numeric(column: pa.Array | None, n: int) -> tuple[npt.NDArray[np.float64], 
 
 
 def _categories(column: pa.Array | None, n: int) -> tuple[pa.Array, npt.NDArray[np.bool_]]:
+    """A categorical column's texts (:mod:`drift.categories`) and the rows they are right for."""
     if column is None or not any(check(column.type) for check in _CATEGORY_TYPES):
         return pa.nulls(n, pa.string()), np.zeros(n, dtype=bool)
+    if pa.types.is_floating(column.type):
+        # JSON integers past 2**53 mixed with other numbers reach Arrow's reader as
+        # rounded doubles, and NaN is a dead letter: those rows take the per-event path.
+        values = column.to_numpy(zero_copy_only=False).astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            fine = np.isfinite(values) & ((values != np.trunc(values)) | (np.abs(values) < EXACT_INTEGERS))
+        return category_texts(column), fine & _valid(column)
     strings = column if pa.types.is_string(column.type) else column.cast(pa.string())
     return strings, _valid(column)
 

@@ -492,7 +492,7 @@ def _as_strings(column: Any) -> pa.Array:
             strings = None
         if strings is not None and (pa.types.is_string(strings.type) or pa.types.is_null(strings.type)):
             return strings.cast(pa.string())
-    from drift.events import category_text
+    from drift.categories import category_text
 
     return pa.array([None if v is None else category_text(v) for v in column], type=pa.string())
 

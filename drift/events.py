@@ -176,17 +176,6 @@ class InferenceEvent:
         return value if value is None else str(value)
 
 
-def category_text(value: FeatureValue) -> str:
-    """The category a JSON value counts as: booleans as ``true``/``false``.
-
-    >>> category_text(True), category_text(3), category_text("DE")
-    ('true', '3', 'DE')
-    """
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value if isinstance(value, str) else str(value)
-
-
 class _Reject(Exception):
     def __init__(self, reason: DlqReason, detail: str) -> None:
         super().__init__(detail)

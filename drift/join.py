@@ -32,7 +32,8 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping
 
 from drift import metrics
-from drift.events import FeatureValue, category_text
+from drift.categories import category_text
+from drift.events import FeatureValue
 from drift.findings import Cohort
 
 MAX_VERSIONS = 8

@@ -12,6 +12,7 @@ import functools
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,8 +21,9 @@ from typing import Any, Iterable, Mapping, Union
 import numpy as np
 import numpy.typing as npt
 
+from drift.categories import ENCODING, category_text, category_texts, is_category
 from drift.errors import BaselineError, ReferenceDataError
-from drift.events import FeatureValue, category_text
+from drift.events import FeatureValue
 
 MAX_CATEGORIES = 256
 """Categories kept per feature; rarer ones share the reference's ``unseen`` bin."""
@@ -113,7 +115,7 @@ class ReferenceProfile:
 
     def to_json(self) -> str:
         document: dict[str, Any] = {
-            "format": 1, "model": self.model, "n_rows": self.n_rows, "source": self.source,
+            "format": 1, "category_encoding": ENCODING, "model": self.model, "n_rows": self.n_rows, "source": self.source,
             "built_at": self.built_at.isoformat(),
             "features": {name: _profile_json(p) for name, p in self.features.items()},
         }
@@ -127,6 +129,7 @@ class ReferenceProfile:
             data = json.loads(text)
             features = {name: _profile_from_json(item) for name, item in data["features"].items()}
             predictions = {name: _profile_from_json(item) for name, item in data.get("predictions", {}).items()}
+            _check_category_encoding(data, {**features, **predictions}, where)
             return cls(
                 model=str(data["model"]), features=features, n_rows=int(data["n_rows"]),
                 source=str(data["source"]), built_at=datetime.fromisoformat(data["built_at"]),
@@ -134,6 +137,42 @@ class ReferenceProfile:
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BaselineError(f"{where}: not a valid baseline file ({type(exc).__name__}: {exc})") from None
+
+
+_FLOAT_TEXT = re.compile(r"-?(\d+\.\d*|\d*\.\d+|\d+(\.\d*)?e[+-]?\d+|inf|nan)")
+
+
+def _check_category_encoding(data: Mapping[str, Any], profiles: Mapping[str, FeatureProfile], where: str) -> None:
+    """Refuse a profile whose categories were written by an older category encoding.
+
+    Before :data:`drift.categories.ENCODING` 2, integer and boolean reference columns
+    were read as floats: their categories are ``1.0``, ``0.0``, which no event matches.
+    A profile without the version whose categories are all texts that no float gives
+    (``DE``, ``mobile``, ``3``) means the same under both rules and is read as it is.
+    """
+    version = data.get("category_encoding", 1)
+    if version == ENCODING:
+        return
+    if version != 1:
+        raise ValueError(f"unknown category_encoding {version!r}; this version writes {ENCODING}")
+    stale = sorted(
+        name for name, profile in profiles.items()
+        if isinstance(profile, CategoricalProfile) and any(_FLOAT_TEXT.fullmatch(c) for c in profile.categories)
+    )
+    if stale:
+        model = data.get("model", "MODEL")
+        raise BaselineError(
+            f"{where}: the categories of {', '.join(map(repr, stale))} were stored by an older version "
+            f"that read integer and boolean reference columns as floats ({_example(profiles[stale[0]])}); "
+            f"no event would match them. Rebuild the baseline: "
+            f"'drift baseline build --config CONFIG --model {model} --reference PATH.parquet' "
+            f"(or delete {where} to have 'drift run' build it from the config's reference)"
+        )
+
+
+def _example(profile: FeatureProfile) -> str:
+    assert isinstance(profile, CategoricalProfile)
+    return ", ".join(repr(c) for c in profile.categories[:3])
 
 
 def _profile_json(profile: FeatureProfile) -> dict[str, Any]:
@@ -221,8 +260,9 @@ def numeric_profile(values: npt.ArrayLike, n_bins: int) -> NumericProfile:
 def categorical_profile(values: Iterable[FeatureValue]) -> CategoricalProfile:
     """Shares of the most frequent categories (at most :data:`MAX_CATEGORIES`).
 
-    Categories rank by count, then by text (code point order) among ties; nulls
-    and NaN are left out; non-string values count as their :func:`category_text`.
+    Categories rank by count, then by text (code point order) among ties; nulls,
+    NaN and infinities are left out; every value counts as its category text
+    (:mod:`drift.categories`: ``1``, ``1.0`` and ``"1"`` are one category).
 
     >>> categorical_profile(["a", "b", "a", None]).categories
     ('a', 'b')
@@ -260,11 +300,13 @@ def categorical_profile(values: Iterable[FeatureValue]) -> CategoricalProfile:
 
 
 def _text_counts(values: Iterable[FeatureValue]) -> dict[str, int] | tuple[Any, Any]:
-    """Occurrences of each category text, nulls and NaN left out.
+    """Occurrences of each category text (:mod:`drift.categories`), non-categories left out.
 
-    Columns Arrow can type as strings, integers, booleans or floats are counted by
-    Arrow (``value_counts``): the result is a pair of Arrow arrays, distinct texts and
-    their counts. Others (mixed types, ...) are counted value by value into a dict.
+    Columns Arrow can type as strings, integers, booleans or floats (or dictionaries of
+    them) are counted by Arrow: distinct values by ``value_counts``, then their texts,
+    then the counts of values sharing a text (``0.0`` and ``-0.0``, ``1`` and ``1.0`` of
+    a dictionary) summed. The result is a pair of Arrow arrays, distinct texts and their
+    counts. Others (mixed types, ...) are counted value by value into a dict.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -275,30 +317,34 @@ def _text_counts(values: Iterable[FeatureValue]) -> dict[str, int] | tuple[Any, 
         array = None
     if array is not None and pa.types.is_dictionary(array.type):
         array = pc.cast(array, array.type.value_type)
-    if array is not None:
-        kind = array.type
-        if (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)
-                or pa.types.is_boolean(kind) or kind in (pa.float32(), pa.float64())):
-            counted = pc.value_counts(array)
-            distinct, counts = counted.field("values"), counted.field("counts")
-            keep = pc.is_valid(distinct)
-            if pa.types.is_floating(kind):
-                keep = pc.and_(keep, pc.invert(pc.is_nan(distinct)))
-            distinct, counts = distinct.filter(keep), counts.filter(keep)
-            if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
-                # decimal digits and true/false: category_text's str(int) and bool text
-                distinct = pc.cast(distinct, pa.string())
-            elif pa.types.is_floating(kind):
-                # distinct floats have distinct texts (repr round-trips), -0.0 included
-                distinct = pa.array([category_text(v) for v in distinct.to_pylist()], type=pa.string())
-            return distinct, counts
+    if array is not None and _category_type(array.type):
+        counted = pc.value_counts(array)
+        texts = category_texts(counted.field("values"))
+        keep = pc.is_valid(texts)  # nulls, NaN and infinities have no category
+        table = pa.table({"text": texts.filter(keep), "count": counted.field("counts").filter(keep)})
+        if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)
+                or pa.types.is_integer(array.type) or pa.types.is_boolean(array.type)):
+            table = table.group_by("text").aggregate([("count", "sum")]).rename_columns(["text", "count"])
+        return table.column("text").combine_chunks(), table.column("count").combine_chunks()
+    if array is not None and not pa.types.is_null(array.type) and len(array):
+        raise ReferenceDataError(
+            f"a categorical column must hold strings, integers, booleans or floats "
+            f"(or a dictionary of them); got Arrow type {array.type}"
+        )
     tally: dict[str, int] = {}
-    for value in array.to_pylist() if array is not None else values:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+    for value in values if array is None else ():
+        if not is_category(value):
             continue
         key = category_text(value)
         tally[key] = tally.get(key, 0) + 1
     return tally
+
+
+def _category_type(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)
+                or pa.types.is_boolean(kind) or pa.types.is_floating(kind))
 
 
 def build_reference(

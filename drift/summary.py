@@ -40,7 +40,8 @@ import numpy.typing as npt
 
 from drift.backend import Reservoir
 from drift.findings import Cohort
-from drift.events import FeatureValue, InferenceEvent, category_text
+from drift.categories import category_text
+from drift.events import FeatureValue, InferenceEvent
 from drift.reference import CategoricalProfile, NumericProfile, ReferenceProfile
 
 FLUSH_EVERY = 512

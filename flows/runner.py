@@ -28,7 +28,7 @@ from drift.events import DeadLetter
 from drift.findings import Finding, Severity
 from drift.health import Health
 from drift.reference import (
-    ReferenceProfile, build_reference, load_embeddings, load_reference, save_embeddings, save_reference,
+    ReferenceProfile, baseline_path, build_reference, load_embeddings, load_reference, save_embeddings, save_reference,
 )
 from drift.tickets import TicketEvent
 from flows.pipeline import Outputs, WindowReport, build_flow
@@ -39,7 +39,11 @@ def build_model_reference(config: Config, model: ModelConfig, parquet: Path) -> 
     """Profile ``model``'s features from a Parquet file of training data."""
     types = {name: spec.type for name, spec in model.features.items()}
     predictions = model.prediction_columns()
-    columns, n_rows = read_columns(parquet, [*types, *(spec.column for spec in predictions.values())])
+    categorical = [name for name, kind in types.items() if kind != "numeric"]
+    categorical += [spec.column for spec in predictions.values() if spec.type != "numeric"]
+    columns, n_rows = read_columns(
+        parquet, [*types, *(spec.column for spec in predictions.values())], categorical=categorical,
+    )
     return build_reference(model.name, columns, types, model.psi_bins(), str(parquet), n_rows, predictions)
 
 
@@ -56,12 +60,14 @@ def load_profiles(config: Config, log: Callable[[str], None] | None = None) -> d
         try:
             profiles[model.name] = load_reference(directory, model.name)
             continue
-        except BaselineError:
+        except BaselineError as exc:
             if model.reference is None:
                 raise
+            refused = str(exc) if baseline_path(directory, model.name).exists() else None
         parquet = config.resolve(model.reference.parquet)
         if log is not None:
-            log(f"building the reference profile of {model.name!r} from {parquet}")
+            why = f" (the stored one is refused: {refused})" if refused else ""
+            log(f"building the reference profile of {model.name!r} from {parquet}{why}")
         profile = build_model_reference(config, model, parquet)
         save_reference(profile, directory)
         profiles[model.name] = profile

@@ -20,7 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drift.columnar import COMPARE_EDGES, Block, bin_counts, concat_blocks, summarise_columns
-from drift.events import InferenceEvent, RawMessage, category_text
+from drift.categories import category_text
+from drift.events import InferenceEvent, RawMessage
 from drift.reference import build_reference
 from drift.summary import MAX_UNKNOWN_FIELDS, WindowSummary, summarise
 

@@ -74,7 +74,12 @@ def oracle(events: list[InferenceEvent]) -> dict[str, Any]:
                     n_wrong_type += 1
                     example = repr(value)[:64]
             else:
-                text = ("true" if value else "false") if type(value) is bool else str(value)
+                if type(value) is bool:
+                    text = "true" if value else "false"
+                elif type(value) is float and value == int(value):  # integral: the integer's digits
+                    text = str(int(value))
+                else:
+                    text = str(value)
                 if text in profile.categories:
                     counts[profile.categories.index(text)] += 1
                 else:
@@ -215,7 +220,9 @@ def test_numeric_value_kinds(x: Any, field: str, bin_index: int | None) -> None:
         pytest.param(True, 2, None, id="boolean-is-true"),
         pytest.param(3, 3, None, id="int-is-its-text"),
         pytest.param(False, 4, None, id="false-unseen"),
-        pytest.param(3.0, 4, None, id="float-text-unseen"),
+        pytest.param(3.0, 3, None, id="integral-float-is-the-integer"),
+        pytest.param(-0.0, 4, None, id="negative-zero-is-0-unseen"),
+        pytest.param(2.5, 4, None, id="float-text-unseen"),
         pytest.param("A", 4, None, id="case-sensitive"),
         pytest.param(None, None, "n_null", id="null"),
         pytest.param(MISSING, None, "n_missing", id="missing"),
