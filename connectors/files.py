@@ -8,6 +8,7 @@ offset, so a resumed run continues where it stopped.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -15,6 +16,7 @@ from typing import Any, Callable, Iterator
 import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
+from drift.errors import DriftError
 from drift.events import RawMessage
 
 BATCH_SIZE = 5000
@@ -36,21 +38,81 @@ def _default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-def _iter_parquet(path: Path, start: int) -> Iterator[tuple[int, bytes]]:
+class EventFileError(DriftError):
+    """An events file that cannot be read (not Parquet, or a damaged part of it)."""
+
+
+_PARQUET_ERRORS = (OSError, ValueError, TypeError, IndexError, MemoryError)
+"""What pyarrow raises on a damaged file (``ArrowInvalid`` is a ``ValueError``, ``ArrowIOError`` an ``OSError``)."""
+
+
+def open_parquet(path: Path) -> Any:
+    """``pyarrow.parquet.ParquetFile`` of ``path``; a one-line :class:`EventFileError` when unreadable."""
     import pyarrow.parquet as pq
 
+    try:
+        return pq.ParquetFile(path)
+    except _PARQUET_ERRORS as exc:
+        raise EventFileError(f"events file {path} is not a readable Parquet file: {_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _non_finite_rows(batch: Any) -> Any:
+    """Rows of a record batch with a NaN or infinity in any float column, nested ones too."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    found = np.zeros(batch.num_rows, dtype=bool)
+    stack = [(column, np.arange(batch.num_rows)) for column in batch.columns]
+    while stack:
+        array, rows = stack.pop()
+        kind = array.type
+        if pa.types.is_floating(kind):
+            bad = pc.invert(pc.is_finite(array)).fill_null(False).to_numpy(zero_copy_only=False)
+            found[rows[np.asarray(bad, dtype=bool)]] = True
+        elif pa.types.is_struct(kind):
+            stack.extend((array.field(k), rows) for k in range(kind.num_fields))
+        elif pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+            parents = pc.list_parent_indices(array).to_numpy(zero_copy_only=False)
+            stack.append((pc.list_flatten(array), rows[parents]))
+    return found
+
+
+def _iter_parquet(path: Path, start: int) -> Iterator[tuple[int, bytes]]:
+    """Rows as JSON events. A NaN or infinity is written as the token ``NaN``/``Infinity``
+    (not JSON), so the decoder counts the row as ``non_finite`` instead of reading a null
+    (:func:`drift.events.carries_non_finite`)."""
+    parquet = open_parquet(path)
     number = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_SIZE):
-        if number + batch.num_rows <= start:
+    batches = parquet.iter_batches(batch_size=BATCH_SIZE)
+    while True:
+        try:
+            batch = next(batches)
+            rows = batch.to_pylist() if number + batch.num_rows > start else []
+            non_finite = _non_finite_rows(batch) if rows else None
+        except StopIteration:
+            return
+        except _PARQUET_ERRORS as exc:
+            raise EventFileError(
+                f"events file {path} is damaged after row {number}: {_one_line(exc)}") from None
+        if not rows:
             number += batch.num_rows
             continue
-        for row in batch.to_pylist():
+        for k, row in enumerate(rows):
             if number >= start:
                 cleaned = {k: v for k, v in row.items() if v is not None}
                 if isinstance(cleaned.get("ts"), datetime) and cleaned["ts"].tzinfo is None:
                     # Parquet timestamps without a zone are UTC by convention.
                     cleaned["ts"] = cleaned["ts"].isoformat() + "Z"
-                yield number, orjson.dumps(cleaned, default=_default)
+                if non_finite is not None and non_finite[k]:
+                    yield number, json.dumps(cleaned, default=_default, separators=(",", ":")).encode()
+                else:
+                    yield number, orjson.dumps(cleaned, default=_default)
             number += 1
 
 
@@ -98,6 +160,8 @@ class EventFileSource(FixedPartitionedSource[list[RawMessage], int]):
             raise ValueError(f"events file must be .jsonl or .parquet; got {path.name!r}")
         if not path.is_file():
             raise FileNotFoundError(f"events file not found: {path}")
+        if path.suffix == ".parquet":
+            open_parquet(path)  # a file that is not Parquet fails here, in one line
         self._path = path
         self._on_batch = on_batch
 

@@ -6,9 +6,10 @@ A source batch (Kafka poll, or a thousand file lines) is decoded at once:
    no line break inside, at most :data:`drift.events.MAX_MESSAGE_BYTES`) are parsed
    by Arrow's JSON reader into columns; a message holding an Arrow IPC stream
    (producers that batch on their side) is read as a record batch;
-2. the rows of a configured model that are *clean* (RFC 3339 or epoch-ms ``ts`` not too
-   far ahead, every profiled feature and prediction field present, non-null and of the
-   right type, no unknown feature) become a :class:`drift.columnar.Block` per cohort;
+2. the rows of a configured model that are *clean* (RFC 3339 ``ts``, or an epoch number in
+   the model's ``ts_unit`` from 2000 on, not too far ahead; every profiled feature and
+   prediction field present, non-null and of the right type; no unknown feature) become
+   a :class:`drift.columnar.Block` per cohort;
 3. every other message is decoded one by one by :class:`drift.events.Decoder`, so it
    gets exactly the event or dead letter (with its reason) it would get alone.
 
@@ -39,7 +40,8 @@ import pyarrow.json as pj
 from drift.categories import category_text, category_texts
 from drift.columnar import MISSING, NULL, OK, WRONG, Block, concat_blocks, to_micros
 from drift.events import (
-    ARROW_STREAM_MAGIC, MAX_MESSAGE_BYTES, MAX_NESTING, DeadLetter, Decoder, DlqReason, InferenceEvent, RawMessage,
+    ARROW_STREAM_MAGIC, EPOCH_MIN_MICROS, MAX_MESSAGE_BYTES, MAX_NESTING, MICROS_PER_UNIT, DeadLetter, Decoder,
+    DlqReason, InferenceEvent, RawMessage,
 )
 from drift.findings import Cohort
 from drift.reference import NumericProfile, ReferenceProfile
@@ -80,6 +82,7 @@ ROW_SPAN = 1 << 24
 EXACT_INTEGERS = 2.0**53
 """Numbers at or beyond this magnitude are decoded one by one (integer/float rules)."""
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _TS_LOW = to_micros(datetime(2, 1, 1, tzinfo=timezone.utc))
 _TS_HIGH = to_micros(datetime(9998, 12, 31, tzinfo=timezone.utc))
 _CATEGORY_TYPES = (
@@ -370,10 +373,20 @@ class BatchDecoder:
         for deep in ("prediction", "embedding", "segment"):
             if deep in names and _depth(table.schema.field(deep).type) > MAX_NESTING - 2:
                 return rest
-        ts, ts_ok = _timestamps(_column(table, "ts"), now + self.decoder.max_future // timedelta(microseconds=1))
-        if ts is None:
+        ts_column = _column(table, "ts")
+        latest = now + self.decoder.max_future // timedelta(microseconds=1)
+        # Epoch numbers are read in each model's ``ts_unit``: one reading per unit in use.
+        readings: dict[str, tuple[npt.NDArray[np.int64] | None, npt.NDArray[np.bool_]]] = {}
+
+        def timestamps(model: str) -> tuple[npt.NDArray[np.int64] | None, npt.NDArray[np.bool_]]:
+            unit = self.decoder.ts_unit(model) if pa.types.is_integer(ts_column.type) else "ms"
+            if unit not in readings:
+                readings[unit] = _timestamps(ts_column, latest, unit)
+            return readings[unit]
+
+        if timestamps(self.columnar[0].name)[0] is None:
             return rest
-        ok = ts_ok & _valid(features)
+        ok = _valid(features)
         segment = _column(table, "segment") if "segment" in names else None
         if segment is not None:
             if not pa.types.is_struct(segment.type) or not all(
@@ -388,7 +401,9 @@ class BatchDecoder:
             mine = _bools(pc.equal(model, m.name)) if pa.types.is_string(model.type) else np.zeros(n, bool)
             if not mine.any():
                 continue
-            good = mine & ok
+            ts, ts_ok = timestamps(m.name)
+            assert ts is not None  # the column's type was checked above
+            good = mine & ok & ts_ok
             states: dict[str, npt.NDArray[np.int8]] = {}
 
             def accept(name: str, column: pa.Array | None, fine: npt.NDArray[np.bool_],
@@ -1001,8 +1016,29 @@ def _segment_complete(segment: pa.Array) -> npt.NDArray[np.bool_]:
     return ok | whole
 
 
-def _timestamps(column: pa.Array, latest: int) -> tuple[npt.NDArray[np.int64] | None, npt.NDArray[np.bool_]]:
-    """Event times in microseconds and which rows have one the column-wise rules accept."""
+def _epoch_bounds(unit: str, latest: int) -> tuple[int, int]:
+    """The epoch values in ``unit`` that land from 2000 to ``latest`` (microseconds), as int64.
+
+    >>> _epoch_bounds("s", 1_764_237_600_000_000)
+    (946684800, 1764237600)
+    """
+    if unit == "ns":
+        low, high = EPOCH_MIN_MICROS * 1000, latest * 1000 + 999
+    else:
+        per = MICROS_PER_UNIT[unit]
+        low, high = -(-EPOCH_MIN_MICROS // per), latest // per
+    return max(low, _INT64_MIN), min(high, _INT64_MAX)
+
+
+def _timestamps(
+    column: pa.Array, latest: int, unit: str = "ms",
+) -> tuple[npt.NDArray[np.int64] | None, npt.NDArray[np.bool_]]:
+    """Event times in microseconds and which rows have one the column-wise rules accept.
+
+    Integers are epoch values in ``unit``. Only values that land from 2000 to ``latest``
+    are scaled (so nothing wraps around int64); the others are left to the one-by-one
+    decoder, which says why (:func:`drift.events.parse_timestamp`).
+    """
     n = len(column)
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         ok = _bools(pc.match_substring_regex(column, TS_PATTERN))
@@ -1017,9 +1053,14 @@ def _timestamps(column: pa.Array, latest: int) -> tuple[npt.NDArray[np.int64] | 
                 except (ValueError, OverflowError):
                     ok[i] = False
     elif pa.types.is_integer(column.type):
-        millis = column.cast(pa.int64()).fill_null(-1).to_numpy(zero_copy_only=False)
-        ok = millis >= 0
-        micros = millis * 1000
+        try:
+            epoch = column.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+        except pa.ArrowInvalid:  # unsigned values past int64
+            return None, np.zeros(n, dtype=bool)
+        low, high = _epoch_bounds(unit, latest)
+        ok = (epoch >= low) & (epoch <= high)
+        kept = np.where(ok, epoch, 0)
+        micros = kept // 1000 if unit == "ns" else kept * MICROS_PER_UNIT[unit]
     elif pa.types.is_timestamp(column.type):
         zone = column.type.tz or "UTC"
         typed = column.cast(pa.timestamp("us", tz=zone)) if column.type.tz else pc.assume_timezone(

@@ -280,6 +280,8 @@ class ModelConfig(Strict):
     features: dict[str, FeatureSpec] = Field(min_length=1)
     detectors: list[DetectorEntry] = Field(default_factory=list)
     policy: PolicyConfig = PolicyConfig()
+    ts_unit: Literal["s", "ms", "us", "ns"] = "ms"
+    """Unit of an epoch-number ``ts`` in this model's events (RFC 3339 text needs none); docs/events.md."""
 
     @field_validator("cohort")
     @classmethod

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from itertools import repeat
-from typing import Any, Callable, Mapping, TypeVar, Union
+from typing import Any, Callable, Iterable, Literal, Mapping, TypeVar, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -37,9 +39,6 @@ stop on it.
 
 ARROW_STREAM_MAGIC = b"\xff\xff\xff\xff"
 """How an Arrow IPC stream message starts (its continuation marker); JSON never does."""
-
-_EPOCH_MS_MIN = 0
-_EPOCH_MS_MAX = 253402300799999  # 9999-12-31T23:59:59.999Z
 
 
 EVENT_FIELDS = (
@@ -125,6 +124,17 @@ class DeadLetter:
     value: bytes | None
     key: bytes | None = None
 
+    @property
+    def field(self) -> str | None:
+        """The event field the reason is about (``ts``, ``features.age``, ``embedding[3]``),
+        read from the detail; None for reasons about the whole message (``invalid_json``, ...)."""
+        return dead_letter_field(self.reason, self.detail)
+
+    @property
+    def line(self) -> int | None:
+        """The one-based line (JSONL) or row (Parquet) of a dead letter from an events file."""
+        return self.offset + 1 if self.topic.startswith("file:") else None
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; the original bytes are kept as text where possible."""
         value: str | None = None
@@ -145,6 +155,59 @@ class DeadLetter:
             "value": value,
             "value_encoding": encoding,
         }
+
+
+_WHOLE_MESSAGE = frozenset({
+    DlqReason.EMPTY, DlqReason.TOO_LARGE, DlqReason.NOT_UTF8, DlqReason.NOT_AN_OBJECT, DlqReason.KAFKA_ERROR,
+    DlqReason.BAD_ARROW,
+})
+_ARROW_ROW = re.compile(r"^row \d+ of the Arrow record batch: ")
+_NAMED_VALUE = re.compile(r"^((?:features|values)\..+?) (?:must be|is not finite)")
+_PATH = re.compile(r"[A-Za-z_][\w-]*(?:\.[\w-]+)*(?:\[\d+\])?")
+
+
+def dead_letter_field(reason: DlqReason, detail: str) -> str | None:
+    """The field a dead letter's detail starts with (every detail about a field does).
+
+    >>> dead_letter_field(DlqReason.MISSING_FIELD, "ts is required")
+    'ts'
+    >>> dead_letter_field(DlqReason.NON_FINITE, "row 3 of the Arrow record batch: features.my x is not finite; got nan")
+    'features.my x'
+    >>> dead_letter_field(DlqReason.INVALID_JSON, "not JSON: unexpected character") is None
+    True
+    """
+    if reason in _WHOLE_MESSAGE:
+        return None
+    detail = _ARROW_ROW.sub("", detail)
+    named = _NAMED_VALUE.match(detail)
+    if named is not None:
+        return named.group(1)
+    token = detail.split(" ", 1)[0]
+    if reason is DlqReason.INVALID_JSON and not detail.startswith(f"{token} nests deeper"):
+        return None
+    return token if _PATH.fullmatch(token) else None
+
+
+DLQ_SAMPLES_PER_REASON = 3
+"""Dead letters of each reason that ``drift replay``/``backtest`` show."""
+
+
+def dead_letter_samples(letters: Iterable[DeadLetter], per_reason: int = DLQ_SAMPLES_PER_REASON) -> list[dict[str, Any]]:
+    """The first ``per_reason`` dead letters of each reason in source order, without their bytes:
+    ``reason``, ``line`` (events files), ``field``, ``detail``, ``step_id``, ``topic``,
+    ``partition``, ``offset``; sorted by reason, then position."""
+    ordered = sorted(letters, key=lambda d: (d.reason.value, d.topic, d.partition, d.offset))
+    taken: dict[str, int] = {}
+    out = []
+    for letter in ordered:
+        if taken.get(letter.reason.value, 0) >= per_reason:
+            continue
+        taken[letter.reason.value] = taken.get(letter.reason.value, 0) + 1
+        out.append({
+            "reason": letter.reason.value, "line": letter.line, "field": letter.field, "detail": letter.detail,
+            "step_id": letter.step_id, "topic": letter.topic, "partition": letter.partition, "offset": letter.offset,
+        })
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,20 +246,116 @@ class _Reject(Exception):
         self.detail = detail
 
 
-def parse_timestamp(value: object) -> datetime:
-    """An RFC 3339 string with offset or epoch milliseconds, as an aware UTC datetime.
+TsUnit = Literal["s", "ms", "us", "ns"]
+"""The unit of an epoch ``ts`` (a model's ``ts_unit``)."""
+
+TS_UNITS: tuple[TsUnit, ...] = ("s", "ms", "us", "ns")
+
+TS_UNIT_WORDS: Mapping[str, str] = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
+
+MICROS_PER_UNIT: Mapping[str, int] = {"s": 1_000_000, "ms": 1000, "us": 1}
+"""Microseconds per epoch unit (nanoseconds are divided by 1000)."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+EPOCH_MIN = datetime(2000, 1, 1, tzinfo=timezone.utc)
+"""An epoch ``ts`` before this is refused (``bad_timestamp``): most likely a wrong unit."""
+
+EPOCH_MIN_MICROS = (EPOCH_MIN - _EPOCH) // timedelta(microseconds=1)
+
+_MICROS_MAX = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc) - _EPOCH) // timedelta(microseconds=1)
+_MICROS_MIN = (datetime(1, 1, 1, tzinfo=timezone.utc) - _EPOCH) // timedelta(microseconds=1)
+
+
+def epoch_micros(value: int | float, unit: str = "ms") -> int | None:
+    """Microseconds since 1970 of an epoch ``value`` in ``unit``; None when not finite.
+
+    Integers are scaled exactly (nanoseconds are floored to the microsecond); floats are
+    floored to the microsecond after scaling.
+
+    >>> epoch_micros(1764237600, "s"), epoch_micros(1764237600123456789, "ns")
+    (1764237600000000, 1764237600123456)
+    """
+    if isinstance(value, int):
+        return value // 1000 if unit == "ns" else value * MICROS_PER_UNIT[unit]
+    scaled = value / 1000 if unit == "ns" else value * MICROS_PER_UNIT[unit]
+    return math.floor(scaled) if math.isfinite(scaled) else None
+
+
+def _micros_text(micros: int) -> str:
+    return (_EPOCH + timedelta(microseconds=micros)).isoformat()
+
+
+def _likely_unit(value: int | float, unit: str, latest: int) -> str | None:
+    """The other unit in which ``value`` lands between 2000 and ``latest`` (at most one can)."""
+    for other in TS_UNITS:
+        if other == unit:
+            continue
+        micros = epoch_micros(value, other)
+        if micros is not None and EPOCH_MIN_MICROS <= micros <= latest:
+            return other
+    return None
+
+
+def _epoch_timestamp(value: int | float, unit: str, latest: int | None, model: str | None) -> datetime:
+    """An epoch ``ts`` in ``unit`` as a UTC datetime; refused when implausible for the unit.
+
+    Before 2000, or after ``latest`` (microseconds, when given) where another unit would
+    land between 2000 and ``latest``: ``bad_timestamp`` whose detail names that unit.
+    After ``latest`` in no other unit either, the caller's future check decides.
+    """
+    words = TS_UNIT_WORDS[unit]
+    micros = epoch_micros(value, unit)
+    if micros is None:
+        raise _Reject(DlqReason.BAD_TIMESTAMP, f"ts epoch {words} out of range; got {value!r}")
+    bound = _MICROS_MAX if latest is None else latest
+    if EPOCH_MIN_MICROS <= micros <= bound:
+        return _EPOCH + timedelta(microseconds=micros)
+    guess = _likely_unit(value, unit, bound)
+    where = f" of model {model!r}" if model is not None else ""
+    hint = ""
+    if guess is not None:
+        guessed = epoch_micros(value, guess)
+        assert guessed is not None
+        hint = (f"; as epoch {TS_UNIT_WORDS[guess]} it would be {_micros_text(guessed)}: "
+                f"set ts_unit: {guess} on the model" if model is not None else
+                f"; as epoch {TS_UNIT_WORDS[guess]} it would be {_micros_text(guessed)}")
+    if micros < EPOCH_MIN_MICROS:
+        shown = _micros_text(micros) if micros >= _MICROS_MIN else "before year 1"
+        raise _Reject(
+            DlqReason.BAD_TIMESTAMP,
+            f"ts {value!r} read as epoch {words}{where} is {shown}, before 2000{hint}",
+        )
+    if guess is not None:
+        shown = _micros_text(micros) if micros <= _MICROS_MAX else "after year 9999"
+        raise _Reject(DlqReason.BAD_TIMESTAMP, f"ts {value!r} read as epoch {words}{where} is {shown}{hint}")
+    if micros > _MICROS_MAX:
+        raise _Reject(DlqReason.BAD_TIMESTAMP, f"ts epoch {words} out of range; got {value!r}")
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def parse_timestamp(
+    value: object, unit: str = "ms", latest: int | None = None, model: str | None = None,
+) -> datetime:
+    """An RFC 3339 string with offset, or an epoch number in ``unit``, as an aware UTC datetime.
+
+    An epoch value before 2000 is refused as a likely wrong unit (``bad_timestamp``, the
+    detail naming the unit it would fit); so is one after ``latest`` (microseconds since
+    1970, when given) that another unit would place between 2000 and ``latest``.
+    ``model`` is named in those details.
 
     >>> parse_timestamp("2026-11-27T10:00:00.123Z").isoformat()
     '2026-11-27T10:00:00.123000+00:00'
     >>> parse_timestamp(1764237600000).isoformat()
     '2025-11-27T10:00:00+00:00'
+    >>> parse_timestamp(1764237600, "s").isoformat()
+    '2025-11-27T10:00:00+00:00'
     """
     if isinstance(value, bool):
-        raise _Reject(DlqReason.BAD_TIMESTAMP, f"ts must be RFC 3339 text or epoch milliseconds; got {value!r}")
+        raise _Reject(
+            DlqReason.BAD_TIMESTAMP, f"ts must be RFC 3339 text or epoch {TS_UNIT_WORDS[unit]}; got {value!r}")
     if isinstance(value, (int, float)):
-        if not math.isfinite(value) or not _EPOCH_MS_MIN <= value <= _EPOCH_MS_MAX:
-            raise _Reject(DlqReason.BAD_TIMESTAMP, f"ts epoch milliseconds out of range; got {value!r}")
-        return datetime.fromtimestamp(value / 1000.0, tz=timezone.utc)
+        return _epoch_timestamp(value, unit, latest, model)
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
@@ -353,6 +512,32 @@ def guarded(decode: Callable[[RawMessage], E], raw: RawMessage, step_id: str) ->
     )
 
 
+def carries_non_finite(topic: str) -> bool:
+    """Whether messages of ``topic`` may hold ``NaN``/``Infinity`` tokens: rows of a Parquet
+    events file, whose float columns can hold them (:mod:`connectors.files` writes them so).
+
+    JSON has no such numbers (RFC 8259): elsewhere they are ``invalid_json``.
+    """
+    return topic.startswith("file:") and topic.endswith(".parquet")
+
+
+def _refuse_non_finite(data: bytes) -> None:
+    """Raise ``non_finite`` naming the first NaN or infinity in ``data``, if it has one."""
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError):
+        return
+    stack: list[tuple[str, Any]] = [("", obj)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _Reject(DlqReason.NON_FINITE, f"{path or 'event'} is not finite; got {value!r}")
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(value))))
+
+
 def json_object(raw: RawMessage) -> dict[str, Any]:
     """The message as a JSON object; rejects source errors, empty, oversized, non-UTF-8 and non-JSON."""
     if raw.error is not None:
@@ -372,18 +557,25 @@ def json_object(raw: RawMessage) -> dict[str, Any]:
             data.decode("utf-8")
         except UnicodeDecodeError as utf:
             raise _Reject(DlqReason.NOT_UTF8, f"not UTF-8 at byte {utf.start}") from None
+        if carries_non_finite(raw.topic):
+            _refuse_non_finite(data)
         raise _Reject(DlqReason.INVALID_JSON, f"not JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise _Reject(DlqReason.NOT_AN_OBJECT, f"event must be a JSON object; got {type(obj).__name__}")
     return obj
 
 
-def event_time(obj: Mapping[str, Any], now: Callable[[], datetime], max_future: timedelta) -> datetime:
-    """The required ``ts`` of an event, refused when further than ``max_future`` ahead of ``now()``."""
+def event_time(
+    obj: Mapping[str, Any], now: Callable[[], datetime], max_future: timedelta, unit: str = "ms",
+    model: str | None = None,
+) -> datetime:
+    """The required ``ts`` of an event (epoch numbers in ``unit``), refused when further than
+    ``max_future`` ahead of ``now()`` or implausible for the unit (:func:`parse_timestamp`)."""
     if "ts" not in obj:
         raise _Reject(DlqReason.MISSING_FIELD, "ts is required")
-    ts = parse_timestamp(obj["ts"])
-    if ts > now() + max_future:
+    latest = now() + max_future
+    ts = parse_timestamp(obj["ts"], unit, (latest - _EPOCH) // timedelta(microseconds=1), model)
+    if ts > latest:
         raise _Reject(DlqReason.FUTURE_TIMESTAMP, f"ts {ts.isoformat()} is more than {max_future} in the future")
     return ts
 
@@ -402,6 +594,9 @@ class Decoder:
         Wall clock, injected so tests control it.
     step_id:
         Named in every dead letter.
+    ts_units:
+        ``model -> unit`` of epoch ``ts`` values (``s``, ``ms``, ``us``, ``ns``); a model not
+        listed, and an event without a configured model, read epoch milliseconds.
     embeddings:
         ``model -> (field, dim)`` for models with an ``embedding`` detector: the event's
         ``field`` is decoded with :func:`decode_embedding` into ``InferenceEvent.embedding``
@@ -415,14 +610,22 @@ class Decoder:
     now: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
     step_id: str = "decode_inference"
     embeddings: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    ts_units: Mapping[str, str] = field(default_factory=dict)
+
+    def ts_unit(self, model: object) -> str:
+        """The epoch unit of ``ts`` for an event whose ``model`` field is ``model``."""
+        return self.ts_units.get(model, "ms") if isinstance(model, str) else "ms"
 
     def __call__(self, raw: RawMessage) -> InferenceEvent | DeadLetter:
         return guarded(self._decode, raw, self.step_id)
 
     def _decode(self, raw: RawMessage) -> InferenceEvent:
         obj = json_object(raw)
-        ts = event_time(obj, self.now, self.max_future)
         model = obj.get("model")
+        # ``ts`` is checked first (its reason wins over the model's); its unit is the model's.
+        unit = self.ts_unit(model)
+        known = model if isinstance(model, str) and model in self.models else None
+        ts = event_time(obj, self.now, self.max_future, unit, known)
         if model is None:
             raise _Reject(DlqReason.MISSING_FIELD, "model is required")
         if not isinstance(model, str):

@@ -42,7 +42,7 @@ from drift.report import (
     top_drifting_feature, top_embedding_findings, what_if,
 )
 from drift.summary import WindowSummary, add_event, empty_summary, flush
-from flows.pipeline import EPOCH, cohort_of
+from flows.pipeline import EPOCH, cohort_of, ts_units
 from flows.runner import RunResult, load_profiles, run_file
 
 
@@ -218,7 +218,7 @@ def _read_history(
     dead = {letter.offset for letter in result.dlq if letter.topic == topic}
     decoder = Decoder(
         models=frozenset(m.name for m in config.models), max_future=config.events.max_future,
-        embeddings=config.embedding_fields(),
+        embeddings=config.embedding_fields(), ts_units=ts_units(config),
     )
     models = {m.name: m for m in config.models}
     pending: dict[tuple[str, Any], list[Any]] = defaultdict(list)

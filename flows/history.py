@@ -23,6 +23,7 @@ def seasonal_from_file(
     decoder = Decoder(
         models=frozenset({model.name}), max_future=config.events.max_future,
         embeddings={k: v for k, v in config.embedding_fields().items() if k == model.name},
+        ts_units={model.name: model.ts_unit},
     )
     events: list[InferenceEvent] = []
     n_unusable = 0

@@ -179,6 +179,11 @@ def window_specs(plans: list[ModelPlan]) -> dict[str, WindowSpec]:
     }
 
 
+def ts_units(config: Config) -> dict[str, str]:
+    """``model -> ts_unit`` of the models whose epoch ``ts`` is not in milliseconds (for the decoder)."""
+    return {model.name: model.ts_unit for model in config.models if model.ts_unit != "ms"}
+
+
 def batch_decoder(config: Config, plans: list[ModelPlan], decoder: Decoder, per_event: set[str]) -> BatchDecoder:
     """The column-wise decoder of the flow; ``per_event``: models whose events feed per-event steps."""
     return BatchDecoder(decoder, [
@@ -228,10 +233,12 @@ def build_flow(
     by_model = {plan.config.name: plan for plan in plans}
     decoder = Decoder(
         models=frozenset(by_model), max_future=config.events.max_future, embeddings=config.embedding_fields(),
+        ts_units=ts_units(config),
     )
     if now is not None:
         decoder = Decoder(
             models=decoder.models, max_future=decoder.max_future, now=now, embeddings=decoder.embeddings,
+            ts_units=decoder.ts_units,
         )
     metrics.configure(config)
     flow = Dataflow(flow_id)

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from bytewax.outputs import DynamicSink
 
-from connectors.files import EventFileSource
+from connectors.files import EventFileError, EventFileSource
 from connectors.memory import CountSink, FanOutSink, ListSink, TeeSink
 from connectors.reference import read_columns, read_embeddings
 from drift.backend import resolve_device
@@ -194,7 +194,16 @@ def run_file(
     outputs = _with_webhook(config, outputs)
     flow = build_flow(config, profiles, EventFileSource(events, on_batch=progress), outputs, now=now, durable=False)
     tune_gc()
-    run_main(flow)
+    try:
+        run_main(flow)
+    except Exception as exc:
+        # A damaged part of the file shows up inside the engine: say what it was, in one line.
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, EventFileError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise cause from None
     return _result(outputs)
 
 

@@ -70,11 +70,13 @@ def state(summary: WindowSummary) -> dict[str, Any]:
     return out
 
 
-def one_by_one(raws: list[RawMessage]) -> tuple[dict[str, dict[str, Any]], list[tuple[int, str, str]]]:
+def one_by_one(
+    raws: list[RawMessage], decoder: Decoder = DECODER,
+) -> tuple[dict[str, dict[str, Any]], list[tuple[int, str, str]]]:
     summaries: dict[str, WindowSummary] = {}
     dead = []
     for raw in raws:
-        item = DECODER(raw)
+        item = decoder(raw)
         if isinstance(item, DeadLetter):
             dead.append((item.offset, item.reason.value, item.detail))
             continue
@@ -223,6 +225,63 @@ def test_epoch_millisecond_timestamps_are_read_column_wise() -> None:
     raws = [RawMessage(orjson.dumps(message(i, ts=stamp + i)), "t", 0, i) for i in range(200)]
     batch = batch_decoder()(raws)
     assert batch.n_columnar == 200
+    assert columnwise([batch]) == one_by_one(raws)
+
+
+_LATEST_US = int((NOW + timedelta(minutes=10)).timestamp()) * 10**6  # now + the default max_future
+_Y2000_US = 946_684_800 * 10**6
+_PER_US = {"s": 10**6, "ms": 1000, "us": 1}
+
+
+def _edges(unit: str) -> list[int]:
+    """Epoch values in ``unit`` at and around the accepted range [2000, now + max_future]."""
+    if unit == "ns":
+        low, high = _Y2000_US * 1000, _LATEST_US * 1000 + 999
+    else:
+        low, high = -(-_Y2000_US // _PER_US[unit]), _LATEST_US // _PER_US[unit]
+    return [low - 1, low, high, high + 1]
+
+
+TS_UNIT_CASES = [
+    *(_edges(unit) for unit in ("s", "ms", "us", "ns")),
+    [0, -1, 2**63 - 1, -(2**63), 2**62, -(2**62), 9_223_372_036_854_775, 10**16],
+    [int((NOW - timedelta(hours=1)).timestamp()) * m for m in (1, 1000, 10**6, 10**9)],
+]
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_ts_unit_is_applied_alike_column_wise_and_one_by_one(unit: str) -> None:
+    """Every value, in or out of range for the unit, near int64's ends too: the same event or
+    dead letter column-wise (JSON lines and Arrow record batches) as one by one, never a
+    value scaled past int64 (which would wrap into an accepted time)."""
+    decoder = Decoder(models=frozenset({"m", "other"}), now=lambda: NOW, ts_units={"m": unit})
+    columns = BatchDecoder(decoder, [
+        model_columns("m", COHORT, PROFILE, per_event=False, embeddings=False),
+        model_columns("other", (), OTHER, per_event=False, embeddings=False),
+    ], min_columnar=1)
+    stamps = [ts for case in TS_UNIT_CASES for ts in case]
+    records = [message(i, ts=ts) for i, ts in enumerate(stamps)]
+    records += [message(len(stamps) + i, ts=ts, model="other", features={"z": 1.0}) for i, ts in enumerate(stamps)]
+    raws = [RawMessage(orjson.dumps(r), "t", 0, i) for i, r in enumerate(records)]
+    expected = one_by_one(raws, decoder)
+    batch = columns(raws)
+    assert batch.n_columnar > 0
+    assert columnwise([batch]) == expected
+    accepted = sum(len(p) for p in batch.pieces)
+    assert accepted == len(records) - len(expected[1])
+    # The same rows in one Arrow record batch (ts an int64 column).
+    arrow = columns([RawMessage(encode_arrow(records), "t", 0, 0)])
+    assert columnwise([arrow])[0] == expected[0]
+    assert sorted(d.reason for d in arrow.dead) == sorted(DlqReason(r) for _, r, _ in expected[1])
+
+
+def test_epoch_seconds_in_a_millisecond_model_are_bad_timestamps_in_both_paths() -> None:
+    seconds = int((NOW - timedelta(hours=1)).timestamp())
+    raws = [RawMessage(orjson.dumps(message(i, ts=seconds + i)), "t", 0, i) for i in range(100)]
+    batch = batch_decoder()(raws)
+    assert batch.n_events == 0 and len(batch.dead) == 100
+    assert {d.reason for d in batch.dead} == {DlqReason.BAD_TIMESTAMP}
+    assert "as epoch seconds it would be" in batch.dead[0].detail
     assert columnwise([batch]) == one_by_one(raws)
 
 

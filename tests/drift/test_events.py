@@ -70,7 +70,7 @@ def message(value: bytes | None, error: str | None = None) -> RawMessage:
         pytest.param("2026-11-27T10:00:00+02:00", datetime(2026, 11, 27, 8, 0, tzinfo=UTC), id="offset-to-utc"),
         pytest.param("2026-11-27T05:30:00-04:30", datetime(2026, 11, 27, 10, 0, tzinfo=UTC), id="negative-offset"),
         pytest.param(1764237600123, datetime(2025, 11, 27, 10, 0, 0, 123000, tzinfo=UTC), id="epoch-ms"),
-        pytest.param(0, datetime(1970, 1, 1, tzinfo=UTC), id="epoch-zero"),
+        pytest.param(946684800000, datetime(2000, 1, 1, tzinfo=UTC), id="epoch-ms-first-accepted"),
     ],
 )
 def test_valid_event(ts: object, expected: datetime) -> None:
@@ -138,8 +138,11 @@ EDGE_CASES = [
     pytest.param(event(ts="yesterday"), DlqReason.BAD_TIMESTAMP, "ts is not RFC 3339; got 'yesterday'",
                  id="ts-garbage"),
     pytest.param(event(ts=True), DlqReason.BAD_TIMESTAMP, "got True", id="ts-bool"),
-    pytest.param(event(ts=-1), DlqReason.BAD_TIMESTAMP, "ts epoch milliseconds out of range; got -1",
-                 id="ts-negative-epoch"),
+    pytest.param(event(ts=-1), DlqReason.BAD_TIMESTAMP,
+                 "ts -1 read as epoch milliseconds of model 'credit-risk' is 1969-12-31T23:59:59.999000+00:00, "
+                 "before 2000", id="ts-negative-epoch"),
+    pytest.param(event(ts=0), DlqReason.BAD_TIMESTAMP, "is 1970-01-01T00:00:00+00:00, before 2000", id="ts-epoch-zero"),
+    pytest.param(event(ts=946684799999), DlqReason.BAD_TIMESTAMP, "before 2000", id="ts-epoch-ms-last-of-1999"),
     pytest.param(event(ts=10**16), DlqReason.BAD_TIMESTAMP, "out of range", id="ts-epoch-past-9999"),
     pytest.param(event(ts="0001-01-01T00:00:00+01:00"), DlqReason.BAD_TIMESTAMP, "out of range in UTC",
                  id="ts-before-year-1-in-utc"),
@@ -455,3 +458,102 @@ def test_embedding_is_checked_only_for_models_with_an_embedding_detector() -> No
     body["embedding"] = "ignored"
     out = embedding_decode(message(orjson.dumps(body)))
     assert isinstance(out, InferenceEvent) and out.embedding.tolist() == [1.0, 2.0, 3.0, 4.0]
+
+
+# ------------------------------------------------------------------------- epoch units (ts_unit)
+
+INSTANT = datetime(2026, 11, 27, 10, 0, 0, 123456, tzinfo=UTC)
+_SECONDS = 1795773600  # INSTANT without its fraction
+
+
+@pytest.mark.parametrize(
+    ("unit", "ts", "expected"),
+    [
+        pytest.param("s", _SECONDS, INSTANT.replace(microsecond=0), id="s"),
+        pytest.param("s", _SECONDS + 0.5, INSTANT.replace(microsecond=500000), id="s-float"),
+        pytest.param("ms", _SECONDS * 1000 + 123, INSTANT.replace(microsecond=123000), id="ms"),
+        pytest.param("us", _SECONDS * 10**6 + 123456, INSTANT, id="us"),
+        pytest.param("ns", _SECONDS * 10**9 + 123456789, INSTANT, id="ns-floored-to-the-microsecond"),
+    ],
+)
+def test_ts_unit_reads_epoch_numbers_in_the_models_unit(unit: str, ts: float, expected: datetime) -> None:
+    decoder = Decoder(MODELS, now=lambda: NOW, ts_units={"credit-risk": unit})
+    out = decoder(message(event(ts=ts)))
+    assert isinstance(out, InferenceEvent), out
+    assert out.ts == expected
+    other = decoder(message(event(ts=ts, model="fraud")))  # fraud keeps milliseconds
+    assert (isinstance(other, InferenceEvent) and other.ts == expected) is (unit == "ms")
+
+
+@pytest.mark.parametrize(
+    ("unit", "ts", "reason", "detail"),
+    [
+        pytest.param("ms", 1795773600, DlqReason.BAD_TIMESTAMP,
+                     "ts 1795773600 read as epoch milliseconds of model 'credit-risk' is "
+                     "1970-01-21T18:49:33.600000+00:00, before 2000; as epoch seconds it would be "
+                     "2026-11-27T10:00:00+00:00: set ts_unit: s on the model", id="seconds-read-as-ms"),
+        pytest.param("ms", 1795773600123456, DlqReason.BAD_TIMESTAMP,
+                     "as epoch microseconds it would be 2026-11-27T10:00:00.123456+00:00: set ts_unit: us",
+                     id="micros-read-as-ms-is-far-future"),
+        pytest.param("s", 1795773600123, DlqReason.BAD_TIMESTAMP,
+                     "read as epoch seconds of model 'credit-risk' is after year 9999; as epoch milliseconds "
+                     "it would be 2026-11-27T10:00:00.123000+00:00: set ts_unit: ms", id="ms-read-as-seconds"),
+        pytest.param("ns", 1795773600123, DlqReason.BAD_TIMESTAMP, "set ts_unit: ms", id="ms-read-as-ns"),
+        pytest.param("s", 2**63 - 1, DlqReason.BAD_TIMESTAMP, "ts epoch seconds out of range", id="s-int64-max"),
+        pytest.param("ns", -(2**63), DlqReason.BAD_TIMESTAMP, "before 2000", id="ns-int64-min"),
+        pytest.param("s", 5, DlqReason.BAD_TIMESTAMP, "is 1970-01-01T00:00:05+00:00, before 2000", id="no-unit-fits"),
+        pytest.param("s", int((NOW + timedelta(hours=1)).timestamp()), DlqReason.FUTURE_TIMESTAMP,
+                     "in the future", id="an-hour-ahead-is-future"),
+    ],
+)
+def test_an_epoch_implausible_for_the_unit_is_a_bad_timestamp(
+    unit: str, ts: int, reason: DlqReason, detail: str,
+) -> None:
+    decoder = Decoder(MODELS, now=lambda: NOW, ts_units={"credit-risk": unit})
+    out = decoder(message(event(ts=ts)))
+    assert isinstance(out, DeadLetter), out
+    assert out.reason is reason
+    assert detail in out.detail, out.detail
+
+
+def test_an_unknown_models_epoch_is_read_in_milliseconds() -> None:
+    decoder = Decoder(MODELS, now=lambda: NOW, ts_units={"credit-risk": "s"})
+    out = decoder(message(event(ts=1795773600, model="churn")))
+    assert isinstance(out, DeadLetter) and out.reason is DlqReason.BAD_TIMESTAMP  # ts is checked first
+    assert "as epoch seconds it would be 2026-11-27T10:00:00+00:00" in out.detail
+    assert "ts_unit" not in out.detail  # no configured model to set it on
+    ok = decoder(message(event(ts=1795773600000, model="churn")))
+    assert isinstance(ok, DeadLetter) and ok.reason is DlqReason.UNKNOWN_MODEL
+
+
+def test_parse_timestamp_accepts_2000_and_names_the_unit() -> None:
+    assert parse_timestamp(946684800, "s") == datetime(2000, 1, 1, tzinfo=UTC)
+    with pytest.raises(Exception, match="as epoch seconds it would be 2025-11-27T10:00:00"):
+        parse_timestamp(1764237600)
+
+
+# ------------------------------------------------------------------------- NaN and infinity
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity"])
+def test_non_finite_numbers_of_a_parquet_row_are_non_finite(literal: bytes) -> None:
+    value = event(features={"income": 0.5, "age": 3}).replace(b"0.5", literal)
+    parquet = decode(RawMessage(value, "file:events.parquet", 0, 7))
+    assert isinstance(parquet, DeadLetter) and parquet.reason is DlqReason.NON_FINITE, parquet
+    assert parquet.detail.startswith("features.income is not finite")
+    # The same bytes on a JSON topic are not JSON (RFC 8259).
+    kafka = decode(message(value))
+    assert isinstance(kafka, DeadLetter) and kafka.reason is DlqReason.INVALID_JSON
+
+
+def test_a_non_finite_prediction_of_a_parquet_row_is_non_finite() -> None:
+    value = event(prediction={"score": 0.5}).replace(b"0.5", b"NaN")
+    out = decode(RawMessage(value, "file:events.parquet", 0, 7))
+    assert isinstance(out, DeadLetter) and out.reason is DlqReason.NON_FINITE
+    assert out.detail == "prediction.score is not finite; got nan"
+
+
+def test_other_invalid_json_of_a_parquet_row_stays_invalid_json() -> None:
+    value = event(tenant="x").replace(b'"x"', b'"x" x')
+    out = decode(RawMessage(value, "file:events.parquet", 0, 7))
+    assert isinstance(out, DeadLetter) and out.reason is DlqReason.INVALID_JSON

@@ -288,7 +288,7 @@ def corpus(rng: np.random.Generator) -> list[Entry]:
     add("ts-epoch-ms-past-9999", _event("t", ts=253402300800000), DlqReason.BAD_TIMESTAMP)
     add("ts-epoch-ms", _event("ts-epoch-ms", ts=TS_MS), None)
     add("ts-epoch-ms-float", _event("ts-epoch-ms-float", ts=TS_MS + 0.5), None)
-    add("ts-epoch-zero", _event("ts-epoch-zero", ts=0), None)
+    add("ts-epoch-zero", _event("t", ts=0), DlqReason.BAD_TIMESTAMP)  # before 2000: a wrong unit, most likely
     add("ts-rfc3339-offset", _event("ts-rfc3339-offset", ts="2026-11-02T10:00:00+01:00"), None)
     add("ts-rfc3339-nanoseconds", _event("ts-rfc3339-nanoseconds", ts="2026-11-02T09:00:00.123456789Z"), None)
     # RFC 3339 has no epoch bound, unlike epoch milliseconds.
