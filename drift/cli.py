@@ -6,6 +6,7 @@ so ``drift validate`` and the core stay free of Bytewax and Kafka.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from datetime import timedelta
@@ -17,27 +18,30 @@ import orjson
 
 from drift.config import Config, load_config
 from drift.errors import ConfigError, DriftError
+from drift.redaction import install as install_redaction
+from drift.redaction import redact, register_secret
 
 EXIT_CONFIG = 2
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"drift: error: {message}", err=True)
+    click.echo(redact(f"drift: error: {message}"), err=True)
     sys.exit(code)
 
 
-def _load(path: str) -> Config:
+def _load(path: str, *, check_references: bool = False) -> Config:
     try:
-        return load_config(path)
+        return load_config(path, check_references=check_references)
     except ConfigError as exc:
         for line in exc.messages:
-            click.echo(line, err=True)
-        click.echo(f"{len(exc.messages)} error(s) in {path}", err=True)
+            click.echo(redact(line), err=True)
+        click.echo(redact(f"{len(exc.messages)} error(s) in {path}"), err=True)
         sys.exit(EXIT_CONFIG)
 
 
 def _print_json(document: Any) -> None:
-    sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+    text = orjson.dumps(document, option=orjson.OPT_INDENT_2).decode()
+    sys.stdout.buffer.write(redact(text).encode() + b"\n")
     sys.stdout.flush()
 
 
@@ -97,13 +101,21 @@ def _print_result(document: dict[str, Any]) -> None:
 @click.version_option(package_name="drift")
 def main() -> None:
     """Streaming drift and data-quality detection for ML systems in production."""
+    # Credentials are masked in every log record and uncaught traceback from here
+    # on; the config registers its secrets' values when it loads (docs/configuration.md).
+    install_redaction()
+    if os.environ.get("PGPASSWORD"):
+        register_secret(os.environ["PGPASSWORD"])
 
 
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 def validate(config: str) -> None:
-    """Check CONFIG; print every error with its YAML path and line (exit 2)."""
-    cfg = _load(config)
+    """Check CONFIG; print every error with its YAML path and line (exit 2).
+
+    Beyond the file itself, each model's reference Parquet is read (its schema
+    only) to check that every feature is a column of a type that can hold it."""
+    cfg = _load(config, check_references=True)
     click.echo(f"{config}: valid")
     for model in cfg.models:
         detectors = ", ".join(name for name, _ in model.detector_configs()) or "none"

@@ -12,8 +12,11 @@ problem at once, each with file, line, column and path::
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
+import typing
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -29,6 +32,7 @@ from pydantic import (
     SecretStr,
     Tag,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -41,6 +45,7 @@ from detectors.score import ScoreConfig
 from detectors.skew import SkewConfig
 from drift.duration import format_duration, parse_duration
 from drift.errors import ConfigError
+from drift.redaction import has_credentials, is_sensitive_name, redact, register_secret
 from drift.reference import PredictionColumn
 from drift.summary import EmbeddingSampling
 
@@ -120,6 +125,27 @@ class FeatureSpec(Strict):
     range: tuple[float, float] | None = Field(default=None, strict=False)
     min: float | None = None
     max: float | None = None
+
+    @field_validator("range")
+    @classmethod
+    def _range_is_ordered_numbers(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None:
+            if any(math.isnan(bound) for bound in value):
+                raise ValueError(f"range bounds must be numbers, not NaN; got {list(value)}")
+            if value[0] == math.inf or value[1] == -math.inf:
+                raise ValueError(f"range must be [low, high] with low < .inf and high > -.inf; got {list(value)}")
+        return value
+
+    @field_validator("min", "max")
+    @classmethod
+    def _bound_is_a_number(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None:
+            if math.isnan(value):
+                raise ValueError(f"must be a number, not NaN; got {value}")
+            if value == (math.inf if info.field_name == "min" else -math.inf):
+                raise ValueError(f"{info.field_name} {value} leaves no allowed value; use -.inf for no lower bound "
+                                 "and .inf for no upper bound (or leave it out)")
+        return value
 
     @model_validator(mode="after")
     def _check_bounds(self) -> FeatureSpec:
@@ -459,10 +485,13 @@ class TicketsConfig(Strict):
             # The password comes from the environment (PGPASSWORD or a
             # PGPASSFILE), never from the file, where it would be logged.
             netloc = value[len("postgresql://"):].split("/", 1)[0]
-            if "@" in netloc and ":" in netloc.rsplit("@", 1)[0]:
+            query = value.partition("?")[2]
+            in_query = any(part.partition("=")[0].strip().lower() == "password" for part in re.split(r"[&;]", query))
+            if in_query or ("@" in netloc and ":" in netloc.rsplit("@", 1)[0]):
                 raise ValueError(
-                    "must not contain a password; got a URL with 'user:password@' "
-                    "(give the password in the PGPASSWORD environment variable)"
+                    "must not contain a password; got a URL with "
+                    + ("'?password=...'" if in_query else "'user:password@'")
+                    + " (give the password in the PGPASSWORD environment variable or a PGPASSFILE)"
                 )
         return value
 
@@ -562,14 +591,25 @@ def expand_env(text: str, environ: dict[str, str] | os._Environ[str] | None = No
     return _ENV_REF.sub(substitute, text)
 
 
-def _format_path(loc: tuple[int | str, ...]) -> str:
+def _format_path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) and not isinstance(part, bool):
             out += f"[{part}]"
-        else:
+        elif isinstance(part, str):
             out += ("." if out else "") + part
+        else:  # a key YAML read as a number, a boolean or null
+            out += f"[{part!r}]"
     return out
+
+
+MAX_SHOWN = 120
+"""Characters of a received value a message shows."""
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}... ({len(text):,} characters)"
 
 
 def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
@@ -596,7 +636,8 @@ def _node_at(root: yaml.Node | None, loc: tuple[int | str, ...]) -> tuple[yaml.N
         if isinstance(node, yaml.MappingNode):
             child = None
             for key, value in node.value:
-                if key.value == part:
+                if key.value == part or (not isinstance(part, str) and isinstance(key, yaml.ScalarNode)
+                                         and yaml_scalar(key.value) == part):
                     child = value
                     break
             if child is None:
@@ -705,10 +746,10 @@ def _message(error: Any, loc: tuple[int | str, ...]) -> str:
         # A whole mapping or list as "got" would bury the message; the path names it.
         if "; got" in text or isinstance(got, (dict, list)):
             return text
-        return f"{text}; got {got!r}"
+        return f"{text}; got {_shown(got)}"
     else:
         text = error["msg"]
-    return f"{text}; got {got!r}"
+    return f"{text}; got {_shown(got)}"
 
 
 def _duplicate_keys(root: yaml.Node | None, path: str) -> list[str]:
@@ -724,6 +765,9 @@ def _duplicate_keys(root: yaml.Node | None, path: str) -> list[str]:
         if isinstance(node, yaml.MappingNode):
             keys: set[object] = set()
             for key, value in node.value:
+                if not isinstance(key, yaml.ScalarNode):
+                    stack.append(value)
+                    continue
                 if key.value in keys:
                     mark = key.start_mark
                     problems.append(f"{path}:{mark.line + 1}:{mark.column + 1} duplicate key {key.value!r}")
@@ -734,36 +778,432 @@ def _duplicate_keys(root: yaml.Node | None, path: str) -> list[str]:
     return sorted(problems)
 
 
-def _yaml_problem(path: str, exc: yaml.YAMLError) -> ConfigError:
+# --------------------------------------------------------------------------- hostile YAML
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+"""A config file is at most 4 MiB (the demo's is 2 KiB)."""
+MAX_DEPTH = 32
+"""Nesting levels of the YAML; the deepest key of a real config is about 7 levels down."""
+MAX_NODES = 100_000
+"""YAML nodes with every alias counted as a copy of what it names."""
+MAX_INT_DIGITS = 100
+"""Digits of an integer literal; ``int()`` of a long one is quadratic (and Python refuses 4,300+)."""
+MAX_SECRET_FILE_BYTES = 64 * 1024
+
+
+class _LimitError(yaml.MarkedYAMLError):
+    """Well-formed YAML that goes past a bound no config comes near."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that bounds nesting, node count (aliases expanded) and integer length.
+
+    PyYAML shares one node between an anchor and its aliases, but everything after
+    the loader (environment expansion, validation, messages) walks the data as a
+    tree: nine levels of nine aliases are 387 million nodes there (a "billion
+    laughs"). Counting each alias as the size of the node it names stops such a file
+    while it is composed, after a few hundred nodes of work. Depth is bounded before
+    the recursive composer reaches Python's recursion limit. ``path`` is the YAML
+    path being composed, for messages.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.path: list[int | str] = []
+        self._sizes: dict[int, int] = {}
+        self._counts: list[int] = [0]
+
+    def _add(self, size: int, mark: Any) -> None:
+        self._counts[-1] += size
+        if self._counts[-1] > MAX_NODES:
+            raise _LimitError(None, None, f"the aliases expand to more than {MAX_NODES:,} nodes; a config needs "
+                              "far fewer (an alias counts as a copy of what it names)", mark)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            node = super().compose_node(parent, index)
+            size = self._sizes.get(id(node))
+            if size is None:
+                raise _LimitError(None, None, "an alias refers to a node that contains it; YAML anchors must "
+                                  "not be recursive", mark)
+            self._add(size, mark)
+            return node
+        part: int | str | None = None
+        if isinstance(parent, yaml.SequenceNode) and isinstance(index, int):
+            part = index
+        elif isinstance(parent, yaml.MappingNode) and isinstance(index, yaml.Node):
+            part = str(index.value) if isinstance(index, yaml.ScalarNode) else "?"
+        if part is not None:
+            self.path.append(part)
+        if len(self._counts) > MAX_DEPTH:
+            raise _LimitError(None, None, f"nests deeper than {MAX_DEPTH} levels; a config needs far fewer",
+                              self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+        self._counts.append(0)
+        node = super().compose_node(parent, index)
+        size = 1 + self._counts.pop()
+        self._sizes[id(node)] = size
+        self._add(size, node.start_mark if node is not None else None)
+        if part is not None:
+            self.path.pop()
+        return node
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError, TypeError) as exc:  # a timestamp 2026-02-31, ...
+            raise yaml.constructor.ConstructorError(None, None, str(exc), node.start_mark) from None
+
+    def construct_bounded_int(self, node: yaml.ScalarNode) -> int:
+        text = str(self.construct_scalar(node))
+        digits = len(text.lstrip("+-").replace("_", ""))
+        if digits > MAX_INT_DIGITS:
+            raise _LimitError(None, None, f"an integer of {digits:,} digits is too long (at most {MAX_INT_DIGITS})",
+                              node.start_mark)
+        value: int = self.construct_yaml_int(node)
+        return value
+
+
+_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_bounded_int)
+
+_SCALAR_TAGS = frozenset(f"tag:yaml.org,2002:{kind}" for kind in ("int", "float", "bool", "null"))
+
+
+def yaml_scalar(text: str) -> object:
+    """``text`` typed as YAML types a plain scalar: an int, float, bool or None, else the text itself.
+
+    Environment values go through this, so ``${PORT}`` gives an integer port. Only a
+    scalar is ever made: ``[1, 2]`` or ``{a: b}`` stays text, never YAML structure.
+
+    >>> yaml_scalar("9464"), yaml_scalar("0.5"), yaml_scalar("true"), yaml_scalar(""), yaml_scalar("[1, 2]")
+    (9464, 0.5, True, None, '[1, 2]')
+    """
+    loader = _BoundedLoader("")
+    try:
+        tag = loader.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+        if tag not in _SCALAR_TAGS:
+            return text
+        return loader.construct_object(yaml.ScalarNode(tag, text))
+    except yaml.YAMLError:
+        return text
+    finally:
+        loader.dispose()
+
+
+def _line_column(data: str | bytes, offset: int) -> tuple[int, int]:
+    newline = "\n" if isinstance(data, str) else b"\n"
+    line = data.count(newline, 0, offset) + 1  # type: ignore[arg-type]
+    column = offset - (data.rfind(newline, 0, offset) + 1) + 1  # type: ignore[arg-type]
+    return line, column
+
+
+def _path_of(root: yaml.Node | None, index: int) -> tuple[int | str, ...]:
+    """The YAML path of the node that starts at character ``index`` (empty when none does)."""
+    stack: list[tuple[yaml.Node, tuple[int | str, ...]]] = [(root, ())] if root is not None else []
+    seen: set[int] = set()
+    while stack:
+        node, loc = stack.pop()
+        if node.start_mark.index == index and loc:
+            return loc
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            stack.extend((value, (*loc, str(key.value) if isinstance(key, yaml.ScalarNode) else "?"))
+                         for key, value in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((value, (*loc, i)) for i, value in enumerate(node.value))
+    return ()
+
+
+def _yaml_problem(path: str, text: str, exc: yaml.YAMLError, loc: tuple[int | str, ...]) -> ConfigError:
+    if isinstance(exc, yaml.reader.ReaderError):
+        line, column = _line_column(text, exc.position)
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return ConfigError([f"{path}:{line}:{column} is not valid YAML: the control character #x{code:04x} is not "
+                            "allowed in a YAML file"])
     mark = getattr(exc, "problem_mark", None)
     where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else path
     problem = getattr(exc, "problem", None) or str(exc)
-    return ConfigError([f"{where} is not valid YAML: {problem}"])
+    label = _format_path(loc)
+    if isinstance(exc, _LimitError):
+        return ConfigError([f"{where} {label or '(top level)'}: {problem}"])
+    return ConfigError([f"{where} {label + ': ' if label else ''}is not valid YAML: {problem}"])
 
 
-def _expand_tree(
-    value: Any, loc: tuple[int | str, ...], errors: list[tuple[tuple[int | str, ...], str]]
-) -> Any:
-    if isinstance(value, str):
-        try:
-            return expand_env(value)
-        except KeyError as missing:
-            errors.append((loc, f"environment variable {missing.args[0]} is not set and has no default"))
+# --------------------------------------------------------------------------- environment and secrets
+
+
+def _flat_types(kinds: list[Any]) -> list[Any]:
+    """The alternatives of annotations: ``Annotated`` unwrapped, unions split."""
+    out: list[Any] = []
+    stack = list(reversed(kinds))
+    while stack:
+        kind = stack.pop()
+        origin = typing.get_origin(kind)
+        if origin is Annotated:
+            stack.append(typing.get_args(kind)[0])
+        elif origin is Union or origin is _UnionType:
+            stack.extend(reversed(typing.get_args(kind)))
+        else:
+            out.append(kind)
+    return out
+
+
+_UnionType = type(int | None)
+
+
+def _child_types(kinds: list[Any] | None, part: int | str) -> list[Any] | None:
+    """What the config accepts one step below a location that accepts ``kinds`` (None: unknown)."""
+    if kinds is None:
+        return None
+    out: list[Any] = []
+    for kind in kinds:
+        origin, args = typing.get_origin(kind), typing.get_args(kind)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            field = kind.model_fields.get(part) if isinstance(part, str) and part != "source_dir" else None
+            if field is not None:
+                out.append(field.annotation)
+        elif origin is list and isinstance(part, int) and args:
+            out.append(args[0])
+        elif origin is tuple and isinstance(part, int) and args:
+            if len(args) == 2 and args[1] is Ellipsis:
+                out.append(args[0])
+            elif part < len(args):
+                out.append(args[part])
+        elif origin is dict and isinstance(part, str) and len(args) == 2:
+            out.append(args[1])
+    return _flat_types(out) if out else None
+
+
+def _takes_text(kinds: list[Any]) -> bool:
+    for kind in kinds:
+        if kind in (str, SecretStr, timedelta, Any):
+            return True
+        if typing.get_origin(kind) is Literal and any(isinstance(a, str) for a in typing.get_args(kind)):
+            return True
+    return False
+
+
+_WHOLE_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+_SECRET_HINT = ("give it as ${VAR} (from the environment) or {file: PATH} (a file holding only the secret), "
+                "never as a literal in the config file")
+
+
+class _Expansion:
+    """``${VAR}`` references expanded, secret fields checked, errors collected with their location."""
+
+    def __init__(self, source_dir: str, environ: typing.Mapping[str, str]) -> None:
+        self.source_dir = source_dir
+        self.env = environ
+        self.errors: list[tuple[tuple[int | str, ...], str]] = []
+        self.covered: list[tuple[int | str, ...]] = []
+        """Locations whose validation errors ``errors`` already explain."""
+
+    def tree(self, value: Any, loc: tuple[int | str, ...], kinds: list[Any] | None) -> Any:
+        if kinds is not None and SecretStr in kinds:
+            return self.secret(value, loc)
+        if isinstance(value, str):
+            return self.text(value, loc, kinds)
+        if isinstance(value, dict):
+            out = {}
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    # Reported here; validated under its text so nothing else trips over it.
+                    self.errors.append(((*loc, key), f"a key must be text; YAML read this one as "
+                                                     f"{type(key).__name__} {key!r} (quote it)"))
+                    key = str(key)
+                    self.covered.append((*loc, key))
+                out[key] = self.tree(item, (*loc, key), _child_types(kinds, key))
+            return out
+        if isinstance(value, list):
+            return [self.tree(v, (*loc, i), _child_types(kinds, i)) for i, v in enumerate(value)]
+        return value
+
+    def _lookup(self, match: re.Match[str], loc: tuple[int | str, ...]) -> str | None:
+        name, default = match.group("name"), match.group("default")
+        value = self.env.get(name)
+        if value is None or (value == "" and default is not None):
+            if default is None:
+                self.errors.append((loc, f"environment variable {name} is not set and has no default"))
+                return None
+            value = default
+        if is_sensitive_name(name):
+            register_secret(value)
+        return value
+
+    def text(self, value: str, loc: tuple[int | str, ...], kinds: list[Any] | None) -> Any:
+        if loc != ("tickets", "store") and has_credentials(_WHOLE_REF.sub("", value)):
+            # tickets.store has its own rule: no password at all (PGPASSWORD).
+            self.errors.append((loc, "holds a credential (a URL password, a password/token/key parameter or an "
+                                     "authorization value) written in the config file; give the whole value as "
+                                     "${VAR} so it comes from the environment"))
             return value
-    if isinstance(value, dict):
-        return {k: _expand_tree(v, (*loc, k), errors) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand_tree(v, (*loc, i), errors) for i, v in enumerate(value)]
-    return value
+        whole = _WHOLE_REF.fullmatch(value)
+        if whole is not None:
+            found = self._lookup(whole, loc)
+            if found is None:
+                return value
+            # A whole-value reference is typed as the same text written in the file would be,
+            # unless the key takes text (a name "42" stays "42").
+            return found if kinds is not None and _takes_text(kinds) else yaml_scalar(found)
+        def substitute(match: re.Match[str]) -> str:
+            found = self._lookup(match, loc)
+            return match.group(0) if found is None else found
+
+        return _WHOLE_REF.sub(substitute, value)
+
+    def secret(self, value: Any, loc: tuple[int | str, ...]) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str) and (whole := _WHOLE_REF.fullmatch(value)) is not None:
+            if whole.group("default"):
+                self.errors.append((loc, "is a secret: a default would be a literal secret in the config file; "
+                                         f"write ${{{whole.group('name')}}} without one"))
+                return None
+            found = self._lookup(whole, loc)
+            if found is not None:
+                register_secret(found)
+            return found
+        if isinstance(value, dict) and list(value) == ["file"] and isinstance(value["file"], str):
+            return self.secret_file(value["file"], (*loc, "file"))
+        self.errors.append((loc, f"is a secret: {_SECRET_HINT}"))
+        return None
+
+    def secret_file(self, reference: str, loc: tuple[int | str, ...]) -> str | None:
+        n_errors = len(self.errors)
+        name = self.text(reference, loc, [str])
+        if len(self.errors) > n_errors:
+            return None
+        file = Path(name).expanduser()
+        file = file if file.is_absolute() else Path(self.source_dir) / file
+        try:
+            with open(file, "rb") as handle:
+                data = handle.read(MAX_SECRET_FILE_BYTES + 1)
+        except OSError as exc:
+            self.errors.append((loc, f"cannot read the secret file {file}: {exc.strerror or exc}"))
+            return None
+        if len(data) > MAX_SECRET_FILE_BYTES:
+            self.errors.append((loc, f"the secret file {file} is larger than {MAX_SECRET_FILE_BYTES:,} bytes"))
+            return None
+        try:
+            secret = data.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            self.errors.append((loc, f"the secret file {file} is not UTF-8 text"))
+            return None
+        register_secret(secret)
+        return secret
 
 
-def parse_config(text: str, path: str = "<config>", source_dir: str = ".") -> Config:
-    """Validate a config given as YAML text; raise :class:`ConfigError` listing every problem."""
+# --------------------------------------------------------------------------- reference data
+
+
+def _arrow_kind(kind: Any, feature: str) -> str | None:
+    """Why an Arrow column type cannot hold a ``feature`` (numeric or categorical) feature, or None."""
+    import pyarrow as pa
+
+    numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+    if feature == "numeric":
+        return None if numeric else "an integer, floating-point or boolean column"
+    text = pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+    ok = text or pa.types.is_integer(kind) or pa.types.is_boolean(kind) or pa.types.is_dictionary(kind)
+    return None if ok else "a string, integer, boolean or dictionary column"
+
+
+def _reference_problems(config: Config) -> list[tuple[tuple[int | str, ...], str]]:
+    """What ``drift validate`` can know of each model's reference Parquet from its schema alone.
+
+    The file exists and is Parquet; every feature (and every prediction column a
+    ``score`` detector profiles, and the ``embedding`` field) is a column, top level
+    or a field of a ``features`` struct as in :func:`connectors.reference.read_columns`,
+    of a type that can hold it.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    problems: list[tuple[tuple[int | str, ...], str]] = []
+    for i, model in enumerate(config.models):
+        if model.reference is None:
+            continue
+        file = config.resolve(model.reference.parquet)
+        try:
+            schema = pq.read_schema(file)
+        except FileNotFoundError:
+            problems.append((("models", i, "reference", "parquet"), f"reference file not found: {file}"))
+            continue
+        except (OSError, pa.ArrowException) as exc:
+            problems.append((("models", i, "reference", "parquet"), f"cannot read reference Parquet {file}: {exc}"))
+            continue
+        columns = {field.name: field.type for field in schema}
+        nested = columns.get("features")
+        if nested is not None and pa.types.is_struct(nested):
+            for j in range(nested.num_fields):
+                columns.setdefault(nested.field(j).name, nested.field(j).type)
+
+        def check(loc: tuple[int | str, ...], column: str, kind: str, what: str) -> None:
+            found = columns.get(column)
+            if found is None:
+                problems.append((loc, f"{what} has no column {column!r} (top level or in a 'features' struct) in "
+                                      f"the reference {file}; columns: {sorted(columns)}"))
+                return
+            needs = _arrow_kind(found, kind)
+            if needs is not None:
+                problems.append((loc, f"a {kind} {what} needs {needs} in the reference; column {column!r} of "
+                                      f"{file.name} is {found}"))
+
+        for name, spec in model.features.items():
+            check(("models", i, "features", name), name, spec.type, "feature")
+        for j, (detector, settings) in enumerate(model.detector_configs()):
+            if isinstance(settings, ScoreConfig):
+                for field, column in settings.reference_columns().items():
+                    check(("models", i, "detectors", j, detector), column.column, column.type,
+                          f"prediction field {field!r}")
+            elif isinstance(settings, EmbeddingConfig):
+                loc = ("models", i, "detectors", j, detector, "field")
+                kind = columns.get(settings.field) if settings.field in schema.names else None
+                if kind is None:
+                    problems.append((loc, f"the reference {file} has no embedding column {settings.field!r}"))
+                elif not ((pa.types.is_list(kind) or pa.types.is_large_list(kind)
+                           or pa.types.is_fixed_size_list(kind))
+                          and (pa.types.is_floating(kind.value_type) or pa.types.is_integer(kind.value_type))):
+                    problems.append((loc, f"embedding column {settings.field!r} of {file.name} must be a "
+                                          f"(fixed-size) list of numbers; got {kind}"))
+    return problems
+
+
+# --------------------------------------------------------------------------- parse and load
+
+
+def parse_config(
+    text: str, path: str = "<config>", source_dir: str = ".", *,
+    check_references: bool = False, environ: typing.Mapping[str, str] | None = None,
+) -> Config:
+    """Validate a config given as YAML text; raise :class:`ConfigError` listing every problem.
+
+    With ``check_references``, each model's reference Parquet is also checked
+    against the features (``drift validate`` does; the stream job may run from
+    stored baselines without the training data).
+    """
+    root: yaml.Node | None = None
+    composed = False
+    loader: _BoundedLoader | None = None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)
+        loader = _BoundedLoader(text)  # reading starts here: a bad character fails now
+        root = loader.get_single_node()
+        composed = True
+        data = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as exc:
-        raise _yaml_problem(path, exc) from None
+        mark = getattr(exc, "problem_mark", None)
+        if composed:  # constructing: find the node the error is about
+            loc = _path_of(root, mark.index) if mark is not None else ()
+        else:
+            loc = tuple(loader.path) if loader is not None else ()
+        raise _yaml_problem(path, text, exc, loc) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: nests too deeply to be read"]) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     duplicates = _duplicate_keys(root, path)
     if duplicates:
         raise ConfigError(duplicates)
@@ -778,31 +1218,45 @@ def parse_config(text: str, path: str = "<config>", source_dir: str = ".") -> Co
             return path
         return f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
 
-    env_errors: list[tuple[tuple[int | str, ...], str]] = []
-    try:
-        data = _expand_tree(data, (), env_errors)
-    except RecursionError:
-        raise ConfigError([f"{path}: an alias refers to itself; YAML anchors must not be recursive"]) from None
-    messages = [f"{where(loc)} {_format_path(loc)}: {msg}" for loc, msg in env_errors]
-    if messages:
-        raise ConfigError(messages)
+    expansion = _Expansion(source_dir, os.environ if environ is None else environ)
+    data = expansion.tree(data, (), [Config])
+    messages = [redact(f"{where(loc)} {_format_path(loc)}: {msg}") for loc, msg in expansion.errors]
     data["source_dir"] = source_dir
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
+        reported = [loc for loc, _ in expansion.errors] + expansion.covered
         for error in exc.errors(include_url=False):
             loc = _clean_loc(tuple(error["loc"]))
-            text = _message(error, loc)
+            if any(loc[:len(done)] == done for done in reported):
+                continue  # the value an environment or secret error already named
+            message = _message(error, loc)
             label = _format_path(loc) or "(top level)"
-            messages.append(f"{where(loc, key=error['type'] == 'extra_forbidden')} {label}: {text}")
+            messages.append(redact(f"{where(loc, key=error['type'] == 'extra_forbidden')} {label}: {message}"))
         raise ConfigError(messages) from None
+    if messages:
+        raise ConfigError(messages)
+    if check_references:
+        messages = [redact(f"{where(loc)} {_format_path(loc)}: {msg}") for loc, msg in _reference_problems(config)]
+        if messages:
+            raise ConfigError(messages)
+    return config
 
 
-def load_config(path: str | Path) -> Config:
+def load_config(path: str | Path, *, check_references: bool = False) -> Config:
     """Read and validate a config file; raise :class:`ConfigError` listing every problem."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        with open(file, "rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ConfigError([f"{file}: cannot read the config file: {exc.strerror or exc}"]) from None
-    return parse_config(text, str(file), str(file.resolve().parent))
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError([f"{file}: the config file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB"])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, column = _line_column(raw, exc.start)
+        raise ConfigError([f"{file}:{line}:{column} is not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
+                           "cannot be decoded; save the file as UTF-8"]) from None
+    return parse_config(text, str(file), str(file.resolve().parent), check_references=check_references)

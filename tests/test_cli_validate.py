@@ -39,12 +39,24 @@ def drift_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_valid_file_exits_0_with_a_summary(tmp_path: Path) -> None:
-    result = drift_cli("validate", str(DEMO_CONFIG), cwd=tmp_path)
+@pytest.fixture
+def demo_config(tmp_path: Path) -> Path:
+    """The bundled demo config next to the reference Parquet files it names (validate reads them)."""
+    from drift import demo
+
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    (folder / "drift.yaml").write_text(DEMO_CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
+    demo.write_references(folder)
+    return folder / "drift.yaml"
+
+
+def test_valid_file_exits_0_with_a_summary(tmp_path: Path, demo_config: Path) -> None:
+    result = drift_cli("validate", str(demo_config), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     lines = result.stdout.splitlines()
-    assert lines[0] == f"{DEMO_CONFIG}: valid"
+    assert lines[0] == f"{demo_config}: valid"
     assert lines[1].startswith("  model credit-risk: 3 features, cohort [model_version, tenant, region], window ")
     assert lines[1].endswith("detectors: psi, quality, score")
 
@@ -114,17 +126,17 @@ def test_python_tag_is_refused_never_executed(tmp_path: Path, tag: str) -> None:
     result = drift_cli("validate", "drift.yaml", cwd=tmp_path)
     assert result.returncode == EXIT_CONFIG
     assert "could not determine a constructor for the tag" in result.stderr
-    assert result.stderr.startswith("drift.yaml:6:14 is not valid YAML")
+    assert result.stderr.startswith("drift.yaml:6:14 kafka.bootstrap: is not valid YAML")
     assert not marker.exists()
 
 
-def test_console_script_validates(tmp_path: Path) -> None:
+def test_console_script_validates(tmp_path: Path, demo_config: Path) -> None:
     script = Path(sysconfig.get_path("scripts")) / "drift"
     assert script.exists(), f"the `drift` console script is not installed next to {sys.executable}"
-    ok = subprocess.run([str(script), "validate", str(DEMO_CONFIG)], capture_output=True, text=True,
+    ok = subprocess.run([str(script), "validate", str(demo_config)], capture_output=True, text=True,
                         timeout=60, check=False)
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.startswith(f"{DEMO_CONFIG}: valid")
+    assert ok.stdout.startswith(f"{demo_config}: valid")
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: 2\nmodels: []\n", encoding="utf-8")

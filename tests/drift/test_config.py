@@ -594,12 +594,12 @@ def test_unsupported_version(tmp_path: Path) -> None:
     [
         pytest.param(
             "version: 1\nmodels:\n  - name: credit-risk\n    window: {size: 5m\n    features: {}\n",
-            "drift.yaml:5:13 is not valid YAML: expected ',' or '}', but got ':'",
+            "drift.yaml:5:13 models[0].window: is not valid YAML: expected ',' or '}', but got ':'",
             id="unclosed-flow-mapping",
         ),
         pytest.param(
             "version: 1\nmodels:\n  - name: credit-risk\n   features: {}\n",
-            "drift.yaml:4:4 is not valid YAML: expected <block end>, but found '<block mapping start>'",
+            "drift.yaml:4:4 models: is not valid YAML: expected <block end>, but found '<block mapping start>'",
             id="bad-indentation",
         ),
         pytest.param(
@@ -643,7 +643,7 @@ def test_python_tags_are_refused_not_executed(tmp_path: Path) -> None:
         models: !!python/object/apply:os.system ["touch {marker}"]
         """)
     assert errors(path) == [
-        "drift.yaml:2:9 is not valid YAML: could not determine a constructor for the tag "
+        "drift.yaml:2:9 models: is not valid YAML: could not determine a constructor for the tag "
         "'tag:yaml.org,2002:python/object/apply:os.system'"
     ]
     assert not marker.exists()
