@@ -1092,11 +1092,14 @@ def _categories(column: pa.Array | None, n: int) -> tuple[pa.Array, npt.NDArray[
     if column is None or not any(check(column.type) for check in _CATEGORY_TYPES):
         return pa.nulls(n, pa.string()), np.zeros(n, dtype=bool)
     if pa.types.is_floating(column.type):
-        # JSON integers past 2**53 mixed with other numbers reach Arrow's reader as
-        # rounded doubles, and NaN is a dead letter: those rows take the per-event path.
+        # NaN is a dead letter, and JSON integers past 2**53 mixed with other numbers reach
+        # Arrow's reader as rounded doubles: those rows take the per-event path. (Narrower
+        # floats only come typed, in Arrow messages: their text is exact at their width.)
         values = column.to_numpy(zero_copy_only=False).astype(np.float64)
         with np.errstate(invalid="ignore"):
-            fine = np.isfinite(values) & ((values != np.trunc(values)) | (np.abs(values) < EXACT_INTEGERS))
+            fine = np.isfinite(values)
+            if pa.types.is_float64(column.type):
+                fine &= (values != np.trunc(values)) | (np.abs(values) < EXACT_INTEGERS)
         return category_texts(column), fine & _valid(column)
     strings = column if pa.types.is_string(column.type) else column.cast(pa.string())
     return strings, _valid(column)
