@@ -143,8 +143,8 @@ class FeatureSpec(Strict):
             if math.isnan(value):
                 raise ValueError(f"must be a number, not NaN; got {value}")
             if value == (math.inf if info.field_name == "min" else -math.inf):
-                raise ValueError(f"{info.field_name} {value} leaves no allowed value; use -.inf for no lower bound "
-                                 "and .inf for no upper bound (or leave it out)")
+                raise ValueError(f"must not be {'.inf' if value > 0 else '-.inf'}: no value would be allowed "
+                                 f"(leave {info.field_name} out for no bound)")
         return value
 
     @model_validator(mode="after")
