@@ -22,6 +22,8 @@ from drift.redaction import install as install_redaction
 from drift.redaction import redact, register_secret
 
 EXIT_CONFIG = 2
+EXIT_NOTHING_DECODED = 3
+"""``replay``/``backtest``: not one event of the file could be decoded."""
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -60,6 +62,10 @@ def _print_result(document: dict[str, Any]) -> None:
         f"events {document['events']}  decoded {document['decoded']}  late {document['late']}  "
         f"dead letters {dlq['total']} ({reasons})  windows {document['windows']}"
     )
+    samples = document.get("dlq_samples")
+    if samples:
+        sys.stdout.flush()  # the samples (stderr) come right under the counts
+        click.echo(_dlq_sample_text(samples, dlq["total"]), err=True)
     findings = document["findings"]
     click.echo(f"\nfindings at warn or alert: {len(findings)} of {document['findings_total']}")
     if findings:
@@ -95,6 +101,45 @@ def _print_result(document: dict[str, Any]) -> None:
             + (f", mean served/offline ratio {ratio:.1f}" if ratio is not None else "")
             + (f" ({evidence['unit_suspect']})" if evidence.get("unit_suspect") else "")
         )
+
+
+def _dlq_sample_text(samples: list[dict[str, Any]], total: int) -> str:
+    from drift.events import DLQ_SAMPLES_PER_REASON
+
+    more = "" if len(samples) == total else "; --dlq-out FILE writes them all"
+    rows = [[s["reason"], f"line {s['line']}" if s["line"] is not None else f"offset {s['offset']}",
+             s["field"] or "-", s["detail"] if len(s["detail"]) <= 400 else s["detail"][:397] + "..."]
+            for s in samples]
+    return (f"dead letters, the first {DLQ_SAMPLES_PER_REASON} of each reason{more}:\n"
+            + "\n".join(line.rstrip() for line in _table(rows, ["reason", "where", "field", "detail"]).splitlines()))
+
+
+def _with_dead_letters(document: dict[str, Any], dlq: list[Any], dlq_out: str | None) -> dict[str, Any]:
+    """``document`` with ``dlq_samples``; every dead letter written to ``dlq_out`` as JSON lines."""
+    from drift.events import dead_letter_samples
+
+    if dlq_out is not None:
+        try:
+            with open(dlq_out, "wb") as handle:
+                for letter in dlq:
+                    handle.write(orjson.dumps({**letter.to_dict(), "line": letter.line, "field": letter.field}) + b"\n")
+        except OSError as exc:
+            _fail(f"cannot write --dlq-out {dlq_out}: {exc}")
+    return {**document, "dlq_samples": dead_letter_samples(dlq)}
+
+
+def _exit_if_nothing_decoded(document: dict[str, Any], events: str) -> None:
+    if document["decoded"] == 0 and document.get("feature_events", 0) == 0:
+        total = document["dlq"]["total"]
+        click.echo(
+            f"drift: no event of {events} could be decoded"
+            + (f": all {total} went to the dead letters (reasons above)" if total else ": the file holds none"),
+            err=True,
+        )
+        sys.exit(EXIT_NOTHING_DECODED)
+
+
+_DLQ_OUT_HELP = "Write every dead letter (reason, line, field, detail, original bytes) to FILE as JSON lines."
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -164,8 +209,13 @@ def demo(as_json: bool, workdir: str) -> None:
               help="JSONL or Parquet file of inference events.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--all-findings", is_flag=True, help="List ok findings too.")
-def replay(config_path: str, events: str, as_json: bool, all_findings: bool) -> None:
-    """Run the live dataflow over a file of historical events."""
+@click.option("--dlq-out", type=click.Path(dir_okay=False), default=None, metavar="FILE", help=_DLQ_OUT_HELP)
+def replay(config_path: str, events: str, as_json: bool, all_findings: bool, dlq_out: str | None) -> None:
+    """Run the live dataflow over a file of historical events.
+
+    Dead letters are counted by reason, with the first few of each (line, field, detail);
+    exit status 3 when not one event could be decoded.
+    """
     from flows.runner import run_file
 
     config = _load(config_path)
@@ -173,11 +223,12 @@ def replay(config_path: str, events: str, as_json: bool, all_findings: bool) -> 
         result = run_file(config, Path(events))
     except (DriftError, ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
-    document = result.to_dict(all_findings=all_findings)
+    document = _with_dead_letters(result.to_dict(all_findings=all_findings), result.dlq, dlq_out)
     if as_json:
         _print_json(document)
     else:
         _print_result(document)
+    _exit_if_nothing_decoded(document, events)
 
 
 @main.command()
@@ -191,8 +242,10 @@ def replay(config_path: str, events: str, as_json: bool, all_findings: bool) -> 
 @click.option("--baseline-feature", "baseline_features", multiple=True, metavar="[MODEL:]FEATURE",
               help="Plot this numeric feature against its seasonal baseline (repeatable); default: the top "
                    "drifting numeric feature of a model with baseline.seasonality set.")
+@click.option("--dlq-out", type=click.Path(dir_okay=False), default=None, metavar="FILE", help=_DLQ_OUT_HELP)
 def backtest(
     config_path: str, events: str, report_path: str, as_json: bool, baseline_features: tuple[str, ...],
+    dlq_out: str | None,
 ) -> None:
     """Run the live dataflow over history and report what it would have done (plots, tickets, what-if)."""
     from flows.backtest import (
@@ -219,9 +272,10 @@ def backtest(
             click.echo("", err=True)
     write_report(result, Path(report_path), title=f"drift backtest: {Path(events).name} with {Path(config_path).name}",
                  sections=sections)
-    document = backtest_document(result, sections)
+    document = _with_dead_letters(backtest_document(result, sections), result.dlq, dlq_out)
     if as_json:
         _print_json({**document, "report": report_path})
+        _exit_if_nothing_decoded(document, events)
         return
     _print_result(document)
     click.echo(f"\nwhat if (alerting windows at alert level x factor; >1 is stricter):")
@@ -243,6 +297,7 @@ def backtest(
                    f"{item['centroid_distance']:.3g} on PCs explaining "
                    f"{sum(item['explained_variance_ratio']):.0%} of the reference variance")
     click.echo(f"\nreport: {report_path}")
+    _exit_if_nothing_decoded(document, events)
 
 
 def _positive_duration(option: str, text: str) -> timedelta:
@@ -381,6 +436,15 @@ def run(config_path: str, workers: int, processes: int, process_id: int | None, 
             _print_result(document)
 
 
+@main.command()
+@click.argument("kind", type=click.Choice(["inference", "feature"]), default="inference")
+def schema(kind: str) -> None:
+    """Print the JSON Schema of an inference (default) or feature event (docs/events.md)."""
+    from drift.schemas import schema_text
+
+    click.echo(schema_text(kind), nl=False)
+
+
 @main.group()
 def baseline() -> None:
     """Build and inspect reference baselines."""
@@ -389,11 +453,12 @@ def baseline() -> None:
 @baseline.command("build")
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--model", "model_name", required=True)
-@click.option("--reference", required=True, type=click.Path(dir_okay=False),
-              help="Parquet file of training data, one column per feature.")
+@click.option("--reference", default=None, type=click.Path(dir_okay=False),
+              help="Parquet file of training data, one column per feature  [default: the model's "
+                   "reference.parquet in CONFIG]")
 @click.option("--history", type=click.Path(dir_okay=False, exists=True), default=None,
               help="JSONL or Parquet file of past inference events: also build the seasonal baselines.")
-def baseline_build(config_path: str, model_name: str, reference: str, history: str | None) -> None:
+def baseline_build(config_path: str, model_name: str, reference: str | None, history: str | None) -> None:
     """Profile a model's training data and store its reference bins (and seasonal baselines)."""
     from drift.baselines import save_seasonal
     from drift.reference import save_reference
@@ -405,9 +470,16 @@ def baseline_build(config_path: str, model_name: str, reference: str, history: s
         model = config.model(model_name)
     except KeyError:
         _fail(f"model {model_name!r} is not in {config_path}; models: {[m.name for m in config.models]}", EXIT_CONFIG)
+    if reference is not None:
+        parquet = Path(reference)
+    elif model.reference is not None:
+        parquet = config.resolve(model.reference.parquet)
+    else:
+        _fail(f"model {model_name!r} has no reference.parquet in {config_path}; give --reference PATH.parquet",
+              EXIT_CONFIG)
     try:
-        profile = build_model_reference(config, model, Path(reference))
-        embeddings = build_model_embeddings(config, model, Path(reference))
+        profile = build_model_reference(config, model, parquet)
+        embeddings = build_model_embeddings(config, model, parquet)
     except DriftError as exc:
         _fail(str(exc))
     path = save_reference(profile, config.resolve(config.baselines.dir))

@@ -100,3 +100,166 @@ def test_replay_refuses_an_unknown_file_type(tmp_path: Path) -> None:
     (tmp_path / "events.csv").write_text("a,b\n")
     proc = drift("replay", "--config", str(config), "--events", str(tmp_path / "events.csv"))
     assert proc.returncode == 1 and ".jsonl or .parquet" in proc.stderr
+
+
+# ------------------------------------------------------------------- the event schema as a user meets it
+
+_SMALL_CONFIG = """version: 1
+models:
+  - name: credit-risk
+    cohort: [tenant]
+    window: {{size: 30m, allowed_lateness: 2m}}
+    reference: {{parquet: reference.parquet}}
+{extra}    features:
+      age: {{type: numeric}}
+      income: {{type: numeric}}
+      country: {{type: categorical}}
+    detectors:
+      - psi: {{features: "*"}}
+"""
+
+
+def _small_workspace(tmp_path: Path, extra: str = "") -> Path:
+    """One model (credit-risk) on the demo's reference: a replay of a few seconds."""
+    config = tmp_path / "drift.yaml"
+    config.write_text(_SMALL_CONFIG.format(extra=extra), encoding="utf-8")
+    demo.write_references(tmp_path)
+    return config
+
+
+def _credit_risk_events(n: int = 300) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    for line in demo.events().lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue  # the demo's broken lines
+        if isinstance(event, dict) and event.get("model") == "credit-risk" and str(event.get("ts", "")).startswith("2026-"):
+            out.append(event)
+        if len(out) == n:
+            break
+    return out
+
+
+def _epoch_seconds(event: dict[str, object]) -> dict[str, object]:
+    from datetime import datetime
+
+    return {**event, "ts": int(datetime.fromisoformat(str(event["ts"]).replace("Z", "+00:00")).timestamp())}
+
+
+def test_replay_of_epoch_seconds_names_the_unit_and_ts_unit_reads_them(tmp_path: Path) -> None:
+    events = [_epoch_seconds(e) for e in _credit_risk_events()]
+    write_jsonl(tmp_path / "seconds.jsonl", [json.dumps(e).encode() for e in events])
+    config = _small_workspace(tmp_path)
+    proc = drift("replay", "--config", str(config), "--events", str(tmp_path / "seconds.jsonl"))
+    assert proc.returncode == 3, proc.stderr
+    assert f"dead letters {len(events)} (bad_timestamp={len(events)})" in proc.stdout
+    sample = next(line for line in proc.stderr.splitlines() if line.startswith("bad_timestamp"))
+    assert sample.split()[:4] == ["bad_timestamp", "line", "1", "ts"]
+    assert "as epoch seconds it would be 2026-11-02T" in sample and "set ts_unit: s" in sample
+    assert "no event of" in proc.stderr
+    fixed = _small_workspace(tmp_path, extra="    ts_unit: s\n")
+    proc = drift("replay", "--config", str(fixed), "--events", str(tmp_path / "seconds.jsonl"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads(proc.stdout)
+    assert document["decoded"] == len(events) and document["dlq"]["total"] == 0 and document["dlq_samples"] == []
+
+
+def test_replay_of_events_without_ts_exits_3_with_samples_and_writes_every_dead_letter(tmp_path: Path) -> None:
+    events = [{k: v for k, v in e.items() if k != "ts"} for e in _credit_risk_events(50)]
+    write_jsonl(tmp_path / "no-ts.jsonl", [json.dumps(e).encode() for e in events])
+    config = _small_workspace(tmp_path)
+    out = tmp_path / "dlq.jsonl"
+    proc = drift("replay", "--config", str(config), "--events", str(tmp_path / "no-ts.jsonl"), "--json",
+                 "--dlq-out", str(out))
+    assert proc.returncode == 3, proc.stderr
+    document = json.loads(proc.stdout)
+    assert document["dlq"] == {"total": 50, "by_reason": {"missing_field": 50}}
+    assert [(s["reason"], s["line"], s["field"], s["detail"]) for s in document["dlq_samples"]] == [
+        ("missing_field", n, "ts", "ts is required") for n in (1, 2, 3)]
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(w["line"] for w in written) == list(range(1, 51))
+    assert {(w["reason"], w["field"]) for w in written} == {("missing_field", "ts")}
+    assert json.loads(written[0]["value"])["model"] == "credit-risk"  # the original line, whole
+
+
+def test_replay_with_some_dead_letters_exits_0(tmp_path: Path) -> None:
+    events = _credit_risk_events(50)
+    lines = [json.dumps(e).encode() for e in events] + [b"not json", b'{"model": "credit-risk"}']
+    write_jsonl(tmp_path / "mixed.jsonl", lines)
+    proc = drift("replay", "--config", str(_small_workspace(tmp_path)), "--events", str(tmp_path / "mixed.jsonl"))
+    assert proc.returncode == 0, proc.stderr
+    assert "invalid_json   line 51  -      not JSON" in proc.stderr
+    assert "missing_field  line 52  ts     ts is required" in proc.stderr
+
+
+def test_replay_counts_nan_in_parquet_as_non_finite(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    events = _credit_risk_events(100)
+    for event in events[:7]:
+        event["features"] = {**event["features"], "income": float("nan")}  # type: ignore[dict-item]
+    pq.write_table(pa.Table.from_pylist(events), tmp_path / "events.parquet")
+    proc = drift("replay", "--config", str(_small_workspace(tmp_path)), "--events", str(tmp_path / "events.parquet"),
+                 "--json")
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads(proc.stdout)
+    assert document["dlq"]["by_reason"] == {"non_finite": 7} and document["decoded"] == 93
+    assert document["dlq_samples"][0]["field"] == "features.income"
+
+
+def test_replay_of_a_damaged_parquet_file_is_one_line(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "events.parquet"
+    pq.write_table(pa.Table.from_pylist(_credit_risk_events(300) * 20), path, row_group_size=1000)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 500] = b"\x00" * 500
+    path.write_bytes(bytes(data))
+    config = _small_workspace(tmp_path)
+    for events in (path, tmp_path / "cut.parquet"):
+        if events.name == "cut.parquet":
+            events.write_bytes(bytes(data[: len(data) // 3]))
+        proc = drift("replay", "--config", str(config), "--events", str(events))
+        assert proc.returncode == 1
+        lines = [line for line in proc.stderr.splitlines() if not line.startswith(("building", "reading"))]
+        assert len(lines) == 1 and lines[0].startswith(f"drift: error: events file {events} "), proc.stderr
+
+
+def test_baseline_build_takes_the_reference_from_the_config(tmp_path: Path) -> None:
+    config = _small_workspace(tmp_path)
+    proc = drift("baseline", "build", "--config", str(config), "--model", "credit-risk")
+    assert proc.returncode == 0, proc.stderr
+    assert load_reference(tmp_path / "drift-baselines", "credit-risk").source == str(tmp_path / "reference.parquet")
+    config.write_text(config.read_text().replace("    reference: {parquet: reference.parquet}\n", ""))
+    proc = drift("baseline", "build", "--config", str(config), "--model", "credit-risk")
+    assert proc.returncode == 2 and "has no reference.parquet" in proc.stderr and "--reference" in proc.stderr
+
+
+def test_schema_prints_the_bundled_json_schemas() -> None:
+    from drift.schemas import schema
+
+    for args, kind in (((), "inference"), (("inference",), "inference"), (("feature",), "feature")):
+        proc = drift("schema", *args)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout) == schema(kind)
+    assert drift("schema", "training").returncode == 2
+
+
+def test_backtest_shows_dead_letter_samples_and_exits_3_when_nothing_decodes(tmp_path: Path) -> None:
+    events = [_epoch_seconds(e) for e in _credit_risk_events(40)]
+    write_jsonl(tmp_path / "seconds.jsonl", [json.dumps(e).encode() for e in events])
+    config = _small_workspace(tmp_path)
+    out = tmp_path / "dlq.jsonl"
+    proc = drift("backtest", "--config", str(config), "--events", str(tmp_path / "seconds.jsonl"),
+                 "--report", str(tmp_path / "report.html"), "--json", "--dlq-out", str(out))
+    assert proc.returncode == 3, proc.stderr
+    document = json.loads(proc.stdout)
+    assert [s["line"] for s in document["dlq_samples"]] == [1, 2, 3]
+    assert {s["field"] for s in document["dlq_samples"]} == {"ts"}
+    assert len(out.read_text().splitlines()) == 40 and (tmp_path / "report.html").is_file()
+    human = drift("backtest", "--config", str(config), "--events", str(tmp_path / "seconds.jsonl"),
+                  "--report", str(tmp_path / "report.html"))
+    assert human.returncode == 3 and "bad_timestamp  line 1  ts" in human.stderr
