@@ -56,7 +56,7 @@ def test_a_file_that_is_not_parquet_fails_in_one_line(tmp_path: Path) -> None:
     assert "\n" not in str(info.value)
 
 
-def test_a_damaged_row_group_fails_in_one_line_after_the_rows_before_it(tmp_path: Path) -> None:
+def test_a_damaged_row_group_fails_in_one_line_before_the_run_and_after_the_rows_before_it(tmp_path: Path) -> None:
     path = tmp_path / "events.parquet"
     table = pa.Table.from_pylist([{**_record(0), "event_id": f"e-{i}" * 10} for i in range(20_000)])
     pq.write_table(table, path, row_group_size=5000)
@@ -64,7 +64,9 @@ def test_a_damaged_row_group_fails_in_one_line_after_the_rows_before_it(tmp_path
     middle = len(data) // 2
     data[middle:middle + 2000] = b"A" * 2000
     path.write_bytes(bytes(data))
-    EventFileSource(path)  # the footer is intact
+    # The footer is intact: the source reads every page before the flow starts.
+    with pytest.raises(EventFileError, match=r"^events file .* is damaged after row \d+: "):
+        EventFileSource(path)
     read = []
     with pytest.raises(EventFileError, match=r"^events file .* is damaged after row \d+: ") as info:
         for offset, line in iter_file(path):
