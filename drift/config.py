@@ -490,7 +490,7 @@ class TicketsConfig(Strict):
             if in_query or ("@" in netloc and ":" in netloc.rsplit("@", 1)[0]):
                 raise ValueError(
                     "must not contain a password; got a URL with "
-                    + ("'?password=...'" if in_query else "'user:password@'")
+                    + ("a 'password' query parameter" if in_query else "'user:password@'")
                     + " (give the password in the PGPASSWORD environment variable or a PGPASSFILE)"
                 )
         return value
