@@ -14,6 +14,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from detectors import significance
+from detectors.significance import Significance, SignificanceSetting, homogeneity_test
 from drift.findings import Cohort, Finding, Severity, Window
 from drift.reference import NumericProfile, ReferenceProfile
 from drift.summary import WindowSummary
@@ -36,6 +38,9 @@ class PsiConfig(BaseModel):
     alert: float = Field(default=0.25, ge=0)
     epsilon: float = Field(default=DEFAULT_EPSILON, gt=0, lt=1)
     min_samples: int = Field(default=100, ge=1)
+    significance: SignificanceSetting = Significance()
+    """``{method: bh, q: 0.01}``: warn/alert only when significant after Benjamini–Hochberg
+    over the features of the cohort window (:mod:`detectors.significance`); ``none``: by value alone."""
 
     @model_validator(mode="after")
     def _ordered_thresholds(self) -> PsiConfig:
@@ -135,7 +140,9 @@ class PsiDetector:
             reference = np.asarray(feature.shares, dtype=np.float64)
             n_current = int(current.sum())
             terms = psi_terms(reference, current, self.config.epsilon)
+            evidence = _evidence(feature, terms, current, n_current, counts.examples)
             skipped = None
+            p_value: float | None = None
             if n_current < self.config.min_samples:
                 value = 0.0
                 severity = Severity.OK
@@ -143,15 +150,15 @@ class PsiDetector:
             else:
                 value = float(np.sum(terms))  # psi(reference, current): the same terms, summed
                 severity = Severity.of(value, self.config.warn, self.config.alert)
+                p_value, evidence["p_method"], _ = homogeneity_test(reference, feature.n, current)
             findings.append(Finding(
                 detector=self.name, cohort=cohort, window=window, feature=name,
                 value=value, severity=severity, warn=self.config.warn, alert=self.config.alert,
                 n_current=n_current, n_reference=feature.n,
                 baseline=profile.baselines.get(name, "reference") if profile.baselines else "reference",
-                evidence=_evidence(feature, terms, current, n_current, counts.examples),
-                skipped=skipped,
+                evidence=evidence, skipped=skipped, p_value=p_value,
             ))
-        return findings
+        return significance.apply(findings, self.config.significance)
 
 
 def _evidence(

@@ -26,7 +26,9 @@ import numpy.typing as npt
 from detectors.quality import Limits
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from detectors import significance
 from detectors.psi import DEFAULT_EPSILON, psi, psi_terms
+from detectors.significance import Significance, SignificanceSetting, homogeneity_test, mean_shift_p
 from drift.findings import Cohort, Finding, Severity, Window
 from drift.reference import CategoricalProfile, NumericProfile, PredictionColumn, ReferenceProfile
 from drift.summary import FeatureCounts, WindowSummary
@@ -84,6 +86,9 @@ class ScoreConfig(BaseModel):
     label_shift: Levels | None = _default("label_shift")
     epsilon: float = Field(default=DEFAULT_EPSILON, gt=0, lt=1)
     min_samples: int = Field(default=100, ge=1)
+    significance: SignificanceSetting = Significance()
+    """Checks at warn/alert only when significant after Benjamini–Hochberg over the cohort
+    window's checks (:mod:`detectors.significance`); ``none``: by value alone."""
 
     @field_validator("field", "label_field")
     @classmethod
@@ -226,7 +231,7 @@ class ScoreDetector:
                 findings.append(self._numeric(check, levels, summary, profile, cohort, window))  # type: ignore[arg-type]
         if config.label_field is not None and config.label_shift is not None:
             findings.append(self._label(config.label_field, config.label_shift, summary, profile, cohort, window))
-        return findings
+        return significance.apply(findings, config.significance)
 
     def _numeric(
         self, check: Check, levels: Levels, summary: WindowSummary, profile: ReferenceProfile,
@@ -242,10 +247,12 @@ class ScoreDetector:
         value, skipped = 0.0, None
         if n < self.config.min_samples:
             skipped = f"{n} scores in the window; min_samples is {self.config.min_samples}"
+        p_value: float | None = None
         if check == "psi":
             shares = np.asarray(reference.shares, dtype=np.float64)
             if skipped is None:
                 value = psi(shares, counts.counts, self.config.epsilon)
+                p_value, evidence["p_method"], _ = homogeneity_test(shares, reference.n, counts.counts)
             terms = psi_terms(shares, counts.counts, self.config.epsilon)
             labels = reference.bin_labels()
             evidence.update({
@@ -268,11 +275,12 @@ class ScoreDetector:
                 evidence.update({"current_mean": round(mean, 6), "current_std": round(std, 6)})
                 if skipped is None:
                     value = shift
+                    p_value, evidence["p_method"] = mean_shift_p(shift, n), "z"
         severity = Severity.OK if skipped is not None else Severity.of(value, levels.warn_level, levels.alert)
         return Finding(
             detector=f"{self.name}.{check}", cohort=cohort, window=window, feature=path, value=value,
             severity=severity, warn=levels.warn_level, alert=levels.alert, n_current=n,
-            n_reference=reference.n, baseline="reference", evidence=evidence, skipped=skipped,
+            n_reference=reference.n, baseline="reference", evidence=evidence, skipped=skipped, p_value=p_value,
         )
 
     def _label(
@@ -289,11 +297,15 @@ class ScoreDetector:
         labels = reference.bin_labels()
         gaps = np.abs(current - shares)
         value, skipped = 0.0, None
+        p_value: float | None = None
+        tested: dict[str, Any] = {}
         if n < self.config.min_samples:
             skipped = f"{n} labels in the window; min_samples is {self.config.min_samples}"
         else:
             value = label_shift(shares, counts.counts)
+            p_value, tested["p_method"], _ = homogeneity_test(shares, reference.n, counts.counts)
         evidence = {
+            **tested,
             **_quality(counts), "check": "label_shift",
             "labels": [
                 {"label": labels[i], "reference_share": round(float(shares[i]), 6),
@@ -305,7 +317,7 @@ class ScoreDetector:
         return Finding(
             detector=f"{self.name}.label_shift", cohort=cohort, window=window, feature=path, value=value,
             severity=severity, warn=levels.warn_level, alert=levels.alert, n_current=n,
-            n_reference=reference.n, baseline="reference", evidence=evidence, skipped=skipped,
+            n_reference=reference.n, baseline="reference", evidence=evidence, skipped=skipped, p_value=p_value,
         )
 
     def _unprofiled(self, check: Check, levels: Levels, path: str, cohort: Cohort, window: Window) -> Finding:

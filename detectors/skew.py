@@ -29,6 +29,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
+from detectors import significance
+from detectors.significance import Significance, SignificanceSetting, homogeneity_test
 from drift.duration import format_duration, parse_duration
 from drift.findings import Cohort, Finding, Severity, Window
 from drift.join import FeatureValueCounts, ValueSkewSummary
@@ -134,6 +136,8 @@ class SkewConfig(_Strict):
     alert: float | None = Field(default=None, ge=0, le=1)
     thresholds: dict[str, SkewThresholds] = Field(default_factory=dict)
     min_samples: int = Field(default=100, ge=1)
+    significance: SignificanceSetting = Significance()
+    """Distribution skew at warn/alert only when significant (:mod:`detectors.significance`); ``none``: by value."""
     values: ValuesConfig | None = None
 
     @model_validator(mode="after")
@@ -326,20 +330,23 @@ class SkewDetector:
             n_current = int(counts.sum())
             terms = js_terms(reference, counts) if statistic == "jensen_shannon" else linf_terms(reference, counts)
             skipped = None
+            p_value: float | None = None
+            tested: dict[str, Any] = {}
             if n_current < self.config.min_samples:
                 value, severity = 0.0, Severity.OK
                 skipped = f"{n_current} values in the window; min_samples is {self.config.min_samples}"
             else:
                 value = jensen_shannon(reference, counts) if statistic == "jensen_shannon" else linf(reference, counts)
                 severity = Severity.of(value, warn, alert)
+                p_value, tested["p_method"], _ = homogeneity_test(reference, feature.n, counts)
             findings.append(Finding(
                 detector=f"{self.name}.{statistic}", cohort=cohort, window=window, feature=name,
                 value=value, severity=severity, warn=warn, alert=alert, n_current=n_current,
                 n_reference=feature.n, baseline="reference",
-                evidence=_distribution_evidence(feature, reference, counts, terms, statistic, severity),
-                skipped=skipped,
+                evidence={**_distribution_evidence(feature, reference, counts, terms, statistic, severity), **tested},
+                skipped=skipped, p_value=p_value,
             ))
-        return findings
+        return significance.apply(findings, self.config.significance)
 
     def value_features(self, served: list[str]) -> list[str]:
         """The features value skew compares, among the model's ``served`` ones."""

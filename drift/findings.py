@@ -73,6 +73,10 @@ class Finding:
     evidence: Mapping[str, Any] = field(default_factory=dict)
     skipped: str | None = None
     """Why the value could not be judged (e.g. too few samples), or None."""
+    p_value: float | None = None
+    """p-value of "the window comes from the baseline's distribution", where the detector tests it."""
+    q_value: float | None = None
+    """Benjamini–Hochberg adjusted p-value among the detector's tests of the cohort window."""
 
     @property
     def fingerprint(self) -> str:
@@ -104,4 +108,6 @@ class Finding:
             "baseline": self.baseline,
             "evidence": dict(self.evidence),
             "skipped": self.skipped,
+            "p_value": self.p_value,
+            "q_value": self.q_value,
         }

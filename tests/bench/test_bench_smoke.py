@@ -1,4 +1,4 @@
-"""bench/memory.py runs end to end at a tiny size (not timed).
+"""bench/memory.py and bench/false_alarms.py run end to end at a tiny size (not timed).
 
 The benchmark runs as a subprocess, as it is run by hand, and must print one JSON
 document in which every event is accounted for. Speeds and memory are only checked to
@@ -74,3 +74,15 @@ def test_memory_benchmark_runs_at_a_tiny_size(fmt: str, run_bench: Callable[...,
     assert set(document["targets"]) >= {"rss_limit_bytes", "rss_within_limit", "flat"}
     assert document["machine"]["cpus"] and len(document["load_average_before"]) == 3
 
+
+
+def test_false_alarm_benchmark_runs_at_a_tiny_size(run_bench: Callable[..., dict[str, Any]]) -> None:
+    document = run_bench("false_alarms.py", "--cohorts", "8", "--windows", "4", "--features", "5", "--max-size", "300")
+    streams = document["streams"]
+    assert set(streams) == {"no_drift", "few_drift", "all_drift"}
+    for stream in streams.values():
+        fixed, tested = stream["significance_none"], stream["significance_bh_q0.01"]
+        assert fixed["scored_feature_windows"] == tested["scored_feature_windows"] > 0
+        # Significance only ever quiets findings: never more of them than fixed thresholds.
+        assert tested["warn_or_alert_rate"] <= fixed["warn_or_alert_rate"]
+    assert streams["few_drift"]["significance_bh_q0.01"]["drifted_cohorts_found_within_2_windows"] == "1 of 1"
