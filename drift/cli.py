@@ -593,8 +593,8 @@ def _publish(config: Config, store: Any) -> None:
     for key in result.published:
         click.echo(f"retraining request {key} published to {topic}")
     if result.pending:
-        click.echo(f"{len(result.pending)} retraining request(s) kept in the store's outbox "
-                   f"({result.error}); 'drift review publish' sends them later", err=True)
+        click.echo(redact(f"{len(result.pending)} retraining request(s) kept in the store's outbox "
+                          f"({result.error}); 'drift review publish' sends them later"), err=True)
 
 
 @review.command("list")

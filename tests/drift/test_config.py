@@ -234,7 +234,7 @@ MISTAKES = [
           - psi: {bins: 10, wran: 0.1}
         """,
         "drift.yaml:7:25 models[0].detectors[0].psi.wran: unknown key 'wran' (did you mean 'warn'?); "
-        "valid keys: alert, bins, epsilon, features, min_samples, warn",
+        "valid keys: alert, bins, epsilon, features, min_samples, significance, warn",
         id="unknown-key-inside-detector",
     ),
     pytest.param(
