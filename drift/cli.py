@@ -376,8 +376,11 @@ def run(config_path: str, workers: int, processes: int, process_id: int | None, 
         recovery_dir: str | None, recovery_partitions: int | None, snapshot_interval_text: str,
         metrics_port: int | None, until_end: bool, as_json: bool, summary_file: str | None) -> None:
     """Run the stream job against Kafka (SIGTERM stops it cleanly; see docs/operations.md)."""
+    from contextlib import ExitStack
+
     from drift.health import Health, serve
     from flows.runner import prepare_recovery_dir, run_kafka
+    from flows.shutdown import Shutdown
 
     snapshot_interval = _positive_duration("--snapshot-interval", snapshot_interval_text)
     address_list = [a.strip() for a in addresses.split(";") if a.strip()] if addresses else None
@@ -392,37 +395,42 @@ def run(config_path: str, workers: int, processes: int, process_id: int | None, 
         _fail("--process-id needs --addresses with one host:port per process", EXIT_CONFIG)
 
     health = Health()
-    config = _load(config_path)
-    health.passed("config")
-    if processes > 1 and address_list is None:
-        _run_local_cluster(config, {
-            "config_path": config_path, "workers": workers, "processes": processes,
-            "recovery_dir": recovery_dir, "recovery_partitions": recovery_partitions,
-            "snapshot_interval_text": snapshot_interval_text, "metrics_port": metrics_port,
-            "until_end": until_end, "as_json": as_json,
-        })
-        return
+    with ExitStack() as stack:
+        # SIGTERM/SIGINT end the job with status 0 within seconds from here on, in every state
+        # (loading, waiting for Kafka, running, broker lost): flows/shutdown.py.
+        shutdown = stack.enter_context(Shutdown())
+        config = _load(config_path)
+        health.passed("config")
+        if processes > 1 and address_list is None:
+            stack.close()  # the parent of a local cluster passes signals on to its members itself
+            _run_local_cluster(config, {
+                "config_path": config_path, "workers": workers, "processes": processes,
+                "recovery_dir": recovery_dir, "recovery_partitions": recovery_partitions,
+                "snapshot_interval_text": snapshot_interval_text, "metrics_port": metrics_port,
+                "until_end": until_end, "as_json": as_json,
+            })
+            return
 
-    port = metrics_port if metrics_port is not None else config.metrics.port
-    if port:
+        port = metrics_port if metrics_port is not None else config.metrics.port
+        if port:
+            try:
+                server = serve(config.metrics.host, port, health)
+            except OSError as exc:
+                _fail(f"cannot serve metrics on {config.metrics.host}:{port}: {exc}")
+            click.echo(f"metrics on http://{config.metrics.host}:{server.server_port}/metrics "
+                       "(/healthz, /readyz)", err=True)
+        recovery = Path(recovery_dir) if recovery_dir else None
         try:
-            server = serve(config.metrics.host, port, health)
-        except OSError as exc:
-            _fail(f"cannot serve metrics on {config.metrics.host}:{port}: {exc}")
-        click.echo(f"metrics on http://{config.metrics.host}:{server.server_port}/metrics "
-                   "(/healthz, /readyz)", err=True)
-    recovery = Path(recovery_dir) if recovery_dir else None
-    try:
-        if recovery is not None and recovery_partitions is not None:
-            prepare_recovery_dir(recovery, recovery_partitions,
-                                 process_id=process_id if processes > 1 else None, processes=processes)
-        result = run_kafka(
-            config, workers=workers, processes=processes, process_id=process_id,
-            addresses=address_list, recovery_dir=recovery, until_end=until_end,
-            snapshot_interval=snapshot_interval, health=health,
-        )
-    except (DriftError, ValueError) as exc:
-        _fail(str(exc))
+            if recovery is not None and recovery_partitions is not None:
+                prepare_recovery_dir(recovery, recovery_partitions,
+                                     process_id=process_id if processes > 1 else None, processes=processes)
+            result = run_kafka(
+                config, workers=workers, processes=processes, process_id=process_id,
+                addresses=address_list, recovery_dir=recovery, until_end=until_end,
+                snapshot_interval=snapshot_interval, health=health, shutdown=shutdown,
+            )
+        except (DriftError, ValueError) as exc:
+            _fail(str(exc))
     if result.stopped:
         click.echo("drift: stopped; a restart with the same --recovery-dir resumes from the last snapshot"
                    if recovery is not None else "drift: stopped", err=True)

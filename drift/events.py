@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import math
 import re
@@ -135,8 +136,20 @@ class DeadLetter:
         """The one-based line (JSONL) or row (Parquet) of a dead letter from an events file."""
         return self.offset + 1 if self.topic.startswith("file:") else None
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form; the original bytes are kept as text where possible."""
+    def to_dict(self, max_value_bytes: int | None = None) -> dict[str, Any]:
+        """JSON-ready form; the original bytes are kept as text where possible.
+
+        With ``max_value_bytes`` (the Kafka DLQ's ``kafka.dlq_max_value_bytes``) the
+        record also has ``value_size`` (bytes), ``value_sha256`` (hex) and
+        ``value_truncated``; a value whose text, as written in JSON (hex, or UTF-8 with
+        control characters escaped as ``\\u0001``) takes more UTF-8 bytes is cut to its longest
+        head that fits, so that one dead letter always fits in a Kafka message.
+
+        >>> letter = DeadLetter(DlqReason.NOT_UTF8, "", "decode_inference", "t", 0, 7, b"\\xff" * 100)
+        >>> record = letter.to_dict(max_value_bytes=64)
+        >>> record["value"] == "ff" * 32, record["value_size"], record["value_truncated"]
+        (True, 100, True)
+        """
         value: str | None = None
         encoding = None
         if self.value is not None:
@@ -144,7 +157,7 @@ class DeadLetter:
                 value, encoding = self.value.decode("utf-8"), "utf-8"
             except UnicodeDecodeError:
                 value, encoding = self.value.hex(), "hex"
-        return {
+        document: dict[str, Any] = {
             "reason": self.reason.value,
             "detail": self.detail,
             "step_id": self.step_id,
@@ -155,6 +168,35 @@ class DeadLetter:
             "value": value,
             "value_encoding": encoding,
         }
+        if max_value_bytes is not None:
+            head = None if value is None else _json_text_head(value, max_value_bytes, hex_digits=encoding == "hex")
+            key = document["key"]
+            document.update(
+                key=None if key is None else _json_text_head(key, max_value_bytes),
+                value=head,
+                value_size=len(self.value) if self.value is not None else None,
+                value_sha256=hashlib.sha256(self.value).hexdigest() if self.value is not None else None,
+                value_truncated=head is not None and value is not None and len(head) < len(value),
+            )
+        return document
+
+
+def _json_text_head(text: str, limit: int, hex_digits: bool = False) -> str:
+    """``text`` itself when its JSON form (quotes aside) takes at most ``limit`` UTF-8 bytes,
+    else its longest prefix that does (whole bytes when ``text`` is hex digits)."""
+    size = len(orjson.dumps(text)) - 2
+    if size <= limit:
+        return text
+    if size == len(text):  # hex, or text without a character JSON escapes
+        return text[: limit - limit % 2] if hex_digits else text[:limit]
+    low, high = 0, min(len(text), limit)  # the escaped form is never shorter than the text
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(orjson.dumps(text[:middle])) - 2 <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low]
 
 
 _WHOLE_MESSAGE = frozenset({

@@ -4,7 +4,8 @@
 dead process stops answering and is restarted by its supervisor.
 ``/readyz`` answers 200 only once every check has passed (config loaded,
 baselines loaded, dataflow running) and 503 with the missing checks
-otherwise, and again 503 once the job is stopping.
+otherwise, again 503 once the job is stopping, and 503 while a dependency the
+running job needs (Kafka) cannot be reached: then the document has a ``problem``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Health:
         self._lock = threading.Lock()
         self._passed: dict[str, bool] = {name: False for name in checks}
         self._stopping = False
+        self._problems: dict[str, str] = {}
 
     def passed(self, check: str) -> None:
         """Mark ``check`` (one of the names given at construction) as done."""
@@ -39,13 +41,26 @@ class Health:
         with self._lock:
             self._stopping = True
 
+    def problem(self, name: str, text: str | None) -> None:
+        """Report (``text``) or clear (None) a problem that makes the job not ready, e.g.
+        ``problem("kafka", "cannot reach Kafka at ...")``; the checks keep their state."""
+        with self._lock:
+            if text is None:
+                self._problems.pop(name, None)
+            else:
+                self._problems[name] = text
+
     def readiness(self) -> tuple[bool, dict[str, object]]:
         """Whether the job is ready, and a document that says why (not)."""
         with self._lock:
             checks = dict(self._passed)
             stopping = self._stopping
-        ready = all(checks.values()) and not stopping
-        return ready, {"ready": ready, "stopping": stopping, "checks": checks}
+            problems = dict(self._problems)
+        ready = all(checks.values()) and not stopping and not problems
+        document: dict[str, object] = {"ready": ready, "stopping": stopping, "checks": checks}
+        if problems:
+            document["problems"] = problems
+        return ready, document
 
 
 class _Handler(BaseHTTPRequestHandler):

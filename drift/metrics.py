@@ -54,6 +54,18 @@ FINDINGS = Counter(
 TICKETS = Counter(
     "drift_tickets_total", "Ticket events, by kind (opened, updated, reopened).", ["model", "kind"],
 )
+KAFKA_DELIVERY_ERRORS = Counter(
+    "drift_kafka_delivery_errors_total",
+    "Attempts to write an output message that the producer or the broker refused, by topic and "
+    "Kafka error name (MSG_SIZE_TOO_LARGE, _MSG_TIMED_OUT, ...); each is retried or spilled.",
+    ["topic", "error"],
+)
+KAFKA_SPILLED = Counter(
+    "drift_kafka_spilled_total",
+    "Output messages written to the local spill file (kafka.spill_dir) instead of their topic, "
+    "by topic and the Kafka error of the last attempt ('stopped': not delivered when the job stopped).",
+    ["topic", "error"],
+)
 JOIN_EVICTIONS = Counter(
     "drift_join_evictions_total",
     "Entities dropped from the offline-value join state (value skew), by reason: ttl (older than "

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import gc
 import os
-import signal
 import sys
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,6 +30,7 @@ from drift.reference import (
 )
 from drift.tickets import TicketEvent
 from flows.pipeline import Outputs, WindowReport, build_flow
+from flows.shutdown import Interrupted, Shutdown
 from flows.value_skew import needs_feature_events
 
 
@@ -258,17 +257,24 @@ def _result(outputs: Outputs) -> RunResult:
     )
 
 
-def kafka_outputs(config: Config, keep: bool = False) -> Outputs:
-    """Output topics; with ``keep`` every item is also kept in memory for the run summary."""
+def kafka_outputs(config: Config, keep: bool = False, stop: threading.Event | None = None) -> Outputs:
+    """Output topics; with ``keep`` every item is also kept in memory for the run summary.
+
+    Dead letters' values are cut to ``kafka.dlq_max_value_bytes``; what a topic does not
+    take goes to ``kafka.spill_dir`` (see :class:`connectors.kafka.JsonTopicSink`).
+    """
     from connectors.kafka import JsonTopicSink
 
     kafka = config.kafka
     settings = kafka.client_settings()
+    limit = kafka.dlq_max_value_bytes
+    sink = partial(JsonTopicSink, kafka.bootstrap, settings=settings, spill_dir=config.resolve(kafka.spill_dir),
+                   attempts=kafka.produce_attempts, backoff_s=kafka.produce_backoff.total_seconds(), stop=stop)
     sinks: list[Any] = [
-        JsonTopicSink(kafka.bootstrap, kafka.findings_topic, settings, Finding.to_dict, lambda f: f.cohort.key),
-        JsonTopicSink(kafka.bootstrap, kafka.tickets_topic, settings, TicketEvent.to_dict, lambda t: t.ticket.id),
-        JsonTopicSink(kafka.bootstrap, kafka.dlq_topic, settings, DeadLetter.to_dict,
-                      lambda d: f"{d.topic}:{d.partition}:{d.offset}"),
+        sink(kafka.findings_topic, to_dict=Finding.to_dict, key_of=lambda f: f.cohort.key),
+        sink(kafka.tickets_topic, to_dict=TicketEvent.to_dict, key_of=lambda t: t.ticket.id),
+        sink(kafka.dlq_topic, to_dict=lambda d: d.to_dict(max_value_bytes=limit),
+             key_of=lambda d: f"{d.topic}:{d.partition}:{d.offset}"),
     ]
     if keep:
         sinks = [TeeSink(sink) for sink in sinks]
@@ -323,52 +329,6 @@ def prepare_recovery_dir(directory: Path, count: int, process_id: int | None = N
     return len(recovery_partitions(directory))
 
 
-class _Interrupted(KeyboardInterrupt):
-    """Raised by the SIGTERM handler where Bytewax's main thread polls for signals."""
-
-
-@contextmanager
-def _stop_on_sigterm(
-    stop: threading.Event, single_worker: bool, on_stop: Callable[[], None] | None,
-) -> Iterator[None]:
-    """Make SIGTERM (and SIGINT) stop the dataflow instead of killing the process.
-
-    With several workers (or processes) Bytewax runs them in threads and its
-    main thread polls for Python signals: an exception from the handler makes
-    it stop every worker, and the execution ends. With a single worker the
-    worker *is* the main thread, and Python runs the handler between any two
-    bytecodes of operator code, where an exception would count as that
-    operator's failure; there the handler only sets ``stop``, which the
-    source checks before each batch to end the execution.
-
-    Either way the execution ends without a final snapshot, as after a crash,
-    and a restart with the same recovery folder resumes from the last one.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, _frame: Any) -> None:
-        first = not stop.is_set()
-        stop.set()
-        if first:
-            if on_stop is not None:
-                on_stop()
-            print(f"drift: {signal.Signals(signum).name} received; stopping the dataflow",
-                  file=sys.stderr, flush=True)
-        if not single_worker:
-            raise _Interrupted()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    except _Interrupted:
-        pass
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 def run_kafka(
     config: Config,
     workers: int = 1,
@@ -379,6 +339,7 @@ def run_kafka(
     until_end: bool = False,
     snapshot_interval: timedelta = DEFAULT_SNAPSHOT_INTERVAL,
     health: Health | None = None,
+    shutdown: Shutdown | None = None,
 ) -> RunResult:
     """The stream job on Kafka, as one process of a cluster of ``processes``.
 
@@ -386,55 +347,122 @@ def run_kafka(
     ``recovery_dir`` it snapshots its state and input offsets every
     ``snapshot_interval`` and resumes from the last snapshot; a missing or
     empty folder gets one recovery partition per worker of the cluster.
-    SIGTERM stops the dataflow: the run returns with ``stopped`` set.
+
+    The dataflow starts once the broker answers (one line on stderr says when it
+    does not, and again when it answers after all); while it does not, or later
+    loses it, ``health`` is not ready. SIGTERM or SIGINT stops the job in any of
+    these states (``shutdown``, installed here when not given; see
+    :mod:`flows.shutdown`): the run returns with ``stopped`` set.
     """
+    if shutdown is not None:
+        return _run_kafka(config, workers, processes, process_id, addresses, recovery_dir, until_end,
+                          snapshot_interval, health, shutdown)
+    with Shutdown() as own:
+        return _run_kafka(config, workers, processes, process_id, addresses, recovery_dir, until_end,
+                          snapshot_interval, health, own)
+    return RunResult([], [], [], [], stopped=True)  # the dataflow was interrupted (several workers)
+
+
+def _run_kafka(
+    config: Config, workers: int, processes: int, process_id: int | None, addresses: list[str] | None,
+    recovery_dir: Path | None, until_end: bool, snapshot_interval: timedelta, health: Health | None,
+    shutdown: Shutdown,
+) -> RunResult:
     from bytewax._bytewax import cli_main
     from bytewax.recovery import RecoveryConfig
 
-    from connectors.kafka import inference_source, to_raw
+    from connectors.kafka import KafkaWatch, inference_source, spill_undelivered, to_raw
 
     if processes > 1 and (addresses is None or process_id is None):
         raise ValueError("a cluster of several processes needs the addresses of all and this process's id")
+    stop = shutdown.stop
+    if health is not None:
+        shutdown.on_stop(health.stopping)
+    shutdown.before_exit(spill_undelivered)
     profiles = load_profiles(config, log=lambda text: print(text, file=sys.stderr))
     if health is not None:
         health.passed("baselines")
     kafka = config.kafka
+    timeout = kafka.connect_timeout.total_seconds()
 
     def started(_parts: list[str]) -> None:
         if health is not None:
             health.passed("flow")
 
-    single_worker = workers == 1 and processes == 1
-    stop = threading.Event()
-    source = inference_source(
-        kafka.bootstrap, kafka.inference_topic, kafka.client_settings(), tail=not until_end,
-        batch_size=kafka.batch_size, on_start=started, stop=stop if single_worker else None,
-    )
-    outputs = _with_webhook(config, kafka_outputs(config, keep=until_end))
-    # Value skew (a skew detector with values:) also reads the feature events' topic.
-    features = inference_source(
-        kafka.bootstrap, kafka.feature_topic, kafka.client_settings(), tail=not until_end,
-        batch_size=kafka.batch_size, stop=stop if single_worker else None,
-    ) if needs_feature_events(config) else None
-    flow = build_flow(
-        config, profiles, source, outputs, to_raw=to_raw, feature_source=features, durable=recovery_dir is not None,
-    )
-    recovery = None
-    if recovery_dir is not None:
-        count = prepare_recovery_dir(
-            recovery_dir, workers * processes, process_id=process_id if processes > 1 else None,
-            processes=processes,
+    watch = KafkaWatch(kafka.bootstrap, kafka.inference_topic, kafka.client_settings(), timeout,
+                       on_change=_reachability_reporter(kafka.bootstrap, health)).start()
+    try:
+        # Nothing is built against a broker that does not answer: wait for it, stoppable.
+        while not watch.reachable.wait(0.2):
+            if stop.is_set():
+                return RunResult([], [], [], [], stopped=True)
+        single_worker = workers == 1 and processes == 1
+        source = inference_source(
+            kafka.bootstrap, kafka.inference_topic, kafka.client_settings(), tail=not until_end,
+            batch_size=kafka.batch_size, on_start=started, stop=stop if single_worker else None, timeout=timeout,
         )
-        print(f"recovery: {count} partition(s) in {recovery_dir}, snapshot every "
-              f"{snapshot_interval.total_seconds():g}s", file=sys.stderr)
-        recovery = RecoveryConfig(str(recovery_dir))
-    tune_gc()
-    with _stop_on_sigterm(stop, single_worker, health.stopping if health is not None else None):
-        cli_main(
-            flow, workers_per_process=workers, process_id=process_id if processes > 1 else None,
-            addresses=addresses if processes > 1 else None, epoch_interval=snapshot_interval,
-            recovery_config=recovery,
+        outputs = _with_webhook(config, kafka_outputs(config, keep=until_end, stop=stop))
+        # Value skew (a skew detector with values:) also reads the feature events' topic.
+        features = inference_source(
+            kafka.bootstrap, kafka.feature_topic, kafka.client_settings(), tail=not until_end,
+            batch_size=kafka.batch_size, stop=stop if single_worker else None, timeout=timeout,
+        ) if needs_feature_events(config) else None
+        flow = build_flow(
+            config, profiles, source, outputs, to_raw=to_raw, feature_source=features,
+            durable=recovery_dir is not None,
         )
+        recovery = None
+        if recovery_dir is not None:
+            count = prepare_recovery_dir(
+                recovery_dir, workers * processes, process_id=process_id if processes > 1 else None,
+                processes=processes,
+            )
+            print(f"recovery: {count} partition(s) in {recovery_dir}, snapshot every "
+                  f"{snapshot_interval.total_seconds():g}s", file=sys.stderr)
+            recovery = RecoveryConfig(str(recovery_dir))
+        tune_gc()
+        # With several workers Bytewax's main thread only polls for signals: the
+        # handler raises there to stop them all. A single worker is the main thread,
+        # where an exception would count as an operator's failure: the sources and
+        # sinks check ``stop`` instead.
+        shutdown.interrupt = not single_worker
+        try:
+            if not stop.is_set():
+                cli_main(
+                    flow, workers_per_process=workers, process_id=process_id if processes > 1 else None,
+                    addresses=addresses if processes > 1 else None, epoch_interval=snapshot_interval,
+                    recovery_config=recovery,
+                )
+        except Interrupted:
+            pass
+        except Exception:
+            if not stop.is_set():
+                raise
+            # Stopped while the engine started (a source without partitions, ...): a stop all the same.
+        finally:
+            shutdown.interrupt = False
+    finally:
+        watch.close()
     result = _result(outputs)
     result.stopped = stop.is_set()
     return result
+
+
+def _reachability_reporter(bootstrap: str, health: Health | None) -> Callable[[str | None], None]:
+    """One stderr line (and the readiness problem) each time the broker stops or starts answering."""
+    state = {"connected": False}
+
+    def report(reason: str | None) -> None:
+        if reason is None:
+            line = f"Kafka at {bootstrap} answers again" if state["connected"] else f"connected to Kafka at {bootstrap}"
+            print(f"drift: {line}", file=sys.stderr, flush=True)
+            state["connected"] = True
+            if health is not None:
+                health.problem("kafka", None)
+            return
+        what = f"{'lost' if state['connected'] else 'cannot reach'} Kafka at {bootstrap} ({reason})"
+        print(f"drift: {what}; retrying", file=sys.stderr, flush=True)
+        if health is not None:
+            health.problem("kafka", what)
+
+    return report
