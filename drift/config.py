@@ -472,11 +472,21 @@ class WebhookConfig(Strict):
     token: SecretStr | None = None
     """Bearer token; give it as ``${VAR}`` so it comes from the environment."""
     spool_dir: str = "drift-webhook-spool"
-    """Events wait here until the receiver accepts them (relative to the config file)."""
+    """Events wait here until the receiver accepts them (relative to the config file); one
+    folder per job, shared by all its workers and processes."""
     timeout: Duration = timedelta(seconds=10)
+    """Of one POST: connecting, sending and waiting for the answer."""
     max_attempts: int = Field(default=5, ge=1)
+    """POSTs of one event in one delivery pass (408, 425, 429, 5xx and connection errors)."""
     backoff: Duration = timedelta(seconds=1)
-    """First retry delay; it doubles on each attempt."""
+    """First retry delay; it doubles on each attempt (at most a minute), plus up to as much jitter."""
+    drain_interval: Duration = timedelta(seconds=5)
+    """How often the delivery thread looks at the spool on its own, and the pause after a failed pass."""
+    queue_size: int = Field(default=1000, ge=1)
+    """Ticket events the flow hands to the delivery thread without waiting; past it they wait on disk."""
+    flush_timeout: Duration = timedelta(seconds=10)
+    """How long the end of a run (replay, demo, a stopped job) waits for the receiver; the rest
+    stays in the spool for the next run."""
 
 
 class TicketsConfig(Strict):

@@ -77,6 +77,27 @@ JOIN_LATE = Counter(
     "Join outcomes that reached their cohort window after it closed; not counted in value skew.",
     ["model"],
 )
+WEBHOOK_DELIVERED = Counter(
+    "drift_webhook_delivered_total", "Ticket events the webhook receiver accepted (2xx).",
+)
+WEBHOOK_FAILURES = Counter(
+    "drift_webhook_failures_total",
+    "Webhook POSTs that failed and are retried later, by reason: connection, timeout, 408, 425, 429, 5xx.",
+    ["reason"],
+)
+WEBHOOK_REJECTED = Counter(
+    "drift_webhook_rejected_total",
+    "Ticket events set aside in the spool's rejected/ folder, by the receiver's status (3xx, 4xx) "
+    "or 'unreadable'; never retried.",
+    ["status"],
+)
+WEBHOOK_SPOOL_EVENTS = Gauge(
+    "drift_webhook_spool_events", "Ticket events waiting in the webhook spool (as seen by this process).",
+)
+WEBHOOK_SPOOL_OLDEST_AGE = Gauge(
+    "drift_webhook_spool_oldest_age_seconds",
+    "Age of the oldest ticket event waiting in the webhook spool; 0 when it is empty.",
+)
 
 
 def _overflow_counter(registry: CollectorRegistry) -> Counter:

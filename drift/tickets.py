@@ -33,6 +33,7 @@ import json
 import math
 import re
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -805,6 +806,21 @@ class TicketStore:
     def location(self) -> str:
         """The file or URL (without password) of the store, for messages."""
         return self._db.location
+
+    def store_id(self) -> str:
+        """A random id made the first time it is asked for and kept in the store.
+
+        Ticket and audit ids (``DRIFT-3:17``) start at 1 in every store; this id tells
+        one store's ticket events from another's (the webhook's idempotency keys).
+        """
+        with self._db.write("store id") as tx:
+            tx.run("CREATE TABLE IF NOT EXISTS drift_store_id"
+                   " (id INTEGER PRIMARY KEY CHECK (id = 1), uuid TEXT NOT NULL)")
+            tx.run("INSERT INTO drift_store_id (id, uuid) VALUES (1, ?) ON CONFLICT (id) DO NOTHING",
+                   (uuid.uuid4().hex,))
+            row = tx.one("SELECT uuid FROM drift_store_id WHERE id = 1")
+        assert row is not None  # inserted above
+        return str(row["uuid"])
 
     def close(self) -> None:
         """Close the connection; calling it again does nothing."""

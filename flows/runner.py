@@ -209,24 +209,35 @@ def run_file(
 def webhook_sink(config: Config) -> Any | None:
     """The webhook sink of ticket events when ``tickets.sinks`` lists ``webhook`` (else None).
 
-    Each worker spools in its own folder, ``tickets.webhook.spool_dir/worker-N``
-    (relative to the config file), so a restart finds and sends what is left.
+    The job has one spool, ``tickets.webhook.spool_dir`` (relative to the config file),
+    which every worker and process writes and drains; a thread of each process sends it,
+    so the flow never waits on the receiver, and a restart finds and sends what is left.
     """
+    from connectors.ticket_store import open_store
     from connectors.webhook import WebhookDelivery, ticket_event_sink
 
     hook = config.tickets.webhook
     if "webhook" not in config.tickets.sinks or hook is None:
         return None
-    spool = config.resolve(hook.spool_dir)
+    spool = config.resolve(hook.spool_dir).resolve()
     token = hook.token.get_secret_value() if hook.token is not None else None
+    store_ids: list[str] = []
 
-    def delivery(worker_index: int) -> WebhookDelivery:
+    def delivery() -> WebhookDelivery:
         return WebhookDelivery(
-            hook.url, spool / f"worker-{worker_index}", token=token, timeout_s=hook.timeout.total_seconds(),
+            hook.url, spool, token=token, timeout_s=hook.timeout.total_seconds(),
             max_attempts=hook.max_attempts, backoff_s=hook.backoff.total_seconds(),
+            drain_interval_s=hook.drain_interval.total_seconds(), queue_size=hook.queue_size,
         )
 
-    return ticket_event_sink(delivery)
+    def store_id() -> str:
+        # Ticket ids start at 1 in every store: the store's own id makes the keys global.
+        if not store_ids:
+            with open_store(config) as store:
+                store_ids.append(store.store_id())
+        return store_ids[0]
+
+    return ticket_event_sink(spool, delivery, store_id, hook.flush_timeout.total_seconds())
 
 
 def _with_webhook(config: Config, outputs: Outputs) -> Outputs:

@@ -1,103 +1,288 @@
-"""The webhook sink wired into the flow: the demo's ticket events reach a real HTTP server once each."""
+"""The webhook sink wired into the flow, against real HTTP servers on 127.0.0.1.
+
+Each test runs the demo's events through :func:`run_file` (12 ticket events) with a
+receiver that misbehaves in one way: answers 503 first, hangs, refuses connections,
+answers 404, redirects to another port, or comes back after an outage.
+"""
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from connectors.files import write_jsonl
 from drift import demo
-from drift.config import load_config
-from flows.runner import run_file
+from drift.config import Config, load_config
+from flows.runner import RunResult, run_file
 
 TOKEN = "s3cret-webhook-token"
 
+Answer = int | str
+"""What the receiver does with one POST: an HTTP status, or "hang" (no answer until closed)."""
+
 
 class Receiver:
-    """An HTTP server on 127.0.0.1 that answers 503 to its first ``fail_first`` POSTs."""
+    """An HTTP server on 127.0.0.1; ``answer(n)`` decides the n-th POST (1-based)."""
 
-    def __init__(self, fail_first: int = 0) -> None:
-        self.fail_first = fail_first
+    def __init__(self, answer: Callable[[int], Answer] = lambda _: 200, port: int = 0,
+                 location: str | None = None) -> None:
+        self.answer = answer
+        self.location = location
         self.attempts = 0
         self.received: list[tuple[str, dict[str, Any], str]] = []
+        self.auth: list[str] = []
+        self.release = threading.Event()
+        self.lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.attempts += 1
-                if receiver.attempts <= receiver.fail_first:
-                    self.send_response(503)
-                    self.end_headers()
+                with receiver.lock:
+                    receiver.attempts += 1
+                    receiver.auth.append(self.headers.get("Authorization", ""))
+                    answer = receiver.answer(receiver.attempts)
+                    if answer == 200:
+                        receiver.received.append(
+                            (self.headers["Idempotency-Key"], json.loads(body), self.headers.get("Authorization", "")),
+                        )
+                if answer == "hang":
+                    receiver.release.wait(60)
                     return
-                receiver.received.append(
-                    (self.headers["Idempotency-Key"], json.loads(body), self.headers.get("Authorization", "")),
-                )
-                self.send_response(200)
+                assert isinstance(answer, int)
+                self.send_response(answer)
+                if receiver.location is not None:
+                    self.send_header("Location", receiver.location)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/tickets"
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        self.url = f"http://127.0.0.1:{self.port}/tickets"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     def close(self) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
 
 @pytest.fixture()
-def receiver() -> Iterator[Receiver]:
-    server = Receiver(fail_first=2)
-    yield server
-    server.close()
+def receivers() -> Iterator[list[Receiver]]:
+    made: list[Receiver] = []
+    yield made
+    for receiver in made:
+        receiver.close()
 
 
-def test_demo_ticket_events_reach_the_webhook_exactly_once(
-    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("DRIFT_WEBHOOK_TOKEN", TOKEN)
+def refused_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def demo_config(folder: Path, url: str, store: str = "drift-tickets.db", spool: str = "spool", **hook: str) -> Config:
+    """The demo's config with ``tickets.sinks: [webhook]`` and the demo's events in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
     text = demo.config_text()
     assert "  store: sqlite:///./drift-tickets.db\n" in text
+    extra = "".join(f", {key}: {value}" for key, value in {"max_attempts": "5", "backoff": "10ms", **hook}.items())
     text = text.replace("  store: sqlite:///./drift-tickets.db\n", "\n".join([
-        "  store: sqlite:///./drift-tickets.db",
+        f"  store: sqlite:///./{store}",
         "  sinks: [webhook]",
-        f"  webhook: {{url: '{receiver.url}', token: '${{DRIFT_WEBHOOK_TOKEN}}', spool_dir: spool,",
-        "            max_attempts: 5, backoff: 10ms}",
+        f"  webhook: {{url: '{url}', token: '${{DRIFT_WEBHOOK_TOKEN}}', spool_dir: '{spool}'{extra}}}",
         "",
     ]))
-    (tmp_path / "drift.yaml").write_text(text, encoding="utf-8")
-    demo.write_references(tmp_path)
-    write_jsonl(tmp_path / "events.jsonl", demo.events().lines)
-    config = load_config(tmp_path / "drift.yaml")
+    (folder / "drift.yaml").write_text(text, encoding="utf-8")
+    demo.write_references(folder)
+    write_jsonl(folder / "events.jsonl", demo.events().lines)
+    return load_config(folder / "drift.yaml")
 
-    result = run_file(config, tmp_path / "events.jsonl")
-    assert result.tickets, "the demo opens tickets"
+
+def run(config: Config) -> tuple[RunResult, float]:
+    started = time.monotonic()
+    result = run_file(config, config.resolve("events.jsonl"))
+    return result, time.monotonic() - started
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def spooled(spool: Path) -> list[Path]:
+    """Events waiting in the spool (any layout)."""
+    return [path for path in spool.rglob("*.json") if "rejected" not in path.parts]
+
+
+@pytest.fixture(autouse=True)
+def _token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRIFT_WEBHOOK_TOKEN", TOKEN)
+
+
+def test_demo_ticket_events_reach_the_webhook_exactly_once(tmp_path: Path, receivers: list[Receiver]) -> None:
+    receiver = Receiver(lambda n: 503 if n <= 2 else 200)
+    receivers.append(receiver)
+    config = demo_config(tmp_path, receiver.url)
+
+    result, _ = run(config)
+    assert len(result.tickets) == 12, "the demo opens tickets"
     # The first POSTs failed (503) and were retried: every event arrived, once, in order.
     assert receiver.attempts == len(result.tickets) + 2
-    assert [key for key, _, _ in receiver.received] == [t.id for t in result.tickets]
+    keys = [key for key, _, _ in receiver.received]
+    assert len(set(keys)) == len(keys) == len(result.tickets)
+    assert [key.split(":", 1)[1] for key in keys] == [t.id for t in result.tickets]
     assert [body for _, body, _ in receiver.received] == [
-        json.loads(json.dumps(t.to_dict(), sort_keys=True)) for t in result.tickets
+        json.loads(json.dumps({**t.to_dict(), "idempotency_key": key}, sort_keys=True))
+        for t, key in zip(result.tickets, keys, strict=True)
     ]
     assert {auth for _, _, auth in receiver.received} == {f"Bearer {TOKEN}"}
     statuses = {body["ticket"]["model"]: body["ticket"]["status"] for _, body, _ in receiver.received}
     assert statuses[demo.DOC_MODEL] == "pending_review" and statuses["credit-risk"] == "open"
     # Nothing is left in the spool, and every key is in its sent log.
     spool = tmp_path / "spool"
-    assert not list(spool.glob("worker-*/*.json"))
-    sent = (spool / "worker-0" / "sent.log").read_text().split()
-    assert sent == [t.id for t in result.tickets]
+    assert not spooled(spool)
+    assert (spool / "sent.log").read_text().split() == keys
 
     # Replaying the same file makes no new ticket events, so nothing is sent twice.
-    again = run_file(config, tmp_path / "events.jsonl")
+    again, _ = run(config)
     assert not again.tickets
     assert len(receiver.received) == len(result.tickets)
+
+
+def test_a_hanging_receiver_does_not_hold_up_the_flow_and_the_spool_drains_after_it_recovers(
+    tmp_path: Path, receivers: list[Receiver],
+) -> None:
+    hanging = True
+    receiver = Receiver(lambda _: "hang" if hanging else 200)
+    receivers.append(receiver)
+    config = demo_config(tmp_path / "job", receiver.url, timeout="2s", flush_timeout="1s")
+
+    result, seconds = run(config)
+    assert len(result.tickets) == 12
+    # Before: the worker waited for every POST (198 s for this run, 5 s with a healthy
+    # receiver); now only for the bounded wait at the end (flush_timeout: 1s).
+    assert seconds < 30
+    spool = tmp_path / "job" / "spool"
+    assert len(spooled(spool)) == 12
+    assert not receiver.received
+
+    # The receiver recovers. The same replay makes no new ticket events, yet the spool drains.
+    hanging = False
+    receiver.release.set()
+    again, _ = run(config)
+    assert not again.tickets
+    assert len(receiver.received) == 12
+    assert not spooled(spool)
+    assert len({key for key, _, _ in receiver.received}) == 12
+
+
+def test_a_refused_receiver_costs_the_flow_nothing_and_gets_everything_when_it_listens(
+    tmp_path: Path, receivers: list[Receiver],
+) -> None:
+    port = refused_port()
+    config = demo_config(tmp_path, f"http://127.0.0.1:{port}/tickets", backoff="1s", flush_timeout="0s")
+    failures = metric("drift_webhook_failures_total", reason="connection")
+
+    result, seconds = run(config)
+    assert len(result.tickets) == 12
+    # Before: 48 s (5 attempts with 1+2+4+8 s of backoff, batch after batch).
+    assert seconds < 20
+    assert len(spooled(tmp_path / "spool")) == 12
+    assert metric("drift_webhook_failures_total", reason="connection") > failures
+    assert metric("drift_webhook_spool_events") == 12
+
+    receiver = Receiver(port=port)
+    receivers.append(receiver)
+    again, _ = run(demo_config(tmp_path, receiver.url, flush_timeout="10s"))
+    assert not again.tickets
+    assert len(receiver.received) == 12
+    assert metric("drift_webhook_spool_events") == 0
+
+
+def test_a_404_keeps_the_events_with_the_status_and_counts_them(
+    tmp_path: Path, receivers: list[Receiver], capsys: pytest.CaptureFixture[str],
+) -> None:
+    receiver = Receiver(lambda _: 404)
+    receivers.append(receiver)
+    before = metric("drift_webhook_rejected_total", status="404")
+    result, _ = run(demo_config(tmp_path, receiver.url))
+    assert len(result.tickets) == 12
+    assert receiver.attempts == 12  # not retried
+    rejected = tmp_path / "spool" / "rejected"
+    assert len(list(rejected.glob("*.json"))) == 12
+    assert all(path.read_text().startswith("HTTP 404") for path in rejected.glob("*.reason"))
+    assert metric("drift_webhook_rejected_total", status="404") - before == 12
+    assert "HTTP 404" in capsys.readouterr().err
+
+
+def test_a_redirect_is_not_followed_and_the_token_stays_home(tmp_path: Path, receivers: list[Receiver]) -> None:
+    elsewhere = Receiver()
+    receiver = Receiver(lambda _: 302, location=elsewhere.url)
+    receivers += [elsewhere, receiver]
+    before = metric("drift_webhook_rejected_total", status="302")
+    result, _ = run(demo_config(tmp_path, receiver.url))
+    assert len(result.tickets) == 12
+    assert elsewhere.attempts == 0 and not elsewhere.auth
+    spool = tmp_path / "spool"
+    assert not (spool / "sent.log").exists() or not (spool / "sent.log").read_text().strip()
+    reasons = [path.read_text() for path in (spool / "rejected").glob("*.reason")]
+    assert len(reasons) == 12 and all("HTTP 302" in text and "not followed" in text for text in reasons)
+    assert metric("drift_webhook_rejected_total", status="302") - before == 12
+
+
+def test_event_ids_of_two_stores_do_not_collide(tmp_path: Path, receivers: list[Receiver]) -> None:
+    receiver = Receiver()
+    receivers.append(receiver)
+    spool = str(tmp_path / "shared-spool")
+    first, _ = run(demo_config(tmp_path / "a", receiver.url, spool=spool))
+    second, _ = run(demo_config(tmp_path / "b", receiver.url, spool=spool))
+    # Both stores number their tickets and audit entries from 1: DRIFT-1:1 twice.
+    assert {t.id for t in first.tickets} & {t.id for t in second.tickets}
+    assert len(receiver.received) == 24
+    assert len({key for key, _, _ in receiver.received}) == 24
+
+    # Stable: the same store gives the same id to the same event (a restart re-sending it).
+    again = Receiver()
+    receivers.append(again)
+    config = demo_config(tmp_path / "a", again.url, spool=str(tmp_path / "other-spool"))
+    from connectors.ticket_store import open_store
+
+    with open_store(config) as store:
+        store_id = store.store_id()
+    assert {key for key, _, _ in receiver.received[:12]} == {f"{store_id}:{t.id}" for t in first.tickets}
+
+
+def test_the_spools_of_workers_that_no_longer_exist_are_sent(tmp_path: Path, receivers: list[Receiver]) -> None:
+    receiver = Receiver()
+    receivers.append(receiver)
+    config = demo_config(tmp_path, receiver.url)
+    # The old layout: one folder per worker index; a job of 4 workers left events in worker-3.
+    legacy = tmp_path / "spool" / "worker-3"
+    legacy.mkdir(parents=True)
+    keys = [f"DRIFT-{i}:{i}" for i in range(1, 6)]
+    for i, key in enumerate(keys):
+        (legacy / f"{i:020d}-{i:016x}.json").write_text(json.dumps({"key": key, "document": {"id": key}}))
+    (legacy / "sent.log").write_text("DRIFT-9:9\n")
+
+    result, _ = run(config)
+    assert len(result.tickets) == 12
+    got = [key for key, _, _ in receiver.received]
+    assert got[:5] == keys  # the oldest first
+    assert len(got) == 17
+    assert not spooled(tmp_path / "spool")
+    assert "DRIFT-9:9" in (tmp_path / "spool" / "sent.log").read_text().split()
