@@ -286,3 +286,39 @@ def test_the_spools_of_workers_that_no_longer_exist_are_sent(tmp_path: Path, rec
     assert len(got) == 17
     assert not spooled(tmp_path / "spool")
     assert "DRIFT-9:9" in (tmp_path / "spool" / "sent.log").read_text().split()
+
+
+class _Event:
+    """What the sink reads of a ticket event: ``id`` and ``to_dict()``."""
+
+    def __init__(self, i: int) -> None:
+        self.id = f"DRIFT-{i}:{i}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id}
+
+
+def test_workers_of_a_process_share_one_spool_and_one_sender(tmp_path: Path, receivers: list[Receiver]) -> None:
+    import bytewax.operators as op
+    from bytewax.dataflow import Dataflow
+    from bytewax.testing import TestingSource, cluster_main
+
+    from connectors.webhook import WebhookDelivery, ticket_event_sink
+
+    receiver = Receiver()
+    receivers.append(receiver)
+    spool = tmp_path / "spool"
+    made: list[WebhookDelivery] = []
+
+    def delivery() -> WebhookDelivery:
+        made.append(WebhookDelivery(receiver.url, spool, drain_interval_s=0.1))
+        return made[-1]
+
+    flow = Dataflow("webhook_workers")
+    events = op.redistribute("spread", op.input("events", flow, TestingSource([_Event(i) for i in range(40)])))
+    op.output("webhook", events, ticket_event_sink(spool, delivery, lambda: "store-1", flush_timeout_s=10))
+    cluster_main(flow, [], 0, worker_count_per_proc=3)
+
+    assert len(made) == 1  # one sender thread for the process's three workers
+    assert sorted(key for key, _, _ in receiver.received) == sorted(f"store-1:DRIFT-{i}:{i}" for i in range(40))
+    assert not spooled(spool) and not list(spool.glob("worker-*"))
