@@ -6,11 +6,15 @@ open tumbling windows. The semantics are those of Bytewax's ``fold_window`` with
 the rows of a :class:`drift.batch.Piece` at once instead of one item at a time:
 
 * the watermark is ``newest ts - allowed_lateness``, advancing with the system time
-  that passed since the newest event; a row older than the watermark at its arrival
-  is *late* and becomes a dead letter (reason ``late``);
-* a row is added to its window once the watermark passes its ``ts``, rows in ``ts``
-  order (ties in arrival order), so a window's summary does not depend on how the
-  stream was cut into batches or interleaved between partitions;
+  that passed since the newest event; a row is *late*, and becomes a dead letter
+  (reason ``late``), only when its window has closed: when the watermark at its
+  arrival had reached the window's end. A row behind the watermark whose window is
+  still open is counted, so one event stamped ahead of its cohort cannot send the
+  cohort's next events to the dead letters while their window is open;
+* a row is added to its window once the watermark passes its ``ts`` (at once, for a
+  row that arrives behind it); rows that become due at the same point of the stream
+  are added in ``ts`` order (ties in arrival order). The order is a function of the
+  stream, so a window's summary does not depend on how the stream was cut into batches;
 * a window closes when the watermark reaches its end, or at the end of the input;
 * a resumed snapshot does not count the downtime as elapsed time (the restart-safe
   clock of :mod:`flows.clock`).
@@ -134,21 +138,31 @@ class CohortWindows(StatefulBatchLogic[Piece, Output, CohortState]):
             self.state.model = values[0].cohort.model
         out: list[Output] = []
         watermark = self._watermark()
-        lateness = self.spec.lateness_us
+        if not values:
+            out.extend(self._flush(watermark))
+            return out, self._is_empty()
+        size, lateness = self.spec.size_us, self.spec.lateness_us
+        arrivals = np.concatenate([piece.ts for piece in values])
+        # The watermark as each row arrives (the row itself included: it never closes its own window).
+        running = np.maximum.accumulate(np.maximum(arrivals - lateness, watermark))
+        late_rows = (arrivals // size + 1) * size <= running
+        newest = int(running[-1])
+        if newest > watermark:
+            self.state.watermark_base = newest
+            self.state.system_time_of_max = self._system
+            watermark = newest
+        fresh: list[tuple[Piece, npt.NDArray[np.intp]]] = []
+        offset = 0
         for piece in values:
-            running = np.maximum.accumulate(np.maximum(piece.ts - lateness, watermark))
-            late = piece.ts < running
-            newest = int(running[-1]) if running.size else watermark
-            if newest > watermark:
-                self.state.watermark_base = newest
-                self.state.system_time_of_max = self._system
-                watermark = newest
+            rows = np.arange(offset, offset + piece.ts.size)
+            offset += piece.ts.size
+            late = late_rows[rows]
             if late.any():
                 out.extend(("late", letter) for letter in self._late(piece, late))
-                piece = _select(piece, ~late)
+                piece, rows = _select(piece, ~late), rows[~late]
             if len(piece):
-                self.state.queue.append(piece)
-        out.extend(self._flush(watermark))
+                fresh.append((piece, rows))
+        out.extend(self._flush(watermark, running, fresh))
         return out, self._is_empty()
 
     def on_notify(self) -> tuple[Iterable[Output], bool]:
@@ -193,29 +207,48 @@ class CohortWindows(StatefulBatchLogic[Piece, Output, CohortState]):
             start = to_datetime((ts // size) * size)
             letters.append(DeadLetter(
                 reason=DlqReason.LATE,
-                detail=f"ts {to_datetime(ts).isoformat()} is later than the allowed lateness "
-                       f"{self.spec.lateness} for window starting {start.isoformat()}",
+                detail=f"ts {to_datetime(ts).isoformat()}: its window {start.isoformat()} to "
+                       f"{(start + self.spec.size).isoformat()} had closed (the cohort's newest ts less "
+                       f"the allowed lateness {self.spec.lateness} had passed its end)",
                 step_id=STEP_ID, topic=raw.topic, partition=raw.partition,
                 offset=raw.offset, value=raw.value, key=raw.key,
             ))
         return letters
 
-    def _flush(self, watermark: int) -> list[Output]:
-        """Add the due rows in ``ts`` order, then close the windows the watermark passed."""
+    def _flush(
+        self, watermark: int, running: npt.NDArray[np.int64] | None = None,
+        fresh: list[tuple[Piece, npt.NDArray[np.intp]]] = (),  # type: ignore[assignment]
+    ) -> list[Output]:
+        """Add the due rows, then close the windows the watermark passed.
+
+        ``running`` is the watermark as each row of this batch arrived and ``fresh`` this
+        batch's rows with their arrival positions: a row is due from the first arrival at
+        which the watermark reached its ``ts`` (its own, when it arrived behind it), and
+        rows are added in the order of that point, then ``ts``. Without ``running`` (system
+        time, end of input) every due row is due at the same point.
+        """
         due: list[Piece] = []
+        steps: list[npt.NDArray[np.int64]] = []
         kept: list[Piece] = []
-        for piece in self.state.queue:
+        queued = [(piece, None) for piece in self.state.queue]
+        for piece, rows in [*queued, *fresh]:
             mask = piece.ts <= watermark
-            if mask.all():
-                due.append(piece)
-            elif mask.any():
-                due.append(_select(piece, mask))
-                kept.append(_select(piece, ~mask))
-            else:
+            if not mask.any():
                 kept.append(piece)
+                continue
+            part = piece if mask.all() else _select(piece, mask)
+            if not mask.all():
+                kept.append(_select(piece, ~mask))
+            step = np.zeros(part.ts.size, dtype=np.int64)
+            if running is not None:
+                step = np.searchsorted(running, part.ts, side="left").astype(np.int64)
+                if rows is not None:
+                    step = np.maximum(step, rows[mask])
+            due.append(part)
+            steps.append(step)
         self.state.queue = kept
         if due:
-            self._insert(due)
+            self._insert(due, np.concatenate(steps))
         out: list[Output] = []
         size = self.spec.size_us
         for window_id in sorted(w for w in self.state.open if (w + 1) * size <= watermark):
@@ -226,8 +259,8 @@ class CohortWindows(StatefulBatchLogic[Piece, Output, CohortState]):
             out.append(("window", (cohort, Window(start, start + self.spec.size), flush(summary, self.spec.profile))))
         return out
 
-    def _insert(self, pieces: list[Piece]) -> None:
-        """Add due rows to their windows in ``ts`` order (ties in arrival order)."""
+    def _insert(self, pieces: list[Piece], steps: npt.NDArray[np.int64]) -> None:
+        """Add due rows to their windows by the point they became due, then ``ts`` (ties in arrival order)."""
         cohort = pieces[0].cohort
         size = self.spec.size_us
         ts = np.concatenate([p.ts for p in pieces])
@@ -235,9 +268,9 @@ class CohortWindows(StatefulBatchLogic[Piece, Output, CohortState]):
         blocks = [p.block for p in pieces if p.block is not None and len(p.block)]
         block = concat_blocks(blocks) if blocks else None
         if block is not None and kinds.all():
-            # The common case: column-wise rows only, usually already in ts order.
-            if not bool(np.all(ts[1:] >= ts[:-1])):
-                order = np.argsort(ts, kind="stable")
+            # The common case: column-wise rows only, usually already in order.
+            if not _in_order(steps, ts):
+                order = np.lexsort((ts, steps))
                 ts, block = ts[order], block.take(order)
             windows = ts // size
             starts = [0, *(np.flatnonzero(np.diff(windows)) + 1).tolist(), ts.size]
@@ -246,7 +279,7 @@ class CohortWindows(StatefulBatchLogic[Piece, Output, CohortState]):
             return
         events = [e for p in pieces for e in p.events]
         position = np.where(kinds, np.cumsum(kinds) - 1, np.cumsum(~kinds) - 1)
-        order = np.argsort(ts, kind="stable")
+        order = np.lexsort((ts, steps))
         windows = ts[order] // size
         sorted_kinds = kinds[order]
         # Runs of rows of one window and one kind, in ts order.
@@ -324,6 +357,14 @@ def _copy_counts(c: FeatureCounts) -> FeatureCounts:
         c.counts.copy(), c.n_null, c.n_missing, c.n_wrong_type, list(c.examples), list(c.pending), c.bounds,
         c.n_out_of_range, list(c.out_of_range_examples), c.total, c.total_sq, set(c.unseen), c.unseen_capped,
     )
+
+
+def _in_order(steps: npt.NDArray[np.int64], ts: npt.NDArray[np.int64]) -> bool:
+    """Whether rows are already sorted by (due point, ts)."""
+    if ts.size < 2:
+        return True
+    same = steps[1:] == steps[:-1]
+    return bool(np.all((steps[1:] > steps[:-1]) | (same & (ts[1:] >= ts[:-1]))))
 
 
 def _select(piece: Piece, mask: npt.NDArray[np.bool_]) -> Piece:

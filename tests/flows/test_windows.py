@@ -1,10 +1,14 @@
-"""Batch cohort windows against Bytewax's own ``fold_window`` (ordered, event clock).
+"""Batch cohort windows against a one-event-at-a-time statement of their rules.
 
-The oracle is the operator the flow used before windows took batches: one
-``InferenceEvent`` at a time through ``fold_window`` with an ``EventClock`` and an
-epoch-aligned ``TumblingWindower``. With the system clock frozen both are
-deterministic; whatever the batch cuts and the lateness, they must close the same
-windows with the same summaries and send the same events to ``late``.
+The oracle (:func:`oracle`) reads the events one by one in arrival order, per cohort:
+the watermark is the newest ``ts`` less the lateness (the system clock is frozen); an
+event is late when the watermark at its arrival had reached its window's end; every other
+event is added to its window at the first arrival at which the watermark reached its
+``ts`` (its own, when it arrived behind the watermark), those due at one arrival in ``ts``
+order. Whatever the batch cuts and the lateness, the operator must close the same windows
+with the same summaries and send the same events to ``late``. On streams where nothing
+arrives behind the watermark in an open window, Bytewax's own ``fold_window`` gives the
+same answer (:func:`fold_window_oracle`).
 """
 
 from __future__ import annotations
@@ -77,6 +81,37 @@ messages = st.composite(_messages)
 
 def oracle(raws: list[RawMessage], lateness: timedelta) -> tuple[dict[Any, Any], list[int]]:
     events = [e for e in map(DECODER, raws) if isinstance(e, InferenceEvent)]
+    by_cohort: dict[str, list[InferenceEvent]] = {}
+    for event in events:
+        by_cohort.setdefault(Cohort("m", (("tenant", event.tenant or "-"),)).key, []).append(event)
+    result: dict[Any, Any] = {}
+    late: list[int] = []
+    for key, stream in by_cohort.items():
+        watermarks = []
+        watermark: datetime | None = None
+        for event in stream:
+            candidate = event.ts - lateness
+            watermark = candidate if watermark is None else max(watermark, candidate)
+            watermarks.append(watermark)
+        accepted = []
+        for i, event in enumerate(stream):
+            start = EPOCH + ((event.ts - EPOCH) // SIZE) * SIZE
+            if start + SIZE <= watermarks[i]:
+                late.append(event.raw.offset)
+                continue
+            due = next((j for j in range(i, len(stream)) if watermarks[j] >= event.ts), len(stream))
+            accepted.append((due, event.ts, i, start, event))
+        windows: dict[datetime, WindowSummary] = {}
+        for _, _, _, start, event in sorted(accepted, key=lambda row: row[:3]):
+            summary = windows.setdefault(start, empty_summary(PROFILE, Cohort("m", (("tenant", event.tenant or "-"),))))
+            add_event(summary, event, PROFILE)
+        for start, summary in windows.items():
+            result[(key, start)] = _state(flush(summary, PROFILE))
+    return result, sorted(late)
+
+
+def fold_window_oracle(raws: list[RawMessage], lateness: timedelta) -> tuple[dict[Any, Any], list[int]]:
+    events = [e for e in map(DECODER, raws) if isinstance(e, InferenceEvent)]
     flow = Dataflow("oracle")
     stream = op.input("in", flow, TestingSource(events))
     keyed = op.key_on("key", stream, lambda e: Cohort("m", (("tenant", e.tenant or "-"),)).key)
@@ -127,13 +162,51 @@ def batched(raws: list[RawMessage], cuts: list[int], lateness: timedelta) -> tup
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(messages(), st.lists(st.integers(0, 120), max_size=5), st.sampled_from([0, 30, 300]))
-def test_batch_windows_equal_fold_window(raws: list[RawMessage], cuts: list[int], lateness_s: int) -> None:
+def test_batch_windows_equal_the_one_by_one_rules(raws: list[RawMessage], cuts: list[int], lateness_s: int) -> None:
     lateness = timedelta(seconds=lateness_s)
     assert batched(raws, cuts, lateness) == oracle(raws, lateness)
 
 
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from([0, 5, 20, 60, 200, -30, -400, -1500]), min_size=1, max_size=80))
+def test_in_order_streams_equal_bytewax_fold_window(steps: list[int]) -> None:
+    """Nothing behind the watermark in an open window: the rules are Bytewax's event clock."""
+    lateness = timedelta(seconds=30)
+    raws, newest = [], T0
+    for i, step in enumerate(steps):
+        ts = newest + timedelta(seconds=step)
+        if step < 0:  # far behind: its window has closed, or back within the lateness
+            start = EPOCH + ((ts - EPOCH) // SIZE) * SIZE
+            if not (start + SIZE <= newest - lateness or ts >= newest - lateness):
+                continue
+        newest = max(newest, ts)
+        event = {"event_id": f"e{i}", "ts": ts.isoformat(), "model": "m", "tenant": "a",
+                 "features": {"x": (i % 7) / 3, "c": "ab"[i % 2]}}
+        raws.append(RawMessage(orjson.dumps(event), "t", 0, i))
+    assert batched(raws, [], lateness) == fold_window_oracle(raws, lateness) == oracle(raws, lateness)
+
+
+def test_an_event_stamped_ahead_does_not_make_its_cohort_late() -> None:
+    """One event 20 minutes ahead (hour windows): the next events' window is open, they count."""
+    stamps = [T0 + timedelta(minutes=5), T0 + timedelta(minutes=25)] + [
+        T0 + timedelta(minutes=6, seconds=k) for k in range(50)]
+    raws = [RawMessage(orjson.dumps({"ts": t.isoformat(), "model": "m", "tenant": "a",
+                                      "features": {"x": 0.1, "c": "a"}}), "t", 0, i) for i, t in enumerate(stamps)]
+    hour = timedelta(hours=1)
+    decoder = BatchDecoder(DECODER, [model_columns("m", ("tenant",), PROFILE, per_event=False, embeddings=False)],
+                           min_columnar=1)
+    spec = WindowSpec(PROFILE, hour, timedelta(minutes=1), {}, True, None)
+    logic = window_logic({"m": spec}, lambda: NOW)(None)
+    out, _ = logic.on_batch([piece for _, piece in as_pieces(decoder(raws))])
+    more, _ = logic.on_eof()
+    kinds = [kind for kind, _ in [*out, *more]]
+    assert kinds == ["window"]
+    (_, (_, window, summary)), = [*out, *more]
+    assert summary.n_events == len(stamps)
+
+
 def test_late_rows_are_dead_letters_with_their_bytes() -> None:
-    stamps = [T0 + timedelta(minutes=30), T0, T0 + timedelta(minutes=31)]
+    stamps = [T0 + timedelta(minutes=30), T0, T0 + timedelta(minutes=31)]  # T0's window ended at 9:10
     raws = [RawMessage(orjson.dumps({"ts": t.isoformat(), "model": "m", "tenant": "a",
                                       "features": {"x": 0.1, "c": "a"}}), "t", 2, i) for i, t in enumerate(stamps)]
     windows, late = batched(raws, [], timedelta(minutes=1))
