@@ -319,3 +319,15 @@ def test_close_waits_at_most_its_deadline(tmp_path: Path) -> None:
     started = time.monotonic()
     assert delivery.close(0.5) == 1
     assert time.monotonic() - started < 1.5
+
+
+def test_the_store_id_in_the_keys_is_stable_per_store_and_differs_between_stores(tmp_path: Path) -> None:
+    from drift.tickets import TicketStore
+
+    with TicketStore.open(tmp_path / "a.db") as store:
+        first = store.store_id()
+        assert store.store_id() == first
+    with TicketStore.open(tmp_path / "a.db") as store:
+        assert store.store_id() == first
+    with TicketStore.open(tmp_path / "b.db") as store:
+        assert store.store_id() != first
