@@ -484,19 +484,21 @@ class BatchDecoder:
     ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
         """Of the JSON ``rows`` where feature ``name`` read as null: (absent, ``null``).
 
-        Absent: the key's text appears nowhere in the message. ``null``: it appears once, as a
-        key right after ``{`` or ``,`` with the value ``null``, and no object other than
-        ``features`` in the batch has such a key (valid JSON puts an unescaped ``"`` there
-        only at a string's start, so the match is that key). Anything else stays unclear and
-        the message is decoded on its own.
+        Absent: the key's text appears nowhere in the message, and the message has no
+        backslash (a key may be written with escapes, ``"\u0078"`` for ``"x"``). ``null``:
+        it appears once, as a key right after ``{`` or ``,`` with the value ``null``, and no
+        object other than ``features`` in the batch has such a key (valid JSON puts an
+        unescaped ``"`` there only at a string's start, so the match is that key). Anything
+        else stays unclear and the message is decoded on its own.
         """
         picked = np.flatnonzero(rows)
         values = pa.array([raws[i].value for i in index[picked].tolist()], type=pa.binary())
         quoted = orjson.dumps(name).decode()
         count = pc.count_substring(values, quoted).to_numpy(zero_copy_only=False)
+        escapes = _bools(pc.match_substring(values, "\\"))
         missing = np.zeros(rows.size, dtype=bool)
         null = np.zeros(rows.size, dtype=bool)
-        missing[picked] = count == 0
+        missing[picked] = (count == 0) & ~escapes
         if (count == 1).any() and not _named_elsewhere(table.schema, name):
             pattern = r"[{,]\s*" + re.escape(quoted) + r"\s*:\s*null"
             null[picked] = (count == 1) & _bools(pc.match_substring_regex(values, pattern))

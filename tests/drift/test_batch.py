@@ -509,3 +509,60 @@ def test_absent_values_and_source_errors_in_a_column_wise_batch_are_dead_letters
     batch = batch_decoder()(raws)
     assert batch.n_events == 40
     assert sorted((d.offset, d.reason) for d in batch.dead) == [(100, DlqReason.EMPTY), (101, DlqReason.KAFKA_ERROR)]
+
+
+def _escaped(name: str, mask: list[bool]) -> str:
+    """A JSON key with some of its characters written as ``\\uXXXX``."""
+    return "".join(f"\\u{ord(ch):04x}" if escape else ch for ch, escape in zip(name, mask))
+
+
+EXTREME_NUMBERS = [
+    "0", "-0", "-0.0", "1e308", "-1e308", "1e-320", "2e-308", "9007199254740993", "9007199254740992.0",
+    "18446744073709551616", "9223372036854775807", "-9223372036854775808", "1E2", "1.5e+3", "0.1", "1e400",
+]
+ODD_TIMESTAMPS = [
+    "18448537681001548", "9223372036854775807", "-9223372036854775808", "18446744073709551615", "-1", "0",
+    "1764237600000", "1764237600", "1764237600000.5", "1.7642376e12", "true", "null", '"1764237600000"',
+    '"2026-11-27T10:00:00+14:00"', '"2026-11-27T10:00:00-12:00"', '"2026-11-27t10:00:00z"',
+    '"2026-11-27T10:00:00.123456789Z"', '"2026-11-27 10:00:00Z"', '"2026-11-27T24:00:00Z"', '"+2026-11-27T10:00:00Z"',
+]
+
+
+@st.composite
+def hostile_messages(draw: st.DrawFn) -> list[RawMessage]:
+    """Events written as text: escaped keys, extreme numbers, odd timestamps."""
+    raws = []
+    for i in range(draw(st.integers(1, 30))):
+        parts = []
+        for name in ("x", "y", "c"):
+            if draw(st.integers(0, 5)) == 0:
+                continue  # absent
+            key = _escaped(name, [draw(st.booleans())])
+            value = draw(st.one_of(st.sampled_from(["null", '"a"', '"b"', "true"]), st.sampled_from(EXTREME_NUMBERS)))
+            parts.append(f'"{key}": {value}')
+        ts = draw(st.one_of(st.just('"2026-11-27T11:00:00Z"'), st.sampled_from(ODD_TIMESTAMPS)))
+        ts_key = _escaped("ts", [draw(st.booleans()) for _ in "ts"])
+        tenant = draw(st.sampled_from(['"acme"', '"gl\\u006fbex"', "null"]))
+        text = (f'{{"event_id": "e{i}", "{ts_key}": {ts}, "model": "m", "tenant": {tenant}, '
+                f'"features": {{{", ".join(parts)}}}}}')
+        raws.append(RawMessage(text.encode(), "t", 0, i))
+    return raws
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hostile_messages(), st.integers(1, 3))
+def test_hostile_events_decode_alike_column_wise_and_one_by_one(raws: list[RawMessage], parts: int) -> None:
+    decoder = batch_decoder()
+    size = max(1, math.ceil(len(raws) / parts))
+    decoded = [decoder(raws[i:i + size]) for i in range(0, len(raws), size)]
+    assert columnwise(decoded) == one_by_one(raws)
+
+
+def test_an_escaped_key_with_a_null_value_is_a_null_not_a_missing_feature() -> None:
+    clean = [orjson.dumps(message(i)) for i in range(5)]
+    escaped = b'{"event_id":"q","ts":"2026-11-27T11:00:00Z","model":"m","tenant":"acme",' \
+              b'"features":{"\\u0078":null,"y":1.0,"c":"a"}}'
+    raws = [RawMessage(v, "t", 0, i) for i, v in enumerate([*clean, escaped])]
+    assert columnwise([batch_decoder()(raws)]) == one_by_one(raws)
+    summaries, _ = one_by_one(raws)
+    assert sum(state["features.x"][1] for state in summaries.values()) == 1  # one null, no missing
