@@ -30,6 +30,7 @@ from detectors import significance
 from detectors.psi import DEFAULT_EPSILON, psi, psi_terms
 from detectors.significance import Significance, SignificanceSetting, homogeneity_test, mean_shift_p
 from drift.findings import Cohort, Finding, Severity, Window
+from drift.moments import Moments
 from drift.reference import CategoricalProfile, NumericProfile, PredictionColumn, ReferenceProfile
 from drift.summary import FeatureCounts, WindowSummary
 
@@ -131,20 +132,19 @@ class ScoreConfig(BaseModel):
         return columns
 
 
-def mean_shift(
-    n: int, total: float, total_sq: float, reference_mean: float, reference_std: float,
-) -> tuple[float, float, float]:
+def mean_shift(moments: Moments, reference_mean: float, reference_std: float) -> tuple[float, float, float]:
     r"""Shift of the window mean in reference standard deviations.
 
     .. math::
 
-        \bar x = \frac{\sum x}{n}, \qquad
         \mathrm{shift} = \frac{|\bar x - \mu_{ref}|}{\sigma_{ref}}
 
     Parameters
     ----------
-    n, total, total_sq:
-        Count, sum and sum of squares of the window's values (``n > 0``).
+    moments:
+        Count, mean and squared deviations of the window's values (``n > 0``), merged
+        slice by slice (:mod:`drift.moments`), so the window's std holds for values
+        far from zero (amounts, ids, epoch times).
     reference_mean, reference_std:
         Mean and population standard deviation of the reference (``std > 0``).
 
@@ -152,16 +152,15 @@ def mean_shift(
     -------
     (shift, window mean, window population std)
 
-    >>> tuple(round(v, 9) for v in mean_shift(4, 2.0, 1.25, 0.4, 0.2))
+    >>> from drift.moments import of
+    >>> tuple(round(v, 9) for v in mean_shift(of(np.array([0.25, 0.25, 0.75, 0.75])), 0.4, 0.2))
     (0.5, 0.5, 0.25)
     """
-    if n <= 0:
-        raise ValueError(f"mean_shift needs values; got n={n}")
+    if moments.n <= 0:
+        raise ValueError(f"mean_shift needs values; got n={moments.n}")
     if not reference_std > 0:
         raise ValueError(f"mean_shift needs a reference std > 0; got {reference_std}")
-    mean = total / n
-    std = math.sqrt(max(total_sq / n - mean * mean, 0.0))
-    return abs(mean - reference_mean) / reference_std, mean, std
+    return abs(moments.mean - reference_mean) / reference_std, moments.mean, moments.std
 
 
 def label_shift(reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
@@ -210,7 +209,7 @@ class ScoreDetector:
     ...     predictions={"prediction.score": numeric_profile([0.2, 0.4, 0.6, 0.8], 2)})
     >>> summary = empty_summary(profile)
     >>> counts = summary.predictions["prediction.score"]
-    >>> counts.counts[:], counts.total, counts.total_sq = [0, 200], 160.0, 130.0
+    >>> counts.counts[:], counts.moments = [0, 200], Moments(n=200, mean=0.8, m2=2.0)
     >>> found = ScoreDetector(ScoreConfig()).score(summary, profile, Cohort("m"), Window(t, t))
     >>> [(f.detector, round(f.value, 4), f.severity.value) for f in found]
     [('score.psi', 4.6043, 'alert'), ('score.mean_shift', 1.3416, 'alert')]
@@ -271,7 +270,7 @@ class ScoreDetector:
             elif not reference.std > 0:
                 skipped = skipped or "the reference score is constant (std 0): a mean shift has no unit"
             elif n > 0:
-                shift, mean, std = mean_shift(n, counts.total, counts.total_sq, reference.mean, reference.std)
+                shift, mean, std = mean_shift(counts.moments, reference.mean, reference.std)
                 evidence.update({"current_mean": round(mean, 6), "current_std": round(std, 6)})
                 if skipped is None:
                     value = shift

@@ -8,7 +8,7 @@ one ``searchsorted`` + ``bincount`` per feature, so the per-event Python cost is
 A block gives exactly the summary that :func:`drift.summary.add_event` gives for the
 same events in the same order, bit for bit: numeric values still pass through the
 feature's ``pending`` buffer in slices of :data:`drift.summary.FLUSH_EVERY`, so the
-floating-point sums (``total``, ``total_sq``) are taken over the same slices whatever
+floating-point moments (``moments``) are taken over the same slices whatever
 the batch sizes were. The tests check this equality property-based.
 
 :func:`summarise_columns` counts a whole column set (a data frame's columns) at once,
@@ -28,6 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from drift.events import RawMessage
+from drift.moments import merge as merge_moments
+from drift.moments import of as moments_of
 from drift.reference import CategoricalProfile, NumericProfile, ReferenceProfile
 from drift.summary import (
     FLUSH_EVERY, MAX_EVENT_IDS, MAX_EXAMPLES, Bounds, FeatureCounts, WindowSummary, _add_example,
@@ -325,14 +327,9 @@ def _add_numeric(counts: FeatureCounts, values: npt.NDArray[np.float64], profile
         counts.counts += bin_counts(head, _edges(profile))
         if counts.bounds is not None:
             _count_outside(counts, head, counts.bounds)
-        # Sums slice by slice, as the pending buffer would flush them (a row's sum of a
-        # reshaped array is the same pairwise sum as of the slice alone).
-        slices = np.ascontiguousarray(head).reshape(-1, FLUSH_EVERY)
-        with np.errstate(over="ignore"):
-            squares = (slices * slices).sum(axis=1)
-        for total, total_sq in zip(slices.sum(axis=1).tolist(), squares.tolist()):
-            counts.total += total
-            counts.total_sq += total_sq
+        # Moments slice by slice, as the pending buffer would flush them, merged in order.
+        for start in range(0, whole, FLUSH_EVERY):
+            counts.moments = merge_moments(counts.moments, moments_of(head[start:start + FLUSH_EVERY]))
     if whole < values.size:
         counts.pending.extend(values[whole:].tolist())
 

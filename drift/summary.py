@@ -31,9 +31,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Literal, Mapping
+from typing import Any, Literal, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +42,9 @@ from drift.backend import Reservoir
 from drift.findings import Cohort
 from drift.categories import category_text
 from drift.events import FeatureValue, InferenceEvent
+from drift.moments import EMPTY, Moments
+from drift.moments import merge as merge_moments
+from drift.moments import of as moments_of
 from drift.reference import CategoricalProfile, NumericProfile, ReferenceProfile
 
 FLUSH_EVERY = 512
@@ -124,14 +127,28 @@ class FeatureCounts:
     n_out_of_range: int = 0
     """Numeric values outside ``bounds`` (counted when pending values are flushed)."""
     out_of_range_examples: list[str] = field(default_factory=list)
-    total: float = 0.0
-    """Numeric: sum of the binned values (for the mean of a score)."""
-    total_sq: float = 0.0
-    """Numeric: sum of their squares."""
+    moments: Moments = EMPTY
+    """Numeric: count, mean and squared deviations of the binned values (:mod:`drift.moments`),
+    merged slice by slice so a mean and a variance hold at any magnitude."""
     unseen: set[str] = field(default_factory=set)
     """Categorical: distinct values in the ``unseen`` bin, at most :data:`MAX_UNSEEN_DISTINCT`."""
     unseen_capped: bool = False
     """``unseen`` hit its cap: more distinct unseen values came than it holds."""
+
+    def __getstate__(self) -> list[Any]:
+        return [getattr(self, f.name) for f in fields(self)]
+
+    def __setstate__(self, state: list[Any]) -> None:
+        names = [f.name for f in fields(self)]
+        if len(state) == len(names) + 1:
+            # A recovery snapshot of the previous version: a sum and a sum of squares
+            # where ``moments`` is now (the variance of large values may have cancelled).
+            *head, total, total_sq, unseen, capped = state
+            n = int(np.asarray(head[0]).sum())
+            moments = EMPTY if n == 0 else Moments(n, total / n, max(total_sq - total * total / n, 0.0))
+            state = [*head, moments, unseen, capped]
+        for name, value in zip(names, state):
+            object.__setattr__(self, name, value)
 
     @property
     def n_values(self) -> int:
@@ -422,9 +439,7 @@ def _flush_feature(counts: FeatureCounts, profile: NumericProfile | CategoricalP
         index = np.searchsorted(np.asarray(profile.edges, dtype=np.float64), values, side="right")
         if counts.bounds is not None:
             _count_out_of_range(counts, values, counts.bounds)
-        counts.total += float(values.sum())
-        with np.errstate(over="ignore"):  # a huge value squares to inf; the mean check says so
-            counts.total_sq += float((values * values).sum())
+        counts.moments = merge_moments(counts.moments, moments_of(values))
     else:
         lookup = _category_index(profile)
         unseen = len(profile.categories)
@@ -564,8 +579,7 @@ def _merge_counts(name: str, counts: FeatureCounts, other: FeatureCounts) -> Non
     counts.n_out_of_range += other.n_out_of_range
     for example in other.out_of_range_examples:
         _add_example(counts.out_of_range_examples, example)
-    counts.total += other.total
-    counts.total_sq += other.total_sq
+    counts.moments = merge_moments(counts.moments, other.moments)
     capped = counts.unseen_capped or other.unseen_capped or len(counts.unseen | other.unseen) > MAX_UNSEEN_DISTINCT
     _merge_capped(counts.unseen, other.unseen, MAX_UNSEEN_DISTINCT)
     counts.unseen_capped = capped

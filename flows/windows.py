@@ -355,7 +355,7 @@ def copy_summary(s: WindowSummary) -> WindowSummary:
 def _copy_counts(c: FeatureCounts) -> FeatureCounts:
     return FeatureCounts(
         c.counts.copy(), c.n_null, c.n_missing, c.n_wrong_type, list(c.examples), list(c.pending), c.bounds,
-        c.n_out_of_range, list(c.out_of_range_examples), c.total, c.total_sq, set(c.unseen), c.unseen_capped,
+        c.n_out_of_range, list(c.out_of_range_examples), c.moments, set(c.unseen), c.unseen_capped,
     )
 
 

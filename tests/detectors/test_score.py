@@ -181,7 +181,7 @@ def test_mean_shift_matches_scipy(values: list[float]) -> None:
     counts = summary.predictions["prediction.score"]
     reference = PROFILE.predictions["prediction.score"]
     assert reference.mean is not None and reference.std is not None
-    shift, mean, std = mean_shift(len(values), counts.total, counts.total_sq, reference.mean, reference.std)
+    shift, mean, std = mean_shift(counts.moments, reference.mean, reference.std)
     assert mean == pytest.approx(float(stats.tmean(array)), abs=1e-9)
     assert std == pytest.approx(float(np.std(array)), abs=1e-6)
     assert shift == pytest.approx(abs(float(np.mean(array)) - 0.5) / float(np.std(REFERENCE_SCORES)), abs=1e-9)
@@ -225,7 +225,7 @@ def event_lists(draw: st.DrawFn) -> list[InferenceEvent]:
 
 def prediction_state(summary: WindowSummary) -> dict[str, Any]:
     return {
-        path: (c.counts.tolist(), c.n_null, c.n_missing, c.n_wrong_type, round(c.total, 9), round(c.total_sq, 9))
+        path: (c.counts.tolist(), c.n_null, c.n_missing, c.n_wrong_type, c.moments.n, round(c.moments.mean, 9), round(c.moments.m2, 9))
         for path, c in summary.predictions.items()
     }
 

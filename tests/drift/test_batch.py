@@ -64,7 +64,8 @@ def state(summary: WindowSummary) -> dict[str, Any]:
         for name, counts in getattr(summary, group).items():
             out[f"{group}.{name}"] = (
                 counts.counts.tolist(), counts.n_null, counts.n_missing, counts.n_wrong_type, counts.examples,
-                counts.n_out_of_range, counts.out_of_range_examples, counts.total.hex(), counts.total_sq.hex(),
+                counts.n_out_of_range, counts.out_of_range_examples, counts.moments.n, counts.moments.mean.hex(),
+                counts.moments.m2.hex(),
                 sorted(counts.unseen), counts.unseen_capped, list(counts.pending),
             )
     return out
@@ -347,7 +348,7 @@ def test_a_broken_arrow_stream_is_a_dead_letter() -> None:
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.floats(-1e6, 1e6), min_size=0, max_size=3 * FLUSH_EVERY), st.lists(st.integers(0, 3 * FLUSH_EVERY), max_size=4))
 def test_block_sums_do_not_depend_on_batch_boundaries(values: list[float], cuts: list[int]) -> None:
-    """``total`` and ``total_sq`` are summed over the same slices as event by event."""
+    """``moments`` are taken over the same slices, merged in the same order, as event by event."""
     raws = [RawMessage(orjson.dumps(message(i, features={"x": v, "y": v, "c": "a"})), "t", 0, i)
             for i, v in enumerate(values)]
     bounds = sorted({0, len(raws), *(min(c, len(raws)) for c in cuts)})

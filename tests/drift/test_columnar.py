@@ -38,7 +38,8 @@ def state(summary: WindowSummary) -> dict[str, Any]:
     for name, counts in summary.features.items():
         out[name] = (
             counts.counts.tolist(), counts.n_null, counts.n_missing, counts.n_wrong_type, counts.examples,
-            counts.n_out_of_range, counts.out_of_range_examples, counts.total.hex(), counts.total_sq.hex(),
+            counts.n_out_of_range, counts.out_of_range_examples, counts.moments.n, counts.moments.mean.hex(),
+            counts.moments.m2.hex(),
             sorted(counts.unseen), counts.unseen_capped, list(counts.pending),
         )
     return out

@@ -50,7 +50,7 @@ def _state(summary: WindowSummary) -> tuple[Any, ...]:
     x, c = summary.features["x"], summary.features["c"]
     return (
         summary.n_events, summary.first_ts, summary.last_ts, summary.n_duplicate_event_id,
-        x.counts.tolist(), x.total.hex(), x.total_sq.hex(), x.n_null, x.n_wrong_type, x.examples,
+        x.counts.tolist(), x.moments.n, x.moments.mean.hex(), x.moments.m2.hex(), x.n_null, x.n_wrong_type, x.examples,
         c.counts.tolist(), c.examples, sorted(c.unseen), summary.duplicate_examples,
     )
 
@@ -259,7 +259,7 @@ def test_snapshot_copies_every_field_of_a_summary() -> None:
     ]
     assert [f.name for f in dataclasses.fields(FeatureCounts)] == [
         "counts", "n_null", "n_missing", "n_wrong_type", "examples", "pending", "bounds", "n_out_of_range",
-        "out_of_range_examples", "total", "total_sq", "unseen", "unseen_capped",
+        "out_of_range_examples", "moments", "unseen", "unseen_capped",
     ]
 
 
