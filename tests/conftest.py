@@ -61,7 +61,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """
     if os.environ.get("KAFKA_BOOTSTRAP", "").strip():
         return
-    if not any("kafka_bootstrap" in getattr(item, "fixturenames", ()) for item in session.items):
+    if not any({"kafka_bootstrap", "kafka_small_messages"} & set(getattr(item, "fixturenames", ()))
+               for item in session.items):
         return
     try:
         kafka_broker.ensure_jars()
@@ -151,6 +152,34 @@ def read_topic(kafka_bootstrap: str) -> Callable[[str], list[dict[str, Any]]]:
             consumer.close()
 
     return read
+
+
+SMALL_MESSAGE_MAX_BYTES = 100_000
+"""``message.max.bytes`` of the ``kafka_small_messages`` broker (Kafka's default is about 1 MB)."""
+
+
+@pytest.fixture(scope="session")
+def kafka_small_messages(request: pytest.FixtureRequest) -> Iterator[str]:
+    """``bootstrap.servers`` of a second broker whose topics refuse messages above 100 kB.
+
+    For the sinks' handling of refused messages: a topic that should take larger
+    ones is created with ``max.message.bytes`` (``create_topics(..., config=...)``).
+    """
+    problem = request.config.stash.get(_KAFKA_JARS_PROBLEM, "")
+    if problem:
+        pytest.fail(f"could not fetch the Kafka broker jars for the tests: {problem}", pytrace=False)
+    try:
+        broker = kafka_broker.KafkaBroker(
+            kafka_broker.ensure_jars(), properties={"message.max.bytes": str(SMALL_MESSAGE_MAX_BYTES)},
+        ).start(timeout=120)
+    except kafka_broker.BrokerError as exc:
+        problem = f"could not start the small-message Kafka broker for the tests: {exc}"
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
 
 
 # ==========================================================================

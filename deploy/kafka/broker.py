@@ -727,8 +727,11 @@ def create_topics(
     partitions: int = 1,
     *,
     timeout: float = 30.0,
+    config: Mapping[str, str] | None = None,
 ) -> None:
     """Create topics (replication factor 1) and wait until every partition has a leader.
+
+    ``config`` sets topic configuration, e.g. ``{"max.message.bytes": "2000000"}``.
 
     librdkafka consumers never create topics, so tests and tools create them
     up front. Waiting for leaders, not only for the create call, means a
@@ -746,7 +749,8 @@ def create_topics(
     admin = AdminClient(_admin_config(bootstrap))
     deadline = time.monotonic() + timeout
     futures = admin.create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in wanted],
+        [NewTopic(name, num_partitions=partitions, replication_factor=1, config=dict(config or {}))
+         for name in wanted],
         operation_timeout=timeout,
         request_timeout=timeout,
     )
@@ -792,7 +796,7 @@ def create_topics(
 # --------------------------------------------------------------------------
 
 
-def _run_foreground(timeout: float, cache_dir: str | None) -> int:
+def _run_foreground(timeout: float, cache_dir: str | None, properties: Mapping[str, str] | None = None) -> int:
     """Run a broker until Ctrl-C or SIGTERM; print where clients find it."""
 
     def on_sigterm(_signum: int, _frame: FrameType | None) -> None:
@@ -800,7 +804,7 @@ def _run_foreground(timeout: float, cache_dir: str | None) -> int:
 
     signal.signal(signal.SIGTERM, on_sigterm)
     libs = ensure_jars(cache_dir)
-    broker = KafkaBroker(libs)
+    broker = KafkaBroker(libs, properties=properties)
     try:
         broker.start(timeout=timeout)
         print(f"KAFKA_BOOTSTRAP={broker.bootstrap}", flush=True)
@@ -837,6 +841,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="start a broker in the foreground and print KAFKA_BOOTSTRAP=...")
     run.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for the broker to be ready")
+    run.add_argument("--property", action="append", default=[], metavar="KEY=VALUE",
+                     help="server.properties setting, e.g. message.max.bytes=100000 (repeatable)")
     commands.add_parser("fetch", help="download the broker jars into the cache and print the folder")
     args = parser.parse_args(argv)
     if args.command == "fetch":
@@ -846,7 +852,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0
-    return _run_foreground(args.timeout, args.cache_dir)
+    properties = {}
+    for item in args.property:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            parser.error(f"--property takes KEY=VALUE; got {item!r}")
+        properties[key.strip()] = value.strip()
+    return _run_foreground(args.timeout, args.cache_dir, properties)
 
 
 if __name__ == "__main__":
