@@ -7,6 +7,7 @@ so ``drift validate`` and the core stay free of Bytewax and Kafka.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from datetime import timedelta
@@ -47,7 +48,30 @@ def _print_json(document: Any) -> None:
     sys.stdout.flush()
 
 
+# Terminal control characters (C0, DEL, C1) and bidirectional overrides in a value
+# (a cohort label, a feature name, a reviewer's comment) could rewrite or hide what
+# the table shows, so every cell is printed with them escaped.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _safe(value: object) -> str:
+    r"""``value`` as text with control characters escaped (``\x1b``, ``\u202e``).
+
+    >>> _safe("acme\x1b[2J")
+    'acme\\x1b[2J'
+    """
+    text = str(value)
+
+    def escape(match: re.Match[str]) -> str:
+        code = ord(match.group())
+        return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+    return _UNSAFE.sub(escape, text)
+
+
 def _table(rows: list[list[str]], header: list[str]) -> str:
+    header = [_safe(h) for h in header]
+    rows = [[_safe(c) for c in row] for row in rows]
     widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
     lines = ["  ".join(str(h).ljust(w) for h, w in zip(header, widths))]
     lines.append("  ".join("-" * w for w in widths))
@@ -86,7 +110,7 @@ def _print_result(document: dict[str, Any]) -> None:
         ))
         latest = {t["ticket"]["id"]: t["ticket"] for t in tickets}
         click.echo("\nrouting:\n" + "\n".join(
-            f"  {ticket['id']} {ticket['model']} {ticket['detector']} -> "
+            f"  {ticket['id']} {_safe(ticket['model'])} {_safe(ticket['detector'])} -> "
             + (f"human review ({ticket['status']}, {ticket['approvals_required']} approval(s) needed)"
                if ticket["action"] == "human_review" else f"opened directly ({ticket['status']})")
             for ticket in latest.values()
@@ -96,7 +120,7 @@ def _print_result(document: dict[str, Any]) -> None:
         evidence = finding["evidence"]
         ratio = evidence.get("mean_ratio")
         click.echo(
-            f"\nvalue skew: {finding['feature']} in {finding['cohort_key']}: "
+            f"\nvalue skew: {_safe(finding['feature'])} in {_safe(finding['cohort_key'])}: "
             f"{evidence['mismatch_rate']:.1%} of served values differ from the offline store"
             + (f", mean served/offline ratio {ratio:.1f}" if ratio is not None else "")
             + (f" ({evidence['unit_suspect']})" if evidence.get("unit_suspect") else "")
@@ -170,6 +194,35 @@ def validate(config: str) -> None:
         )
 
 
+DEMO_MARKER = ".drift-demo"
+"""The file that marks a folder made by ``drift demo`` (and so safe for it to overwrite)."""
+
+
+def _check_demo_folder(folder: Path) -> None:
+    """Refuse a folder that holds anything but an earlier demo: it may be a user's real setup."""
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        _fail(f"--dir {folder} is not a folder")
+    if (folder / DEMO_MARKER).is_file():
+        return
+    entries = sorted(p.name for p in folder.iterdir())
+    if not entries:
+        return
+    from drift import demo as bundle
+
+    config = folder / "drift.yaml"
+    # A demo folder written before the marker existed: its config is the bundled one, unchanged.
+    try:
+        if config.is_file() and config.read_text(encoding="utf-8") == bundle.config_text():
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+    _fail(f"--dir {folder} is not empty and not a drift demo folder (it holds {shown}); the demo would "
+          f"replace its drift.yaml, baselines and ticket store: give an empty or new folder")
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--dir", "workdir", type=click.Path(file_okay=False), default="drift-demo",
@@ -181,6 +234,7 @@ def demo(as_json: bool, workdir: str) -> None:
     from flows.runner import run_file
 
     folder = Path(workdir)
+    _check_demo_folder(folder)
     for stale in ("baselines", "drift-tickets.db", "drift-tickets.db-wal", "drift-tickets.db-shm"):
         target = folder / stale
         if target.is_dir():
@@ -188,6 +242,9 @@ def demo(as_json: bool, workdir: str) -> None:
         elif target.exists():
             target.unlink()
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / DEMO_MARKER).write_text(
+        "Made by 'drift demo': the next 'drift demo' here replaces this folder's config, data, "
+        "baselines and tickets.\n", encoding="utf-8")
     (folder / "drift.yaml").write_text(bundle.config_text(), encoding="utf-8")
     bundle.write_references(folder)
     data = bundle.events()
@@ -203,6 +260,29 @@ def demo(as_json: bool, workdir: str) -> None:
         click.echo(f"\nticket store: {config.ticket_store_path()}")
 
 
+_STORE_HELP = ("Keep the tickets in this store (sqlite:///PATH, relative to the current folder, or "
+               "postgresql://...)  [default: a scratch store, discarded at the end]")
+
+
+def _with_store(config: Config, store: str | None) -> Config:
+    """``config`` whose tickets go to ``store``; None: unchanged (the caller's scratch store follows).
+
+    History must not land in the live job's ticket store by accident, so ``replay`` and
+    ``backtest`` only write a real store that ``--store`` names.
+    """
+    from drift.config import TicketsConfig
+
+    assert store is not None
+    if store.startswith("sqlite:///"):
+        path = Path(store[len("sqlite:///"):]).expanduser()
+        store = f"sqlite:///{path if path.is_absolute() else Path.cwd() / path}"
+    try:
+        tickets = TicketsConfig(store=store, sinks=config.tickets.sinks, webhook=config.tickets.webhook)
+    except ValueError as exc:
+        _fail(f"--store {store!r}: {exc}", EXIT_CONFIG)
+    return config.model_copy(update={"tickets": tickets})
+
+
 @main.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--events", required=True, type=click.Path(dir_okay=False, exists=True),
@@ -210,24 +290,40 @@ def demo(as_json: bool, workdir: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--all-findings", is_flag=True, help="List ok findings too.")
 @click.option("--dlq-out", type=click.Path(dir_okay=False), default=None, metavar="FILE", help=_DLQ_OUT_HELP)
-def replay(config_path: str, events: str, as_json: bool, all_findings: bool, dlq_out: str | None) -> None:
+@click.option("--store", "store", default=None, metavar="URL", help=_STORE_HELP)
+def replay(config_path: str, events: str, as_json: bool, all_findings: bool, dlq_out: str | None,
+           store: str | None) -> None:
     """Run the live dataflow over a file of historical events.
 
-    Dead letters are counted by reason, with the first few of each (line, field, detail);
-    exit status 3 when not one event could be decoded.
+    Tickets go to a scratch store (and to no webhook) unless --store names one. Dead letters
+    are counted by reason, with the first few of each (line, field, detail); exit status 3
+    when not one event could be decoded.
     """
+    import tempfile
+
+    from drift.config import TicketsConfig
     from flows.runner import run_file
 
     config = _load(config_path)
-    try:
-        result = run_file(config, Path(events))
-    except (DriftError, ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+    with tempfile.TemporaryDirectory(prefix="drift-replay-") as scratch:
+        if store is None:
+            # A throwaway store sends nothing: its ticket events would reach a real receiver
+            # under a new store id on every replay.
+            config = config.model_copy(update={"tickets": TicketsConfig(
+                store=f"sqlite:///{Path(scratch) / 'tickets.db'}", sinks=[])})
+        else:
+            config = _with_store(config, store)
+        try:
+            result = run_file(config, Path(events))
+        except (DriftError, ValueError, FileNotFoundError) as exc:
+            _fail(str(exc))
     document = _with_dead_letters(result.to_dict(all_findings=all_findings), result.dlq, dlq_out)
     if as_json:
         _print_json(document)
     else:
         _print_result(document)
+        click.echo(f"\nticket store: {redact(config.tickets.store)}" if store is not None else
+                   "\nticket store: a scratch store, now discarded (--store URL keeps the tickets)")
     _exit_if_nothing_decoded(document, events)
 
 
@@ -243,9 +339,10 @@ def replay(config_path: str, events: str, as_json: bool, all_findings: bool, dlq
               help="Plot this numeric feature against its seasonal baseline (repeatable); default: the top "
                    "drifting numeric feature of a model with baseline.seasonality set.")
 @click.option("--dlq-out", type=click.Path(dir_okay=False), default=None, metavar="FILE", help=_DLQ_OUT_HELP)
+@click.option("--store", "store", default=None, metavar="URL", help=_STORE_HELP)
 def backtest(
     config_path: str, events: str, report_path: str, as_json: bool, baseline_features: tuple[str, ...],
-    dlq_out: str | None,
+    dlq_out: str | None, store: str | None,
 ) -> None:
     """Run the live dataflow over history and report what it would have done (plots, tickets, what-if)."""
     from flows.backtest import (
@@ -259,7 +356,8 @@ def backtest(
         _fail(str(exc), EXIT_CONFIG)
     progress = progress_for(Path(events))
     try:
-        result = run_backtest(config, Path(events), progress=progress)
+        result = run_backtest(config if store is None else _with_store(config, store), Path(events),
+                              progress=progress, scratch=store is None)
         if progress is not None:
             click.echo("", err=True)
         # The report's history sections read the file once more (a second progress line).
@@ -289,11 +387,12 @@ def backtest(
         click.echo("")
     for series in document["seasonal_baselines"]:
         n_alert = sum(1 for w in series["windows"] if w["severity"] == "alert")
-        click.echo(f"seasonal baseline: {series['model']} {series['feature']} {series['cohort_key']}: "
+        click.echo(f"seasonal baseline: {_safe(series['model'])} {_safe(series['feature'])} "
+                   f"{_safe(series['cohort_key'])}: "
                    f"{series['n_seasonal_windows']} of {series['n_windows']} windows against the slot's history, "
                    f"{n_alert} at PSI alert")
     for item in document["embedding_projections"]:
-        click.echo(f"embedding projection: {item['cohort_key']} {item['window_start']}: centroid distance "
+        click.echo(f"embedding projection: {_safe(item['cohort_key'])} {item['window_start']}: centroid distance "
                    f"{item['centroid_distance']:.3g} on PCs explaining "
                    f"{sum(item['explained_variance_ratio']):.0%} of the reference variance")
     click.echo(f"\nreport: {report_path}")

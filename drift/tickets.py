@@ -86,6 +86,7 @@ GENESIS_HASH: Final = "0" * 64
 """``prev_hash`` of the first audit entry."""
 
 _ID_PATTERN: Final = re.compile(r"DRIFT-([1-9][0-9]*)")
+_MAX_SEQ: Final = 2**63 - 1
 
 # How long a writer waits for another worker's transaction before failing.
 # Writes are a handful of small statements, so seconds of waiting means a
@@ -338,7 +339,11 @@ def _parse_ticket_id(ticket_id: str) -> int:
         raise TicketStoreError(
             f"no ticket {ticket_id!r}: ticket ids look like {TICKET_PREFIX}17"
         )
-    return int(match.group(1))
+    seq = int(match.group(1))
+    if seq > _MAX_SEQ:
+        # Larger numbers overflow the databases' 64-bit integers: no ticket can have one.
+        raise TicketStoreError(f"no ticket {ticket_id!r}: ticket numbers end at {_MAX_SEQ}")
+    return seq
 
 
 def _as_action(value: str) -> Action:

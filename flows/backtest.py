@@ -74,10 +74,14 @@ def terminal_progress(total: int | None, stream: TextIO, label: str = "backtest"
     return show
 
 
-def run_backtest(config: Config, events: Path, progress: Callable[[int], None] | None = None) -> RunResult:
-    """Run the dataflow over ``events`` with tickets kept in a scratch store."""
-    with tempfile.TemporaryDirectory(prefix="drift-backtest-") as scratch:
-        scratch_tickets = TicketsConfig(store=f"sqlite:///{Path(scratch) / 'tickets.db'}", sinks=[])
+def run_backtest(config: Config, events: Path, progress: Callable[[int], None] | None = None,
+                 scratch: bool = True) -> RunResult:
+    """Run the dataflow over ``events`` with tickets kept in a scratch store (``config``'s own
+    store and sinks with ``scratch=False``)."""
+    if not scratch:
+        return run_file(config, events, progress=progress)
+    with tempfile.TemporaryDirectory(prefix="drift-backtest-") as folder:
+        scratch_tickets = TicketsConfig(store=f"sqlite:///{Path(folder) / 'tickets.db'}", sinks=[])
         return run_file(config.model_copy(update={"tickets": scratch_tickets}), events, progress=progress)
 
 

@@ -70,7 +70,8 @@ def test_baseline_build_errors_are_clear(tmp_path: Path) -> None:
 
 def test_replay_then_tickets_list_and_show(tmp_path: Path) -> None:
     config = _workspace(tmp_path)
-    replay = drift("replay", "--config", str(config), "--events", str(tmp_path / "events.jsonl"), "--json")
+    replay = drift("replay", "--config", str(config), "--events", str(tmp_path / "events.jsonl"), "--json",
+                   "--store", f"sqlite:///{tmp_path / 'drift-tickets.db'}")
     assert replay.returncode == 0, replay.stderr
     document = json.loads(replay.stdout)
     # 12 credit-risk and 12 doc-classifier cohort windows, and 2 credit-limit ones (one per region).
