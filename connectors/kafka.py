@@ -44,10 +44,6 @@ LAG_METRIC = "bytewax_kafka_consumer_lag"
 """Name of the per-partition consumer lag gauge (set by Bytewax's ``KafkaSource``)."""
 
 
-class KafkaDeliveryError(DriftError):
-    """An output message could not be delivered to its topic."""
-
-
 # --------------------------------------------------------------------------- logging
 
 KAFKA_LOGGER = "drift.kafka"
