@@ -14,6 +14,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
+import drift.early_signals  # noqa: F401 - first: `drift run` exits 0 on SIGTERM/SIGINT while it loads
+
 import click
 import orjson
 
