@@ -41,3 +41,15 @@ def test_a_stuck_main_thread_still_exits_0_at_the_deadline(signum: int) -> None:
     name = signal.Signals(signum).name
     assert f"drift: {name} received; stopping" in err
     assert "exiting without it" in err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_drift_run_loads_its_modules_exits_0(tmp_path: Path, signum: int) -> None:
+    process = subprocess.Popen([sys.executable, "-m", "drift.cli", "run", "--config", str(tmp_path / "none.yaml")],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)  # importing numpy, scipy, pyarrow and pydantic takes longer
+    started = time.monotonic()
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=10)
+    assert (process.returncode, time.monotonic() - started < 1) == (0, True), err
+    assert "received while starting; exiting" in err
