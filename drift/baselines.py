@@ -4,7 +4,10 @@ A window at 3 a.m. on a Sunday is compared with earlier Sunday 3 a.m. windows, n
 with the all-day training data. Time is cut into *slots* (``hour_of_day`` 0..23,
 ``day_of_week`` 0..6 from Monday, ``hour_of_week`` 0..167, ``none``: one slot), and
 into *periods* (a day for ``hour_of_day`` and ``none``, a week otherwise) so that "the
-same slot in the previous K periods" is well defined. All in UTC.
+same slot in the previous K periods" is well defined. Both are read in the local time
+of ``baseline.timezone`` (UTC by default): :class:`SlotClock` is the one place that
+turns a window start into its slot and period, holidays of ``baseline.calendar``
+included (:class:`Calendar`).
 
 :class:`SeasonalBaseline` is the state of one cohort: for every (feature, slot) a ring
 of ``K + 1`` per-period bin-count vectors over the reference profile's fixed bins (the
@@ -15,12 +18,14 @@ which every detector scores against unchanged; :func:`score_window` is the one s
 that scores a window and then feeds it back, online (the flow) and offline
 (:func:`build_from_history`) alike.
 
-Only healthy windows feed it (:func:`is_healthy`): a window whose baseline-comparing
-findings (PSI) are all ``ok``. A window at ``warn`` or ``alert`` is kept out, so a
-drift that creeps up by less than the alert threshold per period cannot drag the
-baseline along with it. Warm-up is the exception: a feature whose slot has fewer than
-``min_samples`` values was compared with the training reference, which cannot judge
-a seasonal slot, so it is fed whatever its findings say.
+Only healthy features of a window feed it (:func:`healthy_features`): a feature whose
+baseline-comparing findings (PSI) are all ``ok`` (or skipped). A feature at ``warn`` or
+``alert`` is kept out of its own slot, so a drift that creeps up by less than the alert
+threshold per period cannot drag the baseline along with it, while the window's other
+features still feed theirs: one noisy feature cannot starve the rest. Warm-up is the
+exception: a feature whose slot has fewer than ``min_samples`` values was compared with
+the training reference, which cannot judge a seasonal slot, so it is fed whatever its
+findings say.
 
 State is plain numpy arrays, ints and dicts (picklable for Bytewax snapshots) and is
 stored on disk as JSON (:func:`save_seasonal`), never pickled.
@@ -29,12 +34,15 @@ stored on disk as JSON (:func:`save_seasonal`), never pickled.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
+from collections.abc import Set
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, NamedTuple, Sequence, get_args
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
@@ -73,48 +81,197 @@ distribution of the values present is fit to learn from)."""
 _RANK = {Severity.OK: 0, Severity.WARN: 1, Severity.ALERT: 2}
 
 
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+WEEKDAYS: tuple[Weekday, ...] = get_args(Weekday)
+HolidayAs = Literal["own", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+"""How a holiday is scored: against one slot class of its own (``own``) or as that weekday."""
+
+_LOCAL_EPOCH = datetime(1970, 1, 1)
+_LOCAL_WEEK_EPOCH = datetime(1969, 12, 29)
+_HOURLY: frozenset[Seasonality] = frozenset({"hour_of_day", "hour_of_week"})
+
+
 def _utc(ts: datetime) -> datetime:
     # Decoded events are aware; a naive datetime is taken as UTC, not as local time.
     return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
 
 
-def slot_of(ts: datetime, seasonality: Seasonality) -> int:
-    """The seasonal slot of ``ts`` (UTC).
+def _local(ts: datetime, zone: str) -> datetime:
+    """The wall-clock time of ``ts`` in ``zone``, naive (both 02:30 of a 25-hour day read 02:30)."""
+    ts = _utc(ts)
+    return ts.replace(tzinfo=None) if zone == "UTC" else ts.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+
+
+@functools.lru_cache(maxsize=1024)
+def public_holidays(country: str, subdivision: str | None, year: int) -> frozenset[date]:
+    """The public holidays of ``country`` (ISO 3166-1 alpha-2; ``subdivision`` as the
+    ``holidays`` package names it, e.g. ``BY``) in ``year``, from the ``holidays`` package."""
+    import holidays  # its country tables load on first use, not at import of drift
+
+    return frozenset(holidays.country_holidays(country, subdiv=subdivision, years=year))
+
+
+@dataclass(frozen=True, slots=True)
+class Calendar:
+    """Which local dates are holidays, and how a holiday window is scored.
+
+    >>> c = Calendar(country="DE", subdivision="BY", dates=frozenset({date(2026, 12, 24)}))
+    >>> [c.is_holiday(date(2026, 12, d)) for d in (23, 24, 25)]
+    [False, True, True]
+    """
+
+    country: str | None = None
+    subdivision: str | None = None
+    dates: frozenset[date] = frozenset()
+    holiday_as: HolidayAs = "own"
+
+    def is_holiday(self, day: date) -> bool:
+        if day in self.dates:
+            return True
+        return self.country is not None and day in public_holidays(self.country, self.subdivision, day.year)
+
+
+class Place(NamedTuple):
+    """Where a window start falls: its slot and period, and whether it may feed them."""
+
+    slot: int
+    period: int
+    local: datetime
+    """Wall-clock time in the clock's zone, naive."""
+    holiday: bool
+    feeds: bool
+    """False for a holiday scored as a weekday: it never feeds that weekday's slot."""
+
+
+@dataclass(frozen=True, slots=True)
+class SlotClock:
+    """Turns a window start into its slot and period: the one place that does (the flow,
+    ``drift baseline build --history`` and the backtest all call :meth:`place`).
+
+    Local time of ``timezone`` (IANA name): a local hour keeps its slot across daylight
+    saving changes. In a 25-hour day both occurrences of the repeated hour are that hour's
+    slot (both are scored against it and both feed it); in a 23-hour day the skipped hour's
+    slot gets no window that day. A window belongs to the local time of its start.
+
+    Holidays of ``calendar`` (by local date) are scored as ``holiday_as``: ``own`` puts
+    them in holiday slots after the ordinary ones (``N_SLOTS + hour`` with hours, one slot
+    otherwise), whose period is the local day, so a holiday slot's history is the previous
+    holidays; a weekday scores them in that weekday's slot at the same hour, which they
+    do not feed.
+
+    >>> clock = SlotClock("hour_of_week", "Europe/Berlin")
+    >>> summer = datetime(2026, 7, 7, 11, tzinfo=timezone.utc)  # a Tuesday, 13:00 in Berlin
+    >>> winter = datetime(2026, 1, 6, 12, tzinfo=timezone.utc)  # a Tuesday, 13:00 in Berlin
+    >>> clock.place(summer).slot == clock.place(winter).slot == 37
+    True
+    """
+
+    seasonality: Seasonality
+    timezone: str = "UTC"
+    calendar: Calendar | None = None
+
+    def __post_init__(self) -> None:
+        if self.seasonality not in N_SLOTS:
+            raise ValueError(f"seasonality must be one of {', '.join(SEASONALITIES)}; got {self.seasonality!r}")
+        if self.timezone != "UTC":
+            ZoneInfo(self.timezone)  # raises for an unknown zone
+        if (self.calendar is not None and self.calendar.holiday_as != "own"
+                and self.seasonality not in ("day_of_week", "hour_of_week")):
+            raise ValueError(
+                f"holiday_as {self.calendar.holiday_as!r} needs a weekly seasonality (day_of_week or "
+                f"hour_of_week); got {self.seasonality!r}"
+            )
+
+    @classmethod
+    def from_config(cls, config: BaselineConfig) -> SlotClock:
+        calendar = None
+        if config.calendar is not None:
+            c = config.calendar
+            calendar = Calendar(c.country, c.subdivision, frozenset(c.dates), c.holiday_as)
+        return cls(config.seasonality, config.timezone, calendar)
+
+    @property
+    def n_ordinary_slots(self) -> int:
+        return N_SLOTS[self.seasonality]
+
+    @property
+    def n_holiday_slots(self) -> int:
+        """24 (one per local hour) or 1 with ``holiday_as: own``, else 0."""
+        if self.calendar is None or self.calendar.holiday_as != "own":
+            return 0
+        return 24 if self.seasonality in _HOURLY else 1
+
+    @property
+    def n_slots(self) -> int:
+        return self.n_ordinary_slots + self.n_holiday_slots
+
+    def is_holiday_slot(self, slot: int) -> bool:
+        return slot >= self.n_ordinary_slots
+
+    def place(self, ts: datetime) -> Place:
+        """The slot and period of a window starting at ``ts``."""
+        local = _local(ts, self.timezone)
+        calendar = self.calendar
+        holiday = calendar is not None and calendar.is_holiday(local.date())
+        hourly = self.seasonality in _HOURLY
+        if holiday and calendar is not None and calendar.holiday_as == "own":
+            slot = self.n_ordinary_slots + (local.hour if hourly else 0)
+            return Place(slot, (local - _LOCAL_EPOCH).days, local, True, True)
+        weekday = WEEKDAYS.index(calendar.holiday_as) if holiday and calendar is not None else local.weekday()
+        if self.seasonality == "hour_of_day":
+            slot = local.hour
+        elif self.seasonality == "day_of_week":
+            slot = weekday
+        elif self.seasonality == "hour_of_week":
+            slot = weekday * 24 + local.hour
+        else:
+            slot = 0
+        origin = _LOCAL_EPOCH if PERIOD[self.seasonality] == timedelta(days=1) else _LOCAL_WEEK_EPOCH
+        return Place(slot, (local - origin) // PERIOD[self.seasonality], local, holiday, not holiday)
+
+    def period_start(self, period: int, slot: int = 0) -> datetime:
+        """First instant of ``period`` (local midnight, aware; a holiday slot's period is a day)."""
+        if self.is_holiday_slot(slot):
+            naive = _LOCAL_EPOCH + timedelta(days=period)
+        else:
+            origin = _LOCAL_EPOCH if PERIOD[self.seasonality] == timedelta(days=1) else _LOCAL_WEEK_EPOCH
+            naive = origin + period * PERIOD[self.seasonality]
+        return naive.replace(tzinfo=timezone.utc if self.timezone == "UTC" else ZoneInfo(self.timezone))
+
+    def slot_text(self, slot: int) -> str:
+        """``hour_of_week=37``, ``hour_of_week=37 Europe/Berlin``, ``holiday hour=10``, ``all hours``."""
+        if self.is_holiday_slot(slot):
+            text = "holiday" + (f" hour={slot - self.n_ordinary_slots}" if self.seasonality in _HOURLY else "")
+        elif self.seasonality == "none":
+            text = "all hours"
+        else:
+            text = f"{self.seasonality}={slot}"
+        return text if self.timezone == "UTC" else f"{text} {self.timezone}"
+
+
+def slot_of(ts: datetime, seasonality: Seasonality, timezone_name: str = "UTC") -> int:
+    """The seasonal slot of ``ts`` (local time of ``timezone_name``; no holidays).
 
     >>> ts = datetime(2026, 1, 6, 13, 30, tzinfo=timezone.utc)  # a Tuesday
     >>> [slot_of(ts, s) for s in ("none", "hour_of_day", "day_of_week", "hour_of_week")]
     [0, 13, 1, 37]
     """
-    ts = _utc(ts)
-    if seasonality == "hour_of_day":
-        return ts.hour
-    if seasonality == "day_of_week":
-        return ts.weekday()
-    if seasonality == "hour_of_week":
-        return ts.weekday() * 24 + ts.hour
-    if seasonality == "none":
-        return 0
-    raise ValueError(f"seasonality must be one of {', '.join(SEASONALITIES)}; got {seasonality!r}")
+    return SlotClock(seasonality, timezone_name).place(ts).slot
 
 
-def period_of(ts: datetime, seasonality: Seasonality) -> int:
-    """Index of the period (day or week since the epoch) that ``ts``'s slot belongs to.
+def period_of(ts: datetime, seasonality: Seasonality, timezone_name: str = "UTC") -> int:
+    """Index of the period (local day or week since 1970) that ``ts``'s slot belongs to.
 
     >>> monday = datetime(2026, 1, 5, tzinfo=timezone.utc)
     >>> period_of(monday, "hour_of_week") - period_of(monday - timedelta(seconds=1), "hour_of_week")
     1
     """
-    if seasonality not in PERIOD:
-        raise ValueError(f"seasonality must be one of {', '.join(SEASONALITIES)}; got {seasonality!r}")
-    ts = _utc(ts)
-    origin = EPOCH if PERIOD[seasonality] == timedelta(days=1) else WEEK_EPOCH
-    return (ts - origin) // PERIOD[seasonality]
+    return SlotClock(seasonality, timezone_name).place(ts).period
 
 
 def period_start(period: int, seasonality: Seasonality) -> datetime:
-    """First instant of ``period`` (inverse of :func:`period_of`)."""
-    origin = EPOCH if PERIOD[seasonality] == timedelta(days=1) else WEEK_EPOCH
-    return origin + period * PERIOD[seasonality]
+    """First instant of ``period`` in UTC (inverse of :func:`period_of`)."""
+    return SlotClock(seasonality).period_start(period)
 
 
 def n_periods_of(history: timedelta, seasonality: Seasonality) -> int:
@@ -164,12 +321,15 @@ class SeasonalBaseline:
 
     ``periods[slot, i]`` is the period whose counts ring cell ``i`` holds (-1: empty);
     period ``p`` lives in cell ``p % (n_periods + 1)``, so the current period and the
-    ``n_periods`` before it are kept and older ones are overwritten. ``counts[feature]``
-    has shape ``(slots, n_periods + 1, bins)``. ``min_samples`` and ``half_life`` (in
-    periods) only affect reading and may be retuned; the rest is structure.
+    ``n_periods`` before it are kept and older ones are overwritten. A holiday slot
+    (``clock.n_holiday_slots``, after the ordinary ones) keeps the ``n_periods + 1`` most
+    recent holiday days instead, whatever their distance. ``counts[feature]`` has shape
+    ``(slots, n_periods + 1, bins)``. ``min_samples``, ``half_life`` (in periods) and the
+    clock's calendar dates only affect reading and placing and may be retuned; the
+    rest (seasonality, time zone, holiday slots, K, bins) is structure.
     """
 
-    seasonality: Seasonality
+    clock: SlotClock
     n_periods: int
     min_samples: int
     half_life: float | None
@@ -178,24 +338,31 @@ class SeasonalBaseline:
     periods: npt.NDArray[np.int64]
     counts: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)
 
+    @property
+    def seasonality(self) -> Seasonality:
+        return self.clock.seasonality
+
     # -- construction -------------------------------------------------------------
 
     @classmethod
     def empty(
         cls, reference: ReferenceProfile, seasonality: Seasonality, n_periods: int,
-        min_samples: int = 500, half_life: float | None = None,
+        min_samples: int = 500, half_life: float | None = None, clock: SlotClock | None = None,
     ) -> SeasonalBaseline:
-        """No history yet, over every feature of ``reference``."""
+        """No history yet, over every feature of ``reference`` (slots in UTC unless ``clock``)."""
         if seasonality not in N_SLOTS:
             raise ValueError(f"seasonality must be one of {', '.join(SEASONALITIES)}; got {seasonality!r}")
+        clock = clock if clock is not None else SlotClock(seasonality)
+        if clock.seasonality != seasonality:
+            raise ValueError(f"the clock's seasonality is {clock.seasonality}, not {seasonality}")
         if n_periods < 1 or min_samples < 1 or (half_life is not None and half_life <= 0):
             raise ValueError(
                 f"need n_periods >= 1, min_samples >= 1, half_life > 0 or None; "
                 f"got {n_periods}, {min_samples}, {half_life}"
             )
-        slots = N_SLOTS[seasonality]
+        slots = clock.n_slots
         return cls(
-            seasonality=seasonality, n_periods=n_periods, min_samples=min_samples, half_life=half_life,
+            clock=clock, n_periods=n_periods, min_samples=min_samples, half_life=half_life,
             bins={name: bins_fingerprint(p) for name, p in reference.features.items()},
             periods=np.full((slots, n_periods + 1), -1, dtype=np.int64),
             counts={
@@ -209,7 +376,7 @@ class SeasonalBaseline:
         """An empty baseline as the model's ``baseline:`` YAML asks."""
         return cls.empty(
             reference, config.seasonality, n_periods_of(config.history, config.seasonality),
-            config.min_samples, _half_life_periods(config),
+            config.min_samples, _half_life_periods(config), SlotClock.from_config(config),
         )
 
     def mismatch(self, reference: ReferenceProfile, config: BaselineConfig) -> str | None:
@@ -219,6 +386,12 @@ class SeasonalBaseline:
         wanted = n_periods_of(config.history, config.seasonality)
         if self.n_periods != wanted:
             return f"history is {self.n_periods} periods, the config says {wanted}"
+        if self.clock.timezone != config.timezone:
+            return f"the slots are in {self.clock.timezone}, the config says timezone {config.timezone}"
+        holiday_slots = SlotClock.from_config(config).n_holiday_slots
+        if self.clock.n_holiday_slots != holiday_slots:
+            return (f"{self.clock.n_holiday_slots} holiday slots, the config asks for {holiday_slots} "
+                    f"(calendar.holiday_as: own adds them)")
         bins = {name: bins_fingerprint(p) for name, p in reference.features.items()}
         if self.bins != bins:
             changed = sorted(set(bins) ^ set(self.bins) | {n for n in bins if self.bins.get(n, bins[n]) != bins[n]})
@@ -237,20 +410,27 @@ class SeasonalBaseline:
     def _check_slot(self, feature: str, slot: int) -> None:
         if feature not in self.counts:
             raise KeyError(f"no seasonal baseline for feature {feature!r}; features: {sorted(self.counts)}")
-        if not 0 <= slot < N_SLOTS[self.seasonality]:
-            raise ValueError(f"{self.seasonality} slot must be in 0..{N_SLOTS[self.seasonality] - 1}; got {slot}")
+        if not 0 <= slot < self.clock.n_slots:
+            raise ValueError(f"{self.seasonality} slot must be in 0..{self.clock.n_slots - 1}; got {slot}")
 
     def _history(self, feature: str, slot: int, now_period: int) -> tuple[npt.NDArray[np.float64], int, int]:
         """(decay-weighted counts, raw sample count, periods present) of the previous K periods."""
         self._check_slot(feature, slot)
         held = self.periods[slot]
         rows = self.counts[feature][slot]
-        age = now_period - held
         # The current period is excluded: a window is never compared with itself or with
         # the windows just before it in the same slot. A period fed for other features
         # only (see observe) has no values of this one and does not count.
-        use = (held >= 0) & (age >= 1) & (age <= self.n_periods) & (rows.sum(axis=1) > 0)
-        counts, age = rows[use], age[use]
+        filled = (held >= 0) & (rows.sum(axis=1) > 0)
+        if self.clock.is_holiday_slot(slot):
+            # The K most recent earlier holidays, however far back; age 1 is the latest.
+            earlier = np.flatnonzero(filled & (held < now_period))
+            earlier = earlier[np.argsort(-held[earlier], kind="stable")][: self.n_periods]
+            counts, age = rows[earlier], np.arange(1, earlier.size + 1, dtype=np.int64)
+        else:
+            age = now_period - held
+            use = filled & (age >= 1) & (age <= self.n_periods)
+            counts, age = rows[use], age[use]
         if self.half_life is None:
             weights = np.ones(age.size, dtype=np.float64)
         else:
@@ -260,11 +440,13 @@ class SeasonalBaseline:
         return weighted, int(counts.sum()), int(age.size)
 
     def _slot_text(self, slot: int) -> str:
-        return "all hours" if self.seasonality == "none" else f"{self.seasonality}={slot}"
+        return self.clock.slot_text(slot)
 
-    def _periods_text(self, count: int) -> str:
-        unit = _UNIT[self.seasonality]
-        return f"{count} {unit}{'' if count == 1 else 's'}"
+    def _unit(self, slot: int) -> str:
+        return "holiday" if self.clock.is_holiday_slot(slot) else _UNIT[self.seasonality]
+
+    def _periods_text(self, count: int, slot: int = 0) -> str:
+        return f"{count} {self._unit(slot)}{'' if count == 1 else 's'}"
 
     def expected(self, feature: str, slot: int, now_period: int) -> Expected | None:
         """The slot's shares over the previous ``n_periods`` periods, or None below ``min_samples``.
@@ -279,18 +461,18 @@ class SeasonalBaseline:
         shares = weighted / weighted.sum()
         decay = ""
         if self.half_life is not None:
-            unit = _UNIT[self.seasonality] + ("" if self.half_life == 1 else "s")
+            unit = self._unit(slot) + ("" if self.half_life == 1 else "s")
             decay = f", half-life {self.half_life:g} {unit}"
-        return Expected(shares, n, f"{self._slot_text(slot)} over {self._periods_text(used)}{decay} (n={n})")
+        return Expected(shares, n, f"{self._slot_text(slot)} over {self._periods_text(used, slot)}{decay} (n={n})")
 
     def fallback_reason(self, feature: str, slot: int, now_period: int) -> str:
         """Why :meth:`expected` gives None, as the finding's ``baseline`` text."""
         _, n, used = self._history(feature, slot, now_period)
         if n == 0:
             return (f"reference ({self._slot_text(slot)} has no samples in the previous "
-                    f"{self._periods_text(self.n_periods)})")
+                    f"{self._periods_text(self.n_periods, slot)})")
         return (f"reference ({self._slot_text(slot)} has {n} < {self.min_samples} samples "
-                f"over {self._periods_text(used)})")
+                f"over {self._periods_text(used, slot)})")
 
     def is_warm(self, feature: str, slot: int, now_period: int) -> bool:
         """Whether ``feature`` at ``slot`` is compared with its seasonal history (not the reference)."""
@@ -299,18 +481,37 @@ class SeasonalBaseline:
 
     # -- learning -----------------------------------------------------------------
 
-    def observe(self, summary: WindowSummary, window_start: datetime, healthy: bool) -> tuple[str, ...]:
+    def _cell(self, slot: int, period: int) -> int | None:
+        """The ring cell that ``period`` of ``slot`` is counted in, or None when too old."""
+        held = self.periods[slot]
+        if self.clock.is_holiday_slot(slot):
+            same = np.flatnonzero(held == period)
+            if same.size:
+                return int(same[0])
+            oldest = int(np.argmin(held))  # an empty cell (-1) first
+            return None if 0 <= int(held[oldest]) > period else oldest
+        cell = period % (self.n_periods + 1)
+        if int(held[cell]) > period or period < int(held.max()) - self.n_periods:
+            return None
+        return cell
+
+    def observe(
+        self, summary: WindowSummary, window_start: datetime, healthy: bool | Set[str],
+    ) -> tuple[str, ...]:
         """Add a flushed window's bin counts to its slot and period; returns the features fed.
 
-        A healthy window feeds every feature. An unhealthy one feeds only the features
-        still warming up at its slot (compared with the training reference, which cannot
-        judge a seasonal slot); the rest keep their history clean. A window older than
-        the periods kept is ignored.
+        ``healthy`` names the features whose findings allow it (:func:`healthy_features`;
+        ``True``: all, ``False``: none). A healthy feature is fed; an unhealthy one only
+        while it is still warming up at its slot (compared with the training reference,
+        which cannot judge a seasonal slot); the rest keep their history clean. A window
+        older than the periods kept, or a holiday scored as a weekday, feeds nothing.
         """
-        slot, period = slot_of(window_start, self.seasonality), period_of(window_start, self.seasonality)
-        cell = period % (self.n_periods + 1)
-        held = int(self.periods[slot, cell])
-        if held > period or period < int(self.periods[slot].max()) - self.n_periods:
+        place = self.clock.place(window_start)
+        if not place.feeds:
+            return ()
+        slot, period = place.slot, place.period
+        cell = self._cell(slot, period)
+        if cell is None:
             return ()
         for name, counts in summary.features.items():  # check all first: feed all or nothing
             if name not in self.counts:
@@ -322,13 +523,15 @@ class SeasonalBaseline:
                     f"feature {name!r}: the summary has {counts.counts.size} bins, "
                     f"the baseline {self.counts[name].shape[2]}"
                 )
+        held = int(self.periods[slot, cell])
         fed: list[str] = []
         for name, counts in summary.features.items():
-            if not healthy and self.is_warm(name, slot, period):
+            ok = healthy if isinstance(healthy, bool) else name in healthy
+            if not ok and self.is_warm(name, slot, period):
                 continue
             ring = self.counts[name]
             if held != period:
-                # The cell still holds period - K - 1 (or older): no longer in any history.
+                # The cell still holds an older period, no longer in any history.
                 self.periods[slot, cell] = period
                 for other in self.counts.values():
                     other[slot, cell] = 0
@@ -351,12 +554,13 @@ class SeasonalBaseline:
             period = int(self.periods[slot, cell])
             cells.append({
                 "slot": int(slot), "period": period,
-                "period_start": period_start(period, self.seasonality).isoformat(),
+                "period_start": self.clock.period_start(period, int(slot)).isoformat(),
                 "counts": {name: [int(c) for c in ring[slot, cell]] for name, ring in self.counts.items()},
             })
         cells.sort(key=lambda item: (item["slot"], item["period"]))
         return {
             "seasonality": self.seasonality, "n_periods": self.n_periods,
+            "timezone": self.clock.timezone, "n_holiday_slots": self.clock.n_holiday_slots,
             "min_samples": self.min_samples, "half_life": self.half_life,
             "features": {name: {"bins": fp, "n_bins": int(self.counts[name].shape[2])} for name, fp in self.bins.items()},
             "cells": cells,
@@ -364,13 +568,24 @@ class SeasonalBaseline:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "<seasonal baseline>") -> SeasonalBaseline:
+        """Read :meth:`to_dict`'s mapping (also the format-1 one: UTC slots, no holiday slots).
+
+        The calendar's dates are not stored: :func:`resume` sets them from the config.
+        """
         try:
             seasonality = data["seasonality"]
             if seasonality not in N_SLOTS:
                 raise ValueError(f"unknown seasonality {seasonality!r}")
             n_periods = int(data["n_periods"])
             half_life = None if data["half_life"] is None else float(data["half_life"])
-            slots = N_SLOTS[seasonality]
+            n_holiday = int(data.get("n_holiday_slots", 0))
+            clock = SlotClock(
+                seasonality, str(data.get("timezone", "UTC")),
+                Calendar(holiday_as="own") if n_holiday else None,
+            )
+            if clock.n_holiday_slots != n_holiday:
+                raise ValueError(f"{seasonality} has {clock.n_holiday_slots} holiday slots; got {n_holiday}")
+            slots = clock.n_slots
             if n_periods < 1:
                 raise ValueError(f"n_periods must be >= 1; got {n_periods}")
             features = data["features"]
@@ -384,7 +599,13 @@ class SeasonalBaseline:
                 slot, period = int(item["slot"]), int(item["period"])
                 if not 0 <= slot < slots or period < 0:
                     raise ValueError(f"cell slot {slot} / period {period} out of range")
-                cell = period % (n_periods + 1)
+                if clock.is_holiday_slot(slot):
+                    free = np.flatnonzero(periods[slot] == -1)
+                    if not free.size or (periods[slot] == period).any():
+                        raise ValueError(f"more than {n_periods + 1} holidays, or one twice, in slot {slot}")
+                    cell = int(free[0])
+                else:
+                    cell = period % (n_periods + 1)
                 if periods[slot, cell] != -1:
                     raise ValueError(f"two cells for slot {slot} in ring cell {cell}")
                 periods[slot, cell] = period
@@ -396,7 +617,7 @@ class SeasonalBaseline:
                         raise ValueError(f"counts of {name!r} must be {counts[name].shape[2]} non-negative integers")
                     counts[name][slot, cell] = row
             return cls(
-                seasonality=seasonality, n_periods=n_periods, min_samples=int(data["min_samples"]),
+                clock=clock, n_periods=n_periods, min_samples=int(data["min_samples"]),
                 half_life=half_life, bins=bins, periods=periods, counts=counts,
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -419,14 +640,16 @@ def resume(
 ) -> SeasonalBaseline:
     """The state to go on with: ``state`` retuned to the config, or a fresh one.
 
-    A state whose slots, K or bins no longer match (edited YAML, rebuilt reference)
-    starts fresh; ``min_samples`` and ``half_life`` are only read, so they are updated
-    in place and the history is kept.
+    A state whose slots, time zone, holiday slots, K or bins no longer match (edited
+    YAML, rebuilt reference) starts fresh; ``min_samples``, ``half_life`` and the
+    calendar's holidays are only read, so they are updated in place and the history is
+    kept.
     """
     if state is None or not state.compatible(reference, config):
         return SeasonalBaseline.create(reference, config)
     state.min_samples = config.min_samples
     state.half_life = _half_life_periods(config)
+    state.clock = SlotClock.from_config(config)
     return state
 
 
@@ -439,10 +662,11 @@ def baseline_profile(
     over the previous periods, or the reference's own when the slot has fewer than
     ``min_samples`` values. Returns the profile and, per feature, the description also
     set as its ``baselines`` (``hour_of_week=37 over 4 weeks (n=2412)`` or
-    ``reference (hour_of_week=37 has 120 < 500 samples over 1 week)``).
+    ``reference (hour_of_week=37 has 120 < 500 samples over 1 week)``); a holiday
+    adds ``; holiday 2026-04-06`` (and ``as sunday`` when scored as a weekday).
     """
-    slot = slot_of(window_start, baseline.seasonality)
-    period = period_of(window_start, baseline.seasonality)
+    place = baseline.clock.place(window_start)
+    slot, period = place.slot, place.period
     features: dict[str, FeatureProfile] = {}
     descriptions: dict[str, str] = {}
     for name, feature in reference.features.items():
@@ -453,6 +677,9 @@ def baseline_profile(
         else:
             features[name] = replace(feature, shares=tuple(float(s) for s in got.shares), n=got.n)
             descriptions[name] = got.description
+        if place.holiday and baseline.clock.calendar is not None:
+            how = baseline.clock.calendar.holiday_as
+            descriptions[name] += f"; holiday {place.local.date().isoformat()}" + ("" if how == "own" else f" as {how}")
     profile = replace(reference, features=features, baselines=descriptions)
     return profile, descriptions
 
@@ -462,14 +689,49 @@ def is_healthy(
     detectors: frozenset[str] = BASELINE_DETECTORS,
     tolerate: Severity = Severity.OK,
 ) -> bool:
-    """Whether a window may feed the baseline: no finding of ``detectors`` above ``tolerate``.
+    """Whether every feature of a window is healthy: no judged finding of ``detectors`` above
+    ``tolerate`` (skipped findings judge nothing). The rule that feeds the baseline is
+    per feature (:func:`healthy_features`); this is the whole-window view.
 
     The default feeds only all-``ok`` windows. ``tolerate=Severity.WARN`` (feed warn too)
     lets a drift that grows by less than the alert threshold per period be absorbed;
     tests/drift/test_baselines.py shows it.
     """
     limit = _RANK[tolerate]
-    return all(_RANK[f.severity] <= limit for f in findings if f.detector in detectors)
+    return all(_RANK[f.severity] <= limit for f in findings if f.detector in detectors and f.skipped is None)
+
+
+def healthy_features(
+    findings: Iterable[Finding],
+    features: Iterable[str],
+    detectors: frozenset[str] = BASELINE_DETECTORS,
+    tolerate: Severity = Severity.OK,
+) -> frozenset[str]:
+    """The ``features`` that may feed their slot: no judged finding of ``detectors`` about
+    the feature above ``tolerate``.
+
+    Health is per feature, so a feature that moves for outside reasons (a delay that
+    follows the weather) keeps only its own slot from learning, never another feature's.
+    A skipped finding (too few values) judges nothing; a finding of ``detectors`` about
+    no feature in particular (``feature`` None) judges them all.
+
+    >>> from drift.findings import Cohort, Window
+    >>> w = Window(datetime(2026, 1, 5, tzinfo=timezone.utc), datetime(2026, 1, 5, 1, tzinfo=timezone.utc))
+    >>> def psi(feature: str, severity: Severity) -> Finding:
+    ...     return Finding("psi", Cohort("m"), w, feature, 0.0, severity, 0.1, 0.25, 500, 500, "reference")
+    >>> found = [psi("delay", Severity.ALERT), psi("amount", Severity.OK)]
+    >>> sorted(healthy_features(found, ["amount", "delay", "channel"]))
+    ['amount', 'channel']
+    """
+    limit = _RANK[tolerate]
+    unhealthy: set[str] = set()
+    for finding in findings:
+        if finding.detector not in detectors or finding.skipped is not None or _RANK[finding.severity] <= limit:
+            continue
+        if finding.feature is None:
+            return frozenset()
+        unhealthy.add(finding.feature)
+    return frozenset(features) - unhealthy
 
 
 def score_window(
@@ -482,12 +744,13 @@ def score_window(
 ) -> list[Finding]:
     """Score one closed, flushed window against its seasonal baseline, then feed it back.
 
-    The one step shared by the flow and :func:`build_from_history`: ``baseline`` is
-    updated in place (healthy rule of :func:`is_healthy`) and the findings returned.
+    The one step shared by the flow, :func:`build_from_history` and the backtest:
+    ``baseline`` is updated in place (per-feature healthy rule of
+    :func:`healthy_features`) and the findings returned.
     """
     profile, _ = baseline_profile(reference, baseline, window.start)
     findings = [finding for detector in detectors for finding in detector.score(summary, profile, cohort, window)]
-    baseline.observe(summary, window.start, is_healthy(findings))
+    baseline.observe(summary, window.start, healthy_features(findings, summary.features))
     return findings
 
 
@@ -501,6 +764,7 @@ class BuildStats:
     """Events for a window already closed (later than ``allowed_lateness``): skipped, as online."""
     n_windows: int = 0
     n_unhealthy: int = 0
+    """Windows with at least one unhealthy feature (its other features still fed)."""
 
 
 def build_from_history(
@@ -579,6 +843,9 @@ def build_from_history(
 
 # -- the store on disk ------------------------------------------------------------
 
+SEASONAL_FORMAT = 2
+"""Format 2 adds each cohort's ``timezone`` and ``n_holiday_slots`` (format 1: UTC, none)."""
+
 
 def seasonal_path(directory: Path, model: str) -> Path:
     """Where the seasonal baselines of ``model`` are stored, next to its reference profile."""
@@ -591,7 +858,7 @@ def save_seasonal(baselines: Mapping[str, SeasonalBaseline], directory: Path, mo
     directory.mkdir(parents=True, exist_ok=True)
     path = seasonal_path(directory, model)
     text = json.dumps(
-        {"format": 1, "model": model, "cohorts": {key: b.to_dict() for key, b in sorted(baselines.items())}},
+        {"format": SEASONAL_FORMAT, "model": model, "cohorts": {key: b.to_dict() for key, b in sorted(baselines.items())}},
         sort_keys=True,
     )
     tmp = path.with_suffix(".tmp")
@@ -616,8 +883,8 @@ def load_seasonal(
     try:
         data = json.loads(text)
         cohorts = data["cohorts"]
-        if data.get("format") != 1 or data.get("model") != model or not isinstance(cohorts, dict):
-            raise ValueError(f"expected format 1 for model {model!r}")
+        if data.get("format") not in (1, SEASONAL_FORMAT) or data.get("model") != model or not isinstance(cohorts, dict):
+            raise ValueError(f"expected format 1 or {SEASONAL_FORMAT} for model {model!r}")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BaselineError(f"{path}: not a valid seasonal baseline file ({type(exc).__name__}: {exc})") from None
     out: dict[str, SeasonalBaseline] = {}

@@ -30,13 +30,14 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 
-from drift.baselines import SeasonalBaseline, baseline_profile, period_of, resume, score_window, slot_of
+from drift.baselines import SeasonalBaseline, baseline_profile, resume, score_window
 from drift.config import BaselineConfig, Config
 from drift.findings import Cohort, Finding, Severity, Window
 from drift.reference import NumericProfile, ReferenceProfile
@@ -362,7 +363,14 @@ class SeasonalPoint:
 
     window: Window
     slot: int
-    """The window's seasonal slot (:func:`drift.baselines.slot_of` of its start)."""
+    """The window's seasonal slot (:meth:`drift.baselines.SlotClock.place` of its start)."""
+    slot_label: str
+    """The slot as the baseline names it, in its local time: ``hour_of_week=37 Europe/Berlin``,
+    ``holiday hour=10``."""
+    local_start: str
+    """The window start in the baseline's time zone (ISO 8601 with its UTC offset)."""
+    holiday: bool
+    """Whether the window's local date is a holiday of ``baseline.calendar``."""
     n_observed: int
     observed: tuple[float, ...] | None
     """:data:`QUANTILES` of the window's values (exact); None when it had none."""
@@ -390,7 +398,8 @@ class SeasonalPoint:
 
         return {
             "window_start": self.window.start.isoformat(), "window_end": self.window.end.isoformat(),
-            "slot": self.slot,
+            "slot": self.slot, "slot_label": self.slot_label, "local_start": self.local_start,
+            "holiday": self.holiday,
             "observed": {"n": self.n_observed, "mean": self.observed_mean, **(named(self.observed) or {})},
             "expected": {"n": self.n_expected, "source": "seasonal" if self.seasonal else "reference",
                          "baseline": self.baseline, **(named(self.expected) or {}),
@@ -413,11 +422,21 @@ class SeasonalSeries:
     cohort_key: str
     seasonality: str
     points: tuple[SeasonalPoint, ...]
+    timezone: str = "UTC"
+    """The zone whose local time the slots follow (``baseline.timezone``)."""
+    holiday_as: str | None = None
+    """``baseline.calendar.holiday_as`` (None without a calendar)."""
+
+    @property
+    def holidays(self) -> list[str]:
+        """Local dates of the holiday windows, in order."""
+        return sorted({p.local_start[:10] for p in self.points if p.holiday})
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model, "feature": self.feature, "cohort_key": self.cohort_key,
-            "seasonality": self.seasonality, "quantiles": list(QUANTILES),
+            "seasonality": self.seasonality, "timezone": self.timezone, "holiday_as": self.holiday_as,
+            "holidays": self.holidays, "quantiles": list(QUANTILES),
             "n_windows": len(self.points), "n_seasonal_windows": sum(p.seasonal for p in self.points),
             "windows": [p.to_dict() for p in self.points],
         }
@@ -460,7 +479,10 @@ def seasonal_series(
     for item in ordered:
         start = item.window.start
         profile, descriptions = baseline_profile(reference, state, start)
-        slot, period = slot_of(start, state.seasonality), period_of(start, state.seasonality)
+        place = state.clock.place(start)
+        slot, period = place.slot, place.period
+        zone = state.clock.timezone
+        local_start = start.astimezone(timezone.utc if zone == "UTC" else ZoneInfo(zone)).isoformat()
         for feature in features:
             compared = profile.features[feature]
             assert isinstance(compared, NumericProfile)
@@ -468,7 +490,8 @@ def seasonal_series(
             finding = psi_by_window.get((start, feature))
             judged_finding = finding if finding is not None and finding.skipped is None else None
             points[feature].append(SeasonalPoint(
-                window=item.window, slot=slot, n_observed=int(values.size),
+                window=item.window, slot=slot, slot_label=state.clock.slot_text(slot), local_start=local_start,
+                holiday=place.holiday, n_observed=int(values.size),
                 observed=tuple(float(v) for v in np.quantile(values, QUANTILES)) if values.size else None,
                 observed_mean=float(values.mean()) if values.size else None,
                 expected_shares=tuple(compared.shares),
@@ -479,8 +502,10 @@ def seasonal_series(
                 psi=None if judged_finding is None else float(judged_finding.value),
             ))
         score_window(state, reference, detectors, item.cohort, item.window, item.summary)
+    calendar = state.clock.calendar
     return [
-        SeasonalSeries(reference.model, feature, cohort.key, state.seasonality, tuple(points[feature]))
+        SeasonalSeries(reference.model, feature, cohort.key, state.seasonality, tuple(points[feature]),
+                       state.clock.timezone, None if calendar is None else calendar.holiday_as)
         for feature in features
     ]
 
@@ -1009,6 +1034,14 @@ def _seasonal_html(sections: HistorySections) -> list[str]:
     for (model, feature), group in by_feature.items():
         label = f"{model} {feature}"
         parts.append(f"<h3>{html.escape(label)}</h3>")
+        first = group[0]
+        slots = f"Slots: {first.seasonality}, local time of {first.timezone}"
+        holidays = sorted({day for series in group for day in series.holidays})
+        if first.holiday_as is not None:
+            how = "their own holiday slots" if first.holiday_as == "own" else f"{first.holiday_as}'s slots"
+            slots += (f"; holidays ({', '.join(holidays)}) scored against {how}" if holidays
+                      else "; no holiday in these windows")
+        parts.append(f'<p class="slots">{html.escape(slots)}.</p>')
         parts.append(f'<img class="chart seasonal" alt="seasonal {html.escape(label)}" '
                      f'src="{png_data_uri(seasonal_figure(group))}">')
     return parts

@@ -7,7 +7,7 @@ import importlib.util
 import json
 import pickle
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -19,9 +19,12 @@ from detectors.psi import PsiConfig, PsiDetector, psi
 from drift.baselines import (
     N_SLOTS,
     BuildStats,
+    Calendar,
     SeasonalBaseline,
+    SlotClock,
     baseline_profile,
     build_from_history,
+    healthy_features,
     is_healthy,
     load_seasonal,
     n_periods_of,
@@ -520,3 +523,247 @@ def test_seasonal_baseline_removes_cycle_false_alarms_and_still_catches_the_shif
     assert report["shift"]["seasonal_windows_to_detect"] <= 2
     assert report["shift"]["first_baseline"].startswith("hour_of_week=")
     assert report["baseline_bytes"] == 8 * N_SLOTS["hour_of_week"] * 5 * (1 + 10 + 10 + 5)
+
+
+# --------------------------------------------------------------------------
+# Health per feature (issue 21, item 1)
+# --------------------------------------------------------------------------
+
+
+def _finding(feature: str | None, severity: Severity, detector: str = "psi", skipped: str | None = None) -> Finding:
+    window = Window(MONDAY, MONDAY + HOUR)
+    return Finding(detector, COHORT, window, feature, 0.0, severity, 0.1, 0.25, 100, 100, "reference", skipped=skipped)
+
+
+@pytest.mark.parametrize(("findings", "healthy"), [
+    ([], {"x", "y"}),
+    ([_finding("x", Severity.OK), _finding("y", Severity.ALERT)], {"x"}),
+    ([_finding("x", Severity.WARN), _finding("y", Severity.OK)], {"y"}),
+    ([_finding("y", Severity.ALERT, skipped="too few values")], {"x", "y"}),     # skipped judges nothing
+    ([_finding("y", Severity.ALERT, detector="quality")], {"x", "y"}),          # not a baseline detector
+    ([_finding(None, Severity.ALERT)], set()),                                  # about the whole window
+    ([_finding("x", Severity.OK), _finding("x", Severity.ALERT)], {"y"}),       # every finding about x must be ok
+])
+def test_healthy_features_table(findings: list[Finding], healthy: set[str]) -> None:
+    assert healthy_features(findings, ["x", "y"]) == healthy
+    assert is_healthy(findings) is (healthy == {"x", "y"})
+
+
+def test_a_noisy_feature_cannot_starve_another_features_slot_nor_poison_its_own() -> None:
+    """x is steady; y moves by a lot every day after warm-up (a delay that follows the
+    weather). Through score_window, x's slot keeps learning every day while y's stops at
+    its warm history; the old whole-window rule would have starved x as well."""
+    rng = np.random.default_rng(5)
+    n = 20_000
+    reference = build_reference("m", {"x": rng.normal(0, 1, n), "y": rng.normal(0, 1, n)},
+                                {"x": "numeric", "y": "numeric"}, {"x": 10, "y": 10}, "test", n)
+    detector = PsiDetector(PsiConfig(bins=10))
+    baseline = SeasonalBaseline.empty(reference, "hour_of_day", n_periods=7, min_samples=400)
+    whole_window = SeasonalBaseline.empty(reference, "hour_of_day", n_periods=7, min_samples=400)
+    day = timedelta(days=1)
+    for d in range(6):
+        start = MONDAY + d * day  # hour 0 only: one slot is enough
+        noise = 0.0 if d < 2 else (2.0 if d % 2 else -2.0)
+        columns = {"x": rng.normal(0, 1, 500), "y": rng.normal(noise, 1, 500)}
+        summary = window_summary(reference, start, columns)
+        found = score_window(baseline, reference, [detector], COHORT, Window(start, start + HOUR), summary)
+        profile, _ = baseline_profile(reference, whole_window, start)
+        whole_window.observe(summary, start, is_healthy(detector.score(summary, profile, COHORT,
+                                                                        Window(start, start + HOUR))))
+        if d >= 2:
+            severity = {f.feature: f.severity for f in found}
+            assert severity["y"] is Severity.ALERT and severity["x"] is Severity.OK
+    now = period_of(MONDAY + 6 * day, "hour_of_day")
+    x, y = baseline.expected("x", 0, now), baseline.expected("y", 0, now)
+    assert x is not None and x.n == 6 * 500  # fed every day
+    assert y is not None and y.n == 2 * 500  # only its warm-up days: the noise never entered
+    starved = whole_window.expected("x", 0, now)
+    assert starved is not None and starved.n == 2 * 500  # the whole-window rule starves x too
+
+
+# --------------------------------------------------------------------------
+# Local time: baseline.timezone (issue 21, item 2)
+# --------------------------------------------------------------------------
+
+BERLIN = "Europe/Berlin"
+
+
+@pytest.mark.parametrize(("utc", "local_hour", "weekday"), [
+    (datetime(2026, 3, 29, 0, 0, tzinfo=UTC), 1, 6),     # 01:00 CET, the last hour before spring forward
+    (datetime(2026, 3, 29, 1, 0, tzinfo=UTC), 3, 6),     # 03:00 CEST: 02:00 does not exist that day
+    (datetime(2026, 3, 30, 11, 0, tzinfo=UTC), 13, 0),   # Monday 13:00 CEST
+    (datetime(2026, 3, 23, 12, 0, tzinfo=UTC), 13, 0),   # the Monday before: 13:00 CET, same slot
+    (datetime(2026, 10, 25, 0, 0, tzinfo=UTC), 2, 6),    # 02:00 CEST, first time
+    (datetime(2026, 10, 25, 1, 0, tzinfo=UTC), 2, 6),    # 02:00 CET, the repeated hour
+    (datetime(2026, 10, 25, 2, 0, tzinfo=UTC), 3, 6),
+])
+def test_slots_follow_local_time_across_both_dst_changes(utc: datetime, local_hour: int, weekday: int) -> None:
+    assert slot_of(utc, "hour_of_day", BERLIN) == local_hour
+    assert slot_of(utc, "hour_of_week", BERLIN) == weekday * 24 + local_hour
+    assert SlotClock("hour_of_week", BERLIN).place(utc).local.hour == local_hour
+
+
+def test_a_23_hour_day_skips_a_slot_and_a_25_hour_day_feeds_one_twice() -> None:
+    reference = numeric_reference(np.random.default_rng(1))
+    clock = SlotClock("hour_of_day", BERLIN)
+    spring = [datetime(2026, 3, 28, 23, tzinfo=UTC) + i * HOUR for i in range(23)]  # local 2026-03-29, 00:00..23:00
+    assert {clock.place(t).period for t in spring} == {period_of(spring[0], "hour_of_day", BERLIN)}
+    assert sorted(clock.place(t).slot for t in spring) == [h for h in range(24) if h != 2]
+    autumn = [datetime(2026, 10, 24, 22, tzinfo=UTC) + i * HOUR for i in range(25)]  # local 2026-10-25
+    assert len({clock.place(t).period for t in autumn}) == 1
+    slots = [clock.place(t).slot for t in autumn]
+    assert slots.count(2) == 2 and sorted(set(slots)) == list(range(24))
+    baseline = SeasonalBaseline.empty(reference, "hour_of_day", n_periods=2, min_samples=1, clock=clock)
+    for t in autumn:
+        feed(baseline, reference, t, {"x": [1] * 10})
+    got = baseline.expected("x", 2, clock.place(autumn[0]).period + 1)
+    assert got is not None and got.n == 20 and got.description.startswith("hour_of_day=2 Europe/Berlin over 1 day")
+    assert baseline.expected("x", 3, clock.place(autumn[0]).period + 1).n == 10  # type: ignore[union-attr]
+
+
+def _local_cycle_alerts(timezone_name: str) -> tuple[int, int]:
+    """Hourly windows from 2026-10-15 to 2026-11-05 whose values follow the Berlin clock
+    (a step at 09:00 local: office hours), hour_of_day baselines over 7 days: PSI alerts in
+    the two weeks after the October change, and windows compared with their slot's history."""
+    rng = np.random.default_rng(11)
+    reference = numeric_reference(rng)
+    detector = PsiDetector(PsiConfig(bins=10))
+    config = BaselineConfig(seasonality="hour_of_day", history=timedelta(days=7), min_samples=300,
+                            timezone=timezone_name)
+    baseline = SeasonalBaseline.create(reference, config)
+    zone = SlotClock("hour_of_day", BERLIN)
+    alerts = seasonal = 0
+    start = datetime(2026, 10, 15, tzinfo=UTC)
+    while start < datetime(2026, 11, 5, tzinfo=UTC):
+        hour = zone.place(start).local.hour
+        mean = 1.5 if 9 <= hour < 17 else -1.0 + 0.1 * hour / 24
+        summary = window_summary(reference, start, {"x": rng.normal(mean, 0.5, 400)})
+        found = score_window(baseline, reference, [detector], COHORT, Window(start, start + HOUR), summary)
+        if start >= datetime(2026, 10, 25, 3, tzinfo=UTC):
+            alerts += sum(f.severity is Severity.ALERT for f in found)
+            seasonal += sum(not f.baseline.startswith("reference") for f in found)
+        start += HOUR
+    return alerts, seasonal
+
+
+def test_local_slots_keep_a_local_cycle_quiet_after_the_dst_change_where_utc_slots_alert() -> None:
+    local_alerts, local_seasonal = _local_cycle_alerts(BERLIN)
+    utc_alerts, _ = _local_cycle_alerts("UTC")
+    assert local_seasonal > 0.95 * (11 * 24 - 3)
+    assert local_alerts == 0
+    assert utc_alerts >= 7 * 2  # 08:00 and 16:00 UTC meet the other side of the office-hours step every day
+
+
+# --------------------------------------------------------------------------
+# Holidays: baseline.calendar (issue 21, item 3)
+# --------------------------------------------------------------------------
+
+GOOD_FRIDAY = datetime(2026, 4, 3, 10, tzinfo=UTC)  # 12:00 in Berlin
+
+
+def test_calendar_reads_public_holidays_by_subdivision_and_explicit_dates() -> None:
+    bavaria = Calendar(country="DE", subdivision="BY", dates=frozenset({date(2026, 12, 24)}))
+    berlin = Calendar(country="DE", subdivision="BE")
+    assert bavaria.is_holiday(date(2026, 4, 3)) and bavaria.is_holiday(date(2026, 12, 24))
+    assert bavaria.is_holiday(date(2026, 1, 6)) and not berlin.is_holiday(date(2026, 1, 6))  # Epiphany: BY only
+    assert not bavaria.is_holiday(date(2026, 4, 2)) and not berlin.is_holiday(date(2026, 12, 24))
+    # by local date: 23:30 UTC on Thursday is already Good Friday in Berlin
+    clock = SlotClock("hour_of_week", BERLIN, bavaria)
+    assert clock.place(datetime(2026, 4, 2, 22, 30, tzinfo=UTC)).holiday
+    assert not SlotClock("hour_of_week", "UTC", bavaria).place(datetime(2026, 4, 2, 22, 30, tzinfo=UTC)).holiday
+
+
+def test_holiday_as_sunday_scores_in_sundays_slot_and_feeds_nothing() -> None:
+    reference = numeric_reference(np.random.default_rng(2))
+    clock = SlotClock("hour_of_week", BERLIN, Calendar(country="DE", holiday_as="sunday"))
+    place = clock.place(GOOD_FRIDAY)
+    assert place.holiday and not place.feeds and place.slot == 6 * 24 + 12
+    assert clock.n_slots == 168
+    baseline = SeasonalBaseline.empty(reference, "hour_of_week", n_periods=2, min_samples=1, clock=clock)
+    last_sunday = datetime(2026, 3, 29, 10, tzinfo=UTC)  # 12:00 CEST
+    feed(baseline, reference, last_sunday, {"x": [3] * 10})
+    assert feed(baseline, reference, GOOD_FRIDAY, {"x": [50] * 10}) == ()
+    assert int((baseline.periods >= 0).sum()) == 1
+    profile, descriptions = baseline_profile(reference, baseline, GOOD_FRIDAY)
+    assert descriptions["x"] == ("hour_of_week=156 Europe/Berlin over 1 week (n=30); holiday 2026-04-03 as sunday")
+    assert profile.features["x"].n == 30
+
+
+def test_holiday_as_own_has_its_own_slot_class_fed_by_holidays_only() -> None:
+    reference = numeric_reference(np.random.default_rng(3))
+    calendar = Calendar(country="DE", subdivision="BY", dates=frozenset({date(2026, 12, 24)}))
+    clock = SlotClock("hour_of_week", BERLIN, calendar)
+    assert clock.n_holiday_slots == 24 and clock.n_slots == 192
+    baseline = SeasonalBaseline.empty(reference, "hour_of_week", n_periods=2, min_samples=1, clock=clock)
+    noon = [datetime(2026, 1, 6, 11, tzinfo=UTC), datetime(2026, 4, 3, 10, tzinfo=UTC),   # 12:00 local:
+            datetime(2026, 4, 6, 10, tzinfo=UTC), datetime(2026, 5, 1, 10, tzinfo=UTC)]   # CET, then CEST
+    for i, t in enumerate(noon):
+        place = clock.place(t)
+        assert place.holiday and place.feeds and place.slot == 168 + 12
+        assert feed(baseline, reference, t, {"x": [i + 1] * 10}) == ("x",)
+    ordinary = baseline.periods[:168]
+    assert (ordinary == -1).all()  # holidays never feed ordinary slots
+    # May 1st is compared with the two holidays before it (K = 2), not with Epiphany
+    got = baseline.expected("x", 168 + 12, clock.place(noon[3]).period)
+    assert got is not None and got.n == (2 + 3) * 10
+    assert got.description == "holiday hour=12 Europe/Berlin over 2 holidays (n=50)"
+    _, descriptions = baseline_profile(reference, baseline, noon[3])
+    assert descriptions["x"].endswith("; holiday 2026-05-01")
+    # an ordinary Friday noon does not see holiday counts
+    assert baseline.expected("x", 4 * 24 + 12, period_of(noon[3], "hour_of_week", BERLIN) + 1) is None
+    # stored and read back, holiday slots included; format 2 on disk
+    again = SeasonalBaseline.from_json(baseline.to_json())
+    assert again.to_dict() == baseline.to_dict()
+    assert again.clock.n_holiday_slots == 24 and again.clock.timezone == BERLIN
+
+
+def test_holiday_slots_and_timezone_are_structure(tmp_path: Path) -> None:
+    reference, baseline = filled_baseline()  # UTC, no calendar: what format 1 stored
+    config = BaselineConfig(seasonality="hour_of_week", history=timedelta(weeks=2))
+    path = save_seasonal({"k": baseline}, tmp_path, "m")
+    assert json.loads(path.read_text())["format"] == 2
+    # a format-1 file (no timezone, no holiday slots) still loads as UTC
+    old = json.loads(path.read_text())
+    old["format"] = 1
+    for item in old["cohorts"].values():
+        del item["timezone"], item["n_holiday_slots"]
+    path.write_text(json.dumps(old), encoding="utf-8")
+    assert load_seasonal(tmp_path, "m", reference, config)["k"].to_dict()["cells"] == baseline.to_dict()["cells"]
+    berlin = config.model_copy(update={"timezone": BERLIN})
+    with pytest.raises(BaselineError, match="slots are in UTC, the config says timezone Europe/Berlin"):
+        load_seasonal(tmp_path, "m", reference, berlin)
+    own = BaselineConfig.model_validate({"seasonality": "hour_of_week", "history": "2w", "calendar": {"country": "DE"}})
+    with pytest.raises(BaselineError, match="0 holiday slots, the config asks for 24"):
+        load_seasonal(tmp_path, "m", reference, own)
+    # the holidays themselves are read from the config: a resumed state takes them
+    sunday = BaselineConfig.model_validate({"seasonality": "hour_of_week", "history": "2w",
+                                            "calendar": {"country": "DE", "holiday_as": "sunday"}})
+    resumed = load_seasonal(tmp_path, "m", reference, sunday)["k"]
+    assert resumed.clock.place(GOOD_FRIDAY).holiday
+
+
+@pytest.mark.parametrize(("baseline", "message"), [
+    ({"seasonality": "hour_of_week", "timezone": "Europe/Berlín"}, "must be an IANA time zone name"),
+    ({"seasonality": "hour_of_week", "calendar": {"country": "XX"}}, "country must be a country code"),
+    ({"seasonality": "hour_of_week", "calendar": {"country": "DE", "subdivision": "ZZ"}}, "subdivision must be one of"),
+    ({"seasonality": "hour_of_week", "calendar": {"subdivision": "BY"}}, "subdivision needs a country"),
+    ({"seasonality": "hour_of_day", "calendar": {"country": "DE", "holiday_as": "sunday"}},
+     "needs seasonality day_of_week or hour_of_week"),
+    ({"seasonality": "none", "calendar": {"country": "DE"}}, "calendar needs a seasonality"),
+    ({"seasonality": "hour_of_week", "calendar": {"dates": ["24.12.2026"]}}, "must be a date like 2026-12-24"),
+])
+def test_baseline_config_rejects(baseline: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        BaselineConfig.model_validate(baseline)
+
+
+def test_calendar_config_from_yaml_dates() -> None:
+    import yaml
+
+    data = yaml.safe_load("seasonality: hour_of_week\ntimezone: Europe/Berlin\n"
+                          "calendar: {country: DE, subdivision: BY, dates: [2026-12-24, '2026-12-31'], "
+                          "holiday_as: sunday}\n")
+    config = BaselineConfig.model_validate(data)
+    assert config.calendar is not None and config.calendar.dates == [date(2026, 12, 24), date(2026, 12, 31)]
+    clock = SlotClock.from_config(config)
+    assert clock.place(datetime(2026, 12, 31, 12, tzinfo=UTC)).slot == 6 * 24 + 13
