@@ -18,16 +18,22 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections import Counter as Tally
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from drift.errors import ConfigError
 from drift.findings import Cohort, Finding
 
 if TYPE_CHECKING:
     from drift.config import Config
+    from drift.tickets import Ticket
 
 OTHER = "_other"
 """The value of every cohort label of a cohort past the cap."""
@@ -325,6 +331,162 @@ def record_finding(cohort: Cohort, finding: Finding) -> None:
 def record_findings(cohort: Cohort, findings: list[Finding]) -> None:
     """Record one cohort's findings in the per-cohort gauges of this process."""
     _current.record_all(cohort, findings)
+
+
+MAX_TICKET_INFO = 100
+"""Active tickets a process lists in ``drift_ticket_info`` (oldest first); the rest are counted
+in ``drift_ticket_info_omitted``. It bounds that gauge's series whatever the number of cohorts."""
+TICKET_STATE_MIN_INTERVAL = 10.0
+"""Seconds between two reads of the ticket store when no ticket event asks for one."""
+
+
+@dataclass(frozen=True, slots=True)
+class TicketSnapshot:
+    """The ticket store as one process last read it (see :class:`TicketState`)."""
+
+    read_at: float
+    open: Mapping[tuple[str, str, str, str], int] = field(default_factory=dict)
+    review_queue: Mapping[str, int] = field(default_factory=dict)
+    listed: tuple[tuple[str, str, str, str, str, str, str], ...] = ()
+    omitted: Mapping[str, int] = field(default_factory=dict)
+
+
+def _cohort_text(ticket: Ticket) -> str:
+    # The cohort key without the model ("region=eu|tenant=acme"); "-" for a model-wide ticket.
+    return "|".join(f"{k}={v}" for k, v in sorted(ticket.cohort.items()) if k != "model") or ABSENT
+
+
+class TicketState(Collector):
+    """Ticket-state gauges, read from the ticket store (the alert rules page on them).
+
+    ``drift_tickets_open{model, detector, severity, routing}`` counts the live
+    (not resolved) tickets whose problem is active: opened after the policy's
+    ``consecutive_windows``, not yet cleared by its hysteresis. ``routing`` is the
+    ticket's action (``ticket`` or ``human_review``), ``severity`` the ticket's.
+    ``drift_review_queue{model}`` counts tickets pending review.
+    ``drift_ticket_info{ticket, model, detector, severity, routing, feature, cohort}``
+    is 1 for each of the first :data:`MAX_TICKET_INFO` active tickets (oldest id
+    first) and ``drift_ticket_info_omitted{model}`` counts the others.
+    ``drift_ticket_state_timestamp_seconds`` says when this process read the
+    store: every process of a cluster reads the same store, and the rules use the
+    freshest read.
+
+    ``drift_alert_only_active{model, detector, severity}`` counts problems routed
+    ``alert_only`` (no ticket) that are active in this process; their policy state
+    lives in the flow, so these add up across processes.
+
+    The values are swapped whole, so a scrape never sees half a read.
+
+    >>> from prometheus_client import generate_latest
+    >>> registry = CollectorRegistry()
+    >>> state = TicketState(registry=registry)
+    >>> state.update([], models=["m"], now=1.0)
+    >>> print(generate_latest(registry).decode().count("drift_review_queue{model=\"m\"} 0.0"))
+    1
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = REGISTRY) -> None:
+        self._snapshot: TicketSnapshot | None = None
+        self._lock = threading.Lock()
+        self._alert_only: dict[str, tuple[str, str, str]] = {}
+        self._last_read = float("-inf")
+        if registry is not None:
+            registry.register(self)
+
+    @property
+    def snapshot(self) -> TicketSnapshot | None:
+        return self._snapshot
+
+    def due(self, interval: float = TICKET_STATE_MIN_INTERVAL) -> bool:
+        """Whether the last read is older than ``interval`` seconds (monotonic clock)."""
+        return time.monotonic() - self._last_read >= interval
+
+    def update(self, live: Iterable[Ticket], models: Iterable[str] = (), now: float | None = None) -> None:
+        """Take a read of the live tickets (:meth:`drift.tickets.TicketStore.live`)."""
+        open_: Tally[tuple[str, str, str, str]] = Tally()
+        queue: Tally[str] = Tally({model: 0 for model in models})
+        omitted: Tally[str] = Tally({model: 0 for model in models})
+        listed: list[tuple[str, str, str, str, str, str, str]] = []
+        for ticket in live:
+            if ticket.status == "pending_review":
+                queue[ticket.model] += 1
+            if not ticket.active:
+                continue
+            open_[(ticket.model, ticket.detector, ticket.severity.value, ticket.action)] += 1
+            omitted.setdefault(ticket.model, 0)
+            if len(listed) < MAX_TICKET_INFO:
+                listed.append((ticket.id, ticket.model, ticket.detector, ticket.severity.value, ticket.action,
+                               ticket.feature or ABSENT, _cohort_text(ticket)))
+            else:
+                omitted[ticket.model] += 1
+        snapshot = TicketSnapshot(time.time() if now is None else now, dict(open_), dict(queue),
+                                  tuple(listed), dict(omitted))
+        with self._lock:
+            self._snapshot = snapshot
+            self._last_read = time.monotonic()
+
+    def alert_only(self, fingerprint: str, model: str, detector: str, severity: str, active: bool) -> None:
+        """Record that an ``alert_only`` problem alerted (``active``) or cleared."""
+        with self._lock:
+            if active:
+                self._alert_only[fingerprint] = (model, detector, severity)
+            else:
+                self._alert_only.pop(fingerprint, None)
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            snapshot = self._snapshot
+            alert_only = Tally(self._alert_only.values())
+        tickets_open = GaugeMetricFamily(
+            "drift_tickets_open",
+            "Live tickets whose problem is active (the policy opened them and has not cleared them), by the "
+            "ticket's model, detector, severity and routing (ticket, human_review); read from the ticket store.",
+            labels=["model", "detector", "severity", "routing"],
+        )
+        review_queue = GaugeMetricFamily(
+            "drift_review_queue", "Tickets pending review, read from the ticket store.", labels=["model"],
+        )
+        info = GaugeMetricFamily(
+            "drift_ticket_info",
+            f"1 for each active ticket (the first {MAX_TICKET_INFO} by id): its id, cohort (labels without the "
+            "model) and feature ('-' when none).",
+            labels=["ticket", "model", "detector", "severity", "routing", "feature", "cohort"],
+        )
+        omitted = GaugeMetricFamily(
+            "drift_ticket_info_omitted",
+            f"Active tickets not listed in drift_ticket_info (past {MAX_TICKET_INFO}).", labels=["model"],
+        )
+        read_at = GaugeMetricFamily(
+            "drift_ticket_state_timestamp_seconds",
+            "When this process last read the ticket store for the ticket-state gauges (Unix time).",
+        )
+        only = GaugeMetricFamily(
+            "drift_alert_only_active",
+            "Problems routed alert_only (no ticket) that are active in this process, by model, detector and "
+            "severity.",
+            labels=["model", "detector", "severity"],
+        )
+        if snapshot is not None:
+            for key, n in sorted(snapshot.open.items()):
+                tickets_open.add_metric(list(key), n)
+            for model, n in sorted(snapshot.review_queue.items()):
+                review_queue.add_metric([model], n)
+            for row in snapshot.listed:
+                info.add_metric(list(row), 1)
+            for model, n in sorted(snapshot.omitted.items()):
+                omitted.add_metric([model], n)
+            read_at.add_metric([], snapshot.read_at)
+        for (model, detector, severity), n in sorted(alert_only.items()):
+            only.add_metric([model, detector, severity], n)
+        yield from (tickets_open, review_queue, info, omitted, read_at, only)
+
+    def describe(self) -> Iterator[Metric]:
+        # Names only (prometheus_client checks duplicates with them): collect() reads no store.
+        return self.collect()
+
+
+TICKET_STATE = TicketState()
+"""The ticket-state gauges of this process (updated by the flow's ticket step)."""
 
 
 def serve(host: str, port: int) -> int:

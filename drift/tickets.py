@@ -1214,6 +1214,17 @@ class TicketStore:
                               (TicketStatus(status).value,))
         return [_ticket_from_row(row) for row in rows]
 
+    def live(self) -> builtins.list[Ticket]:
+        """Tickets not resolved (whatever their other status), oldest id first.
+
+        The read behind the ticket-state metrics (:class:`drift.metrics.TicketState`);
+        the partial index on live fingerprints keeps it small however many
+        tickets were ever resolved.
+        """
+        with self._db.read("list live tickets in") as tx:
+            rows = tx.all("SELECT * FROM tickets WHERE status != ? ORDER BY seq", (TicketStatus.RESOLVED.value,))
+        return [_ticket_from_row(row) for row in rows]
+
     def context(self, ticket_id: str) -> dict[str, Any]:
         """Everything a reviewer needs about ``ticket_id``, computed now.
 

@@ -6,6 +6,7 @@ One builder serves ``drift run`` (Kafka), ``drift replay`` and ``drift demo``
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from detectors.embedding import EmbeddingDetector
 from detectors.registry import build as build_detector
 from drift import metrics
 from drift.config import Config, ModelConfig
-from drift.errors import BaselineError, ReferenceDataError
+from drift.errors import BaselineError, ReferenceDataError, TicketStoreError
 from drift.batch import BatchDecoder, DecodedBatch, model_columns
 from drift.events import Decoder, DeadLetter, InferenceEvent, RawMessage
 from drift.findings import Cohort, Finding, Window
@@ -35,6 +36,8 @@ from drift.tickets import TicketEvent, TicketStore
 from flows.windows import STEP_ID, WindowSpec, as_pieces, window_logic
 from flows.freshness import freshness_findings, freshness_plans
 from flows.value_skew import count_feature_events, split_feature_events, value_skew_findings, value_skew_plans
+
+log = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -135,19 +138,44 @@ class TicketRecorder:
         store: TicketStore | None = getattr(self._local, "store", None)
         if store is None:
             store = self._local.store = self._open_store()
+            self.refresh_state(store)  # on start: alerts see the tickets already open
         return store
+
+    def refresh_state(self, store: TicketStore, force: bool = True) -> None:
+        """Read the live tickets into the ticket-state gauges (drift/metrics.py), which the
+        alert rules page on. ``force=False`` reads only if the last read is older than
+        ``metrics.TICKET_STATE_MIN_INTERVAL`` (reviews done with the CLI show up so)."""
+        if force or metrics.TICKET_STATE.due():
+            try:
+                metrics.TICKET_STATE.update(store.live(), self._models)
+            except TicketStoreError as exc:
+                # The gauges keep the last read, and its timestamp says how old it is.
+                log.warning("cannot read the ticket state for the metrics: %s", exc)
 
     def traffic(self, items: list[tuple[Cohort, Window, WindowSummary]]) -> list[tuple[Cohort, Window, WindowSummary]]:
         """Record the cohort windows' event counts (for traffic shares), one transaction per
         batch of closed windows; pass the items on."""
-        self._store().record_traffic_many([
+        store = self._store()
+        store.record_traffic_many([
             (cohort.model, cohort.key, window.start, window.end, summary.n_events) for cohort, window, summary in items
         ])
+        self.refresh_state(store, force=False)
         return items
+
+    def record_batch(self, decisions: list[Decision]) -> list[TicketEvent]:
+        """:meth:`__call__` for a batch of decisions, then one read of the ticket state."""
+        events = [event for decision in decisions for event in self(decision)]
+        if decisions:
+            self.refresh_state(self._store())
+        return events
 
     def __call__(self, decision: Decision) -> list[TicketEvent]:
         store = self._store()
         model = self._models[decision.finding.cohort.model]
+        if decision.action == "alert_only":
+            finding = decision.finding
+            metrics.TICKET_STATE.alert_only(finding.fingerprint, finding.cohort.model, finding.detector,
+                                            finding.severity.value, active=decision.kind != "clear")
         if decision.kind == "clear":
             event = store.clear(decision.finding)
         elif decision.action == "alert_only":
@@ -350,7 +378,7 @@ def build_flow(
         return decide_cohort(state, found, model, list(config.routing))
 
     decisions = op.stateful_flat_map("apply_policy", found_lists, apply_policy)
-    tickets = op.flat_map("open_tickets", op.key_rm("unkey_decisions", decisions), recorder)
+    tickets = op.flat_map_batch("open_tickets", op.key_rm("unkey_decisions", decisions), recorder.record_batch)
     op.output("write_tickets", tickets, outputs.tickets)
 
     dead_letters = op.merge("dead_letters", *dead)

@@ -181,6 +181,8 @@ def _known_metrics() -> set[str]:
     # The per-cohort gauges are created from the config (drift.metrics.configure).
     for collector in drift.metrics.cohort_metrics().collectors():
         registry.register(collector)
+    # The ticket-state gauges are one collector, read from the ticket store.
+    registry.register(drift.metrics.TicketState(registry=None))
     for family in registry.collect():
         suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"],
                     "summary": ["_sum", "_count"]}.get(family.type, [""])
