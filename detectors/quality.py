@@ -23,6 +23,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from detectors import significance
+from detectors.significance import Significance, SignificanceSetting, rate_p
 from drift.findings import Cohort, Finding, Severity, Window
 from drift.reference import CategoricalProfile, NumericProfile, ReferenceProfile
 from drift.summary import (
@@ -146,6 +148,9 @@ class QualityConfig(BaseModel):
     schema_change: Limits | None = _default_limits("schema_change")
     cardinality_growth: Limits | None = _default_limits("cardinality_growth")
     min_samples: int = Field(default=100, ge=1)
+    significance: SignificanceSetting = Significance()
+    """Rates at warn/alert only when significantly above the reference's own rate (one-sided
+    binomial test, Benjamini–Hochberg over the cohort window's rates); ``none``: by value alone."""
 
     @model_validator(mode="before")
     @classmethod
@@ -209,6 +214,21 @@ def _feature_counts(check: CheckName, counts: FeatureCounts, n_events: int, n_bi
         return counts.n_out_of_range, n_values
     # unseen_category: the last bin of a categorical feature
     return int(counts.counts[-1]), n_binned
+
+
+def _reference_rate(check: CheckName, feature: NumericProfile | CategoricalProfile, profile: ReferenceProfile) -> float:
+    """The rate the reference itself had, which a window's rate is tested against.
+
+    ``null_rate``: the reference rows without a value (``1 - n / n_rows``; for a seasonal
+    profile, whose ``n`` is the slot's, 0). ``unseen_category``: the reference's share of
+    values outside the kept categories. The other checks: 0 (the reference had none, or the
+    limit is the config's), so any offending value is significant and the threshold decides.
+    """
+    if check == "null_rate" and not profile.baselines and profile.n_rows > 0:
+        return max(0.0, min(1.0, 1.0 - feature.n / profile.n_rows))
+    if check == "unseen_category" and isinstance(feature, CategoricalProfile):
+        return float(feature.shares[-1])
+    return 0.0
 
 
 _APPLIES: dict[CheckName, tuple[type, ...]] = {
@@ -292,6 +312,7 @@ class QualityDetector:
                 evidence, baseline, skipped = self._feature_evidence(check, counts, feature)
                 findings.append(self._finding(
                     check, thresholds, cohort, window, name, numbers, feature.n, baseline, evidence, skipped,
+                    _reference_rate(check, feature, profile),
                 ))
             growth = self.config.cardinality_growth
             if growth is not None and isinstance(feature, CategoricalProfile):
@@ -318,7 +339,7 @@ class QualityDetector:
             ))
         if self.config.schema_change is not None:
             findings.append(self._schema(self.config.schema_change, summary, profile, cohort, window))
-        return findings
+        return significance.apply(findings, self.config.significance)
 
     def _cardinality(
         self, limits: Limits, cohort: Cohort, window: Window, name: str, counts: FeatureCounts,
@@ -404,16 +425,21 @@ class QualityDetector:
     def _finding(
         self, check: CheckName, thresholds: Thresholds, cohort: Cohort, window: Window, feature: str | None,
         numbers: tuple[int, int], n_reference: int, baseline: str, extra: dict[str, Any], skipped: str | None,
+        reference_rate: float = 0.0,
     ) -> Finding:
         numerator, denominator = numbers
         value = rate(numerator, denominator)
         if skipped is None and denominator < self.config.min_samples:
             skipped = f"{denominator} values to check in the window; min_samples is {self.config.min_samples}"
         severity = Severity.OK if skipped is not None else Severity.of(value, thresholds.warn_level, thresholds.alert)
+        evidence = {"check": check, "numerator": numerator, "denominator": denominator, **extra}
+        p_value = None
+        if skipped is None:
+            p_value = rate_p(numerator, denominator, reference_rate)
+            evidence.update({"p_method": "binomial", "reference_rate": round(reference_rate, 6)})
         return Finding(
             detector=f"{self.name}.{check}", cohort=cohort, window=window, feature=feature,
             value=value, severity=severity, warn=thresholds.warn_level, alert=thresholds.alert,
             n_current=denominator, n_reference=n_reference, baseline=baseline,
-            evidence={"check": check, "numerator": numerator, "denominator": denominator, **extra},
-            skipped=skipped,
+            evidence=evidence, skipped=skipped, p_value=p_value,
         )

@@ -59,7 +59,7 @@ FIRST_DRAWS = 199
 MORE_DRAWS = 1800
 """Monte-Carlo tables drawn: 199 first, 1,800 more when p < 0.05 after those."""
 
-Method = Literal["chi2", "monte_carlo", "z", "none"]
+Method = Literal["chi2", "monte_carlo", "z", "binomial", "none"]
 
 
 class Significance(BaseModel):
@@ -165,6 +165,23 @@ def bh_qvalues(p_values: npt.ArrayLike) -> npt.NDArray[np.float64]:
     q = np.empty(m, dtype=np.float64)
     q[order] = adjusted
     return q
+
+
+def rate_p(k: int, n: int, p0: float) -> float:
+    """One-sided binomial p-value P(X >= k) for X ~ Binomial(n, p0): is the rate above ``p0``?
+
+    >>> rate_p(0, 100, 0.02), rate_p(3, 100, 0.0)
+    (1.0, 0.0)
+    >>> round(rate_p(5, 100, 0.02), 4)
+    0.0508
+    """
+    if k <= 0 or n <= 0:
+        return 1.0
+    if p0 <= 0:
+        return 0.0
+    from scipy.special import bdtrc
+
+    return float(min(1.0, max(0.0, bdtrc(k - 1, n, min(p0, 1.0)))))
 
 
 def mean_shift_p(shift_in_std: float, n: int) -> float:

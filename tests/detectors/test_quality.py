@@ -201,7 +201,8 @@ def test_findings_are_json_ready_and_fingerprints_separate_checks() -> None:
 )
 def test_severity_from_thresholds(n_null: int, thresholds: Thresholds, expected: Severity) -> None:
     events = rows(*([{"age": None}] * n_null + [{}] * (100 - n_null)))
-    finding = score(events, null_rate=thresholds)[("null_rate", "age")]
+    # PROFILE's age has 73 values in 100 rows: a 27% null rate that no window here exceeds.
+    finding = score(events, null_rate=thresholds, significance="none")[("null_rate", "age")]
     assert finding.severity is expected
     assert (finding.warn, finding.alert) == (thresholds.warn_level, thresholds.alert)
 
@@ -478,3 +479,50 @@ def test_thresholds_are_frozen_and_strict() -> None:
         Thresholds.model_validate({"alert": "0.1"})
     with pytest.raises(ValidationError):
         QualityConfig().null_rate.alert = 0.5  # type: ignore[misc, union-attr]
+
+
+# --------------------------------------------------------------------------
+# Significance: a rate is tested against the reference's own rate
+# --------------------------------------------------------------------------
+
+
+def test_null_rate_p_value_is_the_binomial_tail_above_the_reference_rate() -> None:
+    from scipy.stats import binomtest
+
+    finding = score(rows(*([{"age": None}] * 35 + [{}] * 65)))[("null_rate", "age")]
+    expected = binomtest(35, 100, 0.27, alternative="greater").pvalue
+    assert finding.p_value == pytest.approx(expected, rel=1e-9)
+    assert finding.evidence["reference_rate"] == 0.27 and finding.evidence["p_method"] == "binomial"
+
+
+def test_a_rate_as_high_as_the_references_own_is_not_an_alert() -> None:
+    """The reference has 27% nulls in age: a window at 30% is past alert 0.05, but not news."""
+    events = rows(*([{"age": None}] * 30 + [{}] * 70))
+    quiet = score(events)[("null_rate", "age")]
+    loud = score(events, significance="none")[("null_rate", "age")]
+    assert loud.severity is Severity.ALERT
+    assert quiet.severity is Severity.OK and "not_significant" in quiet.evidence
+
+
+def test_a_rate_the_reference_never_had_is_significant_at_once() -> None:
+    found = score(rows(*([{"country": "XX"}] * 10 + [{"country": "DE"}] * 90)))
+    out = found[("unseen_category", "country")]  # the reference had no unseen values
+    assert out.p_value == 0.0 and out.severity is Severity.ALERT
+
+
+def test_false_alarms_of_null_rate_at_small_n_drop_with_significance() -> None:
+    """Windows of 100 events with the reference's own 3% null rate: alert 0.05 fires often by chance."""
+    rng = np.random.default_rng(5)
+    profile = ReferenceProfile(
+        model="m", features={"age": numeric_profile(np.arange(970.0), 4)}, n_rows=1000, source="t", built_at=T0,
+    )
+    fired = {"none": 0, "bh": 0}
+    for _ in range(300):
+        n_null = int(rng.binomial(100, 0.03))
+        summary = summarise(rows(*([{"age": None}] * n_null + [{"age": 5.0}] * (100 - n_null))), profile)
+        for setting, key in (("none", "none"), ({"method": "bh", "q": 0.01}, "bh")):
+            found = QualityDetector(QualityConfig(min_samples=1, significance=setting)).score(
+                summary, profile, COHORT, WINDOW)
+            fired[key] += by_check(found)[("null_rate", "age")].severity is not Severity.OK
+    assert fired["none"] > 30  # P(X >= 2 | n=100, p=0.03) is about 80% past warn 0.02
+    assert fired["bh"] <= 3

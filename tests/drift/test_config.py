@@ -323,7 +323,7 @@ MISTAKES = [
         """,
         "drift.yaml:7:19 models[0].detectors[0].quality.nul_rate: unknown key 'nul_rate' (did you mean "
         "'null_rate'?); valid keys: cardinality_growth, duplicate_event_id, features, min_samples, missing_rate, "
-        "null_rate, out_of_range, schema_change, type_mismatch, unseen_category",
+        "null_rate, out_of_range, schema_change, significance, type_mismatch, unseen_category",
         id="quality-check-misspelt",
     ),
     pytest.param(
@@ -577,7 +577,7 @@ def test_unknown_top_level_key_and_missing_models(tmp_path: Path) -> None:
     assert errors(path) == [
         "drift.yaml:1:1 models: is required",
         "drift.yaml:2:1 model: unknown key 'model' (did you mean 'models'?); valid keys: "
-        "baselines, events, kafka, metrics, models, routing, tickets, version",
+        "baselines, events, kafka, metrics, models, review, routing, tickets, version",
     ]
 
 
