@@ -669,17 +669,41 @@ def tickets_show(ticket_id: str, config_path: str) -> None:
     _print_json({**ticket.to_dict(), "context": context, "history": history})
 
 
-@tickets.command("move")
+_AS_ADMIN_HELP = ("Act for the person named by the name option; needs the 'admin' role when "
+                  "review.reviewers is declared. Both names are recorded in the audit log.")
+_IDENTITY_NOTE = ("You act as $DRIFT_REVIEWER, else as the OS user; see docs/tickets.md, "
+                  "Identities and roles.")
+
+
+def _actor(config: Config, named: str | None, as_admin: bool) -> tuple[Any, Any]:
+    """The review policy of ``config`` and the person this command acts as (exit 1 if refused)."""
+    from drift.review import ReviewPolicy
+
+    try:
+        policy = ReviewPolicy.from_config(config)
+        return policy, policy.actor(named, as_admin)
+    except DriftError as exc:
+        _fail(str(exc))
+
+
+@tickets.command("move", epilog=_IDENTITY_NOTE)
 @click.argument("ticket_id")
 @click.argument("status", type=click.Choice(["in_progress", "resolved"]))
-@click.option("--by", "actor", required=True, help="Who moves the ticket (recorded in the audit log).")
+@click.option("--by", "actor_name", default=None, metavar="NAME",
+              help="Move it for NAME (with --as-admin)  [default: you]")
+@click.option("--as-admin", is_flag=True, help=_AS_ADMIN_HELP)
 @click.option("--comment", default=None)
 @click.option("--config", "config_path", default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
-def tickets_move(ticket_id: str, status: str, actor: str, comment: str | None, config_path: str) -> None:
-    """Move a ticket to in_progress or resolved (review moves go through `drift review`)."""
+def tickets_move(ticket_id: str, status: str, actor_name: str | None, as_admin: bool, comment: str | None,
+                 config_path: str) -> None:
+    """Move a ticket to in_progress or resolved (review moves go through `drift review`).
+
+    Needs the 'resolve' role when review.reviewers is declared."""
+    config = _load(config_path)
+    policy, actor = _actor(config, actor_name, as_admin)
     with _store(config_path) as store:
         try:
-            ticket = store.set_status(ticket_id, status, actor=actor, comment=comment)
+            ticket = policy.move(store, ticket_id, status, actor, comment)
         except DriftError as exc:
             _fail(str(exc))
     click.echo(f"{ticket.id}: {ticket.status.value}")
@@ -727,59 +751,74 @@ def review_list(config_path: str, as_json: bool) -> None:
     ) if queue else "no tickets waiting for review")
 
 
-@review.command("request")
+@review.command("request", epilog=_IDENTITY_NOTE)
 @click.argument("ticket_id")
-@click.option("--requester", required=True, help="Who asks for the review; they cannot approve it.")
+@click.option("--requester", default=None, metavar="NAME",
+              help="Request it for NAME (with --as-admin)  [default: you]. The requester cannot approve it.")
+@click.option("--as-admin", is_flag=True, help=_AS_ADMIN_HELP)
 @click.option("--approvals", type=click.IntRange(min=1), default=None,
               help="Distinct approvers needed  [default: the ticket's]")
 @click.option("--config", "config_path", default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
-def review_request(ticket_id: str, requester: str, approvals: int | None, config_path: str) -> None:
+def review_request(ticket_id: str, requester: str | None, as_admin: bool, approvals: int | None,
+                   config_path: str) -> None:
     """Send an open (or rejected) ticket to review."""
+    config = _load(config_path)
+    policy, actor = _actor(config, requester, as_admin)
     with _store(config_path) as store:
         try:
-            ticket = store.request_review(ticket_id, requester, approvals)
+            ticket = policy.request(store, ticket_id, actor, approvals)
         except DriftError as exc:
             _fail(str(exc))
     click.echo(f"{ticket.id}: pending_review, requested by {ticket.requester}, "
                f"{ticket.approvals_required} approval(s) needed")
 
 
-@review.command("approve")
+@review.command("approve", epilog=_IDENTITY_NOTE)
 @click.argument("ticket_id")
-@click.option("--reviewer", required=True, help="Who approves (never the requester).")
+@click.option("--reviewer", default=None, metavar="NAME",
+              help="Approve for NAME (with --as-admin)  [default: you]; never the requester.")
+@click.option("--as-admin", is_flag=True, help=_AS_ADMIN_HELP)
 @click.option("--comment", default=None)
 @click.option("--config", "config_path", default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
-def review_approve(ticket_id: str, reviewer: str, comment: str | None, config_path: str) -> None:
-    """Approve a ticket; the last approval needed emits its retraining request."""
+def review_approve(ticket_id: str, reviewer: str | None, as_admin: bool, comment: str | None,
+                   config_path: str) -> None:
+    """Approve a ticket; the last approval needed emits its retraining request.
+
+    Needs the 'approve_retraining' role ('approve_sensitive' for a sensitive ticket) when
+    review.reviewers is declared."""
     config = _load(config_path)
+    policy, actor = _actor(config, reviewer, as_admin)
     with _store(config_path) as store:
         try:
-            ticket, request = store.approve(ticket_id, reviewer, comment)
+            ticket, request = policy.approve(store, ticket_id, actor, comment)
         except DriftError as exc:
             _fail(str(exc))
         if request is None:
             approved = [r.reviewer for r in store.reviews(ticket_id)
                         if r.round == ticket.review_round and r.verdict == "approve"]
-            click.echo(f"{ticket.id}: approved by {', '.join(approved)}; "
+            click.echo(f"{ticket.id}: approved by {_safe(', '.join(approved))}; "
                        f"{ticket.approvals_required - len(approved)} more approval(s) needed")
             return
         click.echo(f"{ticket.id}: approved; retraining request {request.key} written to the outbox")
         _publish(config, store)
 
 
-@review.command("reject")
+@review.command("reject", epilog=_IDENTITY_NOTE)
 @click.argument("ticket_id")
-@click.option("--reviewer", required=True)
+@click.option("--reviewer", default=None, metavar="NAME", help="Reject for NAME (with --as-admin)  [default: you]")
+@click.option("--as-admin", is_flag=True, help=_AS_ADMIN_HELP)
 @click.option("--comment", required=True, help="Why the ticket is rejected.")
 @click.option("--config", "config_path", default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
-def review_reject(ticket_id: str, reviewer: str, comment: str, config_path: str) -> None:
-    """Reject a ticket under review."""
+def review_reject(ticket_id: str, reviewer: str | None, as_admin: bool, comment: str, config_path: str) -> None:
+    """Reject a ticket under review (same roles as approve)."""
+    config = _load(config_path)
+    policy, actor = _actor(config, reviewer, as_admin)
     with _store(config_path) as store:
         try:
-            ticket = store.reject(ticket_id, reviewer, comment)
+            ticket = policy.reject(store, ticket_id, actor, comment)
         except DriftError as exc:
             _fail(str(exc))
-    click.echo(f"{ticket.id}: rejected by {reviewer}")
+    click.echo(f"{ticket.id}: rejected by {_safe(actor.name)}")
 
 
 @review.command("publish")

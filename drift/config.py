@@ -45,7 +45,8 @@ from detectors.quality import QualityConfig
 from detectors.score import ScoreConfig
 from detectors.skew import SkewConfig
 from drift.duration import format_duration, parse_duration
-from drift.errors import ConfigError
+from drift.errors import ConfigError, ReviewError
+from drift.identity import canonical, skeleton
 from drift.redaction import has_credentials, is_sensitive_name, redact, register_secret
 from drift.reference import PredictionColumn
 from drift.summary import EmbeddingSampling
@@ -596,6 +597,45 @@ class TicketsConfig(Strict):
         return value
 
 
+ReviewRole = Literal["approve_retraining", "approve_sensitive", "resolve", "admin"]
+"""What a reviewer may do: approve (or reject) retraining, do so for a sensitive ticket,
+move tickets to in_progress/resolved, act for another reviewer (``--as-admin``)."""
+
+
+class ReviewerConfig(Strict):
+    """One person who may act on tickets, and what they may do."""
+
+    roles: list[ReviewRole] = Field(min_length=1)
+
+
+class ReviewConfig(Strict):
+    """Who reviews (docs/tickets.md, Identities and roles)."""
+
+    reviewers: dict[str, ReviewerConfig] | None = None
+    """Declared reviewers by name; an undeclared name is refused. Absent: any name, no roles."""
+    sensitive_features: list[str] = Field(default_factory=list)
+    """Features whose tickets only reviewers with ``approve_sensitive`` may approve or reject
+    (as are all tickets of models with ``impact.regulated: true``)."""
+
+    @field_validator("reviewers")
+    @classmethod
+    def _distinct_people(cls, value: dict[str, ReviewerConfig] | None) -> dict[str, ReviewerConfig] | None:
+        if value is None:
+            return value
+        seen: dict[str, str] = {}
+        for name in value:
+            try:
+                canonical(name, "reviewer name")
+            except ReviewError as exc:
+                raise ValueError(str(exc)) from None
+            alike = seen.get(skeleton(name))
+            if alike is not None:
+                raise ValueError(f"reviewers {alike!r} and {name!r} are one person: their names differ only "
+                                 f"in case, width, accents or look-alike letters")
+            seen[skeleton(name)] = name
+        return value
+
+
 class MetricsConfig(Strict):
     """Prometheus metrics served over HTTP by ``drift run``."""
 
@@ -622,6 +662,7 @@ class Config(Strict):
     models: list[ModelConfig] = Field(min_length=1)
     routing: list[RoutingRule] = Field(default_factory=list)
     tickets: TicketsConfig = TicketsConfig()
+    review: ReviewConfig = ReviewConfig()
     metrics: MetricsConfig = MetricsConfig()
     baselines: BaselinesConfig = BaselinesConfig()
     source_dir: Annotated[str, Field(exclude=True)] = "."

@@ -22,13 +22,140 @@ so a consumer can drop the duplicate of a retried send.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import getpass
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-from drift.tickets import RetrainRequest, Ticket, TicketStatus, TicketStore, canonical_json
+from drift.config import Config, ReviewRole
+from drift.errors import ReviewError
+from drift.identity import canonical, same_person
+from drift.tickets import SYSTEM_IDENTITY, RetrainRequest, Ticket, TicketStatus, TicketStore, canonical_json
 
-__all__ = ["PendingReview", "PublishResult", "Sender", "pending_reviews", "publish_outbox"]
+__all__ = [
+    "REVIEWER_ENV",
+    "Actor",
+    "PendingReview",
+    "PublishResult",
+    "ReviewPolicy",
+    "Sender",
+    "acting_identity",
+    "pending_reviews",
+    "publish_outbox",
+]
+
+REVIEWER_ENV: Final = "DRIFT_REVIEWER"
+"""The environment variable naming who runs a review command; the OS user when unset."""
+
+
+def acting_identity(environ: Mapping[str, str] | None = None) -> str:
+    """Who runs this command: ``$DRIFT_REVIEWER``, else the OS user (:func:`getpass.getuser`)."""
+    env = os.environ if environ is None else environ
+    name = env.get(REVIEWER_ENV, "").strip()
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError) as exc:  # no login name and no passwd entry (some containers)
+        raise ReviewError(f"cannot tell who you are: set {REVIEWER_ENV} ({exc})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who a review action is recorded for: ``name``, and the administrator who acted for them."""
+
+    name: str
+    admin: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewPolicy:
+    """The ``review:`` config applied to people: identities, roles and sensitive tickets.
+
+    With ``review.reviewers`` declared, only those people act, each within their
+    roles; without it any well-formed name acts (names are still compared as people).
+    """
+
+    reviewers: Mapping[str, frozenset[str]] | None
+    sensitive_features: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_config(cls, config: Config) -> ReviewPolicy:
+        declared = config.review.reviewers
+        reviewers = None if declared is None else {
+            canonical(name, "reviewer name"): frozenset(r.roles) for name, r in declared.items()}
+        return cls(reviewers, frozenset(config.review.sensitive_features))
+
+    def actor(self, named: str | None, as_admin: bool, environ: Mapping[str, str] | None = None) -> Actor:
+        """The person an action is recorded for.
+
+        The caller's own identity (:func:`acting_identity`), unless ``named`` is
+        someone else: that takes ``as_admin``, and, with declared reviewers, the
+        ``admin`` role. The administrator is recorded with the action.
+        """
+        me = self._known(acting_identity(environ), "you (" + REVIEWER_ENV + " or the OS user)")
+        if named is None or canonical(named, "--reviewer") == me:
+            return Actor(me)
+        if same_person(named, me):
+            raise ReviewError(f"{named!r} is not you ({me!r}) but looks like you: give your own name or none")
+        if not as_admin:
+            raise ReviewError(
+                f"you are {me!r} ({REVIEWER_ENV} or the OS user); acting for {named!r} needs --as-admin"
+            )
+        self.require(me, "admin", f"act for {named!r}")
+        return Actor(self._known(named, "the named reviewer"), me)
+
+    def _known(self, name: str, what: str) -> str:
+        person = canonical(name, what)
+        if person == SYSTEM_IDENTITY:
+            raise ReviewError(f"{what} {name!r} is the stream job's identity, which no person may use: "
+                              f"it requests the reviews the job opens and cannot approve them")
+        if self.reviewers is not None and person not in self.reviewers:
+            raise ReviewError(
+                f"{what} {name!r} is not a declared reviewer (review.reviewers: "
+                f"{', '.join(sorted(self.reviewers)) or 'none'})"
+            )
+        return person
+
+    def require(self, person: str, role: ReviewRole, doing: str) -> None:
+        """Refuse ``person`` without ``role`` (no check when no reviewers are declared)."""
+        if self.reviewers is None:
+            return
+        roles = self.reviewers.get(person, frozenset())
+        if role not in roles:
+            raise ReviewError(
+                f"{person!r} may not {doing}: it needs the role {role!r} (review.reviewers.{person}.roles: "
+                f"{', '.join(sorted(roles)) or 'none'})"
+            )
+
+    def is_sensitive(self, ticket: Ticket) -> bool:
+        """A ticket on a sensitive feature, or of a regulated model."""
+        return ticket.feature in self.sensitive_features or bool(ticket.impact.get("regulated"))
+
+    def review_role(self, ticket: Ticket) -> ReviewRole:
+        return "approve_sensitive" if self.is_sensitive(ticket) else "approve_retraining"
+
+    # The actions, with their roles checked before the store's own rules.
+
+    def approve(self, store: TicketStore, ticket_id: str, actor: Actor, comment: str | None = None
+                ) -> tuple[Ticket, RetrainRequest | None]:
+        ticket = store.get(ticket_id)
+        self.require(actor.name, self.review_role(ticket), f"approve {ticket_id}")
+        return store.approve(ticket_id, actor.name, comment, admin=actor.admin)
+
+    def reject(self, store: TicketStore, ticket_id: str, actor: Actor, comment: str) -> Ticket:
+        ticket = store.get(ticket_id)
+        self.require(actor.name, self.review_role(ticket), f"reject {ticket_id}")
+        return store.reject(ticket_id, actor.name, comment, admin=actor.admin)
+
+    def request(self, store: TicketStore, ticket_id: str, actor: Actor, approvals: int | None = None) -> Ticket:
+        return store.request_review(ticket_id, actor.name, approvals, admin=actor.admin)
+
+    def move(self, store: TicketStore, ticket_id: str, status: str, actor: Actor,
+             comment: str | None = None) -> Ticket:
+        self.require(actor.name, "resolve", f"move {ticket_id} to {status}")
+        return store.set_status(ticket_id, status, actor=actor.name, comment=comment, admin=actor.admin)
 
 Sender = Callable[[Sequence[tuple[str, bytes]]], set[str]]
 """Sends ``(key, JSON bytes)`` records; returns the keys that were delivered."""

@@ -47,6 +47,7 @@ from drift.config import ImpactConfig
 from drift.countermeasures import suggest
 from drift.errors import ReviewError, TicketStoreError, TransitionError
 from drift.findings import Finding, Severity
+from drift.identity import canonical, same_person
 
 __all__ = [
     "ACTIONS",
@@ -379,10 +380,13 @@ def audit_hash(prev_hash: str, entry: Mapping[str, Any]) -> str:
 
 
 def _check_identity(who: str, what: str) -> str:
-    name = who.strip()
-    if not name:
-        raise ReviewError(f"{what} must name a person; got {who!r}")
-    return name
+    # One canonical name per person (drift/identity.py): "Bob" and "bob" are one reviewer.
+    return canonical(who, what)
+
+
+def _admin_detail(admin: str | None) -> dict[str, Any]:
+    """What the audit keeps of an administrator acting for the named person."""
+    return {} if admin is None else {"as_admin": _check_identity(admin, "the administrator")}
 
 
 # --------------------------------------------------------------------------- database
@@ -1349,7 +1353,7 @@ class TicketStore:
             )
 
     def set_status(self, ticket_id: str, status: TicketStatus | str, actor: str = SYSTEM_IDENTITY,
-                   comment: str | None = None) -> Ticket:
+                   comment: str | None = None, *, admin: str | None = None) -> Ticket:
         """Move ``ticket_id`` to ``status`` along :data:`TRANSITIONS` and return it.
 
         Approval and rejection go through :meth:`approve` / :meth:`reject`
@@ -1372,6 +1376,7 @@ class TicketStore:
                 f"cannot set {ticket_id}: status must be one of {options}; got {status!r}"
             ) from None
         actor = _check_identity(actor, "the actor")
+        acting = _admin_detail(admin)
         _, at_text = self._clock()
         with self._db.write("write") as tx:
             current = self._fetch(tx, seq)
@@ -1399,12 +1404,13 @@ class TicketStore:
             tx.run("UPDATE tickets SET status = ?, updated_at = ?, resolved_at = ? WHERE seq = ?",
                    (new_status.value, at_text, resolved_at, seq))
             self._audit(tx, at_text, actor, "status", seq,
-                        {"from": current.status.value, "to": new_status.value, "comment": comment})
+                        {"from": current.status.value, "to": new_status.value, "comment": comment, **acting})
             updated = self._fetch(tx, seq)
         assert updated is not None  # updated in the transaction above
         return updated
 
-    def request_review(self, ticket_id: str, requester: str, approvals: int | None = None) -> Ticket:
+    def request_review(self, ticket_id: str, requester: str, approvals: int | None = None, *,
+                       admin: str | None = None) -> Ticket:
         """Send an ``open`` (or ``rejected``) ticket to review, requested by ``requester``.
 
         The requester is recorded and may never approve this review round.
@@ -1412,6 +1418,7 @@ class TicketStore:
         """
         seq = _parse_ticket_id(ticket_id)
         requester = _check_identity(requester, "the requester")
+        acting = _admin_detail(admin)
         if approvals is not None and approvals < 1:
             raise ReviewError(f"approvals must be >= 1; got {approvals!r}")
         _, at_text = self._clock()
@@ -1432,7 +1439,7 @@ class TicketStore:
                 (TicketStatus.PENDING_REVIEW.value, requester, required, at_text, seq),
             )
             self._audit(tx, at_text, requester, "review_requested", seq,
-                        {"from": current.status.value, "approvals_required": required})
+                        {"from": current.status.value, "approvals_required": required, **acting})
             updated = self._fetch(tx, seq)
         assert updated is not None
         return updated
@@ -1445,11 +1452,13 @@ class TicketStore:
         return [Review(ticket_id, int(r["round"]), str(r["reviewer"]), r["verdict"], r["comment"],
                        _parse_time(r["at"])) for r in rows]
 
-    def approve(self, ticket_id: str, reviewer: str, comment: str | None = None
+    def approve(self, ticket_id: str, reviewer: str, comment: str | None = None, *, admin: str | None = None
                 ) -> tuple[Ticket, RetrainRequest | None]:
         """Add ``reviewer``'s approval; the last one needed approves the ticket.
 
         The requester never approves, and one reviewer counts once per round.
+        Names are compared as people (:func:`drift.identity.same_person`):
+        ``Bob`` is the requester ``bob``, and ``alіce`` (Cyrillic ``і``) is ``alice``.
         When the ticket becomes ``approved``, a retraining request with the
         whole context is written to the outbox in the same transaction and
         returned; otherwise None (more approvals are needed).
@@ -1463,6 +1472,7 @@ class TicketStore:
         """
         seq = _parse_ticket_id(ticket_id)
         reviewer = _check_identity(reviewer, "the reviewer")
+        acting = _admin_detail(admin)
         at, at_text = self._clock()
         with self._db.write("write") as tx:
             current = self._fetch(tx, seq)
@@ -1472,19 +1482,21 @@ class TicketStore:
                 raise TransitionError(
                     f"cannot approve {ticket_id}: it is {current.status.value}, not pending_review"
                 )
-            if reviewer == current.requester:
+            if same_person(reviewer, current.requester):
                 raise ReviewError(
                     f"{reviewer!r} requested the review of {ticket_id} and cannot approve it; "
                     f"another reviewer must"
+                    + ("" if reviewer == current.requester else f" (the requester is {current.requester!r})")
                 )
-            done = tx.one(
-                "SELECT verdict FROM ticket_reviews WHERE ticket_seq = ? AND round = ? AND reviewer = ?",
-                (seq, current.review_round, reviewer),
-            )
-            if done is not None:
+            done = [str(r["reviewer"]) for r in tx.all(
+                "SELECT reviewer FROM ticket_reviews WHERE ticket_seq = ? AND round = ?",
+                (seq, current.review_round),
+            ) if same_person(reviewer, str(r["reviewer"]))]
+            if done:
                 raise ReviewError(
-                    f"{reviewer!r} already approved {ticket_id} in this review; "
-                    f"{current.approvals_required} distinct approvers are needed"
+                    f"{reviewer!r} already approved {ticket_id} in this review"
+                    + ("" if done[0] == reviewer else f" (as {done[0]!r})")
+                    + f"; {current.approvals_required} distinct approvers are needed"
                 )
             tx.run(
                 "INSERT INTO ticket_reviews (ticket_seq, round, reviewer, verdict, comment, at)"
@@ -1499,7 +1511,8 @@ class TicketStore:
             complete = len(approvers) >= current.approvals_required
             self._audit(tx, at_text, reviewer, "approval", seq,
                         {"round": current.review_round, "comment": comment,
-                         "approvals": len(approvers), "approvals_required": current.approvals_required})
+                         "approvals": len(approvers), "approvals_required": current.approvals_required,
+                         **acting})
             request: RetrainRequest | None = None
             if complete:
                 tx.run("UPDATE tickets SET status = ?, updated_at = ? WHERE seq = ?",
@@ -1535,10 +1548,11 @@ class TicketStore:
                 assert ticket is not None
         return ticket, request
 
-    def reject(self, ticket_id: str, reviewer: str, comment: str) -> Ticket:
+    def reject(self, ticket_id: str, reviewer: str, comment: str, *, admin: str | None = None) -> Ticket:
         """Reject ``ticket_id``'s review; one reviewer suffices and must say why."""
         seq = _parse_ticket_id(ticket_id)
         reviewer = _check_identity(reviewer, "the reviewer")
+        acting = _admin_detail(admin)
         if not comment or not comment.strip():
             raise ReviewError(f"rejecting {ticket_id} needs a comment saying why")
         _, at_text = self._clock()
@@ -1560,7 +1574,8 @@ class TicketStore:
             tx.run("UPDATE tickets SET status = ?, updated_at = ? WHERE seq = ?",
                    (TicketStatus.REJECTED.value, at_text, seq))
             self._audit(tx, at_text, reviewer, "status", seq,
-                        {"from": current.status.value, "to": TicketStatus.REJECTED.value, "comment": comment})
+                        {"from": current.status.value, "to": TicketStatus.REJECTED.value, "comment": comment,
+                         "round": current.review_round, **acting})
             ticket = self._fetch(tx, seq)
         assert ticket is not None
         return ticket

@@ -110,7 +110,7 @@ def test_a_huge_ticket_id_is_an_error_not_a_traceback(tmp_path: Path, ticket_id:
     config = _config_with_store(tmp_path)
     with TicketStore.open(tmp_path / "tickets.db"):
         pass
-    for args in (["tickets", "show", ticket_id],):
+    for args in (["tickets", "show", ticket_id], ["review", "approve", ticket_id]):
         result = CliRunner().invoke(main, [*args, "--config", config], env={"DRIFT_REVIEWER": "root"})
         assert result.exit_code == 1, result.output
         assert result.exception is None or isinstance(result.exception, SystemExit)
