@@ -238,3 +238,73 @@ def test_alert_rules_use_only_metrics_that_exist() -> None:
     rules = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
     used = {name for group in rules["groups"] for rule in group["rules"] for name in _referenced(rule["expr"])}
     assert used and not used - _known_metrics(), sorted(used - _known_metrics())
+
+
+def _configured_cohort_labels() -> tuple[str, ...]:
+    """The Prometheus cohort labels of the configs we ship: the cluster's ConfigMap and the demo."""
+    from drift.metrics import cohort_label_names
+
+    configmap = _one("configmap.yaml", "ConfigMap")
+    cohorts: dict[str, list[str]] = {}
+    for text in [*configmap["data"].values(), (ROOT / "drift" / "demo" / "drift.yaml").read_text(encoding="utf-8")]:
+        document = yaml.safe_load(text)
+        if isinstance(document, dict):
+            for index, model in enumerate(document.get("models", [])):
+                cohorts[f"{model['name']}#{index}#{len(cohorts)}"] = list(model.get("cohort", []))
+    assert cohorts
+    return cohort_label_names(cohorts)
+
+
+def test_dashboard_has_a_variable_for_every_cohort_label_and_per_cohort_panels_use_them() -> None:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    variables = {v["name"]: v for v in dashboard["templating"]["list"] if v["type"] == "query"}
+    labels = _configured_cohort_labels()
+    assert {"model_version", "tenant", "region"} <= set(labels)
+    for label in labels:
+        assert label in variables, f"the dashboard has no variable for the cohort label {label!r}"
+        if label != "model":
+            assert variables[label]["query"]["query"].endswith(f", {label})")
+            assert variables[label]["multi"] and variables[label]["includeAll"]
+    per_cohort = [(p["title"], t["expr"]) for p in dashboard["panels"] for t in p.get("targets", [])
+                  if {"drift_psi", "drift_detector_value"} & _referenced(t["expr"])]
+    assert per_cohort
+    for title, expr in per_cohort:
+        for label in labels:
+            assert f'{label}=~"${label}"' in expr, f"{title!r} does not filter on ${label}: {expr}"
+
+
+def _thresholds(panel: dict[str, Any]) -> list[float]:
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    return [step["value"] for step in steps if step["value"] is not None]
+
+
+def test_psi_panels_show_the_warn_and_alert_thresholds() -> None:
+    from detectors.psi import PsiConfig
+
+    defaults = PsiConfig()
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    psi_panels = [p for p in dashboard["panels"]
+                  if any("drift_psi" in _referenced(t["expr"]) for t in p.get("targets", []))]
+    assert len(psi_panels) >= 2
+    for panel in psi_panels:
+        assert _thresholds(panel) == [defaults.warn, defaults.alert], panel["title"]
+    line_charts = [p for p in psi_panels if p["type"] == "timeseries"]
+    assert line_charts and all(p["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] != "off"
+                               for p in line_charts)
+
+
+def test_dashboard_shows_score_embedding_open_tickets_and_the_review_queue() -> None:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    exprs = {p["title"]: " ".join(t["expr"] for t in p.get("targets", [])) for p in dashboard["panels"]}
+
+    def panel_with(*needles: str) -> str:
+        found = [title for title, expr in exprs.items() if all(n in expr for n in needles)]
+        assert found, f"no panel queries {needles}"
+        return found[0]
+
+    panel_with("drift_detector_value", 'detector=~"score\\\\..*"')
+    panel_with("drift_detector_value", 'detector=~"embedding.*"')
+    panel_with("drift_tickets_open")
+    panel_with("drift_review_queue")
+    table = panel_with("drift_ticket_info")
+    assert "cohort" in exprs[table] and "feature" in exprs[table]
