@@ -2,25 +2,40 @@
 
     python bench/seasonality.py [--seed 7] [--min-rate 500] [--max-rate 800]
 
-Five weeks of synthetic traffic for one cohort, one-hour windows, starting on a Monday:
+Five weeks of synthetic traffic for one cohort in Munich, one-hour windows, from Monday
+2026-03-09 00:00 local time. People follow the local clock (Europe/Berlin):
 
-- ``amount`` (log-normal) follows the hour of day and is higher at weekends,
+- ``amount`` (log-normal) follows the local hour of day and is higher at weekends,
   ``session_length`` (gamma) is longer in the evening and at weekends, and the
   ``channel`` mix moves between mobile (night), web (day) and branch (weekday office
-  hours); the number of events per window follows the daily cycle too.
-- No drift for four weeks; from Wednesday 13:00 of week five, ``amount`` shifts up by
-  ``--shift`` in log space (x1.35 for the default 0.3).
+  hours, 09:00-17:00 local); the number of events per window follows the daily cycle too.
+- Daylight saving starts on Sunday 2026-03-29 (week three): from then on the whole cycle
+  is one hour earlier in UTC.
+- Good Friday (2026-04-03, week four) and Easter Monday (2026-04-06, week five) are public
+  holidays in Germany: their traffic is a Sunday's.
+- ``delay`` (log-normal, a delivery delay that follows the weather) moves by a random
+  amount from one day to the next: legitimate day-to-day noise, not drift.
+- No drift for four weeks; from Wednesday 13:00 local of week five, ``amount`` shifts up
+  by ``--shift`` in log space (x1.35 for the default 0.3).
 
 Every window goes through the objects the flow uses: events are built as
-:class:`~drift.events.InferenceEvent` and counted with :func:`drift.summary.summarise`;
-the PSI detector scores each summary against the training reference (what the flow does
-without seasonality) and, through :func:`drift.baselines.score_window`, against the
-``hour_of_week`` baseline with ``history: 4w`` and ``min_samples: 500`` (learned online
-from the same stream; week one is its warm-up).
+:class:`~drift.events.InferenceEvent` and counted with :func:`drift.summary.summarise`,
+and the PSI detector scores each summary, side by side in one run:
 
-Reported: the rate of windows with any PSI alert over weeks 2-4 for both baselines,
-and the number of windows from the start of the shift until the seasonal comparison
-alerts on ``amount`` (1 = the first shifted window).
+- ``reference``: against the training reference (what the flow does without seasonality);
+- ``utc_whole_window``: an ``hour_of_week`` baseline (``history: 4w``, ``min_samples: 500``)
+  with UTC slots, no calendar, fed only by windows whose PSI findings are *all* ok (the
+  behaviour before issue 21);
+- ``local_per_feature``: the same baseline with ``timezone: Europe/Berlin`` and
+  ``calendar: {country: DE, subdivision: BY, holiday_as: sunday}``, fed per feature
+  through :func:`drift.baselines.score_window` (what the flow does now).
+
+Both baselines learn online from the same stream; week one is their warm-up. Reported:
+the rate of windows with a PSI alert on a *steady* feature (amount, session_length,
+channel: not the noisy ``delay``) over weeks 2-4 and week five before the shift, the
+windows compared with the training reference for lack of history, the median history
+behind each comparison, and the number of windows from the start of the shift until
+the comparison alerts on ``amount`` (1 = the first shifted window).
 """
 
 from __future__ import annotations
@@ -30,27 +45,35 @@ import json
 import platform
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterator
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from detectors.psi import PsiConfig, PsiDetector
-from drift.baselines import SeasonalBaseline, score_window
+from drift.baselines import SeasonalBaseline, baseline_profile, is_healthy, score_window
 from drift.config import BaselineConfig
 from drift.events import InferenceEvent, RawMessage
 from drift.findings import Cohort, Finding, Severity, Window
 from drift.reference import ReferenceProfile, build_reference
 from drift.summary import WindowSummary, summarise
 
-START = datetime(2026, 1, 5, tzinfo=timezone.utc)
-"""A Monday 00:00 UTC."""
+ZONE = ZoneInfo("Europe/Berlin")
+START = datetime(2026, 3, 9, tzinfo=ZONE).astimezone(timezone.utc)
+"""Monday 2026-03-09 00:00 in Munich (23:00 UTC the day before)."""
 WINDOW = timedelta(hours=1)
 WEEK = timedelta(weeks=1)
-SHIFT_AT = START + 4 * WEEK + timedelta(days=2, hours=13)
-"""Wednesday 13:00 of week five."""
+SHIFT_AT = datetime(2026, 4, 8, 13, tzinfo=ZONE).astimezone(timezone.utc)
+"""Wednesday 13:00 local of week five."""
+DST_AT = datetime(2026, 3, 29, 1, tzinfo=timezone.utc)
+"""Daylight saving time starts: 02:00 CET is 03:00 CEST."""
+HOLIDAYS = (date(2026, 4, 3), date(2026, 4, 6))
+"""Good Friday and Easter Monday: a Sunday's traffic on a weekday."""
 CHANNELS = ("web", "mobile", "branch", "partner")
-FEATURE_TYPES = {"amount": "numeric", "session_length": "numeric", "channel": "categorical"}
+FEATURE_TYPES = {"amount": "numeric", "session_length": "numeric", "channel": "categorical", "delay": "numeric"}
+STEADY = ("amount", "session_length", "channel")
+"""The features without outside noise: false alerts are counted on these."""
 MODEL = "payments"
 COHORT = Cohort(MODEL, (("tenant", "acme"),))
 _RAW = RawMessage(value=None, topic="bench", partition=0, offset=0)
@@ -73,25 +96,32 @@ def _daily(hour: float) -> float:
     return float(np.sin(2 * np.pi * (hour - 9) / 24))
 
 
-def columns(ts: datetime, n: int, rng: np.random.Generator, shift: float = 0.0) -> dict[str, Any]:
-    """``n`` events' feature values for the hour starting at ``ts`` (vectorised)."""
-    hour, weekend = ts.hour + 0.5, ts.weekday() >= 5
+def _day_noise(day: date, seed: int) -> float:
+    """The weather's effect on ``delay`` on a local day: independent from day to day."""
+    return float(np.random.default_rng([seed, day.toordinal()]).normal(0.0, 0.35))
+
+
+def columns(ts: datetime, n: int, rng: np.random.Generator, shift: float = 0.0, seed: int = 7) -> dict[str, Any]:
+    """``n`` events' feature values for the hour starting at ``ts`` (vectorised), by local time."""
+    local = ts.astimezone(ZONE)
+    hour, weekend = local.hour + 0.5, local.weekday() >= 5 or local.date() in HOLIDAYS
     daily = _daily(hour)
     amount = rng.lognormal(3.6 + 0.5 * daily + 0.35 * weekend + shift, 0.45, n)
     evening = np.cos(2 * np.pi * (hour - 21) / 24)
     session = rng.gamma(2.5, 3.0 * (1 + 0.5 * evening) * (1.3 if weekend else 1.0), n)
-    branch = 0.15 if (not weekend and 9 <= ts.hour < 17) else 0.01
+    branch = 0.15 if (not weekend and 9 <= local.hour < 17) else 0.01
     partner = 0.05
     night = (1 - daily) / 2
     mobile = (0.3 + 0.4 * night) * (1 - branch - partner)
     web = 1 - branch - partner - mobile
     channel = rng.choice(np.asarray(CHANNELS), size=n, p=[web, mobile, branch, partner])
-    return {"amount": amount, "session_length": session, "channel": channel}
+    delay = rng.lognormal(2.0 + 0.2 * daily + _day_noise(local.date(), seed), 0.5, n)
+    return {"amount": amount, "session_length": session, "channel": channel, "delay": delay}
 
 
 def rate(ts: datetime, scenario: Scenario) -> int:
     """Events in the window at ``ts``: the daily cycle between min_rate and max_rate."""
-    level = (1 + _daily(ts.hour + 0.5)) / 2
+    level = (1 + _daily(ts.astimezone(ZONE).hour + 0.5)) / 2
     return int(round(scenario.min_rate + (scenario.max_rate - scenario.min_rate) * level))
 
 
@@ -102,7 +132,7 @@ def windows(scenario: Scenario) -> Iterator[tuple[Window, dict[str, Any]]]:
     end = START + scenario.weeks * WEEK
     while start < end:
         shift = scenario.shift if start >= scenario.shift_at else 0.0
-        yield Window(start, start + WINDOW), columns(start, rate(start, scenario), rng, shift)
+        yield Window(start, start + WINDOW), columns(start, rate(start, scenario), rng, shift, scenario.seed)
         start += WINDOW
 
 
@@ -112,25 +142,26 @@ def reference_profile(scenario: Scenario, n_rows: int = 60_000, bins: int = 10) 
     hours = [START + timedelta(hours=h) for h in range(168)]
     weights = np.asarray([rate(ts, scenario) for ts in hours], dtype=np.float64)
     per_hour = rng.multinomial(n_rows, weights / weights.sum())
-    parts = [columns(ts, int(k), rng) for ts, k in zip(hours, per_hour)]
+    parts = [columns(ts, int(k), rng, seed=scenario.seed) for ts, k in zip(hours, per_hour)]
     data = {name: np.concatenate([p[name] for p in parts]) for name in FEATURE_TYPES}
     data["channel"] = data["channel"].tolist()
-    return build_reference(MODEL, data, FEATURE_TYPES, {"amount": bins, "session_length": bins}, "bench", n_rows)
+    numeric = {name: bins for name, kind in FEATURE_TYPES.items() if kind == "numeric"}
+    return build_reference(MODEL, data, FEATURE_TYPES, numeric, "bench", n_rows)
 
 
 def events(window: Window, data: dict[str, Any]) -> list[InferenceEvent]:
     """The window's rows as decoded events, evenly spread over the hour."""
     n = len(data["amount"])
-    amount, session, channel = data["amount"].tolist(), data["session_length"].tolist(), data["channel"].tolist()
+    names = list(FEATURE_TYPES)
+    rows = list(zip(*(data[name].tolist() for name in names)))
     step = (window.end - window.start) / n
     return [
         InferenceEvent(
             event_id=None, ts=window.start + i * step, model=MODEL, model_version=None, tenant="acme",
-            region=None, route=None, segment={}, entity_id=None,
-            features={"amount": amount[i], "session_length": session[i], "channel": channel[i]},
+            region=None, route=None, segment={}, entity_id=None, features=dict(zip(names, row)),
             prediction=None, embedding=None, raw=_RAW,
         )
-        for i in range(n)
+        for i, row in enumerate(rows)
     ]
 
 
@@ -143,66 +174,109 @@ def _alerts(findings: list[Finding]) -> list[str]:
     return sorted(f.feature or "-" for f in findings if f.severity is Severity.ALERT)
 
 
-def evaluate(scenario: Scenario = Scenario(), config: BaselineConfig | None = None) -> dict[str, Any]:
-    """Run the stream through both comparisons; returns the report (see the module docstring)."""
-    config = config or BaselineConfig(seasonality="hour_of_week", history=timedelta(weeks=4), min_samples=500)
+COMPARISONS = ("reference", "utc_whole_window", "local_per_feature")
+
+
+def baseline_configs() -> dict[str, BaselineConfig]:
+    """The two seasonal baselines compared: before issue 21 (UTC) and now (local time, holidays)."""
+    common: dict[str, Any] = {"seasonality": "hour_of_week", "history": "4w", "min_samples": 500}
+    return {
+        "utc_whole_window": BaselineConfig.model_validate(common),
+        "local_per_feature": BaselineConfig.model_validate({
+            **common, "timezone": "Europe/Berlin",
+            "calendar": {"country": "DE", "subdivision": "BY", "holiday_as": "sunday"},
+        }),
+    }
+
+
+def _summary_of(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    n = max(len(rows), 1)
+    steady = [sorted(set(r[name]["alerts"]) & set(STEADY)) for r in rows]
+    history = [h for r in rows for h in r[name]["history"]]
+    return {
+        "steady_false_alarm_rate": sum(bool(a) for a in steady) / n,
+        "steady_false_alarms_by_feature": {f: sum(f in a for a in steady) for f in STEADY},
+        "noisy_alert_rate": sum("delay" in r[name]["alerts"] for r in rows) / n,
+        "fallback_findings": sum(r[name]["fallback"] for r in rows),
+        "median_history_values": int(np.median(history)) if history else None,
+    }
+
+
+def evaluate(scenario: Scenario = Scenario()) -> dict[str, Any]:
+    """Run the stream through the three comparisons; returns the report (see the module docstring)."""
     detector = PsiDetector(PsiConfig(bins=10))
     reference = reference_profile(scenario)
-    baseline = SeasonalBaseline.create(reference, config)
+    configs = baseline_configs()
+    baselines = {name: SeasonalBaseline.create(reference, config) for name, config in configs.items()}
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
     n_events = 0
     for window, summary in summaries(scenario, reference):
         n_events += summary.n_events
-        plain = detector.score(summary, reference, COHORT, window)
-        seasonal = score_window(baseline, reference, [detector], COHORT, window, summary)
-        rows.append({
-            "start": window.start, "week": (window.start - START) // WEEK + 1,
-            "reference_alerts": _alerts(plain), "seasonal_alerts": _alerts(seasonal),
-            "seasonal_warns": sum(f.severity is Severity.WARN for f in seasonal),
-            "fallback": sum(f.baseline.startswith("reference") for f in seasonal),
-            "amount_baseline": next(f.baseline for f in seasonal if f.feature == "amount"),
-        })
+        found: dict[str, list[Finding]] = {"reference": detector.score(summary, reference, COHORT, window)}
+        # Before: UTC slots, fed only when every PSI finding of the window is ok.
+        before = baselines["utc_whole_window"]
+        profile, _ = baseline_profile(reference, before, window.start)
+        found["utc_whole_window"] = detector.score(summary, profile, COHORT, window)
+        before.observe(summary, window.start, is_healthy(found["utc_whole_window"]))
+        # Now: the flow's step (local slots, holidays, health per feature).
+        found["local_per_feature"] = score_window(
+            baselines["local_per_feature"], reference, [detector], COHORT, window, summary,
+        )
+        row: dict[str, Any] = {"start": window.start, "week": (window.start - START) // WEEK + 1}
+        for name, findings in found.items():
+            row[name] = {
+                "alerts": _alerts(findings),
+                "fallback": sum(f.baseline.startswith("reference") for f in findings) if name != "reference" else 0,
+                "history": [f.n_reference for f in findings
+                            if f.feature in STEADY and not f.baseline.startswith("reference")],
+                "amount_baseline": next(f.baseline for f in findings if f.feature == "amount"),
+            }
+        rows.append(row)
     seconds = time.perf_counter() - t0
 
     calm = [r for r in rows if 2 <= r["week"] <= 4]
     after = [r for r in rows if r["start"] >= scenario.shift_at]
     before5 = [r for r in rows if r["week"] == 5 and r["start"] < scenario.shift_at]
+    holidays = [r for r in rows if r["start"].astimezone(ZONE).date() in HOLIDAYS and r["start"] < scenario.shift_at]
+    after_dst = [r for r in rows if DST_AT <= r["start"] < scenario.shift_at]
 
-    def delay(key: str) -> int | None:
+    def delay(name: str) -> int | None:
         for i, r in enumerate(after):
-            if "amount" in r[key]:
+            if "amount" in r[name]["alerts"]:
                 return i + 1
         return None
 
+    def steady_rate(subset: list[dict[str, Any]], name: str) -> float:
+        return sum(bool(set(r[name]["alerts"]) & set(STEADY)) for r in subset) / max(len(subset), 1)
+
     return {
         "scenario": {
-            "seed": scenario.seed, "weeks": scenario.weeks, "window": "1h",
+            "seed": scenario.seed, "weeks": scenario.weeks, "window": "1h", "start": START.isoformat(),
             "events_per_window": [scenario.min_rate, scenario.max_rate],
+            "dst_change": DST_AT.isoformat(), "holidays": [d.isoformat() for d in HOLIDAYS],
+            "noisy_feature": "delay: log-mean moves N(0, 0.35) from one local day to the next",
             "shift": f"amount log-mean +{scenario.shift} from {scenario.shift_at.isoformat()}",
-            "baseline": {"seasonality": config.seasonality, "history": "4w", "min_samples": config.min_samples},
+            "baselines": {name: config.model_dump(mode="json", exclude_none=True) for name, config in configs.items()},
             "psi": {"bins": 10, "warn": 0.1, "alert": 0.25},
         },
         "events": n_events,
         "windows": len(rows),
-        "weeks_2_4": {
-            "windows": len(calm),
-            "reference_false_alarm_rate": sum(bool(r["reference_alerts"]) for r in calm) / len(calm),
-            "seasonal_false_alarm_rate": sum(bool(r["seasonal_alerts"]) for r in calm) / len(calm),
-            "seasonal_warn_rate": sum(r["seasonal_warns"] > 0 for r in calm) / len(calm),
-            "seasonal_fallback_findings": sum(r["fallback"] for r in calm),
+        "weeks_2_4": {"windows": len(calm), **{name: _summary_of(calm, name) for name in COMPARISONS}},
+        "week_5_before_shift": {"windows": len(before5), **{name: _summary_of(before5, name) for name in COMPARISONS}},
+        "after_dst_before_shift": {
+            "windows": len(after_dst), **{name: steady_rate(after_dst, name) for name in COMPARISONS},
         },
-        "week_5_before_shift": {
-            "windows": len(before5),
-            "seasonal_false_alarm_rate": sum(bool(r["seasonal_alerts"]) for r in before5) / max(len(before5), 1),
-        },
+        "holiday_windows": {"windows": len(holidays), **{name: steady_rate(holidays, name) for name in COMPARISONS}},
         "shift": {
             "windows": len(after),
-            "seasonal_windows_to_detect": delay("seasonal_alerts"),
-            "seasonal_detected_rate": sum("amount" in r["seasonal_alerts"] for r in after) / max(len(after), 1),
-            "first_baseline": after[0]["amount_baseline"] if after else None,
+            **{name: {
+                "windows_to_detect": delay(name),
+                "detected_rate": sum("amount" in r[name]["alerts"] for r in after) / max(len(after), 1),
+                "first_baseline": after[0][name]["amount_baseline"] if after else None,
+            } for name in COMPARISONS},
         },
-        "baseline_bytes": baseline.nbytes,
+        "baseline_bytes": {name: b.nbytes for name, b in baselines.items()},
         "seconds": round(seconds, 2),
         "python": platform.python_version(),
     }
