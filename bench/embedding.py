@@ -119,7 +119,7 @@ def machine(xp: ModuleType) -> dict[str, Any]:
     except OSError:
         info["cpu"] = platform.processor() or None
     try:
-        blas = np.__config__.CONFIG["Build Dependencies"]["blas"]  # type: ignore[attr-defined]
+        blas = np.__config__.CONFIG["Build Dependencies"]["blas"]
         info["blas"] = f"{blas['name']} {blas['version']}"
     except (AttributeError, KeyError):
         info["blas"] = None

@@ -66,7 +66,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, cast
 
 import orjson
 
@@ -149,9 +149,9 @@ def payloads(fmt: str, n: int, cohorts: int, partitions: int, arrow_batch: int,
 
     for table in workload_tables(n, cohorts):
         if partitioning == "tenant":
-            tenant = np.asarray(pc.cast(pc.utf8_slice_codeunits(table["tenant"], 7), pa.int64()))
+            tenant_ids = np.asarray(pc.cast(pc.utf8_slice_codeunits(table["tenant"], 7), pa.int64()))
             for partition in range(partitions):
-                rows = np.flatnonzero(tenant % partitions == partition)
+                rows = np.flatnonzero(tenant_ids % partitions == partition)
                 if rows.size:
                     waiting[partition].append(table.take(pa.array(rows)))
         else:
@@ -324,7 +324,8 @@ def run_one_process(config_path: Path, n: int, poll: float) -> dict[str, Any]:
     cpu_before = _cpu(resource.RUSAGE_SELF)
     config = load_config(config_path)
     health.passed("config")
-    watch = Watch(lambda: health.readiness()[1]["checks"]["flow"], lambda: consumed_in_process() - before,
+    watch = Watch(lambda: cast(dict[str, Any], health.readiness()[1]["checks"])["flow"],
+                  lambda: consumed_in_process() - before,
                   n, poll).start()
     try:
         result = run_kafka(config, until_end=True, health=health)

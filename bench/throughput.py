@@ -107,7 +107,7 @@ def main() -> None:
             def run() -> None:
                 store = folder / "drift-tickets.db"
                 store.unlink(missing_ok=True)
-                windows = CountSink()
+                windows: CountSink[Any] = CountSink()
                 outputs = Outputs(findings=ListSink(), tickets=ListSink(), dlq=ListSink(), windows=windows)
                 run_main(build_flow(config, profiles, TestingSource(items), outputs, now=lambda: now))
                 assert windows.count > 0
