@@ -117,10 +117,6 @@ def cohort_of(event: InferenceEvent, labels: list[str]) -> Cohort:
     return Cohort(event.model, tuple((label, event.label(label) or "-") for label in labels))
 
 
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() else "_" for ch in name)
-
-
 class TicketRecorder:
     """Opens the ticket store lazily in each worker and records decisions.
 
