@@ -299,11 +299,12 @@ def replay(config_path: str, events: str, as_json: bool, all_findings: bool, dlq
 
     Tickets go to a scratch store (and to no webhook) unless --store names one. Dead letters
     are counted by reason, with the first few of each (line, field, detail); exit status 3
-    when not one event could be decoded.
+    when not one event could be decoded. A progress line on a terminal, quiet otherwise.
     """
     import tempfile
 
     from drift.config import TicketsConfig
+    from flows.backtest import progress_for
     from flows.runner import run_file
 
     config = _load(config_path)
@@ -315,10 +316,14 @@ def replay(config_path: str, events: str, as_json: bool, all_findings: bool, dlq
                 store=f"sqlite:///{Path(scratch) / 'tickets.db'}", sinks=[])})
         else:
             config = _with_store(config, store)
+        progress = progress_for(Path(events), label="replay")
         try:
-            result = run_file(config, Path(events))
+            result = run_file(config, Path(events), progress=progress)
         except (DriftError, ValueError, FileNotFoundError) as exc:
             _fail(str(exc))
+        finally:
+            if progress is not None:
+                click.echo("", err=True)
     document = _with_dead_letters(result.to_dict(all_findings=all_findings), result.dlq, dlq_out)
     if as_json:
         _print_json(document)

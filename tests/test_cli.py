@@ -264,3 +264,45 @@ def test_backtest_shows_dead_letter_samples_and_exits_3_when_nothing_decodes(tmp
     human = drift("backtest", "--config", str(config), "--events", str(tmp_path / "seconds.jsonl"),
                   "--report", str(tmp_path / "report.html"))
     assert human.returncode == 3 and "bad_timestamp  line 1  ts" in human.stderr
+
+
+def _replay_on_a_terminal(workspace: Path) -> tuple[int, str]:
+    """``drift replay`` with stderr on a pseudo-terminal (stdout a pipe): exit status and what the terminal showed."""
+    import os
+    import pty
+    import select
+
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "drift.cli", "replay", "--config", str(workspace / "drift.yaml"),
+         "--events", str(workspace / "events.jsonl")],
+        cwd=workspace, stdout=subprocess.PIPE, stderr=terminal, stdin=subprocess.DEVNULL,
+    )
+    os.close(terminal)
+    shown = b""
+    while True:
+        ready, _, _ = select.select([controller], [], [], 120)
+        if not ready:
+            break
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the terminal closed: the process ended
+            break
+        if not chunk:
+            break
+        shown += chunk
+    proc.wait(timeout=120)
+    os.close(controller)
+    assert proc.stdout is not None
+    proc.stdout.read()
+    return proc.returncode, shown.decode("utf-8", "replace")
+
+
+def test_replay_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    workspace = tmp_path
+    _workspace(workspace)
+    code, shown = _replay_on_a_terminal(workspace)
+    assert code == 0
+    assert "replay [" in shown and "events" in shown
+    quiet = drift("replay", "--config", str(workspace / "drift.yaml"), "--events", str(workspace / "events.jsonl"))
+    assert quiet.returncode == 0 and "replay [" not in quiet.stderr
