@@ -260,6 +260,22 @@ def demo(as_json: bool, workdir: str) -> None:
         click.echo(f"drift demo: {folder}/events.jsonl against {folder}/reference.parquet\n")
         _print_result(document)
         click.echo(f"\nticket store: {config.ticket_store_path()}")
+        click.echo("\n" + _demo_next_steps(folder))
+
+
+def _demo_next_steps(folder: Path) -> str:
+    """The commands to try after the demo, with paths that work from the current folder."""
+    import shlex
+
+    config, events = shlex.quote(str(folder / "drift.yaml")), shlex.quote(str(folder / "events.jsonl"))
+    report = shlex.quote(str(folder / "report.html"))
+    return "\n".join([
+        "next:",
+        f"  drift tickets list --config {config}          # the tickets it opened",
+        f"  drift tickets show DRIFT-4 --config {config}  # one of them, routed to human review",
+        f"  drift backtest --config {config} --events {events} --report {report}",
+        f"  drift review list --config {config}           # the review queue",
+    ])
 
 
 _STORE_HELP = ("Keep the tickets in this store (sqlite:///PATH, relative to the current folder, or "
