@@ -16,8 +16,10 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final, Literal
 
+from drift.audit import AuditKey
 from drift.errors import TicketStoreError
 from drift.tickets import Row, TicketStore
 
@@ -125,6 +127,12 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def open_postgres(url: str, now: Callable[[], datetime] = _utc_now) -> TicketStore:
-    """The ticket store in the PostgreSQL database at ``url`` (schema created if needed)."""
-    return TicketStore(PostgresDatabase(url), now)
+def open_postgres(url: str, now: Callable[[], datetime] = _utc_now, *,
+                  audit_key: AuditKey | None | Literal["env"] = "env",
+                  head_file: str | Path | None = None) -> TicketStore:
+    """The ticket store in the PostgreSQL database at ``url`` (schema created if needed).
+
+    ``audit_key``: as :class:`TicketStore` (default ``DRIFT_AUDIT_KEY``). ``head_file``: where
+    the audit head is published (``tickets.audit_head``); none by default.
+    """
+    return TicketStore(PostgresDatabase(url), now, audit_key=audit_key, head_file=head_file)

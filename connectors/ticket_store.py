@@ -16,8 +16,9 @@ def _utc_now() -> datetime:
 def open_store(config: Config, now: Callable[[], datetime] = _utc_now) -> TicketStore:
     """The store of ``config``: ``sqlite:///PATH`` (relative to the config) or ``postgresql://``."""
     path = config.ticket_store_path()
+    head = None if config.tickets.audit_head is None else config.resolve(config.tickets.audit_head)
     if path is not None:
-        return TicketStore.open(path, now=now)
+        return TicketStore.open(path, now=now, head_file="default" if head is None else head)
     from connectors.postgres import open_postgres
 
-    return open_postgres(config.tickets.store, now=now)
+    return open_postgres(config.tickets.store, now=now, head_file=head)

@@ -177,6 +177,9 @@ def main() -> None:
     install_redaction()
     if os.environ.get("PGPASSWORD"):
         register_secret(os.environ["PGPASSWORD"])
+    for name, value in os.environ.items():  # the audit keys, current and retired (docs/tickets.md)
+        if name.startswith("DRIFT_AUDIT_KEY") and name != "DRIFT_AUDIT_KEY_ID" and value:
+            register_secret(value)
 
 
 @main.command()
@@ -237,7 +240,8 @@ def demo(as_json: bool, workdir: str) -> None:
 
     folder = Path(workdir)
     _check_demo_folder(folder)
-    for stale in ("baselines", "drift-tickets.db", "drift-tickets.db-wal", "drift-tickets.db-shm"):
+    for stale in ("baselines", "drift-tickets.db", "drift-tickets.db-wal", "drift-tickets.db-shm",
+                  "drift-tickets.db.audit-head"):
         target = folder / stale
         if target.is_dir():
             shutil.rmtree(target)
@@ -862,17 +866,43 @@ def audit() -> None:
 @audit.command("verify")
 @click.option("--config", "config_path", default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
-def audit_verify(config_path: str, as_json: bool) -> None:
-    """Check the audit log; exit 1 naming the first edited or deleted entry."""
+@click.option("--require-key", is_flag=True,
+              help="Exit 1 unless every entry's MAC was checked and the head is published.")
+def audit_verify(config_path: str, as_json: bool, require_key: bool) -> None:
+    """Check the audit log, its MACs, the published head and every ticket against the log.
+
+    Exit 1 naming the first edited, deleted or forged entry, ticket, review or retraining
+    request. With DRIFT_AUDIT_KEY unset the MACs cannot be checked: the log is reported
+    unauthenticated (exit 0, or 1 with --require-key)."""
     with _store(config_path) as store:
-        report = store.verify_audit()
+        try:
+            report = store.verify_audit()
+        except DriftError as exc:
+            _fail(str(exc))
     if as_json:
         _print_json(report.to_dict())
     elif report.ok:
-        click.echo(f"audit log intact: {report.n_entries} entries")
+        click.echo(f"audit log intact: {report.n_entries} entries, every ticket, review and retraining "
+                   f"request as the log says")
+        notes = []
+        if report.n_authenticated:
+            notes.append(f"{report.n_authenticated} authenticated by their MAC")
+        if report.n_unauthenticated:
+            notes.append(f"{report.n_unauthenticated} written without a key (unauthenticated)")
+        if report.unchecked_key_ids:
+            notes.append(f"MACs of key(s) {', '.join(report.unchecked_key_ids)} not checked: set DRIFT_AUDIT_KEY "
+                         f"(and DRIFT_AUDIT_KEY_ID) or DRIFT_AUDIT_KEY_<ID>")
+        click.echo("  " + "; ".join(notes) if notes else "  the log is empty")
+        click.echo(f"  head published in {report.head} ({report.n_published} entries)" if report.head
+                   else "  head: not published (tickets.audit_head), so deleting the newest entries can go unseen")
+        if not report.authenticated:
+            click.echo("drift: warning: the audit log is not authenticated: an insider who can write the store can "
+                       "rewrite it unseen; set DRIFT_AUDIT_KEY (docs/tickets.md, Audit log)", err=True)
     if not report.ok:
         if not as_json:
             click.echo(f"drift: audit log tampered: {report.problem}", err=True)
+        sys.exit(1)
+    if require_key and not report.authenticated:
         sys.exit(1)
 
 

@@ -565,6 +565,9 @@ class TicketsConfig(Strict):
     """The ticket store and where ticket events go."""
 
     store: str = "sqlite:///./drift-tickets.db"
+    audit_head: str | None = None
+    """Append-only file where each audit entry's hash and MAC are published (relative to the
+    config file). Default: ``PATH.audit-head`` beside a SQLite store; none for PostgreSQL."""
     sinks: list[Literal["kafka", "webhook"]] = Field(default_factory=lambda: ["kafka"])  # type: ignore[arg-type]
 
     webhook: WebhookConfig | None = None

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import hmac
 import json
 import math
 import re
@@ -43,6 +44,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, Protocol, TypeAlias
 
+from drift.audit import AuditKey, HeadFile, audit_mac, key_lookup, replay_problems
 from drift.config import ImpactConfig
 from drift.countermeasures import suggest
 from drift.errors import ReviewError, TicketStoreError, TransitionError
@@ -75,7 +77,7 @@ Row: TypeAlias = dict[str, Any]
 ACTIONS: Final[tuple[str, ...]] = ("ticket", "human_review")
 """The routing actions a ticket can carry (``routing[].action`` in the YAML)."""
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """Stored with the data (``PRAGMA user_version`` in SQLite); a newer store is refused."""
 
 SYSTEM_IDENTITY: Final = "drift"
@@ -284,12 +286,14 @@ class AuditEntry:
     detail: dict[str, Any]
     prev_hash: str
     hash: str
+    key_id: str | None = None
+    mac: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "at": self.at, "actor": self.actor, "action": self.action,
             "ticket_id": self.ticket_id, "detail": self.detail,
-            "prev_hash": self.prev_hash, "hash": self.hash,
+            "prev_hash": self.prev_hash, "hash": self.hash, "key_id": self.key_id, "mac": self.mac,
         }
 
 
@@ -301,10 +305,27 @@ class AuditReport:
     n_entries: int
     entry_id: int | None = None
     problem: str | None = None
+    n_authenticated: int = 0
+    """Entries whose MAC was checked with their key."""
+    n_unauthenticated: int = 0
+    """Entries without a MAC (no key was set when they were written)."""
+    unchecked_key_ids: tuple[str, ...] = ()
+    """Key ids of entries with a MAC whose key this verifier does not have."""
+    head: str | None = None
+    """The published head file that was compared, or None when there is none."""
+    n_published: int = 0
+
+    @property
+    def authenticated(self) -> bool:
+        """Every entry's MAC checked, and the head published."""
+        return (self.ok and self.n_authenticated == self.n_entries and self.head is not None)
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "n_entries": self.n_entries, "entry_id": self.entry_id,
-                "problem": self.problem}
+                "problem": self.problem, "authenticated": self.authenticated,
+                "n_authenticated": self.n_authenticated, "n_unauthenticated": self.n_unauthenticated,
+                "unchecked_key_ids": list(self.unchecked_key_ids), "head": self.head,
+                "n_published": self.n_published}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -372,6 +393,11 @@ def canonical_json(value: object) -> str:
     """
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                       allow_nan=False, default=_json_default)
+
+
+def default_head_file(path: str | Path) -> Path:
+    """Where a SQLite store at ``path`` publishes its audit head: ``PATH.audit-head``."""
+    return Path(f"{path}.audit-head")
 
 
 def audit_hash(prev_hash: str, entry: Mapping[str, Any]) -> str:
@@ -573,6 +599,11 @@ def schema(dialect: Literal["sqlite", "postgresql"], from_version: int) -> built
             BEFORE UPDATE OR DELETE ON audit_log
             FOR EACH ROW EXECUTE FUNCTION drift_audit_append_only()
             """)
+    if from_version < 3:
+        # The entry's HMAC and the id of its key (drift/audit.py). key_id is '' for an
+        # entry written without a key and NULL for one written before version 3.
+        out.append("ALTER TABLE audit_log ADD COLUMN key_id TEXT")
+        out.append("ALTER TABLE audit_log ADD COLUMN mac TEXT")
     return out
 
 
@@ -758,12 +789,26 @@ class TicketStore:
     ('opened', 'DRIFT-1', 'open', None, True)
     """
 
-    __slots__ = ("_db", "_now")
+    __slots__ = ("_db", "_head", "_heads", "_key", "_now")
 
-    def __init__(self, db: Database, now: Callable[[], datetime] = _utc_now) -> None:
-        """Wrap an open database and bring its schema up to date."""
+    def __init__(self, db: Database, now: Callable[[], datetime] = _utc_now, *,
+                 audit_key: AuditKey | None | Literal["env"] = "env",
+                 head_file: str | Path | None = None) -> None:
+        """Wrap an open database and bring its schema up to date.
+
+        ``audit_key`` authenticates new audit entries (default: from
+        ``DRIFT_AUDIT_KEY``; None: unauthenticated). ``head_file`` is where each
+        committed entry's hash and MAC are published (None: nowhere).
+        """
         self._db = db
         self._now = now
+        self._heads: builtins.list[dict[str, Any]] = []
+        self._head = None if head_file is None else HeadFile(head_file)
+        try:
+            self._key = AuditKey.from_env() if audit_key == "env" else audit_key
+        except BaseException:
+            db.close()
+            raise
         try:
             self._prepare()
         except BaseException:
@@ -771,7 +816,9 @@ class TicketStore:
             raise
 
     @classmethod
-    def open(cls, path: str | Path, now: Callable[[], datetime] = _utc_now) -> TicketStore:
+    def open(cls, path: str | Path, now: Callable[[], datetime] = _utc_now, *,
+             audit_key: AuditKey | None | Literal["env"] = "env",
+             head_file: str | Path | None | Literal["default"] = "default") -> TicketStore:
         """Open the SQLite ticket store at ``path``, creating file and schema if needed.
 
         Parameters
@@ -782,6 +829,9 @@ class TicketStore:
             Wall clock for ``opened_at`` / ``updated_at`` and event times; it
             must return timezone-aware datetimes. Injected so tests are
             deterministic.
+        audit_key, head_file
+            See :class:`TicketStore`; the head file defaults to
+            :func:`default_head_file` of ``path``.
 
         Raises
         ------
@@ -789,7 +839,8 @@ class TicketStore:
             The file cannot be opened, is not a SQLite database, or was
             written by a newer schema; the message names the path and cause.
         """
-        return cls(SqliteDatabase(path), now)
+        head = default_head_file(path) if head_file == "default" else head_file
+        return cls(SqliteDatabase(path), now, audit_key=audit_key, head_file=head)
 
     def _prepare(self) -> None:
         with self._db.write("open") as tx:
@@ -846,6 +897,22 @@ class TicketStore:
     ) -> None:
         self.close()
 
+    @contextmanager
+    def _write(self, doing: str) -> Iterator[Tx]:
+        """A write transaction whose new audit entries are published once it commits."""
+        self._heads.clear()
+        try:
+            with self._db.write(doing) as tx:
+                yield tx
+        except BaseException:
+            self._heads.clear()
+            raise
+        # After the commit: a head line never names an entry the log does not hold. A crash
+        # just before this leaves the head behind the log, which verify accepts.
+        heads, self._heads = self._heads, []
+        if self._head is not None and heads:
+            self._head.append(heads)
+
     def _clock(self) -> tuple[datetime, str]:
         at = self._now()
         text = _time_text(at, "the store's clock now()")
@@ -864,11 +931,15 @@ class TicketStore:
         detail_text = canonical_json(dict(detail))
         entry = {"id": entry_id, "at": at_text, "actor": actor, "action": action,
                  "ticket_id": ticket_id, "detail": json.loads(detail_text)}
+        entry_hash = audit_hash(prev, entry)
+        key_id = "" if self._key is None else self._key.key_id
+        mac = None if self._key is None else audit_mac(self._key.secret, key_id, entry_hash)
         tx.run(
-            "INSERT INTO audit_log (id, at, actor, action, ticket_id, detail, prev_hash, hash)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (entry_id, at_text, actor, action, ticket_id, detail_text, prev, audit_hash(prev, entry)),
+            "INSERT INTO audit_log (id, at, actor, action, ticket_id, detail, prev_hash, hash, key_id, mac)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (entry_id, at_text, actor, action, ticket_id, detail_text, prev, entry_hash, key_id, mac),
         )
+        self._heads.append({"id": entry_id, "hash": entry_hash, "key_id": key_id, "mac": mac})
         if seq is not None:
             tx.run("UPDATE tickets SET audit_id = ? WHERE seq = ?", (entry_id, seq))
         return entry_id
@@ -883,58 +954,106 @@ class TicketStore:
                 rows = tx.all("SELECT * FROM audit_log WHERE ticket_id = ? ORDER BY id", (ticket_id,))
         return [
             AuditEntry(int(r["id"]), str(r["at"]), str(r["actor"]), str(r["action"]), r["ticket_id"],
-                       json.loads(r["detail"]), str(r["prev_hash"]), str(r["hash"]))
+                       json.loads(r["detail"]), str(r["prev_hash"]), str(r["hash"]), r["key_id"], r["mac"])
             for r in rows
         ]
 
-    def verify_audit(self) -> AuditReport:
-        """Walk the hash chain; report the first entry that was edited, removed or forged.
+    def verify_audit(self, keys: Mapping[str, bytes] | None = None) -> AuditReport:
+        """Check the audit log and the store against it; report the first thing that was tampered with.
 
-        Checks, in id order: ids are 1, 2, 3, ... (a gap is a deleted entry);
-        each ``prev_hash`` is the hash of the entry before; each ``hash``
-        matches the entry's content. Deleting the newest entries leaves a
-        valid chain, so each ticket's latest audit entry (kept on the ticket)
-        must also exist and name that ticket.
+        In id order: ids are 1, 2, 3, ... (a gap is a deleted entry); each
+        ``prev_hash`` is the hash of the entry before; each ``hash`` matches the
+        entry's content; each ``mac`` matches, for every key id in ``keys``
+        (default: ``DRIFT_AUDIT_KEY`` and retired ``DRIFT_AUDIT_KEY_<ID>``), and
+        once an entry has a MAC every later one has. Then every published head
+        must still be in the log with its hash (deleting the newest entries and
+        moving the tickets' pointers back is seen there), each ticket's latest
+        entry must exist, and a replay of the log must give every ticket's
+        state, every review verdict and every retraining request as stored.
         """
+        keys = key_lookup(self._key) if keys is None else dict(keys)
         with self._db.read("verify the audit log of") as tx:
             rows = tx.all("SELECT * FROM audit_log ORDER BY id")
-            pointers = tx.all("SELECT seq, audit_id FROM tickets WHERE audit_id IS NOT NULL ORDER BY seq")
+            tickets = tx.all("SELECT * FROM tickets ORDER BY seq")
+            reviews = tx.all("SELECT * FROM ticket_reviews")
+            outbox = tx.all("SELECT * FROM retrain_outbox ORDER BY id")
+        heads = None if self._head is None else self._head.read()
+        head = None if self._head is None or heads is None else str(self._head.path)
+        n = len(rows)
+        n_auth = n_unauth = 0
+        unchecked: set[str] = set()
+        keyed_since: int | None = None
+
+        def failed(entry_id: int | None, problem: str) -> AuditReport:
+            return AuditReport(False, n, entry_id, problem, n_auth, n_unauth, tuple(sorted(unchecked)), head,
+                               0 if heads is None else len(heads))
+
         prev = GENESIS_HASH
         by_id: dict[int, Row] = {}
+        entries: builtins.list[Row] = []
         for expected, row in enumerate(rows, start=1):
             entry_id = int(row["id"])
             if entry_id != expected:
-                return AuditReport(False, len(rows), expected,
-                                   f"audit entry {expected} is missing: it was deleted")
+                return failed(expected, f"audit entry {expected} is missing: it was deleted")
             if row["prev_hash"] != prev:
-                return AuditReport(False, len(rows), entry_id,
-                                   f"audit entry {entry_id} does not chain to entry {entry_id - 1}: "
-                                   f"one of them was edited")
+                return failed(entry_id, f"audit entry {entry_id} does not chain to entry {entry_id - 1}: "
+                                        f"one of them was edited")
             try:
                 detail = json.loads(row["detail"])
             except ValueError:
-                return AuditReport(False, len(rows), entry_id,
-                                   f"audit entry {entry_id} was edited: its detail is not JSON")
+                return failed(entry_id, f"audit entry {entry_id} was edited: its detail is not JSON")
             entry = {"id": entry_id, "at": row["at"], "actor": row["actor"], "action": row["action"],
                      "ticket_id": row["ticket_id"], "detail": detail}
             if audit_hash(prev, entry) != row["hash"]:
-                return AuditReport(False, len(rows), entry_id,
-                                   f"audit entry {entry_id} was edited: its hash does not match its content")
+                return failed(entry_id, f"audit entry {entry_id} was edited: its hash does not match its content")
+            key_id, mac = row.get("key_id"), row.get("mac")
+            if mac is None:
+                if keyed_since is not None:
+                    return failed(entry_id, f"audit entry {entry_id} has no MAC, but entry {keyed_since} and "
+                                            f"later ones have: it was written or rewritten without the key")
+                n_unauth += 1
+            else:
+                keyed_since = entry_id if keyed_since is None else keyed_since
+                secret = keys.get(str(key_id))
+                if secret is None:
+                    unchecked.add(str(key_id))
+                elif not hmac.compare_digest(audit_mac(secret, str(key_id), str(row["hash"])), str(mac)):
+                    return failed(entry_id, f"audit entry {entry_id} was edited: its MAC does not match "
+                                            f"(key {key_id!r}); the chain was recomputed without the key")
+                else:
+                    n_auth += 1
             prev = str(row["hash"])
             by_id[entry_id] = row
-        for pointer in pointers:
-            entry_id = int(pointer["audit_id"])
-            ticket_id = _ticket_id(int(pointer["seq"]))
+            entries.append(entry)
+        if heads is None and self._head is not None and any(r.get("key_id") is not None for r in rows):
+            return failed(None, f"the published audit head {self._head.path} is missing, but the log was "
+                                f"written with it: it was deleted or the store was moved without it")
+        for ticket in tickets:
+            if ticket.get("audit_id") is None:
+                continue
+            entry_id = int(ticket["audit_id"])
+            ticket_id = _ticket_id(int(ticket["seq"]))
             found = by_id.get(entry_id)
             if found is None:
-                return AuditReport(False, len(rows), entry_id,
-                                   f"audit entry {entry_id} is missing: it was the latest entry of "
-                                   f"{ticket_id} and was deleted")
+                return failed(entry_id, f"audit entry {entry_id} is missing: it was the latest entry of "
+                                        f"{ticket_id} and was deleted")
             if found["ticket_id"] != ticket_id:
-                return AuditReport(False, len(rows), entry_id,
-                                   f"audit entry {entry_id} does not belong to {ticket_id}, whose "
-                                   f"latest entry it should be")
-        return AuditReport(True, len(rows))
+                return failed(entry_id, f"audit entry {entry_id} does not belong to {ticket_id}, whose "
+                                        f"latest entry it should be")
+        for published in heads or []:
+            entry_id = int(published["id"])
+            found = by_id.get(entry_id)
+            if found is None:
+                return failed(entry_id, f"audit entry {entry_id} is missing: the published head "
+                                        f"{head} names it; it was deleted")
+            if found["hash"] != published["hash"]:
+                return failed(entry_id, f"audit entry {entry_id} was rewritten: its hash differs from the "
+                                        f"published head {head}")
+        difference = replay_problems(entries, tickets, reviews, outbox, _ticket_id)
+        if difference is not None:
+            return failed(*difference)
+        return AuditReport(True, n, None, None, n_auth, n_unauth, tuple(sorted(unchecked)), head,
+                           0 if heads is None else len(heads))
 
     # ------------------------------------------------------------------ traffic
 
@@ -956,7 +1075,7 @@ class TicketStore:
         ]
         if not rows:
             return
-        with self._db.write("write") as tx:
+        with self._write("write") as tx:
             for row in rows:
                 tx.run(
                     "INSERT INTO window_traffic (model, window_start, cohort_key, window_end, n_events)"
@@ -1038,7 +1157,7 @@ class TicketStore:
         window_detail = {"window_start": window_start, "window_end": window_end,
                          "value": finding.value, "severity": finding.severity.value}
 
-        with self._db.write("write") as tx:
+        with self._write("write") as tx:
             seen = tx.one(
                 "SELECT 1 AS seen FROM ticket_windows WHERE fingerprint = ? AND window_start = ?",
                 (fingerprint, window_start),
@@ -1093,7 +1212,8 @@ class TicketStore:
                         SYSTEM_IDENTITY if review else None, approvals, 1 if review else 0, impact_text,
                     ),
                 )
-                detail: dict[str, Any] = {**window_detail, "status": status.value, "action": checked_action}
+                detail: dict[str, Any] = {**window_detail, "status": status.value, "action": checked_action,
+                                          "approvals_required": approvals, "fingerprint": fingerprint}
             else:
                 seq = int(row["seq"])
                 first_start = min(_parse_time(row["first_window_start"]), finding.window.start)
@@ -1141,7 +1261,8 @@ class TicketStore:
                 )
                 detail = {**window_detail}
                 if kind == "reopened":
-                    detail.update(status=status.value, action=stored_action, previous_status="resolved")
+                    detail.update(status=status.value, action=stored_action, previous_status="resolved",
+                                  approvals_required=required)
             self._insert_window(tx, fingerprint, window_start, window_end, seq, finding, at_text)
             audit_id = self._audit(tx, at_text, SYSTEM_IDENTITY, kind, seq, detail)
             ticket = self._fetch(tx, seq)
@@ -1169,7 +1290,7 @@ class TicketStore:
         """
         at, at_text = self._clock()
         window_end = _time_text(finding.window.end, "clearing window end")
-        with self._db.write("write") as tx:
+        with self._write("write") as tx:
             row = tx.one(
                 "SELECT * FROM tickets WHERE fingerprint = ? AND status != ? AND active = 1",
                 (finding.fingerprint, TicketStatus.RESOLVED.value),
@@ -1378,7 +1499,7 @@ class TicketStore:
         actor = _check_identity(actor, "the actor")
         acting = _admin_detail(admin)
         _, at_text = self._clock()
-        with self._db.write("write") as tx:
+        with self._write("write") as tx:
             current = self._fetch(tx, seq)
             if current is None:
                 raise TicketStoreError(f"no ticket {ticket_id!r} in {self._db.location!r}")
@@ -1422,7 +1543,7 @@ class TicketStore:
         if approvals is not None and approvals < 1:
             raise ReviewError(f"approvals must be >= 1; got {approvals!r}")
         _, at_text = self._clock()
-        with self._db.write("write") as tx:
+        with self._write("write") as tx:
             current = self._fetch(tx, seq)
             if current is None:
                 raise TicketStoreError(f"no ticket {ticket_id!r} in {self._db.location!r}")
@@ -1474,7 +1595,7 @@ class TicketStore:
         reviewer = _check_identity(reviewer, "the reviewer")
         acting = _admin_detail(admin)
         at, at_text = self._clock()
-        with self._db.write("write") as tx:
+        with self._write("write") as tx:
             current = self._fetch(tx, seq)
             if current is None:
                 raise TicketStoreError(f"no ticket {ticket_id!r} in {self._db.location!r}")
@@ -1556,7 +1677,7 @@ class TicketStore:
         if not comment or not comment.strip():
             raise ReviewError(f"rejecting {ticket_id} needs a comment saying why")
         _, at_text = self._clock()
-        with self._db.write("write") as tx:
+        with self._write("write") as tx:
             current = self._fetch(tx, seq)
             if current is None:
                 raise TicketStoreError(f"no ticket {ticket_id!r} in {self._db.location!r}")
@@ -1599,7 +1720,7 @@ class TicketStore:
     def mark_published(self, request_id: int, destination: str) -> None:
         """Note that retraining request ``request_id`` reached ``destination``."""
         _, at_text = self._clock()
-        with self._db.write("write") as tx:
+        with self._write("write") as tx:
             row = tx.one("SELECT * FROM retrain_outbox WHERE id = ?", (request_id,))
             if row is None:
                 raise TicketStoreError(f"no retraining request {request_id} in {self._db.location!r}")
