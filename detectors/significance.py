@@ -28,7 +28,11 @@ are drawn under H0 from the pooled shares :math:`\hat p = T / (N + n)` (window
 :math:`\sim \mathrm{Mult}(n, \hat p)`, reference :math:`\sim \mathrm{Mult}(N, \hat p)`),
 and ``p = (1 + #{X²* >= X²}) / (1 + draws)``: :data:`FIRST_DRAWS` first, and
 :data:`MORE_DRAWS` more only when the first ones leave the p-value below 0.05 (a clearly
-large p-value needs no precision). The draws are seeded from the counts themselves, so one
+large p-value needs no precision). When no drawn table is as extreme as the window's, the
+p-value is the smaller of that floor, ``1 / 2000``, and the chi-square p-value of the table
+with its small bins merged into their neighbours until every expected count is at least 5:
+still calibrated (below the floor only the merged test decides), and small enough for
+Benjamini–Hochberg over many features. The draws are seeded from the counts themselves, so one
 window always gets one p-value (replays and recovery agree).
 
 Testing against the reference *sample* (two-sample), not against its shares taken as
@@ -146,7 +150,46 @@ def _monte_carlo(
         drawn += draws
         if (1 + exceed) / (1 + drawn) >= 0.05:
             break
+    floor = 1 / (1 + drawn)
+    if exceed == 0:
+        # No drawn table was as extreme: the Monte-Carlo p-value only says p <= 1/2000, too
+        # coarse for Benjamini-Hochberg over many features. The chi-square test of the table
+        # with its small bins merged (every expected count >= 5 again) is valid and can say
+        # how far below; below the floor it decides, above it the Monte-Carlo value stands,
+        # so the p-value stays calibrated at every level.
+        return min(floor, _collapsed_chi2_p(r, c, big_n, n))
     return (1 + exceed) / (1 + drawn)
+
+
+def _collapsed_chi2_p(
+    r: npt.NDArray[np.float64], c: npt.NDArray[np.float64], big_n: float, n: float,
+) -> float:
+    """Chi-square p-value of the table after merging bins into neighbours until every expected count is >= 5.
+
+    The bin with the smallest total joins the smaller of its neighbours (bins stay in their
+    order: adjacent quantile bins, categories by reference frequency with ``__unseen__`` last).
+    A table merged down to one bin cannot be tested: 1.
+    """
+    rs, cs = [float(x) for x in r], [float(x) for x in c]
+    scale = min(big_n, n) / (big_n + n)
+    while len(rs) > 1:
+        totals = [a + b for a, b in zip(rs, cs)]
+        smallest = min(range(len(totals)), key=totals.__getitem__)
+        if totals[smallest] * scale >= MIN_EXPECTED:
+            break
+        if smallest == 0:
+            other = 1
+        elif smallest == len(totals) - 1:
+            other = smallest - 1
+        else:
+            other = smallest - 1 if totals[smallest - 1] <= totals[smallest + 1] else smallest + 1
+        low, high = sorted((smallest, other))
+        rs[low], cs[low] = rs[low] + rs[high], cs[low] + cs[high]
+        del rs[high], cs[high]
+    if len(rs) < 2:
+        return 1.0
+    ra, ca = np.asarray(rs), np.asarray(cs)
+    return _chi2_sf(_x2(ra, ca, ra + ca, big_n, n), len(rs) - 1)
 
 
 def bh_qvalues(p_values: npt.ArrayLike) -> npt.NDArray[np.float64]:

@@ -93,22 +93,32 @@ def _print_result(document: dict[str, Any]) -> None:
         sys.stdout.flush()  # the samples (stderr) come right under the counts
         click.echo(_dlq_sample_text(samples, dlq["total"]), err=True)
     findings = document["findings"]
-    click.echo(f"\nfindings at warn or alert: {len(findings)} of {document['findings_total']}")
+    listed = "" if all(f["severity"] != "ok" for f in findings) else ", all listed"
+    click.echo(f"\nfindings at warn or alert: {sum(f['severity'] != 'ok' for f in findings)} of "
+               f"{document['findings_total']}{listed}")
     if findings:
-        top = sorted(findings, key=lambda f: -f["value"])[:15]
+        # Grouped by detector (the worst detector first), largest values first within one.
+        worst: dict[str, float] = {}
+        for f in findings:
+            worst[f["detector"]] = max(worst.get(f["detector"], f["value"]), f["value"])
+        ordered = sorted(findings, key=lambda f: (-worst[f["detector"]], f["detector"], -f["value"]))
+        shown = ordered[:FINDINGS_SHOWN]
         click.echo(_table(
             [[f["severity"], f["detector"], f["cohort_key"], f["feature"] or "-", f"{f['value']:.3f}",
-              f["window_start"][11:16] + "-" + f["window_end"][11:16]] for f in top],
-            ["severity", "detector", "cohort", "feature", "value", "window"],
+              _threshold_text(f), _p_text(f), f["window_start"][11:16] + "-" + f["window_end"][11:16]]
+             for f in shown],
+            ["severity", "detector", "cohort", "feature", "value", "threshold", "p / q", "window"],
         ))
+        if len(ordered) > len(shown):
+            click.echo(f"{len(shown)} of {len(ordered)} shown; --json lists them all")
     tickets = document["tickets"]
     click.echo(f"\nticket events: {len(tickets)}")
     if tickets:
         click.echo(_table(
-            [[t["kind"], t["ticket"]["id"], t["ticket"]["status"], t["ticket"]["cohort_key"],
+            [[t["kind"], t["ticket"]["id"], t["ticket"]["status"], t["ticket"]["detector"], t["ticket"]["cohort_key"],
               t["ticket"]["feature"] or "-", str(t["ticket"]["occurrences"]),
               f"{t['ticket']['worst_value']:.3f}"] for t in tickets],
-            ["event", "ticket", "status", "cohort", "feature", "windows", "worst"],
+            ["event", "ticket", "status", "detector", "cohort", "feature", "windows", "worst"],
         ))
         latest = {t["ticket"]["id"]: t["ticket"] for t in tickets}
         click.echo("\nrouting:\n" + "\n".join(
@@ -127,6 +137,31 @@ def _print_result(document: dict[str, Any]) -> None:
             + (f", mean served/offline ratio {ratio:.1f}" if ratio is not None else "")
             + (f" ({evidence['unit_suspect']})" if evidence.get("unit_suspect") else "")
         )
+
+
+FINDINGS_SHOWN = 15
+"""Rows of the findings table in human output; ``--json`` has every finding."""
+
+
+def _threshold_text(finding: dict[str, Any]) -> str:
+    """The level a finding's value is compared with: ``>= 0.25`` (alert), else the warn level."""
+    level = finding["alert"] if finding["severity"] == "alert" or finding["value"] >= finding["alert"] else finding["warn"]
+    return f">= {level:g}"
+
+
+def _p_text(finding: dict[str, Any]) -> str:
+    """``p`` (and ``q`` where the detector controls false discoveries) of a finding, or ``-``.
+
+    The embedding test keeps its permutation p-value in the evidence: shown here so that
+    ``alert 0.030`` (an MMD²) does not read as a value below ``p_value: 0.01``.
+    """
+    p = finding.get("p_value")
+    if p is None:
+        p = finding.get("evidence", {}).get("p_value")
+    if p is None:
+        return "-"
+    q = finding.get("q_value")
+    return f"p={p:.2g}" + (f" q={q:.2g}" if q is not None else "")
 
 
 def _dlq_sample_text(samples: list[dict[str, Any]], total: int) -> str:

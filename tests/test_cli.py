@@ -306,3 +306,22 @@ def test_replay_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
     assert "replay [" in shown and "events" in shown
     quiet = drift("replay", "--config", str(workspace / "drift.yaml"), "--events", str(workspace / "events.jsonl"))
     assert quiet.returncode == 0 and "replay [" not in quiet.stderr
+
+
+def test_replay_tables_show_thresholds_p_values_detectors_and_say_when_they_are_cut(tmp_path: Path) -> None:
+    config = _workspace(tmp_path)
+    proc = drift("replay", "--config", str(config), "--events", str(tmp_path / "events.jsonl"), "--all-findings")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    header = next(line for line in out.splitlines() if line.startswith("severity"))
+    assert header.split() == ["severity", "detector", "cohort", "feature", "value", "threshold", "p", "/", "q", "window"]
+    assert "findings at warn or alert: 12 of 246, all listed" in out
+    assert "15 of 246 shown; --json lists them all" in out
+    # Without --all-findings: the 12 at warn or alert, all shown. The embedding test's p-value
+    # is beside its MMD², and a PSI row has p and q.
+    short = drift("replay", "--config", str(config), "--events", str(tmp_path / "events.jsonl")).stdout
+    assert "shown;" not in short
+    assert any(line.startswith("alert") and " embedding " in line and "p=" in line for line in short.splitlines())
+    assert any(line.startswith("alert") and " psi " in line and " q=" in line for line in short.splitlines())
+    ticket_header = next(line for line in out.splitlines() if line.startswith("event "))
+    assert ticket_header.split() == ["event", "ticket", "status", "detector", "cohort", "feature", "windows", "worst"]

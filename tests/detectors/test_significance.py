@@ -41,7 +41,7 @@ def test_asymptotic_p_value_is_scipys_chi_square_of_the_two_row_table(tables: tu
         assert p == pytest.approx(expected_p, rel=1e-9, abs=1e-12)
     else:
         assert method == "monte_carlo"
-        assert 0 < p <= 1
+        assert 0 <= p <= 1
 
 
 def _simulate(shares: np.ndarray, n: int, n_reference: int, windows: int, seed: int) -> tuple[np.ndarray, set[str]]:
@@ -156,3 +156,28 @@ def test_psi_with_real_drift_still_alerts_and_says_p_and_q() -> None:
     assert finding.severity is Severity.ALERT
     assert finding.p_value < 1e-6 and finding.q_value < 1e-6
     assert finding.evidence["significance"] == "bh q<=0.01" and "not_significant" not in finding.evidence
+
+
+def test_a_strong_shift_in_a_sparse_table_gets_a_p_value_below_the_monte_carlo_floor() -> None:
+    """A new category in a 200-event window: Monte-Carlo alone would stop at 1/2000, which
+    Benjamini-Hochberg over 25 features would turn into q = 0.0125 > 0.01."""
+    shares = np.array([0.4, 0.3, 0.2, 0.07, 0.03, 0.0])  # the last bin: __unseen__
+    current = np.array([50, 40, 25, 3, 2, 80])
+    p, method, _ = homogeneity_test(shares, 20_000, current)
+    assert method == "monte_carlo"
+    assert p < 1e-10
+    q = bh_qvalues([p, *[0.5] * 24])
+    assert q[0] <= 0.01
+
+
+def test_the_merged_table_is_used_only_below_the_floor() -> None:
+    from detectors.significance import _collapsed_chi2_p
+
+    shares = np.full(10, 0.1)
+    rng = np.random.default_rng(8)
+    for _ in range(50):  # no-drift sparse tables: the Monte-Carlo value, never the merged one
+        current = rng.multinomial(30, shares)
+        p, method, _ = homogeneity_test(shares, 20_000, current)
+        assert method == "monte_carlo" and p >= 1 / 2000
+    # Merging keeps every expected count at 5 or more and the p-value in [0, 1].
+    assert 0 <= _collapsed_chi2_p(shares * 20_000, np.array([30.0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), 20_000, 30) < 1e-6
