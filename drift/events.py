@@ -71,6 +71,10 @@ class DlqReason(StrEnum):
     """An embedding whose length is not the ``dim`` configured for the event's model."""
     BAD_ARROW = "bad_arrow"
     """A message that starts like an Arrow IPC stream but cannot be read as one."""
+    UNKNOWN_SCHEMA = "unknown_schema"
+    """A Confluent wire-format message whose schema id has no schema (files or registry)."""
+    BAD_AVRO = "bad_avro"
+    """A Confluent wire-format message whose payload is not Avro of its schema."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +205,7 @@ def _json_text_head(text: str, limit: int, hex_digits: bool = False) -> str:
 
 _WHOLE_MESSAGE = frozenset({
     DlqReason.EMPTY, DlqReason.TOO_LARGE, DlqReason.NOT_UTF8, DlqReason.NOT_AN_OBJECT, DlqReason.KAFKA_ERROR,
-    DlqReason.BAD_ARROW,
+    DlqReason.BAD_ARROW, DlqReason.UNKNOWN_SCHEMA, DlqReason.BAD_AVRO,
 })
 _ARROW_ROW = re.compile(r"^row \d+ of the Arrow record batch: ")
 _NAMED_VALUE = re.compile(r"^((?:features|values)\..+?) (?:must be|is not finite)")

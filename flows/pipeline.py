@@ -11,13 +11,14 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, cast
+from typing import Any, Callable, Sequence, cast
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
+from connectors.schema_registry import open_schemas
 from connectors.ticket_store import open_store
 from detectors.base import Detector
 from detectors.embedding import EmbeddingDetector
@@ -27,6 +28,7 @@ from drift.config import Config, ModelConfig
 from drift.errors import BaselineError, ReferenceDataError, TicketStoreError
 from drift.batch import BatchDecoder, DecodedBatch, model_columns
 from drift.events import Decoder, DeadLetter, InferenceEvent, RawMessage
+from drift.wire import WireDecoder
 from drift.findings import Cohort, Finding, Window
 from drift.baselines import SeasonalBaseline, load_seasonal, resume, score_window
 from drift.policy import CohortPolicy, Decision, decide_cohort
@@ -208,15 +210,23 @@ def ts_units(config: Config) -> dict[str, str]:
     return {model.name: model.ts_unit for model in config.models if model.ts_unit != "ms"}
 
 
-def batch_decoder(config: Config, plans: list[ModelPlan], decoder: Decoder, per_event: set[str]) -> BatchDecoder:
-    """The column-wise decoder of the flow; ``per_event``: models whose events feed per-event steps."""
-    return BatchDecoder(decoder, [
+def batch_decoder(
+    config: Config, plans: list[ModelPlan], decoder: Decoder, per_event: set[str],
+) -> Callable[[Sequence[RawMessage]], DecodedBatch]:
+    """The column-wise decoder of the flow; ``per_event``: models whose events feed per-event steps.
+
+    With ``events.format: avro`` wire-format messages are read first (drift/wire.py)."""
+    columnar = BatchDecoder(decoder, [
         model_columns(
             plan.config.name, plan.config.cohort, plan.profile, per_event=plan.config.name in per_event,
             embeddings=plan.config.embedding_sampling() is not None,
         )
         for plan in plans
     ])
+    schemas = config.events.schemas
+    if config.events.format == "json" or schemas is None:
+        return columnar
+    return WireDecoder(columnar, open_schemas(schemas, config.resolve), step_id=decoder.step_id)
 
 
 def as_batch(to_raw: Callable[[Any], RawMessage] | None) -> Callable[[Any], list[RawMessage]]:
