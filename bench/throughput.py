@@ -10,10 +10,12 @@ one process, one worker, no Kafka:
   windows, detectors, policy, SQLite tickets);
 * ``memory_json`` / ``memory_arrow``: the same flow fed from memory with batches of
   JSON messages, or with Arrow IPC messages of 10,000 events (a batching producer);
+* ``memory_avro``: the JSON batches' events as Avro in the Confluent wire format (one
+  message each, schema id 1 from an ``.avsc`` file: ``events.format: avro``);
 * ``memory_arrow_polls``: Arrow IPC messages of 1,000 events, 5 to a batch (a Kafka poll
   of the Kafka benchmark's messages: the decoder screens a batch's messages as one table);
 * stages, on the same JSON batches outside Bytewax: ``decode`` (drift.batch),
-  ``decode + windows`` (flows.windows) and, for the ratio, the per-event decoder
+  ``decode + windows`` (flows.windows), ``decode_avro`` (drift.wire, then drift.batch) and, for the ratio, the per-event decoder
   (``Decoder`` one message at a time) the flow used before batches.
 
 Each number is the best of ``--repeats`` runs.
@@ -22,7 +24,9 @@ Each number is the best of ``--repeats`` runs.
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import struct
 import os
 import sys
 import tempfile
@@ -34,11 +38,12 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import workload  # noqa: E402
+import fastavro  # noqa: E402
 from bytewax.testing import TestingSource, run_main  # noqa: E402
 
 from connectors.files import write_jsonl  # noqa: E402
 from connectors.memory import CountSink, ListSink  # noqa: E402
-from drift.config import load_config  # noqa: E402
+from drift.config import EventsConfig, SchemasConfig, load_config  # noqa: E402
 from drift.events import Decoder, RawMessage  # noqa: E402
 from flows.pipeline import Outputs, batch_decoder, build_flow, plan_models, window_specs  # noqa: E402
 from flows.runner import load_profiles, run_file  # noqa: E402
@@ -47,6 +52,33 @@ from flows.windows import CohortWindows  # noqa: E402
 BATCH = 5000
 POLL_EVENTS = 1000
 POLL_MESSAGES = 5
+
+
+def avro_schema() -> dict[str, Any]:
+    """The workload's events as an Avro record (features a record of typed fields)."""
+    text = ["null", "string"]
+    return {
+        "type": "record", "name": "InferenceEvent", "namespace": "drift.bench", "fields": [
+            {"name": "event_id", "type": text}, {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+            {"name": "model", "type": "string"}, {"name": "model_version", "type": text}, {"name": "tenant", "type": text},
+            {"name": "features", "type": {"type": "record", "name": "Features", "fields": [
+                *({"name": f, "type": ["null", "double"]} for f in workload.NUMERIC),
+                *({"name": f, "type": ["null", "string"]} for f in workload.CATEGORICAL)]}},
+        ],
+    }
+
+
+def avro_messages(lines: list[bytes], schema: dict[str, Any]) -> list[bytes]:
+    """Each JSON event as a Confluent wire-format Avro message of schema id 1."""
+    parsed = fastavro.parse_schema(schema)
+    out = []
+    for line in lines:
+        event = json.loads(line)
+        event["ts"] = datetime.fromisoformat(event["ts"])
+        buffer = io.BytesIO()
+        fastavro.schemaless_writer(buffer, parsed, event)
+        out.append(b"\x00" + struct.pack(">I", 1) + buffer.getvalue())
+    return out
 
 
 def best(repeats: int, run: Callable[[], Any]) -> float:
@@ -82,6 +114,19 @@ def main() -> None:
         small = [RawMessage(v, "bench", 0, i) for i, v in enumerate(
             workload.arrow_batches(n, batch=POLL_EVENTS, cohorts=args.cohorts))]
         polls = [small[i:i + POLL_MESSAGES] for i in range(0, len(small), POLL_MESSAGES)]
+        schema = avro_schema()
+        (folder / "inference.avsc").write_text(json.dumps(schema), encoding="utf-8")
+        avro_config = config.model_copy(update={"events": EventsConfig(
+            max_future=config.events.max_future, format="avro",
+            schemas=SchemasConfig(files={"1": str(folder / "inference.avsc")}))})
+        avro_values = avro_messages(lines, schema)
+        avro_raws = [RawMessage(v, "bench", 0, i) for i, v in enumerate(avro_values)]
+        avro_batches = [avro_raws[i:i + BATCH] for i in range(0, n, BATCH)]
+        avro_decoder = batch_decoder(avro_config, plans, decoder, set())
+
+        def decode_avro() -> None:
+            for batch in avro_batches:
+                avro_decoder(batch)
 
         def decode() -> None:
             for batch in batches:
@@ -103,13 +148,13 @@ def main() -> None:
             for raw in raws:
                 decoder(raw)
 
-        def flow(items: list[list[RawMessage]]) -> Callable[[], None]:
+        def flow(items: list[list[RawMessage]], flow_config: Any = config) -> Callable[[], None]:
             def run() -> None:
                 store = folder / "drift-tickets.db"
                 store.unlink(missing_ok=True)
                 windows: CountSink[Any] = CountSink()
                 outputs = Outputs(findings=ListSink(), tickets=ListSink(), dlq=ListSink(), windows=windows)
-                run_main(build_flow(config, profiles, TestingSource(items), outputs, now=lambda: now))
+                run_main(build_flow(flow_config, profiles, TestingSource(items), outputs, now=lambda: now))
                 assert windows.count > 0
             return run
 
@@ -122,9 +167,11 @@ def main() -> None:
             "file_json": best(args.repeats, replay),
             "memory_json": best(args.repeats, flow(batches)),
             "memory_arrow": best(args.repeats, flow(arrow)),
+            "memory_avro": best(args.repeats, flow(avro_batches, avro_config)),
             "memory_arrow_polls": best(args.repeats, flow(polls)),
             "decode": best(args.repeats, decode),
             "decode_windows": best(args.repeats, decode_windows),
+            "decode_avro": best(args.repeats, decode_avro),
             "per_event_decoder": best(max(1, args.repeats - 1), one_by_one),
         }
     rate = {k: round(n / v) for k, v in seconds.items()}
@@ -134,6 +181,7 @@ def main() -> None:
         "cohorts": args.cohorts,
         "features": {"numeric": len(workload.NUMERIC), "categorical": len(workload.CATEGORICAL)},
         "json_bytes_per_event": round(sum(map(len, lines)) / n, 1),
+        "avro_bytes_per_event": round(sum(map(len, avro_values)) / n, 1),
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "events_per_second": rate,
         "split_of_memory_json": {

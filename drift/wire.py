@@ -130,8 +130,25 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def _has_non_finite(record: Mapping[str, Any]) -> bool:
+    """Whether a float anywhere in ``record`` is NaN or infinite (``x - x`` is NaN for those)."""
+    stack: list[Any] = [record]
+    while stack:
+        container = stack.pop()
+        for value in container.values() if isinstance(container, dict) else container:
+            kind = type(value)
+            if kind is float:
+                if value - value != 0.0:
+                    return True
+            elif kind is dict or kind is list:
+                stack.append(value)
+    return False
+
+
 def _refuse_non_finite(record: Mapping[str, Any]) -> None:
     """Raise ``non_finite`` naming the first NaN or infinity in ``record`` (JSON cannot carry one)."""
+    if not _has_non_finite(record):
+        return
     stack: list[tuple[str, Any, int]] = [(str(k), v, 1) for k, v in reversed(list(record.items()))]
     while stack:
         path, value, depth = stack.pop()

@@ -9,8 +9,8 @@ from typing import Any
 def test_throughput_benchmark_runs(run_bench: Callable[..., dict[str, Any]]) -> None:
     document = run_bench("throughput.py", "--events", "3000", "--repeats", "1")
     assert document["events"] == 3000 and document["features"] == {"numeric": 20, "categorical": 5}
-    for path in ("file_json", "memory_json", "memory_arrow", "memory_arrow_polls", "decode", "decode_windows",
-                 "per_event_decoder"):
+    for path in ("file_json", "memory_json", "memory_arrow", "memory_avro", "memory_arrow_polls", "decode",
+                 "decode_windows", "decode_avro", "per_event_decoder"):
         assert document["seconds"][path] > 0 and document["events_per_second"][path] > 0, path
 
 
