@@ -1303,6 +1303,20 @@ def _arrow_kind(kind: Any, feature: str) -> str | None:
     return None if ok else "a string, integer, boolean or dictionary column"
 
 
+def _schema_file_problems(config: Config) -> list[tuple[tuple[int | str, ...], str]]:
+    """Each Avro schema file of ``events.schemas.files`` exists and is an Avro schema."""
+    from drift.wire import FileSchemas, SchemaError
+
+    schemas = config.events.schemas
+    problems: list[tuple[tuple[int | str, ...], str]] = []
+    for key, file in (schemas.files if schemas is not None else {}).items():
+        try:
+            FileSchemas({int(key): config.resolve(file)})
+        except SchemaError as exc:
+            problems.append((("events", "schemas", "files", key), str(exc).split(": ", 1)[1]))
+    return problems
+
+
 def _reference_problems(config: Config) -> list[tuple[tuple[int | str, ...], str]]:
     """What ``drift validate`` can know of each model's reference Parquet from its schema alone.
 
@@ -1430,7 +1444,8 @@ def parse_config(
     if messages:
         raise ConfigError(messages)
     if check_references:
-        messages = [redact(f"{where(loc)} {_format_path(loc)}: {msg}") for loc, msg in _reference_problems(config)]
+        problems = _reference_problems(config) + _schema_file_problems(config)
+        messages = [redact(f"{where(loc)} {_format_path(loc)}: {msg}") for loc, msg in problems]
         if messages:
             raise ConfigError(messages)
     return config

@@ -273,3 +273,41 @@ def test_a_late_avro_event_reaches_the_dead_letters_as_avro() -> None:
     raws = [r for piece in batch.pieces if piece.block is not None for r in piece.block.raws]
     assert len(raws) == 64 and all(r.value[:1] == b"\x00" for r in raws)  # type: ignore[index]
     assert not batch.dead and batch.n_columnar == 64
+
+
+@pytest.mark.parametrize(("events", "message"), [
+    ("events:\n  format: avro\n", "events: format avro needs schemas"),
+    ('events:\n  schemas: {files: {"1": e.avsc}}\n', "events: schemas are read only with format: avro"),
+    ("events:\n  format: avro\n  schemas: {files: {x: e.avsc}}\n", "events.schemas.files: keys must be schema ids"),
+    ("events:\n  format: avro\n  schemas: {registry: ftp://host}\n", "events.schemas.registry: must be an http"),
+    ("events:\n  format: avro\n  schemas: {}\n", "events.schemas: needs registry (a URL) or files"),
+    ('events:\n  format: avro\n  schemas: {files: {"1": missing.avsc}}\n',
+     "events.schemas.files.1: cannot read"),
+    ('events:\n  format: avro\n  schemas: {files: {"1": bad.avsc}}\n',
+     "events.schemas.files.1: schema id 1 is not an Avro schema"),
+    ("events:\n  format: protobuf\n  schemas: {registry: http://r}\n", "events.format"),
+])
+def test_the_config_names_what_is_wrong(tmp_path: Path, events: str, message: str) -> None:
+    from drift import demo
+    from drift.config import load_config
+    from drift.errors import ConfigError
+
+    (tmp_path / "bad.avsc").write_text('{"type": "record"}')
+    (tmp_path / "drift.yaml").write_text(demo.config_text() + events, encoding="utf-8")
+    demo.write_references(tmp_path)
+    with pytest.raises(ConfigError) as error:
+        load_config(tmp_path / "drift.yaml", check_references=True)
+    assert any(message in line for line in error.value.messages), error.value.messages
+
+
+def test_a_valid_avro_config(tmp_path: Path) -> None:
+    from drift import demo
+    from drift.config import load_config
+
+    (tmp_path / "e.avsc").write_bytes(orjson.dumps(SCHEMA))
+    text = demo.config_text() + 'events:\n  format: avro\n  schemas: {files: {"1": e.avsc}, registry: "http://r:8081"}\n'
+    (tmp_path / "drift.yaml").write_text(text, encoding="utf-8")
+    demo.write_references(tmp_path)
+    config = load_config(tmp_path / "drift.yaml", check_references=True)
+    assert config.events.format == "avro" and config.events.schemas is not None
+    assert config.events.schemas.schema_files() == {1: "e.avsc"}
