@@ -64,8 +64,10 @@ __all__ = [
     "RetrainRequest",
     "Review",
     "SqliteDatabase",
+    "StoredTicketEvent",
     "Ticket",
     "TicketEvent",
+    "TicketRef",
     "TicketStatus",
     "TicketStore",
 ]
@@ -77,7 +79,7 @@ Row: TypeAlias = dict[str, Any]
 ACTIONS: Final[tuple[str, ...]] = ("ticket", "human_review")
 """The routing actions a ticket can carry (``routing[].action`` in the YAML)."""
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 """Stored with the data (``PRAGMA user_version`` in SQLite); a newer store is refused."""
 
 SYSTEM_IDENTITY: Final = "drift"
@@ -238,6 +240,30 @@ class TicketEvent:
             "ticket": self.ticket.to_dict(),
             "context": dict(self.context),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRef:
+    """The id of the ticket a :class:`StoredTicketEvent` is about."""
+
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTicketEvent:
+    """A ticket event as the outbox kept it: its id, kind and the document sinks write.
+
+    What :meth:`TicketStore.pending_events` hands back after a restart, for the sinks
+    (which read ``id``, ``kind``, ``ticket.id`` and ``to_dict()``) to publish unchanged.
+    """
+
+    id: str
+    kind: EventKind
+    ticket: TicketRef
+    document: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.document)
 
 
 @dataclass(frozen=True, slots=True)
@@ -604,6 +630,20 @@ def schema(dialect: Literal["sqlite", "postgresql"], from_version: int) -> built
         # entry written without a key and NULL for one written before version 3.
         out.append("ALTER TABLE audit_log ADD COLUMN key_id TEXT")
         out.append("ALTER TABLE audit_log ADD COLUMN mac TEXT")
+    if from_version < 4:
+        # Ticket events, written in the transaction of the ticket change they describe and
+        # published from here (published_at set once every sink has them).
+        out.append(f"""
+        CREATE TABLE ticket_outbox (
+            id TEXT PRIMARY KEY,
+            audit_id {"INTEGER" if sqlite else "BIGINT"} NOT NULL,
+            kind TEXT NOT NULL,
+            ticket_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            published_at TEXT
+        )""")
+        out.append("CREATE INDEX ticket_outbox_pending ON ticket_outbox (published_at, audit_id)")
     return out
 
 
@@ -1268,7 +1308,9 @@ class TicketStore:
             ticket = self._fetch(tx, seq)
             assert ticket is not None  # written in the transaction above
             context = self._context(tx, ticket)
-        return TicketEvent(kind=kind, ticket=ticket, at=at, id=f"{ticket.id}:{audit_id}", context=context)
+            event = TicketEvent(kind=kind, ticket=ticket, at=at, id=f"{ticket.id}:{audit_id}", context=context)
+            self._to_outbox(tx, event, audit_id, at_text)
+        return event
 
     @staticmethod
     def _insert_window(tx: Tx, fingerprint: str, window_start: str, window_end: str, seq: int,
@@ -1297,6 +1339,11 @@ class TicketStore:
             )
             if row is None:
                 return None
+            if row["last_window_end"] is not None and str(row["last_window_end"]) >= window_end:
+                # The ticket already holds an alerting window ending at or after this one:
+                # a clear read again after a restart, or out of order. Clearing is decided
+                # per window, like recording, so it changes nothing and says nothing.
+                return None
             seq = int(row["seq"])
             tx.run("UPDATE tickets SET active = 0, updated_at = ? WHERE seq = ?", (at_text, seq))
             audit_id = self._audit(tx, at_text, SYSTEM_IDENTITY, "cleared", seq,
@@ -1304,7 +1351,46 @@ class TicketStore:
             ticket = self._fetch(tx, seq)
             assert ticket is not None
             context = self._context(tx, ticket)
-        return TicketEvent(kind="cleared", ticket=ticket, at=at, id=f"{ticket.id}:{audit_id}", context=context)
+            event = TicketEvent(kind="cleared", ticket=ticket, at=at, id=f"{ticket.id}:{audit_id}", context=context)
+            self._to_outbox(tx, event, audit_id, at_text)
+        return event
+
+    # ------------------------------------------------------------------ outbox
+
+    @staticmethod
+    def _to_outbox(tx: Tx, event: TicketEvent, audit_id: int, at_text: str) -> None:
+        """Keep ``event`` in the outbox, in the transaction of the change it describes."""
+        tx.run(
+            "INSERT INTO ticket_outbox (id, audit_id, kind, ticket_id, event, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (event.id, audit_id, event.kind, event.ticket.id, canonical_json(event.to_dict()), at_text),
+        )
+
+    def pending_events(self, limit: int = 10_000) -> builtins.list[StoredTicketEvent]:
+        """Ticket events stored but not yet marked published, oldest first.
+
+        After a crash between a ticket change and its publication, these are what the
+        job publishes when it starts again (with their original ids).
+        """
+        with self._db.read("read the outbox of") as tx:
+            rows = tx.all(
+                "SELECT id, kind, ticket_id, event FROM ticket_outbox WHERE published_at IS NULL "
+                "ORDER BY audit_id LIMIT ?", (int(limit),),
+            )
+        return [StoredTicketEvent(id=str(r["id"]), kind=r["kind"], ticket=TicketRef(str(r["ticket_id"])),
+                                  document=json.loads(r["event"])) for r in rows]
+
+    def mark_events_published(self, event_ids: Sequence[str]) -> None:
+        """Mark ticket events as handed to every sink (delivered, or spilled by the sink)."""
+        ids = [str(i) for i in event_ids if i]
+        if not ids:
+            return
+        _, at_text = self._clock()
+        with self._write("write") as tx:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ", ".join("?" * len(chunk))
+                tx.run(f"UPDATE ticket_outbox SET published_at = ? WHERE published_at IS NULL AND id IN ({marks})",
+                       (at_text, *chunk))
 
     # ------------------------------------------------------------------ reading
 

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence, cast
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
-from bytewax.outputs import Sink
+from bytewax.outputs import DynamicSink, Sink
 
 from connectors.schema_registry import open_schemas
 from connectors.ticket_store import open_store
@@ -35,6 +35,7 @@ from drift.policy import CohortPolicy, Decision, decide_cohort
 from drift.reference import ReferenceProfile
 from drift.summary import SchemaState, WindowSummary, track_schema
 from drift.tickets import TicketEvent, TicketStore
+from flows.outbox import PendingTicketEvents, PublishedSink
 from flows.windows import STEP_ID, WindowSpec, as_pieces, window_logic
 from flows.freshness import freshness_findings, freshness_plans
 from flows.value_skew import count_feature_events, split_feature_events, value_skew_findings, value_skew_plans
@@ -385,7 +386,13 @@ def build_flow(
 
     decisions = op.stateful_flat_map("apply_policy", found_lists, apply_policy)
     tickets = op.flat_map_batch("open_tickets", op.key_rm("unkey_decisions", decisions), recorder.record_batch)
-    op.output("write_tickets", tickets, outputs.tickets)
+    # Ticket events are published from the store's outbox: marked once every sink has them,
+    # and those a crash left unmarked are published again at the start (flows/outbox.py).
+    pending = op.input("read_unpublished_ticket_events", flow, PendingTicketEvents(lambda: open_store(config)))
+    sink = outputs.tickets
+    if isinstance(sink, DynamicSink):
+        sink = PublishedSink(sink, lambda: open_store(config))
+    op.output("write_tickets", op.merge("merge_unpublished_ticket_events", tickets, pending), sink)
 
     dead_letters = op.merge("dead_letters", *dead)
     op.inspect("count_dead_letters", dead_letters, lambda _s, letter: _count_dead_letter(letter))

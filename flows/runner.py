@@ -263,7 +263,8 @@ def _result(outputs: Outputs) -> RunResult:
 
     return RunResult(
         windows=items(outputs.windows), findings=items(outputs.findings),
-        tickets=items(outputs.tickets), dlq=items(outputs.dlq),
+        # Events of this run; ones a crashed earlier run left in the outbox were published too.
+        tickets=[t for t in items(outputs.tickets) if isinstance(t, TicketEvent)], dlq=items(outputs.dlq),
         feature_events=outputs.feature_events.count if isinstance(outputs.feature_events, CountSink) else 0,
     )
 
@@ -283,7 +284,8 @@ def kafka_outputs(config: Config, keep: bool = False, stop: threading.Event | No
                    attempts=kafka.produce_attempts, backoff_s=kafka.produce_backoff.total_seconds(), stop=stop)
     sinks: list[Any] = [
         sink(kafka.findings_topic, to_dict=Finding.to_dict, key_of=lambda f: f.cohort.key),
-        sink(kafka.tickets_topic, to_dict=TicketEvent.to_dict, key_of=lambda t: t.ticket.id),
+        # Ticket events, or the outbox's stored ones after a restart: both give their document.
+        sink(kafka.tickets_topic, to_dict=lambda t: t.to_dict(), key_of=lambda t: t.ticket.id),
         sink(kafka.dlq_topic, to_dict=lambda d: d.to_dict(max_value_bytes=limit),
              key_of=lambda d: f"{d.topic}:{d.partition}:{d.offset}"),
     ]

@@ -109,9 +109,9 @@ def test_open_creates_folders_and_schema(db_path: Path, clock: FixedClock) -> No
     try:
         names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         assert {"tickets", "ticket_windows", "tickets_live_fingerprint", "window_traffic",
-                "ticket_reviews", "retrain_outbox", "audit_log"} <= names
+                "ticket_reviews", "retrain_outbox", "audit_log", "ticket_outbox"} <= names
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
     finally:
         conn.close()
 
