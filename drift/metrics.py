@@ -381,7 +381,7 @@ class TicketState(Collector):
     >>> registry = CollectorRegistry()
     >>> state = TicketState(registry=registry)
     >>> state.update([], models=["m"], now=1.0)
-    >>> print(generate_latest(registry).decode().count("drift_review_queue{model=\"m\"} 0.0"))
+    >>> print(generate_latest(registry).decode().count('drift_review_queue{model="m"} 0.0'))
     1
     """
 
