@@ -145,7 +145,8 @@ FINDINGS_SHOWN = 15
 
 def _threshold_text(finding: dict[str, Any]) -> str:
     """The level a finding's value is compared with: ``>= 0.25`` (alert), else the warn level."""
-    level = finding["alert"] if finding["severity"] == "alert" or finding["value"] >= finding["alert"] else finding["warn"]
+    crossed_alert = finding["severity"] == "alert" or finding["value"] >= finding["alert"]
+    level = finding["alert"] if crossed_alert else finding["warn"]
     return f">= {level:g}"
 
 
@@ -341,7 +342,8 @@ def _with_store(config: Config, store: str | None) -> Config:
 
 
 @main.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--config", "config_path", envvar="DRIFT_CONFIG", show_envvar=True,
+              required=True, type=click.Path(dir_okay=False))
 @click.option("--events", required=True, type=click.Path(dir_okay=False, exists=True),
               help="JSONL or Parquet file of inference events.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
@@ -390,7 +392,8 @@ def replay(config_path: str, events: str, as_json: bool, all_findings: bool, dlq
 
 
 @main.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--config", "config_path", envvar="DRIFT_CONFIG", show_envvar=True,
+              required=True, type=click.Path(dir_okay=False))
 @click.option("--events", required=True, type=click.Path(dir_okay=False, exists=True),
               help="JSONL or Parquet file of inference events.")
 @click.option("--report", "report_path", required=True, type=click.Path(dir_okay=False),
@@ -512,7 +515,8 @@ def _run_local_cluster(config: Config, options: dict[str, Any]) -> None:
 
 
 @main.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--config", "config_path", envvar="DRIFT_CONFIG", show_envvar=True,
+              required=True, type=click.Path(dir_okay=False))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
               help="Worker threads per process.")
 @click.option("--processes", default=1, show_default=True, type=click.IntRange(min=1),
@@ -620,7 +624,8 @@ def baseline() -> None:
 
 
 @baseline.command("build")
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--config", "config_path", envvar="DRIFT_CONFIG", show_envvar=True,
+              required=True, type=click.Path(dir_okay=False))
 @click.option("--model", "model_name", required=True)
 @click.option("--reference", default=None, type=click.Path(dir_okay=False),
               help="Parquet file of training data, one column per feature  [default: the model's "
@@ -690,7 +695,8 @@ def _store(config_path: str) -> Any:
 
 
 @tickets.command("list")
-@click.option("--config", "config_path", default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--config", "config_path", envvar="DRIFT_CONFIG", show_envvar=True,
+              default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--status", default=None, help="open, pending_review, approved, rejected, in_progress, resolved")
 @click.option("--json", "as_json", is_flag=True)
 def tickets_list(config_path: str, status: str | None, as_json: bool) -> None:
@@ -715,7 +721,8 @@ def tickets_list(config_path: str, status: str | None, as_json: bool) -> None:
 
 @tickets.command("show")
 @click.argument("ticket_id")
-@click.option("--config", "config_path", default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--config", "config_path", envvar="DRIFT_CONFIG", show_envvar=True,
+              default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
 def tickets_show(ticket_id: str, config_path: str) -> None:
     """One ticket, whole, as JSON: with its context (traffic, ranked findings,
     impact, countermeasures, reviews) and its audit history."""
@@ -753,7 +760,8 @@ def _actor(config: Config, named: str | None, as_admin: bool) -> tuple[Any, Any]
               help="Move it for NAME (with --as-admin)  [default: you]")
 @click.option("--as-admin", is_flag=True, help=_AS_ADMIN_HELP)
 @click.option("--comment", default=None)
-@click.option("--config", "config_path", default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--config", "config_path", envvar="DRIFT_CONFIG", show_envvar=True,
+              default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
 def tickets_move(ticket_id: str, status: str, actor_name: str | None, as_admin: bool, comment: str | None,
                  config_path: str) -> None:
     """Move a ticket to in_progress or resolved (review moves go through `drift review`).
@@ -791,7 +799,8 @@ def _publish(config: Config, store: Any) -> None:
 
 
 @review.command("list")
-@click.option("--config", "config_path", default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--config", "config_path", envvar="DRIFT_CONFIG", show_envvar=True,
+              default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
 def review_list(config_path: str, as_json: bool) -> None:
     """Tickets waiting for review, oldest first."""
@@ -818,7 +827,8 @@ def review_list(config_path: str, as_json: bool) -> None:
 @click.option("--as-admin", is_flag=True, help=_AS_ADMIN_HELP)
 @click.option("--approvals", type=click.IntRange(min=1), default=None,
               help="Distinct approvers needed  [default: the ticket's]")
-@click.option("--config", "config_path", default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--config", "config_path", envvar="DRIFT_CONFIG", show_envvar=True,
+              default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
 def review_request(ticket_id: str, requester: str | None, as_admin: bool, approvals: int | None,
                    config_path: str) -> None:
     """Send an open (or rejected) ticket to review."""
@@ -839,7 +849,8 @@ def review_request(ticket_id: str, requester: str | None, as_admin: bool, approv
               help="Approve for NAME (with --as-admin)  [default: you]; never the requester.")
 @click.option("--as-admin", is_flag=True, help=_AS_ADMIN_HELP)
 @click.option("--comment", default=None)
-@click.option("--config", "config_path", default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--config", "config_path", envvar="DRIFT_CONFIG", show_envvar=True,
+              default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
 def review_approve(ticket_id: str, reviewer: str | None, as_admin: bool, comment: str | None,
                    config_path: str) -> None:
     """Approve a ticket; the last approval needed emits its retraining request.
@@ -868,7 +879,8 @@ def review_approve(ticket_id: str, reviewer: str | None, as_admin: bool, comment
 @click.option("--reviewer", default=None, metavar="NAME", help="Reject for NAME (with --as-admin)  [default: you]")
 @click.option("--as-admin", is_flag=True, help=_AS_ADMIN_HELP)
 @click.option("--comment", required=True, help="Why the ticket is rejected.")
-@click.option("--config", "config_path", default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--config", "config_path", envvar="DRIFT_CONFIG", show_envvar=True,
+              default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
 def review_reject(ticket_id: str, reviewer: str | None, as_admin: bool, comment: str, config_path: str) -> None:
     """Reject a ticket under review (same roles as approve)."""
     config = _load(config_path)
@@ -882,7 +894,8 @@ def review_reject(ticket_id: str, reviewer: str | None, as_admin: bool, comment:
 
 
 @review.command("publish")
-@click.option("--config", "config_path", default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--config", "config_path", envvar="DRIFT_CONFIG", show_envvar=True,
+              default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
 def review_publish(config_path: str) -> None:
     """Send the retraining requests still in the outbox to kafka.retrain_topic."""
     config = _load(config_path)
@@ -899,7 +912,8 @@ def audit() -> None:
 
 
 @audit.command("verify")
-@click.option("--config", "config_path", default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--config", "config_path", envvar="DRIFT_CONFIG", show_envvar=True,
+              default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--require-key", is_flag=True,
               help="Exit 1 unless every entry's MAC was checked and the head is published.")

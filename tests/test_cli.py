@@ -325,3 +325,18 @@ def test_replay_tables_show_thresholds_p_values_detectors_and_say_when_they_are_
     assert any(line.startswith("alert") and " psi " in line and " q=" in line for line in short.splitlines())
     ticket_header = next(line for line in out.splitlines() if line.startswith("event "))
     assert ticket_header.split() == ["event", "ticket", "status", "detector", "cohort", "feature", "windows", "worst"]
+
+
+def test_drift_config_names_the_config_of_every_command(tmp_path: Path) -> None:
+    config = _workspace(tmp_path)
+    assert drift("replay", "--config", str(config), "--events", str(tmp_path / "events.jsonl"),
+                 "--store", f"sqlite:///{tmp_path / 'drift-tickets.db'}").returncode == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**__import__("os").environ, "DRIFT_CONFIG": str(config)}
+    proc = subprocess.run([sys.executable, "-m", "drift.cli", "tickets", "list", "--json"], cwd=elsewhere, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)
+    without = drift("tickets", "list", cwd=elsewhere)
+    assert without.returncode != 0 and "drift.yaml" in without.stderr
