@@ -42,6 +42,7 @@ import socket
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,8 +62,16 @@ _PASS_LEASE_MARGIN_S: Final = 60.0
 
 # Claimed files held by a live sender of this process: another sender of this process
 # (a later flow in the same process) must not take them back while the POST is running.
-_IN_FLIGHT: set[str] = set()
+_IN_FLIGHT: Counter[str] = Counter()
 _IN_FLIGHT_LOCK = threading.Lock()
+
+
+def _release_in_flight(name: str) -> None:
+    # A count, not a set: senders of one process share the owner name of their claims, so a
+    # sender that lost the race for a file must not clear the mark of the one that won it.
+    _IN_FLIGHT[name] -= 1
+    if _IN_FLIGHT[name] <= 0:
+        del _IN_FLIGHT[name]
 
 
 def _digest(key: str) -> str:
@@ -201,9 +210,13 @@ class Spool:
         os.replace(tmp, target)
         return target
 
+    def claim_path(self, path: Path) -> Path:
+        """Where :meth:`claim` puts ``path``."""
+        return self.claimed / f"{self.owner}~{path.name}"
+
     def claim(self, path: Path) -> Path | None:
         """Take ``path`` for sending; None when another sender took it first."""
-        target = self.claimed / f"{self.owner}~{path.name}"
+        target = self.claim_path(path)
         try:
             os.replace(path, target)
         except FileNotFoundError:
@@ -243,7 +256,7 @@ class Spool:
             owner = path.name.split("~", 1)[0]
             pid_text, _, host = owner.partition("@")
             with _IN_FLIGHT_LOCK:
-                held_here = str(path) in _IN_FLIGHT
+                held_here = _IN_FLIGHT[str(path)] > 0
             if held_here:
                 continue
             gone = host == _HOST and pid_text.isdigit() and (
@@ -395,17 +408,22 @@ class WebhookDelivery:
             for path in self.spool.pending():
                 if self._abort.is_set():
                     break
+                # In flight before the claim exists: another sender of this process reclaims
+                # claims of this process that nobody holds, and must never see this one so.
+                target = self.spool.claim_path(path)
+                with _IN_FLIGHT_LOCK:
+                    _IN_FLIGHT[str(target)] += 1
                 claimed = self.spool.claim(path)
                 if claimed is None:
+                    with _IN_FLIGHT_LOCK:
+                        _release_in_flight(str(target))
                     continue
-                with _IN_FLIGHT_LOCK:
-                    _IN_FLIGHT.add(str(claimed))
                 try:
                     if not self._send_one(claimed, report):
                         break
                 finally:
                     with _IN_FLIGHT_LOCK:
-                        _IN_FLIGHT.discard(str(claimed))
+                        _release_in_flight(str(claimed))
         report.pending = self.spool.depth()
         self._update_gauges()
         self._say_state(report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -47,7 +48,9 @@ def test_gauges_count_active_live_tickets_by_routing_and_list_cohort_and_feature
     cleared = store.record(finding(ACME, "psi", "age"), action="ticket")
     resolved = store.record(finding(GLOBEX, "psi", "age"), action="ticket")
     assert reviewed is not None and cleared is not None and resolved is not None
-    store.clear(finding(ACME, "psi", "age"))  # hysteresis: live but no longer active
+    later = Window(T0 + timedelta(minutes=30), T0 + timedelta(minutes=60))
+    # hysteresis, in a later window: live but no longer active
+    assert store.clear(replace(finding(ACME, "psi", "age"), window=later)) is not None
     store.set_status(resolved.ticket.id, TicketStatus.RESOLVED, actor="oncall")
 
     registry = CollectorRegistry()
