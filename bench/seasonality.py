@@ -25,7 +25,7 @@ and the PSI detector scores each summary, side by side in one run:
 - ``reference``: against the training reference (what the flow does without seasonality);
 - ``utc_whole_window``: an ``hour_of_week`` baseline (``history: 4w``, ``min_samples: 500``)
   with UTC slots, no calendar, fed only by windows whose PSI findings are *all* ok (the
-  behaviour before issue 21);
+  rule of slots in UTC with whole-window health);
 - ``local_per_feature``: the same baseline with ``timezone: Europe/Berlin`` and
   ``calendar: {country: DE, subdivision: BY, holiday_as: sunday}``, fed per feature
   through :func:`drift.baselines.score_window` (what the flow does now).
@@ -178,7 +178,7 @@ COMPARISONS = ("reference", "utc_whole_window", "local_per_feature")
 
 
 def baseline_configs() -> dict[str, BaselineConfig]:
-    """The two seasonal baselines compared: before issue 21 (UTC) and now (local time, holidays)."""
+    """The two seasonal baselines compared: UTC slots with whole-window health, and local slots with holidays and health per feature."""
     common: dict[str, Any] = {"seasonality": "hour_of_week", "history": "4w", "min_samples": 500}
     return {
         "utc_whole_window": BaselineConfig.model_validate(common),

@@ -534,7 +534,7 @@ def test_seasonal_baseline_removes_cycle_false_alarms_and_still_catches_the_shif
 
 
 # --------------------------------------------------------------------------
-# Health per feature (issue 21, item 1)
+# Health per feature
 # --------------------------------------------------------------------------
 
 
@@ -590,7 +590,7 @@ def test_a_noisy_feature_cannot_starve_another_features_slot_nor_poison_its_own(
 
 
 # --------------------------------------------------------------------------
-# Local time: baseline.timezone (issue 21, item 2)
+# Local time: baseline.timezone
 # --------------------------------------------------------------------------
 
 BERLIN = "Europe/Berlin"
@@ -663,7 +663,7 @@ def test_local_slots_keep_a_local_cycle_quiet_after_the_dst_change_where_utc_slo
 
 
 # --------------------------------------------------------------------------
-# Holidays: baseline.calendar (issue 21, item 3)
+# Holidays: baseline.calendar
 # --------------------------------------------------------------------------
 
 GOOD_FRIDAY = datetime(2026, 4, 3, 10, tzinfo=UTC)  # 12:00 in Berlin

@@ -1,5 +1,5 @@
 """``drift run`` as an operator sees it with a poison message, a broker that cannot be reached, and
-a broker that goes away (issue 19).
+a broker that goes away.
 
 Each test runs ``drift run`` as a subprocess against a real broker (or a closed
 port) and checks what the operator gets: the exit status, how long a stop takes,
