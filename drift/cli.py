@@ -723,9 +723,11 @@ def tickets_list(config_path: str, status: str | None, as_json: bool) -> None:
 @click.argument("ticket_id")
 @click.option("--config", "config_path", envvar="DRIFT_CONFIG", show_envvar=True,
               default="drift.yaml", show_default=True, type=click.Path(dir_okay=False))
-def tickets_show(ticket_id: str, config_path: str) -> None:
-    """One ticket, whole, as JSON: with its context (traffic, ranked findings,
-    impact, countermeasures, reviews) and its audit history."""
+@click.option("--json", "as_json", is_flag=True, help="Print the whole ticket as one JSON document.")
+def tickets_show(ticket_id: str, config_path: str, as_json: bool) -> None:
+    """One ticket: a summary a person reads first (what, where, since when, how bad, traffic
+    and impact, the cohort's other findings, what to try, review state, how to reproduce);
+    --json prints it whole, with its context and audit history."""
     with _store(config_path) as store:
         try:
             ticket = store.get(ticket_id)
@@ -733,7 +735,62 @@ def tickets_show(ticket_id: str, config_path: str) -> None:
             history = [entry.to_dict() for entry in store.audit_log(ticket_id)]
         except DriftError as exc:
             _fail(str(exc))
-    _print_json({**ticket.to_dict(), "context": context, "history": history})
+    document = {**ticket.to_dict(), "context": context, "history": history}
+    if as_json:
+        _print_json(document)
+    else:
+        click.echo(_ticket_summary(document, config_path))
+
+
+def _ticket_summary(ticket: dict[str, Any], config_path: str) -> str:
+    """``drift tickets show`` for a person: the facts on-call needs first, then where the rest is."""
+    import shlex
+
+    context = ticket.get("context", {})
+    last = ticket.get("last_finding") or {}
+    labels = ", ".join(f"{k}={_safe(v)}" for k, v in sorted(ticket["cohort"].items()) if k != "model") or "all traffic"
+    feature = f" of {_safe(ticket['feature'])}" if ticket.get("feature") else ""
+    state = "active" if ticket.get("active") else "no longer alerting (cleared)"
+    lines = [
+        f"{ticket['id']}  {ticket['status']}  {ticket['severity']}  {_safe(ticket['detector'])}{feature}",
+        f"  where       model {_safe(ticket['model'])}; {labels}",
+        f"  since       {ticket['first_window_start']} (last window ending {ticket['last_window_end']}), "
+        f"{ticket['occurrences']} alerting window(s), {state}",
+    ]
+    how_bad = f"  how bad     last {ticket['last_value']:.4g}, worst {ticket['worst_value']:.4g}"
+    if last:
+        how_bad += f"; levels warn {last.get('warn'):g}, alert {last.get('alert'):g}"
+        p = last.get("p_value")
+        if p is None:  # the embedding test keeps its permutation p-value in the evidence
+            p = (last.get("evidence") or {}).get("p_value")
+        q = last.get("q_value")
+        if p is not None:
+            how_bad += f"; p={p:.2g}" + (f", q={q:.2g}" if q is not None else "")
+        if last.get("n_current") is not None:
+            how_bad += f"; n={last['n_current']} against {last.get('n_reference')} ({_safe(last.get('baseline'))})"
+    lines.append(how_bad)
+    traffic, impact = context.get("traffic") or {}, context.get("impact") or {}
+    if traffic:
+        lines.append(f"  traffic     {traffic.get('n_events')} events in the last window, "
+                     f"{traffic.get('share', 0):.0%} of the model's; impact tier {impact.get('tier', '-')}"
+                     + (", regulated" if impact.get("regulated") else ""))
+    others = [f for f in context.get("findings", []) if f.get("ticket_id") != ticket["id"]][:5]
+    if others:
+        lines.append("  also here   " + "; ".join(
+            f"{_safe(f['detector'])} {_safe(f.get('feature') or '-')} {f['value']:.3g} ({f['severity']})" for f in others))
+    for measure in context.get("countermeasures", [])[:3]:
+        lines.append(f"  try         {_safe(measure['action'])}")
+    reviews = context.get("reviews", [])
+    if ticket.get("action") == "human_review" or reviews:
+        verdicts = ", ".join(f"{_safe(r.get('reviewer'))}: {r.get('verdict')}" for r in reviews) or "none yet"
+        lines.append(f"  review      {ticket.get('approvals_required')} approval(s) needed; {verdicts}")
+    config = shlex.quote(config_path)
+    lines += [
+        f"  reproduce   drift backtest --config {config} --events HISTORY.jsonl --report report.html",
+        f"  runbook     docs/operations.md (alert runbooks); the whole ticket: "
+        f"drift tickets show {ticket['id']} --config {config} --json",
+    ]
+    return "\n".join(lines)
 
 
 _AS_ADMIN_HELP = ("Act for the person named by the name option; needs the 'admin' role when "

@@ -88,7 +88,7 @@ def test_replay_then_tickets_list_and_show(tmp_path: Path) -> None:
     }
     human = drift("tickets", "list", "--config", str(config))
     assert "DRIFT-1" in human.stdout and "globex" in human.stdout
-    shown = drift("tickets", "show", tickets[0]["id"], "--config", str(config))
+    shown = drift("tickets", "show", tickets[0]["id"], "--config", str(config), "--json")
     assert json.loads(shown.stdout)["id"] == tickets[0]["id"]
     missing = drift("tickets", "show", "DRIFT-999", "--config", str(config))
     assert missing.returncode == 1 and "DRIFT-999" in missing.stderr
@@ -340,3 +340,22 @@ def test_drift_config_names_the_config_of_every_command(tmp_path: Path) -> None:
     assert json.loads(proc.stdout)
     without = drift("tickets", "list", cwd=elsewhere)
     assert without.returncode != 0 and "drift.yaml" in without.stderr
+
+
+def test_tickets_show_reads_as_a_summary_and_whole_with_json(tmp_path: Path) -> None:
+    config = _workspace(tmp_path)
+    assert drift("replay", "--config", str(config), "--events", str(tmp_path / "events.jsonl"),
+                 "--store", f"sqlite:///{tmp_path / 'drift-tickets.db'}").returncode == 0
+    tickets = json.loads(drift("tickets", "list", "--config", str(config), "--json").stdout)
+    psi = next(t for t in tickets if t["detector"] == "psi")
+    shown = drift("tickets", "show", psi["id"], "--config", str(config))
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith(f"{psi['id']}  open  alert  psi of {psi['feature']}")
+    labels = {line.split()[0] for line in lines[1:]}
+    assert {"where", "since", "how", "traffic", "try", "reproduce", "runbook"} <= labels
+    assert "tenant=globex" in shown.stdout and " q=" in shown.stdout
+    whole = json.loads(drift("tickets", "show", psi["id"], "--config", str(config), "--json").stdout)
+    assert whole["id"] == psi["id"] and {"context", "history"} <= set(whole)
+    review = next(t for t in tickets if t["status"] == "pending_review")
+    assert "approval(s) needed" in drift("tickets", "show", review["id"], "--config", str(config)).stdout

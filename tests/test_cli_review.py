@@ -81,7 +81,7 @@ def test_review_flow_with_dual_control(config: str) -> None:
 
     code, out, _ = cli("review", "list", "--config", config, "--json")
     assert json.loads(out) == []
-    code, out, _ = cli("tickets", "show", "DRIFT-1", "--config", config)
+    code, out, _ = cli("tickets", "show", "DRIFT-1", "--config", config, "--json")
     shown = json.loads(out)
     assert shown["status"] == "approved"
     assert [r["reviewer"] for r in shown["context"]["reviews"]] == ["alice", "bob"]
