@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import jsonschema  # the dev extra installs it: missing, the suite fails rather than skips
 import orjson
 import pytest
 
@@ -15,7 +16,6 @@ from drift.events import Decoder, DeadLetter, InferenceEvent, RawMessage
 from drift.feature_events import FeatureDecoder, FeatureEvent, is_feature_message
 from drift.schemas import FILES, schema, schema_text
 
-jsonschema = pytest.importorskip("jsonschema")  # the dev extra installs it
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "events.md"
 LATER = datetime(2030, 1, 1, tzinfo=timezone.utc)  # the demo's events are not in the future
