@@ -30,11 +30,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from drift.duration import format_duration, parse_duration
+from drift.duration import Duration, format_duration
 from drift.findings import Cohort, Finding, Severity, Window
 from drift.reference import ReferenceProfile
 from drift.summary import WindowSummary
@@ -44,16 +44,6 @@ MAX_TS_BUCKETS = 4096
 """Distinct ``ts`` buckets a window keeps for the p95; past it the buckets coarsen (1 s → 1 m → 1 h → 1 d)."""
 _RESOLUTIONS = (1, 60, 3600, 86400)
 
-
-def _to_timedelta(value: object) -> object:
-    if isinstance(value, str):
-        return parse_duration(value)
-    if isinstance(value, timedelta):
-        return value
-    raise ValueError(f"must be a duration like '30s', '5m', '1h', '2d' or '4w'; got {value!r}")
-
-
-Duration = Annotated[timedelta, BeforeValidator(_to_timedelta), PlainSerializer(format_duration, return_type=str)]
 
 
 class FreshnessConfig(BaseModel):

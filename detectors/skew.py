@@ -23,15 +23,15 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors import significance
 from detectors.significance import Significance, SignificanceSetting, homogeneity_test
-from drift.duration import format_duration, parse_duration
+from drift.duration import Duration, format_duration
 from drift.findings import Cohort, Finding, Severity, Window
 from drift.join import FeatureValueCounts, ValueSkewSummary
 from drift.reference import CategoricalProfile, FeatureProfile, ReferenceProfile
@@ -60,16 +60,6 @@ COUNTERMEASURES = {
 }
 """Skew-specific advice, keyed so tests and tickets can refer to one."""
 
-
-def _to_timedelta(value: object) -> object:
-    if isinstance(value, str):
-        return parse_duration(value)
-    if isinstance(value, timedelta):
-        return value
-    raise ValueError(f"must be a duration like '30s', '5m', '1h', '2d' or '4w'; got {value!r}")
-
-
-Duration = Annotated[timedelta, BeforeValidator(_to_timedelta), PlainSerializer(format_duration, return_type=str)]
 
 
 class _Strict(BaseModel):

@@ -53,6 +53,7 @@ from drift.events import InferenceEvent
 from drift.findings import Cohort, Finding, Severity, Window
 from drift.reference import FeatureProfile, NumericProfile, ReferenceProfile, baseline_path
 from drift.summary import WindowSummary, add_event, empty_summary, flush
+from drift.windowing import EventClock, window_at, window_index
 
 if TYPE_CHECKING:
     from detectors.base import Detector
@@ -61,9 +62,6 @@ if TYPE_CHECKING:
 Seasonality = Literal["none", "hour_of_day", "day_of_week", "hour_of_week"]
 SEASONALITIES: tuple[Seasonality, ...] = get_args(Seasonality)
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-WEEK_EPOCH = datetime(1969, 12, 29, tzinfo=timezone.utc)
-"""A Monday: weeks run from Monday 00:00 UTC, so ``day_of_week`` 0 is Monday."""
 
 N_SLOTS: Mapping[Seasonality, int] = {"none": 1, "hour_of_day": 24, "day_of_week": 7, "hour_of_week": 168}
 PERIOD: Mapping[Seasonality, timedelta] = {
@@ -88,6 +86,7 @@ HolidayAs = Literal["own", "monday", "tuesday", "wednesday", "thursday", "friday
 
 _LOCAL_EPOCH = datetime(1970, 1, 1)
 _LOCAL_WEEK_EPOCH = datetime(1969, 12, 29)
+"""A Monday: weeks run from Monday 00:00 local time, so ``day_of_week`` 0 is Monday."""
 _HOURLY: frozenset[Seasonality] = frozenset({"hour_of_day", "hour_of_week"})
 
 
@@ -781,8 +780,8 @@ def build_from_history(
     Events are cut into the model's tumbling windows (aligned to the epoch, as the flow
     does), summarised with :mod:`drift.summary`, and each window is passed through
     :func:`score_window` in time order, so the healthy rule applies as it would have
-    live. Windows close when the newest timestamp seen passes their end by the
-    model's ``allowed_lateness``; feed events in (roughly) time order, e.g. a history
+    live. Windows close and events are late by the flow's rules (:mod:`drift.windowing`,
+    per cohort, event time only); feed events in (roughly) time order, e.g. a history
     file sorted by ``ts``. ``detectors`` defaults to the model's PSI detectors.
     """
     if detectors is None:
@@ -795,19 +794,17 @@ def build_from_history(
     stats = stats if stats is not None else BuildStats()
     size, lateness = model_config.window.size, model_config.window.allowed_lateness
     bounds = model_config.feature_bounds()
-    open_windows: dict[tuple[int, str], WindowSummary] = {}
+    open_windows: dict[str, dict[int, WindowSummary]] = {}
+    clocks: dict[str, EventClock] = {}
     baselines: dict[str, SeasonalBaseline] = {}
-    closed_before = -(2**62)  # windows with index < this are closed
-    newest: datetime | None = None
 
-    def close(index: int, key: str) -> None:
-        summary = flush(open_windows.pop((index, key)), reference)
+    def close(key: str, index: int) -> None:
+        summary = flush(open_windows[key].pop(index), reference)
         cohort = summary.cohort if summary.cohort is not None else Cohort(model_config.name)
-        start = EPOCH + index * size
         baseline = baselines.get(key)
         if baseline is None:
             baseline = baselines[key] = SeasonalBaseline.create(reference, model_config.baseline)
-        findings = score_window(baseline, reference, detectors, cohort, Window(start, start + size), summary)
+        findings = score_window(baseline, reference, detectors, cohort, window_at(index, size), summary)
         stats.n_windows += 1
         stats.n_unhealthy += not is_healthy(findings)
 
@@ -816,28 +813,28 @@ def build_from_history(
             stats.n_other_model += 1
             continue
         ts = _utc(event.ts)
-        index = (ts - EPOCH) // size
-        if index < closed_before:
+        cohort = cohort_fn(event)
+        clock = clocks.get(cohort.key)
+        if clock is None:
+            clock = clocks[cohort.key] = EventClock(size, lateness)
+        closed_before = clock.closed_below
+        if clock.observe(ts):
             stats.n_late += 1
             continue
         stats.n_events += 1
-        cohort = cohort_fn(event)
-        summary = open_windows.get((index, cohort.key))
+        windows = open_windows.setdefault(cohort.key, {})
+        index = window_index(ts, size)
+        summary = windows.get(index)
         if summary is None:
-            summary = open_windows[(index, cohort.key)] = empty_summary(
-                reference, cohort, bounds=bounds, track_event_ids=False,
-            )
+            summary = windows[index] = empty_summary(reference, cohort, bounds=bounds, track_event_ids=False)
         add_event(summary, event, reference)
-        if newest is None or ts > newest:
-            newest = ts
-            # Every window ending at or before newest - lateness is complete.
-            boundary = (newest - lateness - EPOCH) // size
-            if boundary > closed_before:
-                for item in sorted(k for k in open_windows if k[0] < boundary):
-                    close(*item)
-                closed_before = boundary
-    for item in sorted(open_windows):
-        close(*item)
+        if clock.closed_below > closed_before:
+            # The cohort's watermark passed the end of these windows: they are complete.
+            for done in sorted(i for i in windows if i < clock.closed_below):
+                close(cohort.key, done)
+    for key in sorted(open_windows):
+        for index in sorted(open_windows[key]):
+            close(key, index)
     return baselines
 
 

@@ -38,7 +38,8 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from drift.categories import category_text, category_texts
-from drift.columnar import MISSING, NULL, OK, WRONG, Block, concat_blocks, to_micros
+from drift.columnar import MISSING, NULL, OK, WRONG, Block, concat_blocks
+from drift.windowing import to_micros
 from drift.events import (
     ARROW_STREAM_MAGIC, EPOCH_MIN_MICROS, MAX_MESSAGE_BYTES, MAX_NESTING, MICROS_PER_UNIT, DeadLetter, Decoder,
     DlqReason, InferenceEvent, RawMessage,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -31,32 +30,17 @@ from drift.events import RawMessage
 from drift.moments import merge as merge_moments
 from drift.moments import of as moments_of
 from drift.reference import CategoricalProfile, NumericProfile, ReferenceProfile
+from drift.windowing import to_datetime
 from drift.summary import (
     FLUSH_EVERY, MAX_EVENT_IDS, MAX_EXAMPLES, Bounds, FeatureCounts, WindowSummary, _add_example,
     _count_out_of_range, _flush_feature, _note_unknown_fields, _note_unseen, empty_summary, flush,
 )
-
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 Column = Any
 """A numeric column (``float64`` numpy array) or a categorical one (``pyarrow`` string array)."""
 
 OK, NULL, MISSING, WRONG = 0, 1, 2, 3
 """Cell states of :attr:`Block.states`: a value, ``null``, an absent field, a wrong type."""
-
-
-def to_datetime(micros: int) -> datetime:
-    """Microseconds since the epoch as an aware UTC datetime.
-
-    >>> to_datetime(1_000_000).isoformat()
-    '1970-01-01T00:00:01+00:00'
-    """
-    return EPOCH + timedelta(microseconds=micros)
-
-
-def to_micros(ts: datetime) -> int:
-    """An aware datetime as microseconds since the epoch (exact)."""
-    return (ts - EPOCH) // timedelta(microseconds=1)
 
 
 @dataclass(slots=True)

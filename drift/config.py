@@ -17,7 +17,6 @@ import os
 import re
 import typing
 import zoneinfo
-from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -44,20 +43,12 @@ from detectors.psi import PsiConfig
 from detectors.quality import QualityConfig
 from detectors.score import ScoreConfig
 from detectors.skew import SkewConfig
-from drift.duration import format_duration, parse_duration
+from drift.duration import Duration, format_duration
 from drift.errors import ConfigError, ReviewError
 from drift.identity import canonical, skeleton
 from drift.redaction import has_credentials, is_sensitive_name, redact, register_secret
 from drift.reference import PredictionColumn
 from drift.summary import EmbeddingSampling
-
-
-def _to_timedelta(value: object) -> object:
-    if isinstance(value, str):
-        return parse_duration(value)
-    if isinstance(value, timedelta):
-        return value
-    raise ValueError(f"must be a duration like '30s', '5m', '1h', '2d' or '4w'; got {value!r}")
 
 
 def _exact_int(value: object) -> object:
@@ -66,13 +57,6 @@ def _exact_int(value: object) -> object:
         raise ValueError(f"must be the integer 1; got {value!r}")
     return value
 
-
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(_to_timedelta),
-    PlainSerializer(format_duration, return_type=str),
-]
-"""A duration written as ``30s``, ``5m``, ``1h``, ``2d`` or ``4w``."""
 
 
 class Strict(BaseModel):

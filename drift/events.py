@@ -24,6 +24,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from drift.windowing import EPOCH
+
 FeatureValue = Union[float, int, str, bool, None]
 """A scalar feature value as it arrives in JSON."""
 
@@ -302,15 +304,13 @@ TS_UNIT_WORDS: Mapping[str, str] = {"s": "seconds", "ms": "milliseconds", "us": 
 MICROS_PER_UNIT: Mapping[str, int] = {"s": 1_000_000, "ms": 1000, "us": 1}
 """Microseconds per epoch unit (nanoseconds are divided by 1000)."""
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
 EPOCH_MIN = datetime(2000, 1, 1, tzinfo=timezone.utc)
 """An epoch ``ts`` before this is refused (``bad_timestamp``): most likely a wrong unit."""
 
-EPOCH_MIN_MICROS = (EPOCH_MIN - _EPOCH) // timedelta(microseconds=1)
+EPOCH_MIN_MICROS = (EPOCH_MIN - EPOCH) // timedelta(microseconds=1)
 
-_MICROS_MAX = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc) - _EPOCH) // timedelta(microseconds=1)
-_MICROS_MIN = (datetime(1, 1, 1, tzinfo=timezone.utc) - _EPOCH) // timedelta(microseconds=1)
+_MICROS_MAX = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc) - EPOCH) // timedelta(microseconds=1)
+_MICROS_MIN = (datetime(1, 1, 1, tzinfo=timezone.utc) - EPOCH) // timedelta(microseconds=1)
 
 
 def epoch_micros(value: int | float, unit: str = "ms") -> int | None:
@@ -329,7 +329,7 @@ def epoch_micros(value: int | float, unit: str = "ms") -> int | None:
 
 
 def _micros_text(micros: int) -> str:
-    return (_EPOCH + timedelta(microseconds=micros)).isoformat()
+    return (EPOCH + timedelta(microseconds=micros)).isoformat()
 
 
 def _likely_unit(value: int | float, unit: str, latest: int) -> str | None:
@@ -356,7 +356,7 @@ def _epoch_timestamp(value: int | float, unit: str, latest: int | None, model: s
         raise _Reject(DlqReason.BAD_TIMESTAMP, f"ts epoch {words} out of range; got {value!r}")
     bound = _MICROS_MAX if latest is None else latest
     if EPOCH_MIN_MICROS <= micros <= bound:
-        return _EPOCH + timedelta(microseconds=micros)
+        return EPOCH + timedelta(microseconds=micros)
     guess = _likely_unit(value, unit, bound)
     where = f" of model {model!r}" if model is not None else ""
     hint = ""
@@ -377,7 +377,7 @@ def _epoch_timestamp(value: int | float, unit: str, latest: int | None, model: s
         raise _Reject(DlqReason.BAD_TIMESTAMP, f"ts {value!r} read as epoch {words}{where} is {shown}{hint}")
     if micros > _MICROS_MAX:
         raise _Reject(DlqReason.BAD_TIMESTAMP, f"ts epoch {words} out of range; got {value!r}")
-    return _EPOCH + timedelta(microseconds=micros)
+    return EPOCH + timedelta(microseconds=micros)
 
 
 def parse_timestamp(
@@ -620,7 +620,7 @@ def event_time(
     if "ts" not in obj:
         raise _Reject(DlqReason.MISSING_FIELD, "ts is required")
     latest = now() + max_future
-    ts = parse_timestamp(obj["ts"], unit, (latest - _EPOCH) // timedelta(microseconds=1), model)
+    ts = parse_timestamp(obj["ts"], unit, (latest - EPOCH) // timedelta(microseconds=1), model)
     if ts > latest:
         raise _Reject(DlqReason.FUTURE_TIMESTAMP, f"ts {ts.isoformat()} is more than {max_future} in the future")
     return ts

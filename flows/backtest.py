@@ -32,9 +32,10 @@ import numpy as np
 from connectors.files import iter_file
 from drift.backend import Reservoir
 from drift.baselines import BASELINE_DETECTORS, load_seasonal
+from drift.windowing import closed_below, window_at, window_index
 from drift.config import Config, ModelConfig, TicketsConfig
 from drift.events import Decoder, InferenceEvent, RawMessage
-from drift.findings import Finding, Window
+from drift.findings import Finding
 from drift.reference import ReferenceProfile
 from drift.report import (
     PROJECTION_FINDINGS, PROJECTION_POINTS, PROJECTION_SEED, EmbeddingProjection, HistorySections, HistoryWindow,
@@ -42,7 +43,7 @@ from drift.report import (
     top_drifting_feature, top_embedding_findings, what_if,
 )
 from drift.summary import WindowSummary, add_event, empty_summary, flush
-from flows.pipeline import EPOCH, cohort_of, ts_units
+from flows.pipeline import cohort_of, ts_units
 from flows.runner import RunResult, load_profiles, run_file
 
 
@@ -239,7 +240,7 @@ def _read_history(
             continue  # feature events (value skew) and dead letters
         model = models[event.model]
         size = model.window.size
-        index = (event.ts - EPOCH) // size
+        index = window_index(event.ts, size)
         chosen = collect.seasonal.get(model.name)
         key: str | None = None
         if chosen is not None:
@@ -251,7 +252,7 @@ def _read_history(
                 _close_windows(collect, model, profiles[model.name], event.ts)
         if collect.projected and event.embedding is not None:
             key = key if key is not None else cohort_of(event, model.cohort).key
-            target = (key, EPOCH + index * size)
+            target = (key, window_at(index, size).start)
             if target in collect.projected:
                 batch = pending[target]
                 batch.append(event.embedding)
@@ -290,7 +291,7 @@ def _close_windows(collect: _Collect, model: ModelConfig, profile: ReferenceProf
     least ``newest - allowed_lateness``), so an open window's buffer is all that is held per
     window. A later event for one of them was dead-lettered as late by the run, and skipped."""
     size = model.window.size
-    boundary = (newest - model.window.allowed_lateness - EPOCH) // size  # windows below it ended
+    boundary = closed_below(newest - model.window.allowed_lateness, size)
     still_open = collect.open_windows[model.name]
     for item in [item for item in still_open if item[1] < boundary]:
         flush(collect.windows[item], profile)
@@ -314,10 +315,9 @@ def _model_series(
     for (key, index), summary in collect.windows.items():
         if summary.model != model.name:
             continue
-        start = EPOCH + index * size
         assert summary.cohort is not None
         by_cohort[key].append(HistoryWindow(
-            cohort=summary.cohort, window=Window(start, start + size), summary=flush(summary, profile),
+            cohort=summary.cohort, window=window_at(index, size), summary=flush(summary, profile),
             values={f: np.frombuffer(v, dtype=np.float64) for f, v in collect.values[(key, index)].items()},
         ))
     series: dict[tuple[str, str], SeasonalSeries] = {}

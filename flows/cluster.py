@@ -11,7 +11,6 @@ grace period) and the parent reports which process failed.
 from __future__ import annotations
 
 import ctypes
-import os
 import signal
 import socket
 import subprocess

@@ -38,8 +38,8 @@ from drift.config import ModelConfig
 from drift.events import InferenceEvent
 from drift.feature_events import FeatureEvent
 from drift.findings import Cohort, Finding, Window
+from drift.windowing import closed_below, window_at, window_index
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -87,10 +87,10 @@ class FreshnessState:
     n_late: int = 0
 
     def window_of(self, t: datetime) -> int:
-        return (t - EPOCH) // self.size
+        return window_index(t, self.size)
 
     def start_of(self, window_id: int) -> datetime:
-        return EPOCH + window_id * self.size
+        return window_at(window_id, self.size).start
 
     def _open(self, window_id: int) -> FreshnessWindow:
         stats = self.windows.get(window_id)
@@ -132,9 +132,7 @@ class FreshnessState:
         mark = self.watermark(now)
         if mark is None:
             return []
-        # Window w closes once its end start(w) + size <= mark.
-        below = (mark - EPOCH) // self.size
-        return self._close_below(below)
+        return self._close_below(closed_below(mark, self.size))
 
     def flush(self) -> list[Closed]:
         if not self.windows:

@@ -39,7 +39,8 @@ from drift import metrics
 from drift.config import Config, ModelConfig
 from drift.events import DeadLetter, InferenceEvent, RawMessage
 from drift.feature_events import FeatureDecoder, FeatureEvent, is_feature_message
-from drift.findings import Cohort, Finding, Window
+from drift.findings import Cohort, Finding
+from drift.windowing import EPOCH, window_at
 from drift.join import (
     JoinOutcome,
     JoinSnapshot,
@@ -54,7 +55,6 @@ from drift.join import (
 if TYPE_CHECKING:
     from flows.pipeline import ModelPlan
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 JOIN_SHARDS = 32
 """Join keys per model and feature set. Changing it starts the join state afresh."""
 
@@ -205,9 +205,8 @@ def _one_model(
     def detect(key_item: tuple[str, tuple[int, ValueSkewSummary | None]]) -> list[Finding]:
         _, (window_id, summary) = key_item
         assert summary is not None  # a window opens on its first outcome
-        start = EPOCH + window_id * size
         cohort = summary.cohort if summary.cohort is not None else Cohort(model.name)
-        found = plan.detector.score_values(summary, cohort, Window(start, start + size))
+        found = plan.detector.score_values(summary, cohort, window_at(window_id, size))
         for finding in found:
             metrics.FINDINGS.labels(model.name, finding.detector, finding.severity.value).inc()
             metrics.record_finding(finding.cohort, finding)

@@ -36,16 +36,17 @@ import numpy.typing as npt
 from bytewax.operators import StatefulBatchLogic
 
 from drift.batch import Piece
-from drift.columnar import SMALL, Block, add_block, concat_blocks, to_datetime, to_micros
+from drift.columnar import SMALL, Block, add_block, concat_blocks
 from drift.events import DeadLetter, DlqReason
 from drift.findings import Cohort, Window
 from drift.summary import (
     EmbeddingSampling, FeatureCounts, WindowSummary, add_event, embedding_sample, empty_summary, flush,
 )
 from drift.reference import ReferenceProfile
+from drift.windowing import (
+    UTC_MAX, UTC_MIN, index_end_us, is_closed_us, is_late_us, to_datetime, to_micros, window_at, window_index_us,
+)
 
-UTC_MIN = to_micros(datetime.min.replace(tzinfo=timezone.utc))
-UTC_MAX = to_micros(datetime.max.replace(tzinfo=timezone.utc))
 STEP_ID = "summarise_windows"
 PENDING_ROWS = 16_384
 """Due column-wise rows a window collects before counting them in one step."""
@@ -145,7 +146,7 @@ class CohortWindows(StatefulBatchLogic[Piece, Output, CohortState]):
         arrivals = np.concatenate([piece.ts for piece in values])
         # The watermark as each row arrives (the row itself included: it never closes its own window).
         running = np.maximum.accumulate(np.maximum(arrivals - lateness, watermark))
-        late_rows = (arrivals // size + 1) * size <= running
+        late_rows = is_late_us(arrivals, running, size)
         newest = int(running[-1])
         if newest > watermark:
             self.state.watermark_base = newest
@@ -175,7 +176,7 @@ class CohortWindows(StatefulBatchLogic[Piece, Output, CohortState]):
         return out, self._is_empty()
 
     def notify_at(self) -> Optional[datetime]:
-        times = [(window_id + 1) * self.spec.size_us for window_id in self.state.open]
+        times = [index_end_us(window_id, self.spec.size_us) for window_id in self.state.open]
         times.extend(int(piece.ts.min()) for piece in self.state.queue)
         if not times:
             return None
@@ -204,11 +205,11 @@ class CohortWindows(StatefulBatchLogic[Piece, Output, CohortState]):
             else:
                 raw = piece.events[int(event_rows[row])].raw
             ts = int(piece.ts[row])
-            start = to_datetime((ts // size) * size)
+            window = window_at(window_index_us(ts, size), self.spec.size)
             letters.append(DeadLetter(
                 reason=DlqReason.LATE,
-                detail=f"ts {to_datetime(ts).isoformat()}: its window {start.isoformat()} to "
-                       f"{(start + self.spec.size).isoformat()} had closed (the cohort's newest ts less "
+                detail=f"ts {to_datetime(ts).isoformat()}: its window {window.start.isoformat()} to "
+                       f"{window.end.isoformat()} had closed (the cohort's newest ts less "
                        f"the allowed lateness {self.spec.lateness} had passed its end)",
                 step_id=STEP_ID, topic=raw.topic, partition=raw.partition,
                 offset=raw.offset, value=raw.value, key=raw.key,
@@ -251,12 +252,11 @@ class CohortWindows(StatefulBatchLogic[Piece, Output, CohortState]):
             self._insert(due, np.concatenate(steps))
         out: list[Output] = []
         size = self.spec.size_us
-        for window_id in sorted(w for w in self.state.open if (w + 1) * size <= watermark):
+        for window_id in sorted(w for w in self.state.open if is_closed_us(w, watermark, size)):
             self._count_pending(window_id)
             summary = self.state.open.pop(window_id)
             cohort = summary.cohort if summary.cohort is not None else Cohort(self.spec.profile.model)
-            start = to_datetime(window_id * size)
-            out.append(("window", (cohort, Window(start, start + self.spec.size), flush(summary, self.spec.profile))))
+            out.append(("window", (cohort, window_at(window_id, self.spec.size), flush(summary, self.spec.profile))))
         return out
 
     def _insert(self, pieces: list[Piece], steps: npt.NDArray[np.int64]) -> None:
@@ -272,7 +272,7 @@ class CohortWindows(StatefulBatchLogic[Piece, Output, CohortState]):
             if not _in_order(steps, ts):
                 order = np.lexsort((ts, steps))
                 ts, block = ts[order], block.take(order)
-            windows = ts // size
+            windows = window_index_us(ts, size)
             starts = [0, *(np.flatnonzero(np.diff(windows)) + 1).tolist(), ts.size]
             for a, b in zip(starts, starts[1:]):
                 self._add_rows(int(windows[a]), cohort, block.slice(a, b))
@@ -280,7 +280,7 @@ class CohortWindows(StatefulBatchLogic[Piece, Output, CohortState]):
         events = [e for p in pieces for e in p.events]
         position = np.where(kinds, np.cumsum(kinds) - 1, np.cumsum(~kinds) - 1)
         order = np.lexsort((ts, steps))
-        windows = ts[order] // size
+        windows = window_index_us(ts[order], size)
         sorted_kinds = kinds[order]
         # Runs of rows of one window and one kind, in ts order.
         change = np.flatnonzero((np.diff(windows) != 0) | (np.diff(sorted_kinds.astype(np.int8)) != 0)) + 1
