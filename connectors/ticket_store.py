@@ -19,6 +19,6 @@ def open_store(config: Config, now: Callable[[], datetime] = _utc_now) -> Ticket
     head = None if config.tickets.audit_head is None else config.resolve(config.tickets.audit_head)
     if path is not None:
         return TicketStore.open(path, now=now, head_file="default" if head is None else head)
-    from connectors.postgres import open_postgres
+    from drift.tickets.postgres import open_postgres
 
     return open_postgres(config.tickets.store, now=now, head_file=head)

@@ -801,7 +801,7 @@ _IDENTITY_NOTE = ("You act as $DRIFT_REVIEWER, else as the OS user; see docs/tic
 
 def _actor(config: Config, named: str | None, as_admin: bool) -> tuple[Any, Any]:
     """The review policy of ``config`` and the person this command acts as (exit 1 if refused)."""
-    from drift.review import ReviewPolicy
+    from drift.tickets.review import ReviewPolicy
 
     try:
         policy = ReviewPolicy.from_config(config)
@@ -834,7 +834,7 @@ def tickets_move(ticket_id: str, status: str, actor_name: str | None, as_admin: 
     click.echo(f"{ticket.id}: {ticket.status.value}")
 
 
-# ---------------------------------------------------------------- review (drift/review.py)
+# ---------------------------------------------------------------- review (drift/tickets/review.py)
 
 
 @main.group()
@@ -844,7 +844,7 @@ def review() -> None:
 
 def _publish(config: Config, store: Any) -> None:
     from connectors.outbox import kafka_sender
-    from drift.review import publish_outbox
+    from drift.tickets.review import publish_outbox
 
     topic = config.kafka.retrain_topic
     result = publish_outbox(store, kafka_sender(config.kafka, topic), f"kafka:{topic}")
@@ -861,7 +861,7 @@ def _publish(config: Config, store: Any) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def review_list(config_path: str, as_json: bool) -> None:
     """Tickets waiting for review, oldest first."""
-    from drift.review import pending_reviews
+    from drift.tickets.review import pending_reviews
 
     with _store(config_path) as store:
         queue = pending_reviews(store)

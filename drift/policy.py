@@ -18,14 +18,17 @@ The policy of a model (``models[].policy`` in the YAML):
   threshold keep it active without updating the ticket.
 * **min_samples**: a finding measured on fewer values, or one a detector
   skipped, is no evidence either way: it neither counts nor resets a count.
-* **cooldown**: applied by the ticket store (a resolved ticket does not
-  reopen during the cooldown); see :meth:`drift.tickets.TicketStore.record`.
+* **cooldown**: a resolved ticket does not reopen while its problem recurs
+  within the cooldown (:func:`in_cooldown`, event time). The ticket store asks
+  this when it records a finding on a resolved fingerprint
+  (:meth:`drift.tickets.TicketStore.record`), in the transaction that reads the
+  ticket, so concurrent workers decide on the same resolved ticket.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, TypeAlias
 
 from drift.config import ModelConfig, RoutingRule
@@ -188,3 +191,29 @@ def decide_cohort(
         if decision is not None:
             decisions.append(decision)
     return (states or None), decisions
+
+
+def quiet_until(last_window_end: datetime, cooldown: timedelta) -> datetime:
+    """The end of the cooldown of a resolved ticket whose latest window ended at ``last_window_end``.
+
+    Event time, not wall-clock time, so a replay decides as the live run did.
+    """
+    return last_window_end + cooldown
+
+
+def in_cooldown(window_start: datetime, last_window_end: datetime, cooldown: timedelta) -> bool:
+    """Whether an alerting window starting at ``window_start`` falls in a resolved ticket's cooldown.
+
+    ``last_window_end`` is the end of the latest window the resolved ticket recorded.
+    A window starting before :func:`quiet_until` is suppressed (counted on the
+    ticket, which stays resolved); one starting at or after it reopens the ticket.
+    A late window, older than the ticket's latest, is within any cooldown,
+    even ``0``.
+
+    >>> from datetime import UTC, datetime, timedelta
+    >>> end = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    >>> hour = timedelta(hours=1)
+    >>> in_cooldown(end + timedelta(minutes=55), end, hour), in_cooldown(end + hour, end, hour)
+    (True, False)
+    """
+    return window_start < quiet_until(last_window_end, cooldown)

@@ -1,5 +1,5 @@
 """Reviewer identity and roles: who acts comes from the environment, names compare as people,
-declared reviewers act within their roles (drift/identity.py, drift/review.py)."""
+declared reviewers act within their roles (drift/identity.py, drift/tickets/review.py)."""
 
 from __future__ import annotations
 

@@ -152,7 +152,7 @@ def open_any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[S
             return store
     else:
         url = request.getfixturevalue("postgres_url")
-        from connectors.postgres import open_postgres
+        from drift.tickets.postgres import open_postgres
 
         def factory(**kwargs: Any) -> Any:
             store = open_postgres(url, **kwargs)

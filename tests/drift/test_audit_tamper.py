@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from drift.audit import AuditKey
+from drift.tickets.audit import AuditKey
 from drift.cli import main
 from drift.config import ImpactConfig
 from drift.findings import Cohort, Finding, Severity, Window

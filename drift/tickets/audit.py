@@ -1,6 +1,10 @@
-"""What makes the audit log tamper-evident: a keyed MAC per entry, a head published outside the
-store, and a replay of the log against the tables (used by :meth:`drift.tickets.TicketStore.verify_audit`).
+"""The audit log's chain: hashes, keyed MACs, the published head, and verification.
 
+Every change to a ticket appends one entry to ``audit_log`` in the transaction of the
+change. Three things make the log tamper-evident:
+
+* **Hash chain.** ``hash = sha256(prev_hash + canonical JSON of the entry)``
+  (:func:`audit_hash`), the first entry chaining to :data:`GENESIS_HASH`.
 * **MAC.** With ``DRIFT_AUDIT_KEY`` set, each entry also stores ``key_id`` and
   ``mac = HMAC-SHA256(key, canonical JSON of {"hash", "key_id"})``. The entry's
   ``hash`` already covers its content and the previous entry's hash, so the MAC
@@ -15,7 +19,8 @@ store, and a replay of the log against the tables (used by :meth:`drift.tickets.
   counts, values, review round, requester and verdicts, and every retraining request;
   a ticket, review or outbox row edited or inserted without its audit entry differs.
 
-This module works on plain rows, so it needs no store; only the standard library is used.
+:func:`verify` works on plain rows, so it needs no store
+(:meth:`drift.tickets.TicketStore.verify_audit` reads them); only the standard library is used.
 """
 
 from __future__ import annotations
@@ -25,31 +30,39 @@ import hmac
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
 from drift.errors import TicketStoreError
+from drift.tickets.model import SYSTEM_IDENTITY, canonical_json
 
 __all__ = [
+    "GENESIS_HASH",
     "KEY_ENV",
     "KEY_ID_ENV",
+    "AuditEntry",
     "AuditKey",
+    "AuditReport",
     "HeadFile",
+    "audit_hash",
     "audit_mac",
+    "default_head_file",
     "key_lookup",
     "replay_problems",
+    "verify",
 ]
 
+GENESIS_HASH: Final = "0" * 64
+"""``prev_hash`` of the first audit entry."""
 KEY_ENV: Final = "DRIFT_AUDIT_KEY"
 """The secret that authenticates new audit entries (at least 32 characters)."""
 KEY_ID_ENV: Final = "DRIFT_AUDIT_KEY_ID"
 """The name stored with each entry the key writes; ``1`` when unset."""
 _KEY_ID: Final = re.compile(r"[A-Za-z0-9_]{1,32}")
 MIN_KEY_LENGTH: Final = 32
-SYSTEM: Final = "drift"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +110,70 @@ def audit_mac(secret: bytes, key_id: str, entry_hash: str) -> str:
     """``HMAC-SHA256(secret, canonical JSON of {"hash", "key_id"})`` as hex."""
     message = _canonical({"hash": entry_hash, "key_id": key_id}).encode()
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def default_head_file(path: str | Path) -> Path:
+    """Where a SQLite store at ``path`` publishes its audit head: ``PATH.audit-head``."""
+    return Path(f"{path}.audit-head")
+
+
+def audit_hash(prev_hash: str, entry: Mapping[str, Any]) -> str:
+    """``sha256(prev_hash + canonical JSON of the entry)`` as hex."""
+    return hashlib.sha256((prev_hash + canonical_json(dict(entry))).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One line of the audit log, as stored."""
+
+    id: int
+    at: str
+    actor: str
+    action: str
+    ticket_id: str | None
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str
+    key_id: str | None = None
+    mac: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "at": self.at, "actor": self.actor, "action": self.action,
+            "ticket_id": self.ticket_id, "detail": self.detail,
+            "prev_hash": self.prev_hash, "hash": self.hash, "key_id": self.key_id, "mac": self.mac,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    """What :meth:`TicketStore.verify_audit` found."""
+
+    ok: bool
+    n_entries: int
+    entry_id: int | None = None
+    problem: str | None = None
+    n_authenticated: int = 0
+    """Entries whose MAC was checked with their key."""
+    n_unauthenticated: int = 0
+    """Entries without a MAC (no key was set when they were written)."""
+    unchecked_key_ids: tuple[str, ...] = ()
+    """Key ids of entries with a MAC whose key this verifier does not have."""
+    head: str | None = None
+    """The published head file that was compared, or None when there is none."""
+    n_published: int = 0
+
+    @property
+    def authenticated(self) -> bool:
+        """Every entry's MAC checked, and the head published."""
+        return (self.ok and self.n_authenticated == self.n_entries and self.head is not None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "n_entries": self.n_entries, "entry_id": self.entry_id,
+                "problem": self.problem, "authenticated": self.authenticated,
+                "n_authenticated": self.n_authenticated, "n_unauthenticated": self.n_unauthenticated,
+                "unchecked_key_ids": list(self.unchecked_key_ids), "head": self.head,
+                "n_published": self.n_published}
 
 
 class HeadFile:
@@ -186,7 +263,7 @@ def _window(state: _State, detail: Mapping[str, Any]) -> None:
 def _review_opened(state: _State, detail: Mapping[str, Any], status: str) -> None:
     state.status = status
     if status == "pending_review":
-        state.requester = SYSTEM
+        state.requester = SYSTEM_IDENTITY
         state.review_round += 1
     else:
         state.requester = None
@@ -199,7 +276,7 @@ def replay_problems(
     tickets: Sequence[Mapping[str, Any]],
     reviews: Sequence[Mapping[str, Any]],
     outbox: Sequence[Mapping[str, Any]],
-    ticket_id: Any,
+    ticket_id: Callable[[int], str],
 ) -> tuple[int | None, str] | None:
     """Replay ``entries`` (rows, detail parsed) and compare with the tables' rows.
 
@@ -325,3 +402,102 @@ def replay_problems(
     for key in requests.keys() - rows.keys():
         return None, f"retraining request {key!r} is in the audit log but not in the outbox: it was deleted"
     return None
+
+
+def verify(
+    rows: Sequence[Mapping[str, Any]],
+    tickets: Sequence[Mapping[str, Any]],
+    reviews: Sequence[Mapping[str, Any]],
+    outbox: Sequence[Mapping[str, Any]],
+    ticket_id: Callable[[int], str],
+    keys: Mapping[str, bytes],
+    head_file: HeadFile | None,
+) -> AuditReport:
+    """Check the audit log ``rows`` (by id) and the tables against it; report the first problem.
+
+    In id order: ids are 1, 2, 3, ... (a gap is a deleted entry); each
+    ``prev_hash`` is the hash of the entry before; each ``hash`` matches the
+    entry's content; each ``mac`` matches, for every key id in ``keys``, and
+    once an entry has a MAC every later one has. Then every head published in
+    ``head_file`` must still be in the log with its hash, each ticket's latest
+    entry must exist, and a replay of the log must give every ticket's state,
+    every review verdict and every retraining request as stored
+    (:func:`replay_problems`). ``ticket_id(seq)`` names a ticket.
+    """
+    heads = None if head_file is None else head_file.read()
+    head = None if head_file is None or heads is None else str(head_file.path)
+    n = len(rows)
+    n_auth = n_unauth = 0
+    unchecked: set[str] = set()
+    keyed_since: int | None = None
+
+    def failed(entry_id: int | None, problem: str) -> AuditReport:
+        return AuditReport(False, n, entry_id, problem, n_auth, n_unauth, tuple(sorted(unchecked)), head,
+                           0 if heads is None else len(heads))
+
+    prev = GENESIS_HASH
+    by_id: dict[int, Mapping[str, Any]] = {}
+    entries: list[dict[str, Any]] = []
+    for expected, row in enumerate(rows, start=1):
+        entry_id = int(row["id"])
+        if entry_id != expected:
+            return failed(expected, f"audit entry {expected} is missing: it was deleted")
+        if row["prev_hash"] != prev:
+            return failed(entry_id, f"audit entry {entry_id} does not chain to entry {entry_id - 1}: "
+                                    f"one of them was edited")
+        try:
+            detail = json.loads(row["detail"])
+        except ValueError:
+            return failed(entry_id, f"audit entry {entry_id} was edited: its detail is not JSON")
+        entry = {"id": entry_id, "at": row["at"], "actor": row["actor"], "action": row["action"],
+                 "ticket_id": row["ticket_id"], "detail": detail}
+        if audit_hash(prev, entry) != row["hash"]:
+            return failed(entry_id, f"audit entry {entry_id} was edited: its hash does not match its content")
+        key_id, mac = row.get("key_id"), row.get("mac")
+        if mac is None:
+            if keyed_since is not None:
+                return failed(entry_id, f"audit entry {entry_id} has no MAC, but entry {keyed_since} and "
+                                        f"later ones have: it was written or rewritten without the key")
+            n_unauth += 1
+        else:
+            keyed_since = entry_id if keyed_since is None else keyed_since
+            secret = keys.get(str(key_id))
+            if secret is None:
+                unchecked.add(str(key_id))
+            elif not hmac.compare_digest(audit_mac(secret, str(key_id), str(row["hash"])), str(mac)):
+                return failed(entry_id, f"audit entry {entry_id} was edited: its MAC does not match "
+                                        f"(key {key_id!r}); the chain was recomputed without the key")
+            else:
+                n_auth += 1
+        prev = str(row["hash"])
+        by_id[entry_id] = row
+        entries.append(entry)
+    if heads is None and head_file is not None and any(r.get("key_id") is not None for r in rows):
+        return failed(None, f"the published audit head {head_file.path} is missing, but the log was "
+                            f"written with it: it was deleted or the store was moved without it")
+    for ticket in tickets:
+        if ticket.get("audit_id") is None:
+            continue
+        entry_id = int(ticket["audit_id"])
+        tid = ticket_id(int(ticket["seq"]))
+        found = by_id.get(entry_id)
+        if found is None:
+            return failed(entry_id, f"audit entry {entry_id} is missing: it was the latest entry of "
+                                    f"{tid} and was deleted")
+        if found["ticket_id"] != tid:
+            return failed(entry_id, f"audit entry {entry_id} does not belong to {tid}, whose "
+                                    f"latest entry it should be")
+    for published in heads or []:
+        entry_id = int(published["id"])
+        found = by_id.get(entry_id)
+        if found is None:
+            return failed(entry_id, f"audit entry {entry_id} is missing: the published head "
+                                    f"{head} names it; it was deleted")
+        if found["hash"] != published["hash"]:
+            return failed(entry_id, f"audit entry {entry_id} was rewritten: its hash differs from the "
+                                    f"published head {head}")
+    difference = replay_problems(entries, tickets, reviews, outbox, ticket_id)
+    if difference is not None:
+        return failed(*difference)
+    return AuditReport(True, n, None, None, n_auth, n_unauth, tuple(sorted(unchecked)), head,
+                       0 if heads is None else len(heads))

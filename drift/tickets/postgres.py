@@ -1,13 +1,14 @@
 """The ticket store on PostgreSQL (psycopg 3), for production.
 
 The same :class:`drift.tickets.TicketStore` runs on it: this module only
-provides the :class:`drift.tickets.Database` it needs. Writers serialise on
+provides the :class:`drift.tickets.database.Database` it needs. Writers serialise on
 one transaction-scoped advisory lock, the PostgreSQL counterpart of SQLite's
 ``BEGIN IMMEDIATE``, so "is there a live ticket?" and the insert that follows
 never interleave between workers, and audit entries chain in one order.
 
 The URL (``tickets.store: postgresql://drift@db:5432/drift``) carries no
-password: libpq reads it from ``PGPASSWORD`` or a ``PGPASSFILE``.
+password: libpq reads it from ``PGPASSWORD`` or a ``PGPASSFILE``. psycopg is imported
+only when a store is opened, so SQLite users need not install it (the ``postgres`` extra).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from drift.audit import AuditKey
 from drift.errors import TicketStoreError
-from drift.tickets import Row, TicketStore
+from drift.tickets.audit import AuditKey
+from drift.tickets.database import Dialect, Row
+from drift.tickets.store import TicketStore
 
 __all__ = ["PostgresDatabase", "open_postgres"]
 
@@ -80,7 +82,7 @@ class _PgTx:
 class PostgresDatabase:
     """One psycopg connection to the ticket database."""
 
-    dialect: Literal["sqlite", "postgresql"] = "postgresql"
+    dialect: Dialect = "postgresql"
 
     def __init__(self, url: str, connect_timeout: int = 10) -> None:
         try:

@@ -31,7 +31,8 @@ from typing import Any, Final
 from drift.config import Config, ReviewRole
 from drift.errors import ReviewError
 from drift.identity import canonical, same_person
-from drift.tickets import SYSTEM_IDENTITY, RetrainRequest, Ticket, TicketStatus, TicketStore, canonical_json
+from drift.tickets.model import SYSTEM_IDENTITY, RetrainRequest, Ticket, TicketStatus, canonical_json
+from drift.tickets.store import TicketStore
 
 __all__ = [
     "REVIEWER_ENV",
