@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -10,7 +10,17 @@ from hypothesis import strategies as st
 
 from drift.config import FeatureSpec, ImpactConfig, ModelConfig, PolicyConfig, RoutingRule, RoutingWhen
 from drift.findings import Cohort, Finding, Severity, Window
-from drift.policy import CohortPolicy, PolicyState, decide, decide_cohort, evaluate, is_idle, route
+from drift.policy import (
+    CohortPolicy,
+    PolicyState,
+    decide,
+    decide_cohort,
+    evaluate,
+    in_cooldown,
+    is_idle,
+    quiet_until,
+    route,
+)
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 WINDOW = timedelta(minutes=5)
@@ -125,3 +135,43 @@ def test_cohort_policy_decides_as_one_state_per_fingerprint(case: tuple[dict[str
     # Nothing is kept for a fingerprint whose last state is idle.
     kept = {f.feature or "" for found in stream for f in found if not is_idle(by_fingerprint[f.fingerprint])}
     assert {feature for _, feature in (states or {})} == kept
+
+
+# --- cooldown --------------------------------------------------------------------
+
+RESOLVED_END = T0 + 3 * WINDOW
+HOUR = timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("window_start", "cooldown", "expected"),
+    [
+        (RESOLVED_END + timedelta(minutes=55), HOUR, True),
+        (RESOLVED_END + HOUR, HOUR, False),  # the first window starting at the end reopens
+        (RESOLVED_END + timedelta(minutes=61), HOUR, False),
+        (RESOLVED_END, timedelta(0), False),  # no cooldown: the next window reopens
+        (RESOLVED_END - WINDOW, timedelta(0), True),  # a late window, older than the ticket's latest
+        (RESOLVED_END - WINDOW, HOUR, True),
+        # The same instant in another offset decides the same.
+        ((RESOLVED_END + HOUR).astimezone(timezone(timedelta(hours=2))), HOUR, False),
+        ((RESOLVED_END + timedelta(minutes=30)).astimezone(timezone(timedelta(hours=-5))), HOUR, True),
+    ],
+    ids=["inside", "at-the-end", "after", "zero-next", "zero-late", "late", "offset-at-end", "offset-inside"],
+)
+def test_in_cooldown_edges(window_start: datetime, cooldown: timedelta, expected: bool) -> None:
+    assert in_cooldown(window_start, RESOLVED_END, cooldown) is expected
+    assert quiet_until(RESOLVED_END, cooldown) == RESOLVED_END + cooldown
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(-10_000, 10_000), st.integers(-10_000, 10_000), st.integers(0, 5_000), st.integers(0, 5_000))
+def test_in_cooldown_is_the_formula_and_monotone(a: int, b: int, c: int, d: int) -> None:
+    """Suppressed exactly when the window starts less than the cooldown after the resolved end;
+    an earlier start or a longer cooldown never turns a suppression into a reopening."""
+    start_a, start_b = RESOLVED_END + timedelta(seconds=a), RESOLVED_END + timedelta(seconds=b)
+    short, long = sorted((timedelta(seconds=c), timedelta(seconds=d)))
+    assert in_cooldown(start_a, RESOLVED_END, short) == (a < short.total_seconds())
+    if a <= b and in_cooldown(start_b, RESOLVED_END, short):
+        assert in_cooldown(start_a, RESOLVED_END, short)
+    if in_cooldown(start_a, RESOLVED_END, short):
+        assert in_cooldown(start_a, RESOLVED_END, long)

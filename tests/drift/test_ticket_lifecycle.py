@@ -11,8 +11,8 @@ import pytest
 from drift.config import ImpactConfig
 from drift.errors import ReviewError, TicketStoreError, TransitionError
 from drift.findings import Cohort, Finding, Severity, Window
-from drift.tickets.review import pending_reviews, publish_outbox
 from drift.tickets import SYSTEM_IDENTITY, TicketEvent, TicketStatus, TicketStore
+from drift.tickets.review import pending_reviews, publish_outbox
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 WINDOW = timedelta(minutes=5)
