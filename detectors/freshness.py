@@ -36,8 +36,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drift.duration import Duration, format_duration
 from drift.findings import Cohort, Finding, Severity, Window
-from drift.reference import ReferenceProfile
-from drift.summary import WindowSummary
 
 DEFAULT_MAX_LAG = timedelta(hours=1)
 MAX_TS_BUCKETS = 4096
@@ -149,12 +147,6 @@ class FreshnessDetector:
 
     def __init__(self, config: FreshnessConfig) -> None:
         self.config = config
-
-    def score(
-        self, summary: WindowSummary, profile: ReferenceProfile, cohort: Cohort, window: Window
-    ) -> list[Finding]:
-        """Nothing: freshness is measured on feature events (:meth:`score_window`, flows/freshness.py)."""
-        return []
 
     def score_window(
         self, stats: FreshnessWindow, newest_before: datetime | None, first_start: datetime,

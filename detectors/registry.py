@@ -1,9 +1,13 @@
-"""Detectors by YAML name: ``psi:`` builds :class:`detectors.psi.PsiDetector`, ``quality:``
-:class:`detectors.quality.QualityDetector`, ``score:`` :class:`detectors.score.ScoreDetector`,
-``skew:`` :class:`detectors.skew.SkewDetector`, ``embedding:``
-:class:`detectors.embedding.EmbeddingDetector` (bound to its reference embeddings by the
-flow at start: ``EmbeddingDetector.bind``), ``freshness:``
-:class:`detectors.freshness.FreshnessDetector` (scored on feature events: flows/freshness.py)."""
+"""Detectors by YAML name.
+
+Window detectors (:class:`detectors.base.Detector`): ``psi:`` builds
+:class:`detectors.psi.PsiDetector`, ``quality:`` :class:`detectors.quality.QualityDetector`,
+``score:`` :class:`detectors.score.ScoreDetector`, ``skew:`` :class:`detectors.skew.SkewDetector`
+(which also scores value skew), ``embedding:`` :class:`detectors.embedding.EmbeddingDetector`
+(bound to its reference embeddings by the flow at start: ``EmbeddingDetector.bind``).
+``freshness:`` builds :class:`detectors.freshness.FreshnessDetector`, scored on feature
+events (flows/freshness.py), with :func:`build_freshness`.
+"""
 
 from __future__ import annotations
 
@@ -25,14 +29,25 @@ REGISTRY: dict[str, tuple[type[BaseModel], Callable[[BaseModel], Detector]]] = {
     "score": (ScoreConfig, lambda config: ScoreDetector(config)),  # type: ignore[arg-type]
     "skew": (SkewConfig, lambda config: SkewDetector(config)),  # type: ignore[arg-type]
     "embedding": (EmbeddingConfig, lambda config: EmbeddingDetector(config)),  # type: ignore[arg-type]
-    "freshness": (FreshnessConfig, lambda config: FreshnessDetector(config)),  # type: ignore[arg-type]
 }
+"""The window detectors: YAML name -> (config model, factory)."""
+
+FRESHNESS = "freshness"
 
 
 def build(name: str, config: BaseModel) -> Detector:
-    """The detector registered under ``name``; an unknown name lists the valid ones."""
+    """The window detector registered under ``name``; an unknown name lists the valid ones."""
+    if name == FRESHNESS:
+        raise KeyError(f"{FRESHNESS!r} is scored on feature events, not on cohort windows: use build_freshness")
     try:
         _, factory = REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown detector {name!r}; valid: {', '.join(sorted(REGISTRY))}") from None
+        raise KeyError(f"unknown detector {name!r}; valid: {', '.join(sorted([*REGISTRY, FRESHNESS]))}") from None
     return factory(config)
+
+
+def build_freshness(config: BaseModel) -> FreshnessDetector:
+    """The freshness detector of a ``freshness:`` entry."""
+    if not isinstance(config, FreshnessConfig):
+        raise TypeError(f"a freshness detector needs a FreshnessConfig; got {type(config).__name__}")
+    return FreshnessDetector(config)

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping
 
-from drift import metrics
 from drift.categories import category_text
 from drift.events import FeatureValue
 from drift.findings import Cohort
@@ -100,7 +99,7 @@ class JoinState:
         self.grace = grace
         self.max_entities = max_entities
         self.label = label
-        """The ``feature_set`` metric label of the evictions counter."""
+        """The ``feature_set`` this join serves (the metric label of its evictions)."""
         self.entities: OrderedDict[str, list[Version]] = OrderedDict()
         self.pending: OrderedDict[str, list[Lookup]] = OrderedDict()
         self.n_pending = 0
@@ -246,7 +245,6 @@ class JoinState:
         while len(self.entities) > self.max_entities:
             self.entities.popitem(last=False)
             self.n_evicted_cap += 1
-            metrics.JOIN_EVICTIONS.labels(self.label, "cap").inc()
 
     def _maybe_prune(self) -> None:
         """Drop entities whose newest version is past ``max_age`` (a scan at most every ``max_age / 4``)."""
@@ -262,7 +260,6 @@ class JoinState:
             del self.entities[entity_id]
         if expired:
             self.n_evicted_ttl += len(expired)
-            metrics.JOIN_EVICTIONS.labels(self.label, "ttl").inc(len(expired))
 
 
 # ----------------------------------------------------------------------------- window counts

@@ -39,6 +39,7 @@ from drift.events import InferenceEvent
 from drift.feature_events import FeatureEvent
 from drift.findings import Cohort, Finding, Window
 from drift.windowing import closed_below, window_at, window_index
+from flows.plans import ModelPlan
 
 
 
@@ -55,11 +56,11 @@ class FreshnessPlan:
         return f"{self.model.name}\x1f{self.detector.config.feature_set}"
 
 
-def freshness_plans(plans: list[Any]) -> list[FreshnessPlan]:
-    """The freshness detectors of every model plan (``flows.pipeline.ModelPlan``)."""
+def freshness_plans(plans: list[ModelPlan]) -> list[FreshnessPlan]:
+    """The freshness detectors of every model plan."""
     out = []
     for plan in plans:
-        found = [d for d in plan.detectors if isinstance(d, FreshnessDetector)]
+        found = plan.freshness
         safe = "".join(ch if ch.isalnum() else "_" for ch in plan.config.name)
         for index, detector in enumerate(found):
             out.append(FreshnessPlan(plan.config, detector, safe if index == 0 else f"{safe}_{index}"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Sequence, cast
 
@@ -20,12 +20,9 @@ from bytewax.outputs import DynamicSink, Sink
 
 from connectors.schema_registry import open_schemas
 from connectors.ticket_store import open_store
-from detectors.base import Detector
-from detectors.embedding import EmbeddingDetector
-from detectors.registry import build as build_detector
 from drift import metrics
-from drift.config import Config, ModelConfig
-from drift.errors import BaselineError, ReferenceDataError, TicketStoreError
+from drift.config import Config
+from drift.errors import TicketStoreError
 from drift.batch import BatchDecoder, DecodedBatch, model_columns
 from drift.events import Decoder, DeadLetter, InferenceEvent, RawMessage
 from drift.wire import WireDecoder
@@ -36,9 +33,12 @@ from drift.reference import ReferenceProfile
 from drift.summary import SchemaState, WindowSummary, track_schema
 from drift.tickets import TicketEvent, TicketStore
 from flows.outbox import PendingTicketEvents, PublishedSink
+from flows.plans import ModelPlan, cohort_of, plan_models
 from flows.windows import STEP_ID, WindowSpec, as_pieces, window_logic
 from flows.freshness import freshness_findings, freshness_plans
 from flows.value_skew import count_feature_events, split_feature_events, value_skew_findings, value_skew_plans
+
+__all__ = ["ModelPlan", "Outputs", "WindowReport", "build_flow", "cohort_of", "plan_models"]
 
 log = logging.getLogger(__name__)
 
@@ -68,53 +68,6 @@ class Outputs:
     windows: Sink[WindowReport] | None = None
     feature_events: Sink[Any] | None = None
     """Decoded feature events (value skew), for the run's accounting; optional."""
-
-
-@dataclass
-class ModelPlan:
-    """What the flow needs for one model: its config, reference and detectors."""
-
-    config: ModelConfig
-    profile: ReferenceProfile
-    detectors: list[Detector] = field(default_factory=list)
-
-
-def plan_models(config: Config, profiles: dict[str, ReferenceProfile]) -> list[ModelPlan]:
-    """Build every model's detectors; ``embedding`` detectors are bound to their reference here.
-
-    The reference embeddings (``ReferenceProfile.embeddings``, loaded by
-    ``flows.runner.load_profiles``) are prepared once per model, at flow start, and
-    kept in the plan: the flow's snapshots hold only window state.
-    """
-    plans = []
-    for model in config.models:
-        profile = profiles[model.name]
-        detectors = []
-        for name, settings in model.detector_configs():
-            detector = build_detector(name, settings)
-            if isinstance(detector, EmbeddingDetector):
-                detector = _bind_embedding(detector, model, profile)
-            detectors.append(detector)
-        plans.append(ModelPlan(model, profile, detectors))
-    return plans
-
-
-def _bind_embedding(detector: EmbeddingDetector, model: ModelConfig, profile: ReferenceProfile) -> EmbeddingDetector:
-    field_name = detector.config.field
-    rows = profile.embeddings.get(field_name)
-    if rows is None:
-        raise BaselineError(
-            f"model {model.name!r} has an embedding detector on {field_name!r} but no reference embeddings "
-            f"were loaded; give the model a reference Parquet file with a {field_name!r} column"
-        )
-    try:
-        return detector.bind(rows)
-    except ValueError as exc:
-        raise ReferenceDataError(f"reference embeddings of {model.name!r} ({field_name}): {exc}") from None
-
-
-def cohort_of(event: InferenceEvent, labels: list[str]) -> Cohort:
-    return Cohort(event.model, tuple((label, event.label(label) or "-") for label in labels))
 
 
 class TicketRecorder:

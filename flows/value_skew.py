@@ -24,7 +24,7 @@ import math
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Union, cast
+from typing import Any, Callable, Iterable, Optional, Union, cast
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
@@ -41,6 +41,7 @@ from drift.events import DeadLetter, InferenceEvent, RawMessage
 from drift.feature_events import FeatureDecoder, FeatureEvent, is_feature_message
 from drift.findings import Cohort, Finding
 from drift.windowing import EPOCH, window_at
+from flows.plans import ModelPlan
 from drift.join import (
     JoinOutcome,
     JoinSnapshot,
@@ -52,8 +53,6 @@ from drift.join import (
     merge_value_summaries,
 )
 
-if TYPE_CHECKING:
-    from flows.pipeline import ModelPlan
 
 JOIN_SHARDS = 32
 """Join keys per model and feature set. Changing it starts the join state afresh."""
@@ -105,13 +104,23 @@ def shard_of(entity_id: str) -> int:
 class JoinLogic(StatefulLogic[JoinInput, JoinOutcome, JoinSnapshot]):
     """A :class:`JoinState` as Bytewax stateful logic; the wall clock is injected."""
 
-    def __init__(self, plan: ValueSkewPlan, now: Callable[[], datetime], resume: JoinSnapshot | None) -> None:
-        self.state = JoinState(
-            plan.values.max_age, plan.values.grace, plan.shard_capacity, label=plan.values.feature_set, resume=resume,
-        )
+    def __init__(self, state: JoinState, now: Callable[[], datetime]) -> None:
+        self.state = state
         self.now = now
+        # Evictions counted so far (a resumed state's count was reported before the restart).
+        self._evicted = (self.state.n_evicted_cap, self.state.n_evicted_ttl)
+
+    def _count_evictions(self) -> None:
+        cap, ttl = self.state.n_evicted_cap, self.state.n_evicted_ttl
+        if (cap, ttl) != self._evicted:
+            if cap > self._evicted[0]:
+                metrics.JOIN_EVICTIONS.labels(self.state.label, "cap").inc(cap - self._evicted[0])
+            if ttl > self._evicted[1]:
+                metrics.JOIN_EVICTIONS.labels(self.state.label, "ttl").inc(ttl - self._evicted[1])
+            self._evicted = (cap, ttl)
 
     def _done(self, out: list[JoinOutcome]) -> tuple[Iterable[JoinOutcome], bool]:
+        self._count_evictions()
         empty = not self.state.entities and not self.state.n_pending
         return out, StatefulLogic.DISCARD if empty else StatefulLogic.RETAIN
 
@@ -176,7 +185,14 @@ def _one_model(
     )
     inputs = op.merge(f"join_inputs_{name}", cast(Stream[Any], lookups), cast(Stream[Any], offline))
     keyed = op.key_on(f"key_by_entity_shard_{name}", inputs, lambda item: str(shard_of(item.entity_id)))
-    joined = op.stateful(f"join_offline_{name}", keyed, lambda resume: JoinLogic(plan, now, resume))
+
+    def build(resume: JoinSnapshot | None) -> JoinLogic:
+        state = JoinState(
+            values.max_age, values.grace, plan.shard_capacity, label=values.feature_set, resume=resume,
+        )
+        return JoinLogic(state, now)
+
+    joined = op.stateful(f"join_offline_{name}", keyed, build)
     by_cohort = op.key_on(
         f"key_outcome_by_cohort_{name}", op.key_rm(f"unkey_outcomes_{name}", joined),
         lambda outcome: outcome.lookup.cohort.key,

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from prometheus_client import REGISTRY
 
+from drift.events import RawMessage
+from drift.feature_events import FeatureEvent
 from drift.findings import Cohort
 from drift.join import (
     MAX_VERSIONS,
@@ -18,6 +20,7 @@ from drift.join import (
     empty_value_summary,
     merge_value_summaries,
 )
+from flows.value_skew import JoinLogic
 
 T = datetime(2026, 11, 2, 10, tzinfo=timezone.utc)
 WALL = datetime(2030, 1, 1, tzinfo=timezone.utc)
@@ -27,6 +30,10 @@ COHORT = Cohort("m", (("region", "eu"),))
 
 def lookup(ts: datetime, entity: str = "e1", income: float = 10.0, arrived: datetime = WALL) -> Lookup:
     return Lookup("m", COHORT, ts, entity, (("income", income),), arrived)
+
+
+def feature_event(entity: str, ts: datetime, values: dict[str, float]) -> FeatureEvent:
+    return FeatureEvent(ts, "test", entity, "offline", values, None, RawMessage(b"", "features", 0, 0))
 
 
 def state(max_entities: int = 100, label: str = "test") -> JoinState:
@@ -97,8 +104,9 @@ def test_eviction_past_the_cap_is_counted_and_state_stays_bounded() -> None:
     label = "cap-test"
     before = REGISTRY.get_sample_value("drift_join_evictions_total", {"feature_set": label, "reason": "cap"}) or 0.0
     join = state(max_entities=10, label=label)
+    logic = JoinLogic(join, lambda: WALL)  # the flow's step, which reports the evictions
     for i in range(1000):
-        join.offer_feature(f"e{i}", T, {"income": float(i)})
+        logic.on_item(feature_event(f"e{i}", T, {"income": float(i)}))
         assert len(join.entities) <= 10
     assert join.n_evicted_cap == 990
     after = REGISTRY.get_sample_value("drift_join_evictions_total", {"feature_set": label, "reason": "cap"})
@@ -119,9 +127,10 @@ def test_a_lookup_keeps_its_entity_from_eviction() -> None:
 
 def test_ttl_drops_entities_past_max_age_and_counts_them() -> None:
     join = state(label="ttl-test")
-    join.offer_feature("old", T, {"income": 1.0})
-    join.offer_feature("new", T + 100 * M, {"income": 2.0})
-    join.offer_inference(lookup(T + 120 * M, entity="new"))
+    logic = JoinLogic(join, lambda: WALL)
+    logic.on_item(feature_event("old", T, {"income": 1.0}))
+    logic.on_item(feature_event("new", T + 100 * M, {"income": 2.0}))
+    logic.on_item(lookup(T + 120 * M, entity="new"))
     assert set(join.entities) == {"new"} and join.n_evicted_ttl == 1
     assert REGISTRY.get_sample_value("drift_join_evictions_total", {"feature_set": "ttl-test", "reason": "ttl"}) == 1.0
 
