@@ -22,6 +22,7 @@ import numpy.typing as npt
 import scipy.stats
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from detectors.seasonal_profile import SeasonalProfile
 from drift.backend import Array, get_namespace, resolve_device, to_host
 from drift.countermeasures import suggest
 from drift.events import EVENT_FIELDS
@@ -839,6 +840,9 @@ class EmbeddingConfig(BaseModel):
     device: Literal["auto", "cpu", "gpu"] = "auto"
     seed: int = Field(default=0, ge=0)
     min_samples: int = Field(default=100, ge=2)
+    seasonal_rows: int | None = Field(default=None, ge=2, le=100_000)
+    """With a seasonal baseline: embedding rows each slot keeps over the history (default
+    ``max(256, min_samples)``); see :attr:`slot_rows`."""
 
     @field_validator("field")
     @classmethod
@@ -858,7 +862,16 @@ class EmbeddingConfig(BaseModel):
             raise ValueError(f"k must be < min_samples; got k={self.k}, min_samples={self.min_samples}")
         if self.min_samples > self.sample:
             raise ValueError(f"min_samples must be <= sample; got min_samples={self.min_samples}, sample={self.sample}")
+        if self.seasonal_rows is not None and self.seasonal_rows < self.min_samples:
+            raise ValueError(
+                f"seasonal_rows must be >= min_samples (a slot is used from min_samples rows on); "
+                f"got seasonal_rows={self.seasonal_rows}, min_samples={self.min_samples}")
         return self
+
+    @property
+    def slot_rows(self) -> int:
+        """Rows a seasonal slot keeps over its K periods (``ceil(slot_rows / K)`` per period)."""
+        return self.seasonal_rows if self.seasonal_rows is not None else max(256, self.min_samples)
 
 
 def severity_of_p(p_value: float, warn_p_value: float, alert_p_value: float) -> Severity:
@@ -943,11 +956,14 @@ class EmbeddingDetector:
     def score(
         self, summary: WindowSummary, profile: ReferenceProfile, cohort: Cohort, window: Window,
     ) -> list[Finding]:
-        """Score a closed window's embedding sample against the bound reference.
+        """Score a closed window's embedding sample against the bound reference, or its slot's.
 
-        ``profile`` (feature bins) is not used: the reference embeddings were
-        prepared by :meth:`bind`. A summary without an embedding sample scores as
-        an empty window (a skipped finding).
+        The reference embeddings were prepared by :meth:`bind`. With a seasonal baseline
+        ``profile`` is a :class:`drift.baselines.SeasonalProfile`: when its slot holds
+        ``min_samples`` rows (``slot_embeddings``) the window is compared with those
+        (:meth:`prepare_slot`), else with the reference, and the finding's ``baseline``
+        says which. A summary without an embedding sample scores as an empty window (a
+        skipped finding).
         """
         if self.reference is None:
             raise RuntimeError("EmbeddingDetector.score needs a reference: build it with .bind(reference rows)")
@@ -960,7 +976,13 @@ class EmbeddingDetector:
             sample.flush()
             rows, ids = sample.reservoir.rows, sample.reservoir.ids
             n_seen, n_missing = sample.reservoir.n_seen, sample.n_missing
-        found = self.score_arrays(self.reference, rows, ids, cohort, window)
+        prepared, baseline = self.reference, "reference"
+        if isinstance(profile, SeasonalProfile):
+            baseline = profile.baselines.get(self.config.field, "reference") if profile.baselines else "reference"
+            slot_rows = profile.slot_embeddings.get(self.config.field)
+            if slot_rows is not None:
+                prepared = self.prepare_slot(slot_rows)
+        found = self.score_arrays(prepared, rows, ids, cohort, window, baseline=baseline)
         out = []
         for finding in found:
             evidence = {**finding.evidence, "n_without_embedding": n_missing}
@@ -998,9 +1020,30 @@ class EmbeddingDetector:
             components=principal_components(on_device, PROJECTION_COMPONENTS, xp=xp),
         )
 
+    def prepare_slot(self, rows: Array) -> EmbeddingReference:
+        """A seasonal slot's rows as a reference: its own kNN threshold and components, the
+        bound reference's bandwidth (so MMD² keeps one unit across slots and windows)."""
+        if self.reference is None:
+            raise RuntimeError("EmbeddingDetector.prepare_slot needs a bound reference: build it with .bind(rows)")
+        config = self.config
+        slot = np.asarray(to_host(rows), dtype=np.float32)
+        self._check_dim(slot, "slot")
+        n = slot.shape[0]
+        if n <= config.k:
+            raise ValueError(f"a slot needs more than k={config.k} embeddings; got {n}")
+        if n > config.sample:
+            rng = np.random.default_rng([config.seed, 1])
+            slot = slot[np.sort(rng.choice(n, size=config.sample, replace=False))]
+        on_device = self.xp.asarray(slot)
+        return EmbeddingReference(
+            rows=slot, n=n, bandwidth=self.reference.bandwidth,
+            knn_threshold=knn_threshold(on_device, config.k, config.quantile, xp=self.xp),
+            components=principal_components(on_device, PROJECTION_COMPONENTS, xp=self.xp),
+        )
+
     def score_arrays(
         self, reference: Array | EmbeddingReference, current: Array, current_ids: list[str | None],
-        cohort: Cohort, window: Window,
+        cohort: Cohort, window: Window, *, baseline: str = "reference",
     ) -> list[Finding]:
         """Score a window's current rows (with their event ids) against the reference.
 
@@ -1015,7 +1058,8 @@ class EmbeddingDetector:
             n_reference = int(reference.shape[0])
             if n_reference < config.min_samples:
                 skipped = f"{n_reference} reference embeddings; min_samples is {config.min_samples}"
-                return [self._finding(cohort, window, 0.0, Severity.OK, len(current_ids), n_reference, {}, skipped)]
+                return [self._finding(cohort, window, 0.0, Severity.OK, len(current_ids), n_reference, {}, skipped,
+                                      baseline)]
             reference = self.prepare(reference)
         prepared = reference
         cur = np.asarray(to_host(current), dtype=np.float32)
@@ -1030,7 +1074,7 @@ class EmbeddingDetector:
             cur, ids = cur[keep], [ids[i] for i in keep.tolist()]
         if n_current < config.min_samples:
             skipped = f"{n_current} embeddings in the window; min_samples is {config.min_samples}"
-            return [self._finding(cohort, window, 0.0, Severity.OK, n_current, prepared.n, {}, skipped)]
+            return [self._finding(cohort, window, 0.0, Severity.OK, n_current, prepared.n, {}, skipped, baseline)]
 
         xp = self.xp
         ref_x, cur_x = xp.asarray(prepared.rows), xp.asarray(cur)
@@ -1069,7 +1113,7 @@ class EmbeddingDetector:
             farthest=[{"event_id": ids[i], "distance": float(ood.distances[i])} for i in farthest.tolist()],
         )
         severity = severity_of_p(p_value, config.warn_p_value, config.p_value)
-        return [self._finding(cohort, window, float(value), severity, n_current, prepared.n, evidence, None)]
+        return [self._finding(cohort, window, float(value), severity, n_current, prepared.n, evidence, None, baseline)]
 
     def _check_dim(self, rows: npt.NDArray[np.float32], name: str) -> None:
         if rows.ndim != 2 or rows.shape[1] != self.config.dim:
@@ -1079,11 +1123,11 @@ class EmbeddingDetector:
 
     def _finding(
         self, cohort: Cohort, window: Window, value: float, severity: Severity, n_current: int,
-        n_reference: int, evidence: dict[str, Any], skipped: str | None,
+        n_reference: int, evidence: dict[str, Any], skipped: str | None, baseline: str = "reference",
     ) -> Finding:
         return Finding(
             detector=self.name, cohort=cohort, window=window, feature=self.config.field, value=value,
             severity=severity, warn=self.config.warn_p_value, alert=self.config.p_value,
-            n_current=n_current, n_reference=n_reference, baseline="reference",
+            n_current=n_current, n_reference=n_reference, baseline=baseline,
             evidence=evidence, skipped=skipped,
         )

@@ -21,9 +21,11 @@ import math
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors import significance
+from detectors.seasonal_profile import SeasonalProfile, SlotRate
 from detectors.significance import Significance, SignificanceSetting, rate_p
 from drift.findings import Cohort, Finding, Severity, Window
 from drift.reference import CategoricalProfile, NumericProfile, ReferenceProfile
@@ -44,7 +46,7 @@ CheckName = Literal[
 FEATURE_CHECKS: tuple[CheckName, ...] = (
     "null_rate", "missing_rate", "type_mismatch", "out_of_range", "unseen_category",
 )
-"""Checks measured per feature, in the order findings are reported."""
+"""Checks measured per feature, in the order findings are reported (and of :func:`rate_counts`)."""
 
 DEFAULT_THRESHOLDS: dict[CheckName, tuple[float, float]] = {
     "null_rate": (0.01, 0.05),
@@ -201,28 +203,59 @@ def rate(numerator: int, denominator: int) -> float:
     return numerator / denominator if denominator > 0 else 0.0
 
 
-def _feature_counts(check: CheckName, counts: FeatureCounts, n_events: int, n_binned: int) -> tuple[int, int]:
-    """(numerator, denominator) of a per-feature check; ``n_binned`` is ``counts.counts.sum()``."""
-    if check == "null_rate":
-        return counts.n_null, n_events
-    if check == "missing_rate":
-        return counts.n_missing, n_events
+def rate_counts(counts: FeatureCounts, n_events: int) -> npt.NDArray[np.int64]:
+    """``(numerator, denominator)`` of every check of :data:`FEATURE_CHECKS`, shape ``(5, 2)``.
+
+    The one definition of the quality rates, for this detector and the seasonal slots
+    that learn them (:mod:`drift.baselines`). ``unseen_category`` counts the last bin (a categorical feature's
+    ``__unseen__``; meaningless, and never read, for a numeric one).
+
+    >>> from drift.summary import FeatureCounts
+    >>> c = FeatureCounts(np.array([3, 5, 2]), n_null=4, n_missing=1)
+    >>> rate_counts(c, 20).tolist()
+    [[4, 20], [1, 20], [0, 10], [0, 10], [2, 10]]
+    """
+    n_binned = int(counts.counts.sum())
     n_values = n_binned + len(counts.pending)
-    if check == "type_mismatch":
-        return counts.n_wrong_type, n_values + counts.n_wrong_type
-    if check == "out_of_range":
-        return counts.n_out_of_range, n_values
-    # unseen_category: the last bin of a categorical feature
-    return int(counts.counts[-1]), n_binned
+    return np.array([
+        [counts.n_null, n_events],
+        [counts.n_missing, n_events],
+        [counts.n_wrong_type, n_values + counts.n_wrong_type],
+        [counts.n_out_of_range, n_values],
+        [int(counts.counts[-1]), n_binned],
+    ], dtype=np.int64)
+
+
+
+
+def slot_rate_p(k: int, n: int, k_slot: int, n_slot: int) -> float:
+    """One-sided p-value that the window's rate ``k / n`` is above the slot's ``k_slot / n_slot``.
+
+    Fisher's exact test of the 2 x 2 table (window, slot) x (offending, not): given the
+    ``k + k_slot`` offending values among all ``n + n_slot``, the window's count is
+    hypergeometric, and ``p = P(X >= k)``. The slot's rate is a sample too, so a thin
+    slot cannot make a small difference significant.
+
+    >>> round(slot_rate_p(10, 100, 100, 1000), 3), slot_rate_p(0, 100, 5, 1000)
+    (0.554, 1.0)
+    >>> slot_rate_p(30, 100, 100, 1000) < 1e-6
+    True
+    """
+    if k <= 0 or n <= 0:
+        return 1.0
+    from scipy.stats import hypergeom
+
+    return float(min(1.0, max(0.0, hypergeom.sf(k - 1, n + n_slot, k + k_slot, n))))
 
 
 def _reference_rate(check: CheckName, feature: NumericProfile | CategoricalProfile, profile: ReferenceProfile) -> float:
-    """The rate the reference itself had, which a window's rate is tested against.
+    """The rate the training reference itself had, which a window's rate is tested against
+    when no seasonal slot gives one.
 
-    ``null_rate``: the reference rows without a value (``1 - n / n_rows``; for a seasonal
-    profile, whose ``n`` is the slot's, 0). ``unseen_category``: the reference's share of
-    values outside the kept categories. The other checks: 0 (the reference had none, or the
-    limit is the config's), so any offending value is significant and the threshold decides.
+    ``null_rate``: the reference rows without a value (``1 - n / n_rows``).
+    ``unseen_category``: the reference's share of values outside the kept categories. The
+    other checks: 0 (the reference had none, or the limit is the config's), so any
+    offending value is significant and the threshold decides.
     """
     if check == "null_rate" and not profile.baselines and profile.n_rows > 0:
         return max(0.0, min(1.0, 1.0 - feature.n / profile.n_rows))
@@ -300,19 +333,30 @@ class QualityDetector:
         self, summary: WindowSummary, profile: ReferenceProfile, cohort: Cohort, window: Window
     ) -> list[Finding]:
         findings: list[Finding] = []
+        # With a seasonal baseline the expected rates are the slot's; the training
+        # reference's rates are read from the reference behind the slot's profile.
+        seasonal = profile if isinstance(profile, SeasonalProfile) else None
+        training = seasonal.reference if seasonal is not None and seasonal.reference is not None else profile
         for name in self.features(profile):
             feature = profile.features[name]
             counts = summary.features[name]
-            n_binned = int(counts.counts.sum())
+            table = rate_counts(counts, summary.n_events)
             for check in FEATURE_CHECKS:
                 thresholds = self.config.thresholds(check)
                 if thresholds is None or not isinstance(feature, _APPLIES[check]):
                     continue
-                numbers = _feature_counts(check, counts, summary.n_events, n_binned)
+                k, n = (int(v) for v in table[FEATURE_CHECKS.index(check)])
                 evidence, baseline, skipped = self._feature_evidence(check, counts, feature)
+                slot = seasonal.rates.get((name, check)) if seasonal is not None else None
+                if slot is not None and slot.rate is not None:
+                    findings.append(self._finding(
+                        check, thresholds, cohort, window, name, (k, n), slot.n, slot.description, evidence,
+                        skipped, slot.rate, slot=slot,
+                    ))
+                    continue
                 findings.append(self._finding(
-                    check, thresholds, cohort, window, name, numbers, feature.n, baseline, evidence, skipped,
-                    _reference_rate(check, feature, profile),
+                    check, thresholds, cohort, window, name, (k, n), feature.n, baseline, evidence, skipped,
+                    _reference_rate(check, training.features.get(name, feature), training),
                 ))
             growth = self.config.cardinality_growth
             if growth is not None and isinstance(feature, CategoricalProfile):
@@ -425,7 +469,7 @@ class QualityDetector:
     def _finding(
         self, check: CheckName, thresholds: Thresholds, cohort: Cohort, window: Window, feature: str | None,
         numbers: tuple[int, int], n_reference: int, baseline: str, extra: dict[str, Any], skipped: str | None,
-        reference_rate: float = 0.0,
+        reference_rate: float = 0.0, *, slot: SlotRate | None = None,
     ) -> Finding:
         numerator, denominator = numbers
         value = rate(numerator, denominator)
@@ -434,7 +478,12 @@ class QualityDetector:
         severity = Severity.OK if skipped is not None else Severity.of(value, thresholds.warn_level, thresholds.alert)
         evidence = {"check": check, "numerator": numerator, "denominator": denominator, **extra}
         p_value = None
-        if skipped is None:
+        if skipped is None and slot is not None:
+            # The slot's rate is a sample of slot.n values: a two-sample test, not a binomial one.
+            p_value = slot_rate_p(numerator, denominator, slot.k, slot.n)
+            evidence.update({"p_method": "fisher", "reference_rate": round(reference_rate, 6),
+                             "n_slot": slot.n, "k_slot": slot.k})
+        elif skipped is None:
             p_value = rate_p(numerator, denominator, reference_rate)
             evidence.update({"p_method": "binomial", "reference_rate": round(reference_rate, 6)})
         return Finding(

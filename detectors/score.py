@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from detectors import significance
 from detectors.psi import DEFAULT_EPSILON, psi, psi_terms
+from detectors.seasonal_profile import SeasonalProfile
 from detectors.significance import Significance, SignificanceSetting, homogeneity_test, mean_shift_p
 from drift.findings import Cohort, Finding, Severity, Window
 from drift.moments import Moments
@@ -274,12 +275,19 @@ class ScoreDetector:
                 evidence.update({"current_mean": round(mean, 6), "current_std": round(std, 6)})
                 if skipped is None:
                     value = shift
-                    p_value, evidence["p_method"] = mean_shift_p(shift, n), "z"
+                    if isinstance(profile, SeasonalProfile) and path in profile.seasonal:
+                        # The slot's mean is itself a sample of reference.n values: the z
+                        # statistic's variance is std² (1/n + 1/N), not std²/n.
+                        scaled = shift * math.sqrt(reference.n / (n + reference.n))
+                        p_value, evidence["p_method"] = mean_shift_p(scaled, n), "z"
+                    else:
+                        p_value, evidence["p_method"] = mean_shift_p(shift, n), "z"
         severity = Severity.OK if skipped is not None else Severity.of(value, levels.warn_level, levels.alert)
         return Finding(
             detector=f"{self.name}.{check}", cohort=cohort, window=window, feature=path, value=value,
             severity=severity, warn=levels.warn_level, alert=levels.alert, n_current=n,
-            n_reference=reference.n, baseline="reference", evidence=evidence, skipped=skipped, p_value=p_value,
+            n_reference=reference.n, baseline=_baseline(profile, path), evidence=evidence, skipped=skipped,
+            p_value=p_value,
         )
 
     def _label(
@@ -316,7 +324,8 @@ class ScoreDetector:
         return Finding(
             detector=f"{self.name}.label_shift", cohort=cohort, window=window, feature=path, value=value,
             severity=severity, warn=levels.warn_level, alert=levels.alert, n_current=n,
-            n_reference=reference.n, baseline="reference", evidence=evidence, skipped=skipped, p_value=p_value,
+            n_reference=reference.n, baseline=_baseline(profile, path), evidence=evidence, skipped=skipped,
+            p_value=p_value,
         )
 
     def _unprofiled(self, check: Check, levels: Levels, path: str, cohort: Cohort, window: Window) -> Finding:
@@ -326,6 +335,11 @@ class ScoreDetector:
             baseline="reference", evidence={"check": check},
             skipped=f"the reference profile has no {path!r}: rebuild the baseline with the score detector configured",
         )
+
+
+def _baseline(profile: ReferenceProfile, path: str) -> str:
+    """What ``path`` was compared with: its seasonal slot's text, else ``reference``."""
+    return profile.baselines.get(path, "reference") if profile.baselines else "reference"
 
 
 def _quality(counts: FeatureCounts) -> dict[str, Any]:

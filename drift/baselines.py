@@ -33,12 +33,15 @@ stored on disk as JSON (:func:`save_seasonal`), never pickled.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import functools
 import hashlib
 import json
 from collections.abc import Set
 from dataclasses import dataclass, field, replace
+from dataclasses import fields as dataclass_fields
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, NamedTuple, Sequence, get_args
@@ -47,12 +50,16 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
+from detectors.quality import FEATURE_CHECKS, rate_counts
+from detectors.seasonal_profile import SeasonalProfile, SlotRate
 from drift.duration import format_duration
 from drift.errors import BaselineError
 from drift.events import InferenceEvent
 from drift.findings import Cohort, Finding, Severity, Window
+from drift.moments import Moments
+from drift.moments import merge as merge_moments
 from drift.reference import FeatureProfile, NumericProfile, ReferenceProfile, baseline_path
-from drift.summary import WindowSummary, add_event, empty_summary, flush
+from drift.summary import WindowSummary, add_event, embedding_sample, empty_summary, flush
 from drift.windowing import EventClock, window_at, window_index
 
 if TYPE_CHECKING:
@@ -72,9 +79,20 @@ PERIOD: Mapping[Seasonality, timedelta] = {
 _UNIT: Mapping[Seasonality, str] = {"none": "day", "hour_of_day": "day", "day_of_week": "week", "hour_of_week": "week"}
 
 BASELINE_DETECTORS = frozenset({"psi"})
-"""Detectors that compare a window with the baseline's shares: only their findings
-decide whether a window is healthy (a null-rate alert says nothing about whether the
-distribution of the values present is fit to learn from)."""
+"""Detectors that compare a window's feature bins with the baseline's shares: only their
+findings decide whether a feature's bins may feed its slot (a null-rate alert says nothing
+about whether the distribution of the values present is fit to learn from)."""
+
+SCORE_DETECTORS = frozenset({"score.psi", "score.mean_shift", "score.label_shift"})
+"""Findings that judge a prediction field's bins and moments (``feature`` is the field path)."""
+
+RATE_CHECKS: tuple[str, ...] = FEATURE_CHECKS
+"""The quality rates a slot keeps (numerator, denominator) of, in this order
+(:func:`detectors.quality.rate_counts`); a window's ``quality.<check>`` finding about a
+feature decides whether that rate may feed its slot."""
+
+EMBEDDING_DETECTORS = frozenset({"embedding"})
+"""Findings that judge a window's embedding sample (``feature`` is the embedding field)."""
 
 _RANK = {Severity.OK: 0, Severity.WARN: 1, Severity.ALERT: 2}
 
@@ -314,6 +332,94 @@ class Expected(NamedTuple):
     description: str
 
 
+def _ring_rng(seed: int, field_name: str, slot: int, period: int, n_seen: int) -> np.random.Generator:
+    """The generator of one offer to an embedding cell: seeded from where the rows go, so a
+    restarted flow or a rebuilt baseline keeps the same rows, with no generator in the state.
+    SHA-256, not ``hash()`` (salted per process), as :func:`drift.summary.reservoir_rng`."""
+    digest = hashlib.sha256(f"seasonal\x1f{field_name}\x1f{slot}\x1f{period}\x1f{n_seen}".encode()).digest()
+    return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
+
+
+@dataclass(eq=False, slots=True)
+class EmbeddingRing:
+    """Per-(slot, ring cell) uniform samples of healthy windows' embedding rows.
+
+    A cell holds at most ``rows_per_period`` rows of its slot and period (Algorithm R over
+    the rows of the windows offered to it, each window's own sample), so a slot's history
+    is at most ``rows_per_period * K`` rows and the state at most ``slots * (K + 1) *
+    rows_per_period * dim * 4`` bytes whatever the traffic. Cells share
+    :attr:`SeasonalBaseline.periods`: a cell is cleared when its ring cell moves on.
+    """
+
+    field_name: str
+    dim: int
+    rows_per_period: int
+    min_rows: int
+    """Rows a slot needs before a window is compared with it (the detector's ``min_samples``)."""
+    seed: int
+    n_seen: npt.NDArray[np.int64]
+    """``(slots, K + 1)``: rows offered to each cell (its sample keeps at most ``rows_per_period``)."""
+    rows: dict[tuple[int, int], npt.NDArray[np.float32]] = field(default_factory=dict)
+
+    @classmethod
+    def empty(
+        cls, field_name: str, dim: int, rows_per_period: int, min_rows: int, seed: int, slots: int, n_periods: int,
+    ) -> EmbeddingRing:
+        if dim < 1 or rows_per_period < 1 or min_rows < 1:
+            raise ValueError(f"need dim, rows_per_period and min_rows >= 1; got {dim}, {rows_per_period}, {min_rows}")
+        return cls(field_name, dim, rows_per_period, min_rows, seed, np.zeros((slots, n_periods + 1), dtype=np.int64))
+
+    def clear(self, slot: int, cell: int) -> None:
+        self.n_seen[slot, cell] = 0
+        self.rows.pop((slot, cell), None)
+
+    def offer(self, slot: int, cell: int, period: int, new: npt.NDArray[np.float32]) -> None:
+        """Add a window's rows to the cell's sample (Algorithm R, later rows win a shared place)."""
+        new = np.asarray(new, dtype=np.float32)
+        if new.ndim != 2 or new.shape[1] != self.dim:
+            raise ValueError(f"embedding rows of {self.field_name!r} must have shape (n, {self.dim}); got {new.shape}")
+        if not new.shape[0]:
+            return
+        held = self.rows.get((slot, cell), np.empty((0, self.dim), dtype=np.float32))
+        seen, cap = int(self.n_seen[slot, cell]), self.rows_per_period
+        fill = min(new.shape[0], cap - held.shape[0])
+        out = np.concatenate([held, new[:fill]]) if fill > 0 else held.copy()
+        rest = new[max(fill, 0):]
+        if rest.shape[0]:
+            first = seen + max(fill, 0)
+            rng = _ring_rng(self.seed, self.field_name, slot, period, first)
+            # Row i of the stream (0-based) replaces a uniform place in 0..i when that is < cap.
+            place = rng.integers(0, first + np.arange(rest.shape[0]) + 1)
+            kept = np.flatnonzero(place < cap)
+            # The last row to land on a place is the one the sequential algorithm keeps.
+            places, last = np.unique(place[kept][::-1], return_index=True)
+            out[places] = rest[kept[::-1][last]]
+        self.rows[(slot, cell)] = out
+        self.n_seen[slot, cell] = seen + new.shape[0]
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.n_seen.nbytes + sum(a.nbytes for a in self.rows.values()))
+
+    def max_nbytes(self) -> int:
+        """The most bytes the ring can hold: every cell full."""
+        slots, cells = self.n_seen.shape
+        return int(self.n_seen.nbytes + slots * cells * self.rows_per_period * self.dim * 4)
+
+
+class Health(NamedTuple):
+    """What a scored window may feed, per kind of history (:func:`window_health`)."""
+
+    features: frozenset[str]
+    """Features whose bins feed their slot (PSI findings ok)."""
+    predictions: frozenset[str]
+    """Prediction fields whose bins and moments feed their slot (score findings ok)."""
+    rates: Mapping[str, frozenset[str]]
+    """Per quality check, the features whose rate feeds its slot (that check's finding ok)."""
+    embeddings: frozenset[str]
+    """Embedding fields whose rows feed their slot (embedding finding ok)."""
+
+
 @dataclass(eq=False, slots=True)
 class SeasonalBaseline:
     """Per-(feature, slot) ring of per-period bin counts for one cohort.
@@ -326,6 +432,13 @@ class SeasonalBaseline:
     ``(slots, n_periods + 1, bins)``. ``min_samples``, ``half_life`` (in periods) and the
     clock's calendar dates only affect reading and placing and may be retuned; the
     rest (seasonality, time zone, holiday slots, K, bins) is structure.
+
+    The same ring cells hold what the other detectors compare with: ``predictions``
+    (bin counts of the ``score`` detector's prediction fields) and ``moments`` (their
+    ``(n, mean, m2)``, numeric fields), ``rates`` (per feature, ``(numerator,
+    denominator)`` of each :data:`RATE_CHECKS` quality rate, shape ``(slots, K + 1, 5,
+    2)``; kept once a ``quality`` detector scores the cohort) and ``embeddings``
+    (an :class:`EmbeddingRing` per embedding field; once an ``embedding`` detector does).
     """
 
     clock: SlotClock
@@ -336,6 +449,13 @@ class SeasonalBaseline:
     """Feature -> :func:`bins_fingerprint` of the reference bins the counts are over."""
     periods: npt.NDArray[np.int64]
     counts: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)
+    prediction_bins: dict[str, str] = field(default_factory=dict)
+    """Prediction field -> :func:`bins_fingerprint` of its reference bins."""
+    predictions: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)
+    moments: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
+    """Numeric prediction field -> ``(slots, K + 1, 3)``: n, mean and m2 of each cell's values."""
+    rates: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)
+    embeddings: dict[str, EmbeddingRing] = field(default_factory=dict)
 
     @property
     def seasonality(self) -> Seasonality:
@@ -348,7 +468,8 @@ class SeasonalBaseline:
         cls, reference: ReferenceProfile, seasonality: Seasonality, n_periods: int,
         min_samples: int = 500, half_life: float | None = None, clock: SlotClock | None = None,
     ) -> SeasonalBaseline:
-        """No history yet, over every feature of ``reference`` (slots in UTC unless ``clock``)."""
+        """No history yet, over every feature and prediction field of ``reference``
+        (slots in UTC unless ``clock``)."""
         if seasonality not in N_SLOTS:
             raise ValueError(f"seasonality must be one of {', '.join(SEASONALITIES)}; got {seasonality!r}")
         clock = clock if clock is not None else SlotClock(seasonality)
@@ -360,7 +481,7 @@ class SeasonalBaseline:
                 f"got {n_periods}, {min_samples}, {half_life}"
             )
         slots = clock.n_slots
-        return cls(
+        baseline = cls(
             clock=clock, n_periods=n_periods, min_samples=min_samples, half_life=half_life,
             bins={name: bins_fingerprint(p) for name, p in reference.features.items()},
             periods=np.full((slots, n_periods + 1), -1, dtype=np.int64),
@@ -369,6 +490,8 @@ class SeasonalBaseline:
                 for name, p in reference.features.items()
             },
         )
+        baseline.sync_predictions(reference)
+        return baseline
 
     @classmethod
     def create(cls, reference: ReferenceProfile, config: BaselineConfig) -> SeasonalBaseline:
@@ -377,6 +500,47 @@ class SeasonalBaseline:
             reference, config.seasonality, n_periods_of(config.history, config.seasonality),
             config.min_samples, _half_life_periods(config), SlotClock.from_config(config),
         )
+
+    def _cells_shape(self) -> tuple[int, int]:
+        return int(self.periods.shape[0]), int(self.periods.shape[1])
+
+    def sync_predictions(self, reference: ReferenceProfile) -> None:
+        """Keep a ring for every prediction field of ``reference`` (the ``score`` detector's):
+        new fields start empty, fields no longer profiled are dropped. A field whose bins
+        changed is structure (:meth:`mismatch`)."""
+        slots, cells = self._cells_shape()
+        for path in set(self.predictions) - set(reference.predictions):
+            del self.predictions[path], self.prediction_bins[path]
+            self.moments.pop(path, None)
+        for path, profile in reference.predictions.items():
+            if path in self.predictions:
+                continue
+            self.prediction_bins[path] = bins_fingerprint(profile)
+            self.predictions[path] = np.zeros((slots, cells, profile.n_bins), dtype=np.int64)
+            if isinstance(profile, NumericProfile):
+                self.moments[path] = np.zeros((slots, cells, 3), dtype=np.float64)
+
+    def track(self, detectors: Sequence[Detector]) -> None:
+        """Keep the histories that ``detectors`` compare with: quality rates of every
+        feature for a ``quality`` detector, an :class:`EmbeddingRing` for an ``embedding``
+        detector (rebuilt when its ``dim`` or rows per period changed; ``min_samples`` and
+        ``seed`` are read)."""
+        from detectors.embedding import EmbeddingDetector  # detectors import drift: import late
+
+        slots, cells = self._cells_shape()
+        for detector in detectors:
+            if detector.name == "quality" and not self.rates and self.counts:
+                self.rates = {name: np.zeros((slots, cells, len(RATE_CHECKS), 2), dtype=np.int64) for name in self.counts}
+            if isinstance(detector, EmbeddingDetector):
+                config = detector.config
+                per_period = -(-config.slot_rows // self.n_periods)  # ceil: K periods hold seasonal_rows
+                ring = self.embeddings.get(config.field)
+                if ring is None or ring.dim != config.dim or ring.rows_per_period != per_period:
+                    self.embeddings[config.field] = EmbeddingRing.empty(
+                        config.field, config.dim, per_period, config.min_samples, config.seed, slots, self.n_periods,
+                    )
+                else:
+                    ring.min_rows, ring.seed = config.min_samples, config.seed
 
     def mismatch(self, reference: ReferenceProfile, config: BaselineConfig) -> str | None:
         """Why this state's structure (slots, K, bins) does not fit the config and reference, or None."""
@@ -395,6 +559,12 @@ class SeasonalBaseline:
         if self.bins != bins:
             changed = sorted(set(bins) ^ set(self.bins) | {n for n in bins if self.bins.get(n, bins[n]) != bins[n]})
             return f"the reference bins of {changed} differ (reference rebuilt or features changed)"
+        changed = sorted(
+            path for path, profile in reference.predictions.items()
+            if self.prediction_bins.get(path, bins_fingerprint(profile)) != bins_fingerprint(profile)
+        )
+        if changed:
+            return f"the reference bins of the prediction fields {changed} differ (reference rebuilt)"
         return None
 
     def compatible(self, reference: ReferenceProfile, config: BaselineConfig) -> bool:
@@ -406,37 +576,51 @@ class SeasonalBaseline:
 
     # -- reading ------------------------------------------------------------------
 
-    def _check_slot(self, feature: str, slot: int) -> None:
-        if feature not in self.counts:
-            raise KeyError(f"no seasonal baseline for feature {feature!r}; features: {sorted(self.counts)}")
+    def _check_slot(self, feature: str, slot: int, store: Mapping[str, Any] | None = None) -> None:
+        store = self.counts if store is None else store
+        if feature not in store:
+            raise KeyError(f"no seasonal baseline for {feature!r}; kept: {sorted(store)}")
         if not 0 <= slot < self.clock.n_slots:
             raise ValueError(f"{self.seasonality} slot must be in 0..{self.clock.n_slots - 1}; got {slot}")
 
-    def _history(self, feature: str, slot: int, now_period: int) -> tuple[npt.NDArray[np.float64], int, int]:
-        """(decay-weighted counts, raw sample count, periods present) of the previous K periods."""
-        self._check_slot(feature, slot)
+    def _pool(
+        self, slot: int, now_period: int, filled: npt.NDArray[np.bool_],
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """(ring cells, decay weights) of the previous K periods of ``slot`` among ``filled`` cells."""
         held = self.periods[slot]
-        rows = self.counts[feature][slot]
         # The current period is excluded: a window is never compared with itself or with
         # the windows just before it in the same slot. A period fed for other features
         # only (see observe) has no values of this one and does not count.
-        filled = (held >= 0) & (rows.sum(axis=1) > 0)
+        filled = filled & (held >= 0)
         if self.clock.is_holiday_slot(slot):
             # The K most recent earlier holidays, however far back; age 1 is the latest.
             earlier = np.flatnonzero(filled & (held < now_period))
-            earlier = earlier[np.argsort(-held[earlier], kind="stable")][: self.n_periods]
-            counts, age = rows[earlier], np.arange(1, earlier.size + 1, dtype=np.int64)
+            cells = earlier[np.argsort(-held[earlier], kind="stable")][: self.n_periods]
+            age = np.arange(1, cells.size + 1, dtype=np.int64)
         else:
-            age = now_period - held
-            use = filled & (age >= 1) & (age <= self.n_periods)
-            counts, age = rows[use], age[use]
+            ages = now_period - held
+            cells = np.flatnonzero(filled & (ages >= 1) & (ages <= self.n_periods))
+            age = ages[cells]
         if self.half_life is None:
             weights = np.ones(age.size, dtype=np.float64)
         else:
             # The most recent previous period weighs 1, one half-life earlier 1/2.
             weights = 0.5 ** ((age - 1) / self.half_life)
+        return cells.astype(np.int64), weights
+
+    def _pooled_counts(
+        self, rows: npt.NDArray[np.int64], slot: int, now_period: int,
+    ) -> tuple[npt.NDArray[np.float64], int, int]:
+        """(decay-weighted counts, raw sample count, periods present) of one slot's ``(K + 1, bins)`` rows."""
+        cells, weights = self._pool(slot, now_period, rows.sum(axis=1) > 0)
+        counts = rows[cells]
         weighted: npt.NDArray[np.float64] = weights @ counts.astype(np.float64)
-        return weighted, int(counts.sum()), int(age.size)
+        return weighted, int(counts.sum()), int(cells.size)
+
+    def _history(self, feature: str, slot: int, now_period: int) -> tuple[npt.NDArray[np.float64], int, int]:
+        """(decay-weighted counts, raw sample count, periods present) of the previous K periods."""
+        self._check_slot(feature, slot)
+        return self._pooled_counts(self.counts[feature][slot], slot, now_period)
 
     def _slot_text(self, slot: int) -> str:
         return self.clock.slot_text(slot)
@@ -446,6 +630,19 @@ class SeasonalBaseline:
 
     def _periods_text(self, count: int, slot: int = 0) -> str:
         return f"{count} {self._unit(slot)}{'' if count == 1 else 's'}"
+
+    def _describe(self, slot: int, used: int, n: int, what: str = "") -> str:
+        decay = ""
+        if self.half_life is not None:
+            unit = self._unit(slot) + ("" if self.half_life == 1 else "s")
+            decay = f", half-life {self.half_life:g} {unit}"
+        return f"{self._slot_text(slot)} over {self._periods_text(used, slot)}{decay} (n={n}{what})"
+
+    def _fallback(self, slot: int, used: int, n: int, least: int, what: str = "samples") -> str:
+        if n == 0:
+            return (f"reference ({self._slot_text(slot)} has no {what} in the previous "
+                    f"{self._periods_text(self.n_periods, slot)})")
+        return f"reference ({self._slot_text(slot)} has {n} < {least} {what} over {self._periods_text(used, slot)})"
 
     def expected(self, feature: str, slot: int, now_period: int) -> Expected | None:
         """The slot's shares over the previous ``n_periods`` periods, or None below ``min_samples``.
@@ -457,26 +654,71 @@ class SeasonalBaseline:
         weighted, n, used = self._history(feature, slot, now_period)
         if n == 0 or n < self.min_samples:
             return None
-        shares = weighted / weighted.sum()
-        decay = ""
-        if self.half_life is not None:
-            unit = self._unit(slot) + ("" if self.half_life == 1 else "s")
-            decay = f", half-life {self.half_life:g} {unit}"
-        return Expected(shares, n, f"{self._slot_text(slot)} over {self._periods_text(used, slot)}{decay} (n={n})")
+        return Expected(weighted / weighted.sum(), n, self._describe(slot, used, n))
 
     def fallback_reason(self, feature: str, slot: int, now_period: int) -> str:
         """Why :meth:`expected` gives None, as the finding's ``baseline`` text."""
         _, n, used = self._history(feature, slot, now_period)
-        if n == 0:
-            return (f"reference ({self._slot_text(slot)} has no samples in the previous "
-                    f"{self._periods_text(self.n_periods, slot)})")
-        return (f"reference ({self._slot_text(slot)} has {n} < {self.min_samples} samples "
-                f"over {self._periods_text(used, slot)})")
+        return self._fallback(slot, used, n, self.min_samples)
 
     def is_warm(self, feature: str, slot: int, now_period: int) -> bool:
         """Whether ``feature`` at ``slot`` is compared with its seasonal history (not the reference)."""
         _, n, _ = self._history(feature, slot, now_period)
         return n > 0 and n >= self.min_samples
+
+    def expected_prediction(self, path: str, slot: int, now_period: int) -> tuple[Expected | None, str]:
+        """A prediction field's slot shares (None below ``min_samples``) and the ``baseline`` text."""
+        self._check_slot(path, slot, self.predictions)
+        weighted, n, used = self._pooled_counts(self.predictions[path][slot], slot, now_period)
+        if n == 0 or n < self.min_samples:
+            return None, self._fallback(slot, used, n, self.min_samples)
+        return Expected(weighted / weighted.sum(), n, self._describe(slot, used, n)), self._describe(slot, used, n)
+
+    def expected_moments(self, path: str, slot: int, now_period: int) -> tuple[float, float, int] | None:
+        """(mean, population std, n) of a numeric prediction field's slot, decay-weighted, or None.
+
+        Cells merge as weighted samples: with ``W = sum w_j n_j``, ``mean = sum w_j n_j
+        mean_j / W`` and ``std² = sum w_j (m2_j + n_j (mean_j - mean)²) / W``.
+        """
+        self._check_slot(path, slot, self.moments)
+        rows = self.moments[path][slot]
+        cells, weights = self._pool(slot, now_period, rows[:, 0] > 0)
+        n_j, mean_j, m2_j = rows[cells, 0], rows[cells, 1], rows[cells, 2]
+        n = int(n_j.sum())
+        if n == 0 or n < self.min_samples:
+            return None
+        total = float(weights @ n_j)
+        mean = float(weights @ (n_j * mean_j)) / total
+        m2 = float(weights @ (m2_j + n_j * (mean_j - mean) ** 2))
+        return mean, float(np.sqrt(max(m2 / total, 0.0))), n
+
+    def expected_rate(self, feature: str, check: str, slot: int, now_period: int) -> SlotRate:
+        """One quality rate of the slot's previous periods: decay-weighted ``sum k / sum n``
+        where ``n`` (raw) reaches ``min_samples``, else ``rate`` None and why."""
+        self._check_slot(feature, slot, self.rates)
+        rows = self.rates[feature][slot, :, RATE_CHECKS.index(check)]
+        cells, weights = self._pool(slot, now_period, rows[:, 1] > 0)
+        n = int(rows[cells, 1].sum())
+        if n == 0 or n < self.min_samples:
+            return SlotRate(None, 0, n, self._fallback(slot, cells.size, n, self.min_samples, "values"))
+        rate = float(weights @ rows[cells, 0]) / float(weights @ rows[cells, 1])
+        k = int(round(rate * n))
+        return SlotRate(rate, k, n, self._describe(slot, int(cells.size), n, f", rate={rate:.4g}"))
+
+    def expected_embeddings(
+        self, field_name: str, slot: int, now_period: int,
+    ) -> tuple[npt.NDArray[np.float32] | None, str]:
+        """The slot's embedding rows of the previous K periods (None below the ring's
+        ``min_rows``) and the ``baseline`` text. Every kept period weighs the same (its
+        sample has at most ``rows_per_period`` rows); ``half_life`` does not apply."""
+        self._check_slot(field_name, slot, self.embeddings)
+        ring = self.embeddings[field_name]
+        cells, _ = self._pool(slot, now_period, ring.n_seen[slot] > 0)
+        parts = [ring.rows[(slot, int(c))] for c in cells if (slot, int(c)) in ring.rows]
+        n = sum(p.shape[0] for p in parts)
+        if n == 0 or n < ring.min_rows:
+            return None, self._fallback(slot, int(cells.size), n, ring.min_rows, "embeddings")
+        return np.concatenate(parts), self._describe(slot, int(cells.size), n, " embeddings")
 
     # -- learning -----------------------------------------------------------------
 
@@ -494,16 +736,35 @@ class SeasonalBaseline:
             return None
         return cell
 
-    def observe(
-        self, summary: WindowSummary, window_start: datetime, healthy: bool | Set[str],
-    ) -> tuple[str, ...]:
-        """Add a flushed window's bin counts to its slot and period; returns the features fed.
+    def _claim(self, slot: int, cell: int, period: int) -> None:
+        """Give ring cell ``cell`` of ``slot`` to ``period``, clearing what an older period left."""
+        if int(self.periods[slot, cell]) == period:
+            return
+        self.periods[slot, cell] = period
+        for store in (self.counts, self.predictions, self.moments, self.rates):
+            for ring in store.values():
+                ring[slot, cell] = 0
+        for embeddings in self.embeddings.values():
+            embeddings.clear(slot, cell)
 
-        ``healthy`` names the features whose findings allow it (:func:`healthy_features`;
-        ``True``: all, ``False``: none). A healthy feature is fed; an unhealthy one only
-        while it is still warming up at its slot (compared with the training reference,
-        which cannot judge a seasonal slot); the rest keep their history clean. A window
-        older than the periods kept, or a holiday scored as a weekday, feeds nothing.
+    def _rate_warm(self, feature: str, check: int, slot: int, period: int) -> bool:
+        rows = self.rates[feature][slot, :, check]
+        cells, _ = self._pool(slot, period, rows[:, 1] > 0)
+        n = int(rows[cells, 1].sum())
+        return n > 0 and n >= self.min_samples
+
+    def observe(
+        self, summary: WindowSummary, window_start: datetime, healthy: bool | Set[str] | Health,
+    ) -> tuple[str, ...]:
+        """Add a flushed window to its slot and period; returns the features whose bins were fed.
+
+        ``healthy`` says what the findings allow (:func:`window_health`): a :class:`Health`,
+        ``True`` (all) or ``False`` (none), or the names of the healthy features (their bins
+        and rates; prediction fields and embeddings are then fed). A healthy item is fed; an
+        unhealthy one only while it is still warming up at its slot (compared with the
+        training reference, which cannot judge a seasonal slot); the rest keep their
+        history clean. A window older than the periods kept, or a holiday scored as a
+        weekday, feeds nothing.
         """
         place = self.clock.place(window_start)
         if not place.feeds:
@@ -522,52 +783,121 @@ class SeasonalBaseline:
                     f"feature {name!r}: the summary has {counts.counts.size} bins, "
                     f"the baseline {self.counts[name].shape[2]}"
                 )
-        held = int(self.periods[slot, cell])
-        fed: list[str] = []
-        for name, counts in summary.features.items():
-            ok = healthy if isinstance(healthy, bool) else name in healthy
-            if not ok and self.is_warm(name, slot, period):
-                continue
-            ring = self.counts[name]
-            if held != period:
-                # The cell still holds an older period, no longer in any history.
-                self.periods[slot, cell] = period
-                for other in self.counts.values():
-                    other[slot, cell] = 0
-                held = period
-            ring[slot, cell] += counts.counts
-            fed.append(name)
+        for path, counts in summary.predictions.items():
+            if path in self.predictions and counts.counts.shape != self.predictions[path].shape[2:]:
+                raise ValueError(
+                    f"prediction field {path!r}: the summary has {counts.counts.size} bins, "
+                    f"the baseline {self.predictions[path].shape[2]}"
+                )
+        health = _as_health(healthy, summary)
+
+        def ok(name: str, allowed: Set[str], warm: Callable[[], bool]) -> bool:
+            return name in allowed or not warm()
+
+        fed = [name for name in summary.features if ok(name, health.features, lambda: self.is_warm(name, slot, period))]
+        paths = [
+            path for path in summary.predictions if path in self.predictions
+            and ok(path, health.predictions, lambda: self.expected_prediction(path, slot, period)[0] is not None)
+        ]
+        rates = [
+            (name, i) for name in summary.features if name in self.rates for i, check in enumerate(RATE_CHECKS)
+            if ok(name, health.rates.get(check, frozenset()), lambda: self._rate_warm(name, i, slot, period))
+        ]
+        sample = summary.embedding
+        embedded = (
+            sample is not None and sample.field_name in self.embeddings and sample.reservoir.n_seen > 0
+            and ok(sample.field_name, health.embeddings,
+                   lambda: self.expected_embeddings(sample.field_name, slot, period)[0] is not None)
+        )
+        if not (fed or paths or rates or embedded):
+            return ()
+        self._claim(slot, cell, period)
+        for name in fed:
+            self.counts[name][slot, cell] += summary.features[name].counts
+        for path in paths:
+            counts = summary.predictions[path]
+            self.predictions[path][slot, cell] += counts.counts
+            if path in self.moments and counts.moments.n > 0:
+                cell_moments = self.moments[path][slot, cell]
+                merged = merge_moments(
+                    Moments(int(cell_moments[0]), float(cell_moments[1]), float(cell_moments[2])), counts.moments,
+                )
+                cell_moments[:] = (merged.n, merged.mean, merged.m2)
+        for name, i in rates:
+            counts = summary.features[name]
+            table = rate_counts(counts, summary.n_events)
+            self.rates[name][slot, cell, i] += table[i]
+        if embedded and sample is not None:
+            sample.flush()
+            self.embeddings[sample.field_name].offer(slot, cell, period, sample.reservoir.rows)
         return tuple(fed)
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the arrays: fixed by slots, K and bins, not by traffic."""
-        return int(self.periods.nbytes + sum(a.nbytes for a in self.counts.values()))
+        """Bytes held by the arrays: fixed by slots, K, bins and rows per period, not by traffic
+        (embedding rings grow to :meth:`EmbeddingRing.max_nbytes` as their cells fill)."""
+        arrays = [self.periods, *self.counts.values(), *self.predictions.values(), *self.moments.values(),
+                  *self.rates.values()]
+        return int(sum(a.nbytes for a in arrays) + sum(r.nbytes for r in self.embeddings.values()))
 
     # -- storage ------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready mapping; only the filled (slot, period) cells are written."""
+        """A JSON-ready mapping; only the filled (slot, period) cells are written.
+
+        Embedding rows are little-endian float32 bytes in base64 (exact and a third of
+        the size of decimal text)."""
         cells = []
         for slot, cell in zip(*np.nonzero(self.periods >= 0)):
             period = int(self.periods[slot, cell])
-            cells.append({
+            item: dict[str, Any] = {
                 "slot": int(slot), "period": period,
                 "period_start": self.clock.period_start(period, int(slot)).isoformat(),
                 "counts": {name: [int(c) for c in ring[slot, cell]] for name, ring in self.counts.items()},
-            })
+            }
+            if self.predictions:
+                item["predictions"] = {p: [int(c) for c in ring[slot, cell]] for p, ring in self.predictions.items()}
+            if self.moments:
+                item["moments"] = {p: [float(v) for v in ring[slot, cell]] for p, ring in self.moments.items()}
+            if self.rates:
+                item["rates"] = {name: ring[slot, cell].tolist() for name, ring in self.rates.items()}
+            if self.embeddings:
+                item["embeddings"] = {
+                    name: {
+                        "n_seen": int(ring.n_seen[slot, cell]),
+                        "rows": base64.b64encode(
+                            ring.rows.get((int(slot), int(cell)), np.empty((0, ring.dim), np.float32))
+                            .astype("<f4").tobytes()).decode("ascii"),
+                    }
+                    for name, ring in self.embeddings.items()
+                }
+            cells.append(item)
         cells.sort(key=lambda item: (item["slot"], item["period"]))
-        return {
+        out: dict[str, Any] = {
             "seasonality": self.seasonality, "n_periods": self.n_periods,
             "timezone": self.clock.timezone, "n_holiday_slots": self.clock.n_holiday_slots,
             "min_samples": self.min_samples, "half_life": self.half_life,
             "features": {name: {"bins": fp, "n_bins": int(self.counts[name].shape[2])} for name, fp in self.bins.items()},
             "cells": cells,
         }
+        if self.predictions:
+            out["predictions"] = {
+                path: {"bins": self.prediction_bins[path], "n_bins": int(ring.shape[2]), "moments": path in self.moments}
+                for path, ring in self.predictions.items()
+            }
+        if self.rates:
+            out["rates"] = sorted(self.rates)
+        if self.embeddings:
+            out["embeddings"] = {
+                name: {"dim": r.dim, "rows_per_period": r.rows_per_period, "min_rows": r.min_rows, "seed": r.seed}
+                for name, r in self.embeddings.items()
+            }
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "<seasonal baseline>") -> SeasonalBaseline:
-        """Read :meth:`to_dict`'s mapping (also the format-1 one: UTC slots, no holiday slots).
+        """Read :meth:`to_dict`'s mapping (also those of formats 1 and 2: UTC slots and no
+        holiday slots in format 1; feature bins only, the other histories start empty).
 
         The calendar's dates are not stored: :func:`resume` sets them from the config.
         """
@@ -587,13 +917,25 @@ class SeasonalBaseline:
             slots = clock.n_slots
             if n_periods < 1:
                 raise ValueError(f"n_periods must be >= 1; got {n_periods}")
+            shape = (slots, n_periods + 1)
             features = data["features"]
             bins = {str(name): str(item["bins"]) for name, item in features.items()}
-            counts = {
-                str(name): np.zeros((slots, n_periods + 1, int(item["n_bins"])), dtype=np.int64)
-                for name, item in features.items()
+            counts = {str(name): np.zeros((*shape, int(item["n_bins"])), dtype=np.int64) for name, item in features.items()}
+            fields = data.get("predictions", {})
+            prediction_bins = {str(path): str(item["bins"]) for path, item in fields.items()}
+            predictions = {str(p): np.zeros((*shape, int(item["n_bins"])), dtype=np.int64) for p, item in fields.items()}
+            moments = {str(p): np.zeros((*shape, 3), dtype=np.float64) for p, item in fields.items() if item["moments"]}
+            rates = {str(name): np.zeros((*shape, len(RATE_CHECKS), 2), dtype=np.int64) for name in data.get("rates", [])}
+            if set(rates) - set(counts):
+                raise ValueError(f"rates of {sorted(set(rates) - set(counts))}, which are not features")
+            embeddings = {
+                str(name): EmbeddingRing.empty(
+                    str(name), int(item["dim"]), int(item["rows_per_period"]), int(item["min_rows"]),
+                    int(item["seed"]), slots, n_periods,
+                )
+                for name, item in data.get("embeddings", {}).items()
             }
-            periods = np.full((slots, n_periods + 1), -1, dtype=np.int64)
+            periods = np.full(shape, -1, dtype=np.int64)
             for item in data["cells"]:
                 slot, period = int(item["slot"]), int(item["period"])
                 if not 0 <= slot < slots or period < 0:
@@ -608,18 +950,36 @@ class SeasonalBaseline:
                 if periods[slot, cell] != -1:
                     raise ValueError(f"two cells for slot {slot} in ring cell {cell}")
                 periods[slot, cell] = period
-                if set(item["counts"]) != set(counts):
-                    raise ValueError(f"cell features {sorted(item['counts'])} != {sorted(counts)}")
-                for name, values in item["counts"].items():
-                    row = np.asarray(values, dtype=np.int64)
-                    if row.shape != counts[name].shape[2:] or (row < 0).any():
-                        raise ValueError(f"counts of {name!r} must be {counts[name].shape[2]} non-negative integers")
-                    counts[name][slot, cell] = row
+                for key, store, what in (("counts", counts, "features"), ("predictions", predictions, "predictions"),
+                                         ("moments", moments, "moments"), ("rates", rates, "rates")):
+                    given = item.get(key, {})
+                    if store and set(given) != set(store):
+                        raise ValueError(f"cell {what} {sorted(given)} != {sorted(store)}")
+                    for name, values in given.items():
+                        row = np.asarray(values, dtype=store[name].dtype)
+                        # A cell's moments are (n, mean, m2): only the mean may be negative.
+                        signed = row[[0, 2]] if key == "moments" and row.shape == (3,) else row
+                        if row.shape != store[name].shape[2:] or (signed < 0).any() or not np.isfinite(row).all():
+                            size = " x ".join(str(d) for d in store[name].shape[2:])
+                            kind = "numbers" if key == "moments" else "integers"
+                            raise ValueError(f"{key} of {name!r} must be {size} non-negative {kind}")
+                        store[name][slot, cell] = row
+                for name, sample in item.get("embeddings", {}).items():
+                    ring = embeddings[name]
+                    rows = np.frombuffer(base64.b64decode(sample["rows"]), dtype="<f4").astype(np.float32)
+                    rows = rows.reshape(-1, ring.dim)
+                    n_seen = int(sample["n_seen"])
+                    if rows.shape[0] != min(n_seen, ring.rows_per_period) or not np.isfinite(rows).all():
+                        raise ValueError(f"embedding rows of {name!r}: {rows.shape[0]} finite rows for {n_seen} seen")
+                    ring.n_seen[slot, cell] = n_seen
+                    if rows.shape[0]:
+                        ring.rows[(slot, cell)] = rows
             return cls(
                 clock=clock, n_periods=n_periods, min_samples=int(data["min_samples"]),
-                half_life=half_life, bins=bins, periods=periods, counts=counts,
+                half_life=half_life, bins=bins, periods=periods, counts=counts, prediction_bins=prediction_bins,
+                predictions=predictions, moments=moments, rates=rates, embeddings=embeddings,
             )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
             raise BaselineError(f"{where}: not a valid seasonal baseline ({type(exc).__name__}: {exc})") from None
 
     def to_json(self) -> str:
@@ -642,19 +1002,27 @@ def resume(
     A state whose slots, time zone, holiday slots, K or bins no longer match (edited
     YAML, rebuilt reference) starts fresh; ``min_samples``, ``half_life`` and the
     calendar's holidays are only read, so they are updated in place and the history is
-    kept.
+    kept. A prediction field profiled since (a ``score`` detector added) starts an empty
+    history of its own.
     """
     if state is None or not state.compatible(reference, config):
         return SeasonalBaseline.create(reference, config)
     state.min_samples = config.min_samples
     state.half_life = _half_life_periods(config)
     state.clock = SlotClock.from_config(config)
+    state.sync_predictions(reference)
     return state
+
+
+def _seasonal_profile(reference: ReferenceProfile, **changes: Any) -> SeasonalProfile:
+    base = reference.reference if isinstance(reference, SeasonalProfile) and reference.reference else reference
+    kept = {f.name: getattr(reference, f.name) for f in dataclass_fields(ReferenceProfile)}
+    return SeasonalProfile(**{**kept, "reference": base, **changes})
 
 
 def baseline_profile(
     reference: ReferenceProfile, baseline: SeasonalBaseline, window_start: datetime,
-) -> tuple[ReferenceProfile, dict[str, str]]:
+) -> tuple[SeasonalProfile, dict[str, str]]:
     """The profile a window starting at ``window_start`` is compared with.
 
     Same bins as ``reference``; each feature's shares (and ``n``) are its seasonal slot's
@@ -663,11 +1031,17 @@ def baseline_profile(
     set as its ``baselines`` (``hour_of_week=37 over 4 weeks (n=2412)`` or
     ``reference (hour_of_week=37 has 120 < 500 samples over 1 week)``); a holiday
     adds ``; holiday 2026-04-06`` (and ``as sunday`` when scored as a weekday).
+
+    Prediction fields (shares, ``n``, and a numeric field's mean and std) and embedding
+    fields get theirs the same way, named in ``baselines`` too; the slot's quality rates
+    are in :attr:`SeasonalProfile.rates`, its embedding rows in
+    :attr:`SeasonalProfile.slot_embeddings`.
     """
     place = baseline.clock.place(window_start)
     slot, period = place.slot, place.period
     features: dict[str, FeatureProfile] = {}
     descriptions: dict[str, str] = {}
+    seasonal: set[str] = set()
     for name, feature in reference.features.items():
         got = baseline.expected(name, slot, period)
         if got is None:
@@ -676,10 +1050,39 @@ def baseline_profile(
         else:
             features[name] = replace(feature, shares=tuple(float(s) for s in got.shares), n=got.n)
             descriptions[name] = got.description
-        if place.holiday and baseline.clock.calendar is not None:
-            how = baseline.clock.calendar.holiday_as
-            descriptions[name] += f"; holiday {place.local.date().isoformat()}" + ("" if how == "own" else f" as {how}")
-    profile = replace(reference, features=features, baselines=descriptions)
+            seasonal.add(name)
+    predictions: dict[str, FeatureProfile] = dict(reference.predictions)
+    for path, column in reference.predictions.items():
+        if path not in baseline.predictions:
+            continue
+        expected, descriptions[path] = baseline.expected_prediction(path, slot, period)
+        if expected is None:
+            continue
+        changed: dict[str, Any] = {"shares": tuple(float(s) for s in expected.shares), "n": expected.n}
+        moments = baseline.expected_moments(path, slot, period) if path in baseline.moments else None
+        if isinstance(column, NumericProfile) and moments is not None:
+            changed.update(mean=moments[0], std=moments[1])
+        predictions[path] = replace(column, **changed)
+        seasonal.add(path)
+    rates = {
+        (name, check): baseline.expected_rate(name, check, slot, period)
+        for name in baseline.rates if name in reference.features for check in RATE_CHECKS
+    }
+    slot_embeddings: dict[str, npt.NDArray[np.float32]] = {}
+    for name in baseline.embeddings:
+        rows, descriptions[name] = baseline.expected_embeddings(name, slot, period)
+        if rows is not None:
+            slot_embeddings[name] = rows
+            seasonal.add(name)
+    if place.holiday and baseline.clock.calendar is not None:
+        how = baseline.clock.calendar.holiday_as
+        suffix = f"; holiday {place.local.date().isoformat()}" + ("" if how == "own" else f" as {how}")
+        descriptions = {name: text + suffix for name, text in descriptions.items()}
+        rates = {key: got._replace(description=got.description + suffix) for key, got in rates.items()}
+    profile = _seasonal_profile(
+        reference, features=features, predictions=predictions, baselines=descriptions,
+        seasonal=frozenset(seasonal), rates=rates, slot_embeddings=slot_embeddings,
+    )
     return profile, descriptions
 
 
@@ -733,6 +1136,44 @@ def healthy_features(
     return frozenset(features) - unhealthy
 
 
+def window_health(findings: Iterable[Finding], summary: WindowSummary) -> Health:
+    """What a scored window may feed, per (detector, feature) (:func:`healthy_features`):
+
+    - a feature's bins: its PSI findings (:data:`BASELINE_DETECTORS`);
+    - a prediction field's bins and moments: its ``score.*`` findings;
+    - a feature's quality rate ``check``: its ``quality.<check>`` finding only (a null-rate
+      spike keeps the null rate out of the slot, not the missing rate);
+    - an embedding field's rows: its ``embedding`` finding.
+    """
+    found = list(findings)
+    fields = [summary.embedding.field_name] if summary.embedding is not None else []
+    return Health(
+        features=healthy_features(found, summary.features),
+        predictions=healthy_features(found, summary.predictions, SCORE_DETECTORS),
+        rates={check: healthy_features(found, summary.features, frozenset({f"quality.{check}"}))
+               for check in RATE_CHECKS},
+        embeddings=healthy_features(found, fields, EMBEDDING_DETECTORS),
+    )
+
+
+def _as_health(healthy: bool | Set[str] | Health, summary: WindowSummary) -> Health:
+    if isinstance(healthy, Health):
+        return healthy
+    everything = frozenset(summary.features)
+    if isinstance(healthy, bool):
+        features = everything if healthy else frozenset()
+        others = healthy
+    else:
+        features, others = frozenset(healthy), True
+    fields = [summary.embedding.field_name] if summary.embedding is not None else []
+    return Health(
+        features=features,
+        predictions=frozenset(summary.predictions) if others else frozenset(),
+        rates={check: features for check in RATE_CHECKS},
+        embeddings=frozenset(fields) if others else frozenset(),
+    )
+
+
 def score_window(
     baseline: SeasonalBaseline,
     reference: ReferenceProfile,
@@ -744,12 +1185,14 @@ def score_window(
     """Score one closed, flushed window against its seasonal baseline, then feed it back.
 
     The one step shared by the flow, :func:`build_from_history` and the backtest:
-    ``baseline`` is updated in place (per-feature healthy rule of
-    :func:`healthy_features`) and the findings returned.
+    ``baseline`` keeps the histories ``detectors`` compare with (:meth:`SeasonalBaseline.track`),
+    is updated in place (per-(detector, feature) healthy rule of :func:`window_health`)
+    and the findings returned.
     """
+    baseline.track(detectors)
     profile, _ = baseline_profile(reference, baseline, window.start)
     findings = [finding for detector in detectors for finding in detector.score(summary, profile, cohort, window)]
-    baseline.observe(summary, window.start, healthy_features(findings, summary.features))
+    baseline.observe(summary, window.start, window_health(findings, summary))
     return findings
 
 
@@ -764,6 +1207,27 @@ class BuildStats:
     n_windows: int = 0
     n_unhealthy: int = 0
     """Windows with at least one unhealthy feature (its other features still fed)."""
+
+
+def seasonal_detectors(model_config: ModelConfig, reference: ReferenceProfile) -> list[Detector]:
+    """The model's detectors that learn from and compare with the seasonal baseline: ``psi``,
+    ``score``, ``quality`` and ``embedding`` (bound to ``reference.embeddings``; left out
+    when the reference has none of its field, as a profile without embeddings loaded)."""
+    from detectors.embedding import EmbeddingDetector  # detectors import drift: import late
+    from detectors.registry import build as build_detector
+
+    out: list[Detector] = []
+    for name, settings in model_config.detector_configs():
+        if name not in ("psi", "score", "quality", "embedding"):
+            continue
+        detector = build_detector(name, settings)
+        if isinstance(detector, EmbeddingDetector):
+            rows = reference.embeddings.get(detector.config.field)
+            if rows is None:
+                continue
+            detector = detector.bind(rows)
+        out.append(detector)
+    return out
 
 
 def build_from_history(
@@ -782,15 +1246,11 @@ def build_from_history(
     :func:`score_window` in time order, so the healthy rule applies as it would have
     live. Windows close and events are late by the flow's rules (:mod:`drift.windowing`,
     per cohort, event time only); feed events in (roughly) time order, e.g. a history
-    file sorted by ``ts``. ``detectors`` defaults to the model's PSI detectors.
+    file sorted by ``ts``. ``detectors`` defaults to :func:`seasonal_detectors`.
     """
     if detectors is None:
-        from detectors.registry import build as build_detector  # detectors import drift: import late
-
-        detectors = [
-            build_detector(name, settings) for name, settings in model_config.detector_configs()
-            if name in BASELINE_DETECTORS
-        ]
+        detectors = seasonal_detectors(model_config, reference)
+    sampling = model_config.embedding_sampling() if any(d.name == "embedding" for d in detectors) else None
     stats = stats if stats is not None else BuildStats()
     size, lateness = model_config.window.size, model_config.window.allowed_lateness
     bounds = model_config.feature_bounds()
@@ -826,7 +1286,10 @@ def build_from_history(
         index = window_index(ts, size)
         summary = windows.get(index)
         if summary is None:
-            summary = windows[index] = empty_summary(reference, cohort, bounds=bounds, track_event_ids=False)
+            summary = windows[index] = empty_summary(
+                reference, cohort, bounds=bounds, track_event_ids=False,
+                embedding=None if sampling is None else embedding_sample(sampling, cohort.key, window_at(index, size).start),
+            )
         add_event(summary, event, reference)
         if clock.closed_below > closed_before:
             # The cohort's watermark passed the end of these windows: they are complete.
@@ -840,8 +1303,10 @@ def build_from_history(
 
 # -- the store on disk ------------------------------------------------------------
 
-SEASONAL_FORMAT = 2
-"""Format 2 adds each cohort's ``timezone`` and ``n_holiday_slots`` (format 1: UTC, none)."""
+SEASONAL_FORMAT = 3
+"""Format 2 adds each cohort's ``timezone`` and ``n_holiday_slots`` (format 1: UTC, none);
+format 3 the histories of prediction fields, quality rates and embeddings (formats 1 and 2
+load with those empty: they fill online, or rebuild with ``--history``)."""
 
 
 def seasonal_path(directory: Path, model: str) -> Path:
@@ -880,8 +1345,8 @@ def load_seasonal(
     try:
         data = json.loads(text)
         cohorts = data["cohorts"]
-        if data.get("format") not in (1, SEASONAL_FORMAT) or data.get("model") != model or not isinstance(cohorts, dict):
-            raise ValueError(f"expected format 1 or {SEASONAL_FORMAT} for model {model!r}")
+        if data.get("format") not in (1, 2, SEASONAL_FORMAT) or data.get("model") != model or not isinstance(cohorts, dict):
+            raise ValueError(f"expected format 1 to {SEASONAL_FORMAT} for model {model!r}")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BaselineError(f"{path}: not a valid seasonal baseline file ({type(exc).__name__}: {exc})") from None
     out: dict[str, SeasonalBaseline] = {}

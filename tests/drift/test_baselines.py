@@ -33,6 +33,7 @@ from drift.baselines import (
     resume,
     save_seasonal,
     score_window,
+    seasonal_detectors,
     seasonal_path,
     slot_of,
 )
@@ -462,7 +463,8 @@ def test_build_from_history_equals_the_online_step() -> None:
     model = history_model()
     events: list[InferenceEvent] = []
     online: dict[str, SeasonalBaseline] = {}
-    detector = PsiDetector(PsiConfig(bins=10, min_samples=50))
+    detectors = seasonal_detectors(model, reference)  # psi and quality: bins and rates
+    assert [d.name for d in detectors] == ["psi", "quality"]
     for h in range(5 * 24):
         start = MONDAY + h * HOUR
         for tenant, loc in (("a", 0.0), ("b", 0.5 if h < 3 * 24 else 2.0)):  # b drifts on day 4
@@ -472,7 +474,7 @@ def test_build_from_history_equals_the_online_step() -> None:
             cohort = Cohort("m", (("tenant", tenant),))
             baseline = online.setdefault(cohort.key, SeasonalBaseline.create(reference, model.baseline))
             summary = summarise(batch, reference, track_event_ids=False)
-            score_window(baseline, reference, [detector], cohort, Window(start, start + HOUR), summary)
+            score_window(baseline, reference, detectors, cohort, Window(start, start + HOUR), summary)
     # a little disorder within the allowed lateness, one event far too late, another model
     order = np.arange(len(events)) + rng.integers(0, 6, len(events))
     shuffled = [events[i] for i in np.argsort(order, kind="stable")]
@@ -719,7 +721,7 @@ def test_holiday_as_own_has_its_own_slot_class_fed_by_holidays_only() -> None:
     assert descriptions["x"].endswith("; holiday 2026-05-01")
     # an ordinary Friday noon does not see holiday counts
     assert baseline.expected("x", 4 * 24 + 12, period_of(noon[3], "hour_of_week", BERLIN) + 1) is None
-    # stored and read back, holiday slots included; format 2 on disk
+    # stored and read back, holiday slots included
     again = SeasonalBaseline.from_json(baseline.to_json())
     assert again.to_dict() == baseline.to_dict()
     assert again.clock.n_holiday_slots == 24 and again.clock.timezone == BERLIN
@@ -729,7 +731,7 @@ def test_holiday_slots_and_timezone_are_structure(tmp_path: Path) -> None:
     reference, baseline = filled_baseline()  # UTC, no calendar: what format 1 stored
     config = BaselineConfig(seasonality="hour_of_week", history=timedelta(weeks=2))
     path = save_seasonal({"k": baseline}, tmp_path, "m")
-    assert json.loads(path.read_text())["format"] == 2
+    assert json.loads(path.read_text())["format"] == 3
     # a format-1 file (no timezone, no holiday slots) still loads as UTC
     old = json.loads(path.read_text())
     old["format"] = 1
