@@ -410,10 +410,15 @@ def backtest(
     dlq_out: str | None, store: str | None,
 ) -> None:
     """Run the live dataflow over history and report what it would have done (plots, tickets, what-if)."""
+    from drift.report import require_report_dependencies
     from flows.backtest import (
         backtest_document, history_sections, progress_for, resolve_baseline_features, run_backtest, write_report,
     )
 
+    try:
+        require_report_dependencies()  # the report is written after the run: fail before it
+    except DriftError as exc:
+        _fail(str(exc))
     config = _load(config_path)
     try:
         chosen = resolve_baseline_features(config, baseline_features) if baseline_features else None

@@ -17,6 +17,7 @@ import base64
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,19 +46,44 @@ from flows.backtest import history_sections, progress_for, resolve_baseline_feat
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
-# Set on window load by the probe the test adds to a copy of the report: what the
-# browser made of every <img> once the page (images included) had loaded.
+REPORT_LIMIT = 5 * 1024 * 1024
+"""The report is one file, plotly.js inlined: it stays under 5 MiB."""
+
+# Added to a copy of the report: on load it opens every <details> (whose charts are drawn
+# when opened), waits, and writes what the browser made of the page into <pre id="render-check">:
+# the document's widths, each chart's box and whether Plotly drew it (an svg with traces),
+# its tick labels with their boxes, and any element that sticks out to the right.
 RENDER_PROBE = """<script>
 window.addEventListener("load", function () {
-  var out = Array.prototype.map.call(document.images, function (img) {
-    return {alt: img.alt, complete: img.complete, width: img.naturalWidth, height: img.naturalHeight};
-  });
-  var pre = document.createElement("pre");
-  pre.id = "render-check";
-  pre.textContent = JSON.stringify(out);
-  document.body.appendChild(pre);
+  Array.prototype.forEach.call(document.querySelectorAll("details"), function (d) { d.open = true; });
+  setTimeout(function () {
+    var root = document.documentElement;
+    function box(e) { var r = e.getBoundingClientRect(); return {left: r.left, right: r.right, top: r.top, bottom: r.bottom}; }
+    var charts = Array.prototype.map.call(document.querySelectorAll("div.chart"), function (div) {
+      var ticks = Array.prototype.map.call(div.querySelectorAll("g.xaxislayer-above g, g.yaxislayer-above g"), function (g) {
+        var text = g.querySelector("text");
+        return text ? {axis: g.getAttribute("class"), text: text.textContent, box: box(text)} : null;
+      }).filter(function (t) { return t !== null && t.text !== ""; });
+      return {id: div.id, kind: div.getAttribute("data-kind"), label: div.getAttribute("data-label"),
+              svg: div.querySelectorAll("svg.main-svg").length,
+              traces: div.querySelectorAll(".scatterlayer .trace, .barlayer .trace").length,
+              box: box(div), ticks: ticks};
+    });
+    var outside = Array.prototype.filter.call(document.body.querySelectorAll("*"), function (e) {
+      return e.getBoundingClientRect().right > root.clientWidth + 0.5 && !e.closest(".scroll") && !e.closest(".chart");
+    }).map(function (e) { return e.tagName + "#" + e.id + "." + e.className; });
+    var pre = document.createElement("pre");
+    pre.id = "render-check";
+    pre.textContent = JSON.stringify({scrollWidth: root.scrollWidth, clientWidth: root.clientWidth,
+                                      bodyScrollWidth: document.body.scrollWidth, plotly: typeof Plotly,
+                                      charts: charts, outside: outside.slice(0, 20)});
+    document.body.appendChild(pre);
+  }, 2000);
 });
 </script>"""
+
+# Any host name fails to resolve: the report must draw everything from its own file.
+OFFLINE = "--host-resolver-rules=MAP * ~NOTFOUND"
 
 
 def drift(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -137,28 +163,30 @@ def test_what_if_at_factor_one_is_the_runs_alert_count(backtest: tuple[dict[str,
 
 
 class _ReportDom(HTMLParser):
-    """The ticket table's rows and the render probe's text, from Chromium's dumped DOM."""
+    """The ticket and cohort tables' rows, the headings in order, and the render probe's text,
+    from Chromium's dumped DOM."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.ticket_rows: list[list[str]] = []
-        self.images: list[str] = []
+        self.rows: dict[str, list[list[str]]] = {}
+        self.headings: list[str] = []
         self.probe = ""
         self._table: str | None = None
         self._cell: list[str] | None = None
         self._row: list[str] | None = None
+        self._heading: list[str] | None = None
         self._in_probe = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = dict(attrs)
         if tag == "table":
             self._table = attributes.get("id")
-        elif tag == "tr" and self._table == "tickets":
+        elif tag == "tr" and self._table is not None:
             self._row = []
         elif tag == "td" and self._row is not None:
             self._cell = []
-        elif tag == "img":
-            self.images.append(attributes.get("src") or "")
+        elif tag in ("h2", "h3"):
+            self._heading = []
         elif tag == "pre" and attributes.get("id") == "render-check":
             self._in_probe = True
 
@@ -166,97 +194,184 @@ class _ReportDom(HTMLParser):
         if tag == "table":
             self._table = None
         elif tag == "td" and self._cell is not None and self._row is not None:
-            self._row.append("".join(self._cell).strip())
+            self._row.append(" ".join("".join(self._cell).split()))
             self._cell = None
-        elif tag == "tr" and self._row is not None:
+        elif tag == "tr" and self._row is not None and self._table is not None:
             if self._row:
-                self.ticket_rows.append(self._row)
+                self.rows.setdefault(self._table, []).append(self._row)
             self._row = None
+        elif tag in ("h2", "h3") and self._heading is not None:
+            self.headings.append("".join(self._heading).strip())
+            self._heading = None
         elif tag == "pre":
             self._in_probe = False
 
     def handle_data(self, data: str) -> None:
         if self._cell is not None:
             self._cell.append(data)
+        if self._heading is not None:
+            self._heading.append(data)
         if self._in_probe:
             self.probe += data
 
 
-def _render(report: Path, tmp_path: Path) -> tuple[list[dict[str, Any]], _ReportDom, list[str]]:
-    """Open ``report`` in headless Chromium: what the browser made of every image (after the
-    page loaded), the dumped DOM, and the browser command line (for a screenshot)."""
+def _browser(tmp_path: Path) -> list[str]:
+    return [chromium(), "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run", OFFLINE,
+            f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000"]
+
+
+def _self_contained(report: Path) -> str:
+    """The page, checked to fetch nothing: no script, style, image or frame from elsewhere,
+    plotly.js inlined once, and under the size limit."""
     page = report.read_text(encoding="utf-8")
-    assert "http://" not in page and "https://" not in page  # self-contained: nothing to fetch
-    probed = tmp_path / "probed.html"
+    assert report.stat().st_size < REPORT_LIMIT, report.stat().st_size
+    assert not re.search(r"<(script|img|iframe|link|source)\b[^>]*\b(src|href)\s*=", page, re.IGNORECASE)
+    assert "@import" not in page
+    assert page.count("<script>") == 2  # plotly.js, then the few lines that draw the charts
+    return page
+
+
+def _render(report: Path, tmp_path: Path, width: int) -> tuple[dict[str, Any], _ReportDom]:
+    """Open ``report`` in headless Chromium ``width`` pixels wide, offline, every <details>
+    opened: the probe's measurements and the dumped DOM."""
+    page = _self_contained(report)
+    probed = tmp_path / f"probed-{width}.html"
     probed.write_text(page.replace("</body>", RENDER_PROBE + "</body>"), encoding="utf-8")
-    browser = chromium()
-    common = [browser, "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run",
-              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000"]
-    dumped = subprocess.run([*common, "--dump-dom", probed.as_uri()], capture_output=True, text=True,
-                            timeout=120, check=False)
+    dumped = subprocess.run([*_browser(tmp_path), f"--window-size={width},1200", "--dump-dom", probed.as_uri()],
+                            capture_output=True, text=True, timeout=120, check=False)
     assert dumped.returncode == 0, dumped.stderr[-2000:]
     dom = _ReportDom()
     dom.feed(dumped.stdout)
     assert dom.probe, "the page's load handler did not run: " + dumped.stdout[-500:]
-    rendered = json.loads(dom.probe)
-    assert len(rendered) == len(dom.images)
-    # Every chart decoded by the browser, and a real PNG.
-    for image in rendered:
-        assert image["complete"] and image["width"] > 100 and image["height"] > 100, image
-    for src in dom.images:
-        assert src.startswith("data:image/png;base64,")
-        data = base64.b64decode(src.split(",", 1)[1])
-        assert data.startswith(PNG_MAGIC) and len(data) > 1000
-    return rendered, dom, common
+    measured: dict[str, Any] = json.loads(dom.probe)
+    assert measured["plotly"] == "object"
+    # The window is as wide as asked (less a scrollbar at most), and nothing is wider: tables
+    # scroll inside their own box, charts follow their container.
+    assert width - 20 <= measured["clientWidth"] <= width
+    assert measured["scrollWidth"] <= measured["clientWidth"], measured["outside"]
+    assert measured["bodyScrollWidth"] <= measured["clientWidth"], measured["outside"]
+    assert measured["outside"] == []
+    for chart in measured["charts"]:
+        # Plotly drew it (its svg, with traces), inside the page, at a usable size.
+        assert chart["svg"] >= 1 and chart["traces"] >= 1, chart["id"]
+        assert chart["box"]["left"] >= 0 and chart["box"]["right"] <= measured["clientWidth"] + 0.5, chart
+        assert chart["box"]["right"] - chart["box"]["left"] > 250, chart
+        assert chart["box"]["bottom"] - chart["box"]["top"] > 150, chart
+        _ticks_apart(chart)
+    return measured, dom
 
 
-def _alts(rendered: list[dict[str, Any]], kind: str) -> list[str]:
-    return [r["alt"].removeprefix(kind + " ") for r in rendered if r["alt"].startswith(kind + " ")]
+def _ticks_apart(chart: dict[str, Any]) -> None:
+    """No two tick labels of one axis overlap."""
+    by_axis: dict[str, list[dict[str, Any]]] = {}
+    for tick in chart["ticks"]:
+        by_axis.setdefault(tick["axis"], []).append(tick)
+    for axis, ticks in by_axis.items():
+        for i, a in enumerate(ticks):
+            for b in ticks[i + 1:]:
+                apart = (a["box"]["right"] <= b["box"]["left"] + 0.5 or b["box"]["right"] <= a["box"]["left"] + 0.5
+                         or a["box"]["bottom"] <= b["box"]["top"] + 0.5 or b["box"]["bottom"] <= a["box"]["top"] + 0.5)
+                assert apart, (chart["id"], axis, a["text"], b["text"])
 
 
-def test_report_renders_in_headless_chromium(backtest: tuple[dict[str, Any], Path, str], tmp_path: Path) -> None:
+def _labels(measured: dict[str, Any], kind: str) -> list[str]:
+    return [c["label"] for c in measured["charts"] if c["kind"] == kind]
+
+
+def _screenshot(report: Path, tmp_path: Path, width: int) -> bytes:
+    shot = tmp_path / f"report-{width}.png"
+    painted = subprocess.run([*_browser(tmp_path), f"--window-size={width},2400", f"--screenshot={shot}",
+                              report.as_uri()], capture_output=True, text=True, timeout=120, check=False)
+    assert painted.returncode == 0, painted.stderr[-2000:]
+    png = shot.read_bytes()
+    assert png.startswith(PNG_MAGIC) and len(png) > 50_000
+    return png
+
+
+@pytest.mark.parametrize("width", [1024, 1400])
+def test_report_renders_in_headless_chromium(
+    backtest: tuple[dict[str, Any], Path, str], tmp_path: Path, width: int,
+) -> None:
     document, report, _ = backtest
-    rendered, dom, common = _render(report, tmp_path)
+    measured, dom = _render(report, tmp_path, width)
 
-    # Charts: one timeline per cohort, the top findings' histograms and the top embedding
-    # finding's projection, all decoded by the browser.
-    assert len(rendered) >= 6
-    timelines = set(_alts(rendered, "timeline"))
-    assert timelines >= {f["cohort_key"] for f in document["findings"]} and len(timelines) >= 4
-    assert _alts(rendered, "histogram")
+    # First the table of cohorts, then the tickets, the what-if table and the charts.
+    assert dom.headings[:4] == ["Cohorts", "Tickets that would have been opened",
+                                "What if: alerts at other alert levels", "Timelines per model and cohort"]
+    cohorts = {r[0]: r for r in dom.rows["cohorts"]}
+    keys = {f["cohort_key"] for f in document["findings"]}
+    assert set(cohorts) >= keys
+    globex = "credit-risk|model_version=3.2.0|tenant=globex|region=us-east-1"
+    acme = "credit-risk|model_version=3.2.0|tenant=acme|region=eu-west-1"
+    stable = f"{demo.DOC_MODEL}|tenant={demo.DOC_STABLE_TENANT}"
+    assert dom.rows["cohorts"][0][1].startswith("alert")  # the worst first
+    assert cohorts[globex][1].startswith("alert psi · country")
+    assert cohorts[globex][2] == "2026-11-02 09:30 alert psi · country"
+    assert cohorts[acme][1].startswith("alert quality.null_rate · income")
+    last = {t["ticket"]["id"]: t["ticket"] for t in document["tickets"]}
+    assert cohorts[globex][4] == ", ".join(f"{t['id']} ({t['status']})" for t in last.values()
+                                           if t["cohort_key"] == globex)
+    assert cohorts[stable][1].startswith("ok embedding") and cohorts[stable][2:] == ["none", "0 of 6", "-"]
+
+    # Charts: one timeline per cohort (and its other series behind a click), the top findings'
+    # histograms and the top embedding finding's projection, every one drawn by Plotly.
+    timelines = _labels(measured, "timeline")
+    assert set(timelines) >= keys | {stable} and len(timelines) == len(set(timelines)) == len(cohorts)
+    assert set(_labels(measured, "timeline-more")) <= set(timelines)
+    assert _labels(measured, "histogram")
     support = f"{demo.DOC_MODEL}|tenant={demo.DOC_SHIFTED_TENANT}"
-    projections = _alts(rendered, "projection")
+    projections = _labels(measured, "projection")
     assert projections and all(p.startswith(support + " embedding ") for p in projections)
     assert len(projections) == len(document["embedding_projections"])
     # No seasonal model in the bundled config: the section says so and draws nothing.
-    assert not _alts(rendered, "seasonal")
+    assert not _labels(measured, "seasonal")
     assert "seasonal baseline: no model has baseline.seasonality other than none" in report.read_text()
+
+    # Value panels (rates, PSI, distances) never go below zero; p-value panels are log scaled.
+    for chart in measured["charts"]:
+        if chart["kind"].startswith("timeline"):
+            for tick in chart["ticks"]:
+                if tick["axis"].startswith("y"):
+                    assert not tick["text"].startswith(("-", "\u2212")), (chart["label"], tick["text"])
+    # One window only (credit-limit's value skew): its axis spans that window, not a default range.
+    single = next(c for c in measured["charts"] if c["label"].startswith("credit-limit|")
+                  and c["kind"] == "timeline")
+    assert any(t["text"].startswith("08:00") for t in single["ticks"] if t["axis"].startswith("x"))
+    assert not any("2000" in t["text"] or "1970" in t["text"] for t in single["ticks"])
 
     # One row per ticket of the run, in its last state, with routing and status; among
     # them the tickets of the demo's known shifts (and none for the stable cohorts).
-    last = {t["ticket"]["id"]: t["ticket"] for t in document["tickets"]}
-    assert [r[:3] for r in dom.ticket_rows] == [[t["id"], t["action"], t["status"]] for t in last.values()]
-    assert [(r[3], r[4], r[5]) for r in dom.ticket_rows] == \
+    rows_of = dom.rows["tickets"]
+    assert [r[:3] for r in rows_of] == [[t["id"], t["action"], t["status"]] for t in last.values()]
+    assert [(r[3], r[4], r[5]) for r in rows_of] == \
         [(t["cohort_key"], t["detector"], t["feature"] or "-") for t in last.values()]
-    globex = "credit-risk|model_version=3.2.0|tenant=globex|region=us-east-1"
-    acme = "credit-risk|model_version=3.2.0|tenant=acme|region=eu-west-1"
-    rows = {(r[3], r[4], r[5]): r for r in dom.ticket_rows}
+    rows = {(r[3], r[4], r[5]): r for r in rows_of}
     assert set(rows) >= {
         (globex, "psi", "income"), (globex, "psi", "country"), (acme, "quality.null_rate", "income"),
-        (f"{demo.DOC_MODEL}|tenant={demo.DOC_SHIFTED_TENANT}", "embedding", "embedding"),
+        (support, "embedding", "embedding"),
     }
-    assert not any(key[0] == f"{demo.DOC_MODEL}|tenant={demo.DOC_STABLE_TENANT}" for key in rows)
+    assert not any(key[0] == stable for key in rows)
     for key in [(globex, "psi", "income"), (globex, "psi", "country")]:
         assert rows[key][0].startswith("DRIFT-") and rows[key][1] == "ticket" and rows[key][2] == "open"
         assert rows[key][6] == "alert"
 
-    # And the page paints: a screenshot of it is a real, non-trivial PNG.
-    shot = tmp_path / "report.png"
-    painted = subprocess.run([*common, "--window-size=1400,2000", f"--screenshot={shot}", report.as_uri()],
-                             capture_output=True, text=True, timeout=120, check=False)
-    assert painted.returncode == 0, painted.stderr[-2000:]
-    png = shot.read_bytes()
-    assert png.startswith(PNG_MAGIC) and len(png) > 50_000
+    # And the page paints, offline: a screenshot of it is a real, non-trivial PNG.
+    _screenshot(report, tmp_path, width)
+
+
+def test_report_without_the_report_extra_names_the_install_command(tmp_path: Path) -> None:
+    """Without plotly (here: made unimportable), ``drift backtest --report`` stops before the
+    run and says which ``pip install`` to run."""
+    config = _workspace(tmp_path)
+    report = tmp_path / "report.html"
+    script = ("import sys; sys.modules['plotly'] = None; from drift.cli import main; "
+              "sys.argv = ['drift'] + sys.argv[1:]; main()")
+    proc = subprocess.run([sys.executable, "-c", script, "backtest", "--config", str(config), "--events",
+                           str(tmp_path / "events.jsonl"), "--report", str(report)],
+                          capture_output=True, text=True, timeout=240, check=False)
+    assert proc.returncode == 1
+    assert "pip install 'drift[report]'" in proc.stderr and "plotly" in proc.stderr
+    assert "Traceback" not in proc.stderr and not report.exists()
 
 
 def _finding(detector: str, value: float, warn: float, alert: float, evidence: dict[str, Any] | None = None,
@@ -554,11 +669,13 @@ def test_seasonal_report_renders_in_headless_chromium(
     seasonal: tuple[dict[str, Any], Path, Path], tmp_path: Path,
 ) -> None:
     _, report, _ = seasonal
-    rendered, _, _ = _render(report, tmp_path)
-    assert _alts(rendered, "seasonal") == ["credit-risk income"]
-    seasonal_image = next(r for r in rendered if r["alt"].startswith("seasonal "))
-    assert seasonal_image["height"] > 300  # one panel per cohort
-    assert not _alts(rendered, "projection")
+    measured, _ = _render(report, tmp_path, 1024)
+    assert _labels(measured, "seasonal") == ["credit-risk income"]
+    chart = next(c for c in measured["charts"] if c["kind"] == "seasonal")
+    assert chart["box"]["bottom"] - chart["box"]["top"] > 400  # one panel per cohort
+    assert chart["traces"] >= 8  # per cohort: expected bands and medians, observed, PSI markers
+    assert not _labels(measured, "projection")
+    _screenshot(report, tmp_path, 1400)
 
 
 def test_baseline_feature_option(seasonal: tuple[dict[str, Any], Path, Path]) -> None:

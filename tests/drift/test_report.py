@@ -1,8 +1,11 @@
-"""The backtest report's history sections, against direct formulas: histogram quantiles,
-PCA by eigen-decomposition of the covariance, and the seasonal replay's seeding."""
+"""The backtest report's parts: the history sections against direct formulas (histogram
+quantiles, PCA by eigen-decomposition of the covariance, the seasonal replay's seeding),
+the per-cohort summary and the series it draws, the charts' axes, and the page's escaping."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -12,12 +15,13 @@ from drift.baselines import SeasonalBaseline, period_of, slot_of
 from drift.config import BaselineConfig
 from drift.findings import Cohort, Finding, Severity, Window
 from drift.reference import NumericProfile, ReferenceProfile, numeric_profile
+from drift.events import InferenceEvent, RawMessage
 from drift.report import (
-    HistoryWindow, binned_quantiles, pca_projection, project_embeddings, seasonal_series, top_cohorts,
-    top_embedding_findings,
+    HistoryWindow, binned_quantiles, cohort_series, cohort_summaries, pca_projection, project_embeddings,
+    render_html, seasonal_series, timeline_figures, top_cohorts, top_embedding_findings,
 )
 from drift.summary import summarise
-from drift.events import InferenceEvent, RawMessage
+from drift.tickets import Ticket, TicketEvent, TicketStatus
 
 T0 = datetime(2026, 11, 2, 8, tzinfo=timezone.utc)
 
@@ -196,3 +200,119 @@ def test_seasonal_series_starts_from_the_seeded_baseline() -> None:
     assert cold.points[0].baseline.startswith("reference (hour_of_day=8 has no samples")
     # The seeded state was copied, not fed: the stored baseline is left as it was.
     assert int(seeded.counts["x"].sum()) == 200
+
+
+# --------------------------------------------------------------------------- summary, series, page
+
+
+def _judged(detector: str, feature: str, value: float, minutes: int = 0, tenant: str = "t",
+            warn: float = 0.1, alert: float = 0.25, size: int = 30) -> Finding:
+    start = T0 + timedelta(minutes=minutes)
+    return Finding(detector, Cohort("m", (("tenant", tenant),)), Window(start, start + timedelta(minutes=size)),
+                   feature, value, Severity.of(value, warn, alert), warn, alert, 100, 1000, "reference")
+
+
+def _ticket(finding: Finding, ticket_id: str, status: TicketStatus = TicketStatus.OPEN) -> TicketEvent:
+    ticket = Ticket(
+        id=ticket_id, fingerprint=finding.fingerprint, status=status, action="ticket", model=finding.cohort.model,
+        cohort=dict(finding.cohort.labels), cohort_key=finding.cohort.key, detector=finding.detector,
+        feature=finding.feature, severity=finding.severity, first_window_start=finding.window.start,
+        last_window_end=finding.window.end, opened_at=T0, updated_at=T0, occurrences=1,
+        worst_value=finding.value, last_value=finding.value, last_finding={},
+    )
+    return TicketEvent(kind="opened", ticket=ticket, at=T0, id=f"{ticket_id}:1")
+
+
+def _history(tenant: str, psi: dict[str, list[float]], quality: dict[str, list[float]]) -> list[Finding]:
+    out = []
+    for feature, values in psi.items():
+        out += [_judged("psi", feature, v, 30 * i, tenant) for i, v in enumerate(values)]
+    for feature, values in quality.items():
+        out += [_judged("quality.null_rate", feature, v, 30 * i, tenant, 0.02, 0.05) for i, v in enumerate(values)]
+    return out
+
+
+def test_cohort_series_keep_the_top_k_worst_and_name_the_quiet_quality_checks() -> None:
+    # Ten PSI series, their worst windows 0.01 .. 0.5; two null-rate checks, one flat at 0.
+    psi = {f"f{i}": [0.0, 0.05 * (i + 1) * 0.2, 0.01 * (i + 1)] for i in range(10)}
+    psi["f9"] = [0.0, 0.5, 0.1]
+    findings = _history("t", psi, {"a": [0.0, 0.0, 0.0], "b": [0.0, 0.03, 0.0]})
+    findings.append(Finding("psi", Cohort("m", (("tenant", "t"),)), Window(T0, T0 + timedelta(minutes=30)), "skipped",
+                            float("nan"), Severity.OK, 0.1, 0.25, 0, 1000, "reference", skipped="no samples"))
+    [cohort] = cohort_series(findings, top_k=4)
+    # Worst first: the alerting f9, then the warning null rate of b (0.03 past warn 0.02), then
+    # the PSI series by how close they came to their alert level.
+    assert [s.label for s in cohort.top] == ["f9 · psi", "b · quality.null_rate", "f8 · psi", "f7 · psi"]
+    assert len(cohort.rest) == 7 and {s.label for s in cohort.rest} == {f"f{i} · psi" for i in range(7)}
+    assert [s.label for s in cohort.quiet_quality] == ["a · quality.null_rate"]
+    assert cohort.not_judged == ("skipped · psi",)
+    assert (cohort.start, cohort.end) == (T0, T0 + timedelta(minutes=90))
+    top = cohort.top[0]
+    assert [p.value for p in top.points] == [0.0, 0.5, 0.1] and top.levels == ((0.1, 0.25),)
+    assert [p.severity for p in top.points] == [Severity.OK, Severity.ALERT, Severity.WARN]
+    with pytest.raises(ValueError, match="top_k"):
+        cohort_series(findings, top_k=0)
+
+
+def test_cohort_summaries_lead_with_the_worst_cohort_its_first_window_and_its_tickets() -> None:
+    findings = (_history("calm", {"x": [0.01, 0.02, 0.03]}, {})
+                + _history("hot", {"x": [0.05, 0.15, 0.9], "y": [0.3, 0.0, 0.0]}, {})
+                + _history("warm", {"x": [0.0, 0.12, 0.0]}, {}))
+    hot_y = next(f for f in findings if f.cohort.key == "m|tenant=hot" and f.feature == "y")
+    rows = cohort_summaries(findings, [_ticket(hot_y, "DRIFT-1"), _ticket(hot_y, "DRIFT-1", TicketStatus.RESOLVED)])
+    assert [r.cohort_key for r in rows] == ["m|tenant=hot", "m|tenant=warm", "m|tenant=calm"]
+    hot, warm, calm = rows
+    assert hot.worst is not None and (hot.worst.feature, hot.worst.value) == ("x", 0.9)
+    # The first window past a level is the first in time (y's alert at 08:00), not the worst.
+    assert hot.first_past is hot_y and hot.n_past == 3 and hot.n_findings == 6
+    assert hot.tickets == (("DRIFT-1", "resolved"),)
+    assert warm.first_past is not None and warm.first_past.window.start == T0 + timedelta(minutes=30)
+    assert calm.first_past is None and calm.n_past == 0 and calm.tickets == ()
+
+
+def test_timeline_axes_follow_what_is_drawn() -> None:
+    single = _history("one", {"x": [0.0]}, {"x": [0.0]})  # one window, values at zero
+    p_values = [Finding("embedding", Cohort("m", (("tenant", "e"),)), Window(T0 + timedelta(minutes=30 * i),
+                        T0 + timedelta(minutes=30 * (i + 1))), "embedding", 0.1, severity, 0.05, 0.01, 100, 1000,
+                        "reference", {"levels_on": "p_value", "p_value": p})
+                for i, (p, severity) in enumerate([(0.5, Severity.OK), (0.0, Severity.ALERT)])]
+    figures = dict(timeline_figures(single + p_values))
+    layout = figures["m|tenant=one"].layout
+    # The x axis spans the one window (not a default date range); a rate never goes below 0.
+    assert list(layout.xaxis.range) == ["2026-11-02 08:00:00", "2026-11-02 08:30:00"]
+    assert layout.yaxis.rangemode == "nonnegative"
+    points = [t for t in figures["m|tenant=one"].data if t.mode == "lines+markers"]
+    assert [list(t.x) for t in points] == [["2026-11-02 08:15:00"]]
+    embedding = figures["m|tenant=e"]
+    assert embedding.layout.yaxis.type == "log" and embedding.layout.yaxis.autorange == "reversed"
+    drawn = next(t for t in embedding.data if t.mode == "lines+markers")
+    assert list(drawn.y) == [0.5, 1e-16]  # a p-value of 0 sits at the floor of the log axis
+    levels = {t.name: t.y[0] for t in embedding.data if t.mode == "lines"}
+    assert levels == {"warn level": 0.05, "alert level": 0.01}
+
+
+def test_render_html_escapes_the_runs_text_and_draws_from_its_own_file() -> None:
+    evil = "<b id=\"injected\">x</b></script>"
+    findings = [Finding("psi", Cohort("m", (("tenant", evil),)), Window(T0, T0 + timedelta(minutes=30)), "x",
+                        0.4, Severity.ALERT, 0.1, 0.25, 100, 1000, "reference",
+                        {"bins": [evil, "b"], "reference_share": [0.5, 0.5], "current_share": [0.9, 0.1]})]
+    page = render_html({"events": 1}, findings, [_ticket(findings[0], "DRIFT-1")], title=f"run {evil}")
+    assert evil not in page and '<b id="injected">' not in page
+    assert "&lt;b id=&#34;injected&#34;&gt;" in page  # in the tables and headings, as text
+    assert "\\u003cb id=\\\"injected\\\"\\u003e" in page  # in the charts' JSON
+    assert page.count("<script>") == 2 and page.count("</script>") == page.count("<script")
+    assert len(page.encode()) < 5 * 1024 * 1024
+    # The summary table comes first, with the cohort's ticket.
+    assert page.index('id="cohorts"') < page.index('id="tickets"') < page.index('class="chart')
+    assert "DRIFT-1 (open)" in page
+
+
+def test_the_core_imports_without_the_report_extra() -> None:
+    """drift.report imports plotly and jinja2 only to draw; without them it names the extra."""
+    script = ("import sys; sys.modules['plotly'] = None; sys.modules['jinja2'] = None\n"
+              "import drift.report as r\n"
+              "assert r.what_if([]) == []\n"
+              "try:\n    r.render_html({}, [], [])\nexcept r.ReportDependencyError as exc:\n    print(exc)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "pip install 'drift[report]'" in proc.stdout and "jinja2" in proc.stdout
