@@ -38,8 +38,8 @@ from drift.events import Decoder, InferenceEvent, RawMessage
 from drift.findings import Finding
 from drift.reference import ReferenceProfile
 from drift.report import (
-    PROJECTION_FINDINGS, PROJECTION_POINTS, PROJECTION_SEED, EmbeddingProjection, HistorySections, HistoryWindow,
-    SeasonalSeries, project_embeddings, render_html, seasonal_features, seasonal_series, top_cohorts,
+    PROJECTION_FINDINGS, PROJECTION_POINTS, PROJECTION_SEED, TOP_SERIES, EmbeddingProjection, HistorySections,
+    HistoryWindow, SeasonalSeries, project_embeddings, render_html, seasonal_features, seasonal_series, top_cohorts,
     top_drifting_feature, top_embedding_findings, what_if,
 )
 from drift.summary import WindowSummary, add_event, empty_summary, flush
@@ -95,9 +95,12 @@ def backtest_document(result: RunResult, sections: HistorySections | None = None
     return document
 
 
-def write_report(result: RunResult, path: Path, title: str, sections: HistorySections | None = None) -> None:
-    """Write the self-contained HTML report of ``result`` to ``path``."""
-    page = render_html(result.to_dict(), result.findings, result.tickets, title=title, sections=sections)
+def write_report(result: RunResult, path: Path, title: str, sections: HistorySections | None = None,
+                 top_k: int = TOP_SERIES) -> None:
+    """Write the self-contained HTML report of ``result`` to ``path`` (each cohort's ``top_k``
+    worst series drawn at first, see :func:`drift.report.render_html`)."""
+    page = render_html(result.to_dict(), result.findings, result.tickets, title=title, sections=sections,
+                       top_k=top_k)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
 

@@ -1,6 +1,8 @@
 """``drift backtest`` on the bundled history: JSON against replay, and the report in a real browser.
 
-The report is opened in headless Chromium (Debian's ``chromium``), started here.
+The report is opened in headless Chromium (Debian's ``chromium``), started here, with
+every host name unresolvable (it must draw from its own file), at 1024 and 1400 pixels:
+no horizontal overflow, every chart drawn by Plotly, tick labels apart, a screenshot.
 A missing browser fails these tests: skipping would hide a broken CI setup
 (``deploy/test-deps.sh`` installs it).
 

@@ -97,7 +97,8 @@ def _timeline_panel(go: Any, fig: Figure, series: Series, start: datetime, end: 
             colour = SEVERITY_COLOUR[Severity.WARN if name == "warn" else Severity.ALERT]
             fig.add_trace(go.Scatter(
                 x=[_when(start), _when(end)], y=[level, level], mode="lines", name=f"{name} level",
-                line={"color": colour, "dash": "dash", "width": 1}, hovertemplate=f"{name} level {level:.4g}<extra></extra>",
+                line={"color": colour, "dash": "dash", "width": 1},
+                hovertemplate=f"{name} level {level:.4g}<extra></extra>",
             ), row=row, col=col)
     # One point per window, in the middle of the window; markers are not clipped at the axes
     # (a value of 0 on a rate axis that starts at 0 stays visible).
@@ -158,11 +159,12 @@ def histogram_figure(finding: Finding) -> Figure:
     reference = [_short(float(x)) for x in finding.evidence["reference_share"]]
     current = [_short(float(x)) for x in finding.evidence["current_share"]]
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=bins, y=reference, name=f"reference (n={finding.n_reference})", marker_color=REFERENCE_COLOUR,
-                         hovertemplate="%{x}: %{y:.1%} of the reference<extra></extra>"))
+    fig.add_trace(go.Bar(x=bins, y=reference, name=f"reference (n={finding.n_reference})",
+                         marker_color=REFERENCE_COLOUR, hovertemplate="%{x}: %{y:.1%} of the reference<extra></extra>"))
     fig.add_trace(go.Bar(x=bins, y=current, name=f"current (n={finding.n_current})", marker_color=CURRENT_COLOUR,
                          hovertemplate="%{x}: %{y:.1%} of the window<extra></extra>"))
-    what = finding.detector if finding.feature in (None, finding.detector) else f"{finding.feature} · {finding.detector}"
+    feature = finding.feature
+    what = finding.detector if feature in (None, finding.detector) else f"{feature} · {finding.detector}"
     fig.update_layout(_base_layout(
         340, barmode="group", showlegend=True,
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0.0},
@@ -327,7 +329,8 @@ def projection_figure(item: EmbeddingProjection) -> Figure:
         fig.add_trace(go.Scatter(x=[_short(v) for v in xy[:, 0]], y=[_short(v) for v in xy[:, 1]], mode="markers",
                                  name=name, marker={"color": colour, "size": size, "opacity": opacity},
                                  hovertemplate="(%{x:.3g}, %{y:.3g})<extra></extra>"))
-    for xy, name, colour in ((p.reference, "reference centroid", "#4d4d4d"), (p.current, "current centroid", "#d62728")):
+    centroids = ((p.reference, "reference centroid", "#4d4d4d"), (p.current, "current centroid", "#d62728"))
+    for xy, name, colour in centroids:
         centre = xy.mean(axis=0)
         fig.add_trace(go.Scatter(x=[_short(float(centre[0]))], y=[_short(float(centre[1]))], mode="markers", name=name,
                                  showlegend=False, hovertemplate=f"{name} (%{{x:.3g}}, %{{y:.3g}})<extra></extra>",

@@ -313,6 +313,6 @@ def test_the_core_imports_without_the_report_extra() -> None:
               "import drift.report as r\n"
               "assert r.what_if([]) == []\n"
               "try:\n    r.render_html({}, [], [])\nexcept r.ReportDependencyError as exc:\n    print(exc)\n")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "pip install 'drift[report]'" in proc.stdout and "jinja2" in proc.stdout
