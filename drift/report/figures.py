@@ -5,10 +5,10 @@ Every function returns a ``plotly.graph_objects.Figure`` built from the values o
 :mod:`drift.report.analysis`, :mod:`drift.report.seasonal` and
 :mod:`drift.report.projection`; plotly is imported on first use (the ``report``
 extra), so the core imports without it. Axes follow what is drawn: a timeline's x
-axis spans the cohort's windows (one window gives a half-hour axis, not a default
-date range), values that cannot be negative (rates, PSI, distances) keep the y axis at
-zero or above, p-values run on a reversed log axis (lower is worse, drawn higher),
-and few ticks per small panel so their labels do not collide.
+axis spans the cohort's windows (a cohort of one window gets an axis of that window,
+not a default date range), values that cannot be negative (rates, PSI, distances) keep
+the y axis at zero or above, p-values run on a reversed log axis (lower is worse, drawn
+higher), and few ticks per small panel so their labels do not collide.
 """
 
 from __future__ import annotations
