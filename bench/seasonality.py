@@ -1,6 +1,6 @@
 """Seasonal baselines against daily and weekly cycles: false alarms and detection delay, as JSON.
 
-    python bench/seasonality.py [--seed 7] [--min-rate 500] [--max-rate 800]
+    python bench/seasonality.py [--seed 7] [--min-rate 500] [--max-rate 800] [--score-quality]
 
 Five weeks of synthetic traffic for one cohort in Munich, one-hour windows, from Monday
 2026-03-09 00:00 local time. People follow the local clock (Europe/Berlin):
@@ -30,6 +30,12 @@ and the PSI detector scores each summary, side by side in one run:
   ``calendar: {country: DE, subdivision: BY, holiday_as: sunday}``, fed per feature
   through :func:`drift.baselines.score_window` (what the flow does now).
 
+``--score-quality`` adds :func:`evaluate_score_quality`: the ``score`` detector on a model
+score whose logit follows the local day (and moves with the shift of ``amount``) and the
+``quality`` null rate of ``session_length``, left out for 6% of events by a nightly export
+from 01:00 to 05:00 local (never in training), against the training reference and against
+the local, per-feature baseline.
+
 Both baselines learn online from the same stream; week one is their warm-up. Reported:
 the rate of windows with a PSI alert on a *steady* feature (amount, session_length,
 channel: not the noisy ``delay``) over weeks 2-4 and week five before the shift, the
@@ -44,19 +50,22 @@ import argparse
 import json
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from detectors.base import Detector
 from detectors.psi import PsiConfig, PsiDetector
+from detectors.quality import QualityConfig, QualityDetector
+from detectors.score import ScoreConfig, ScoreDetector
 from drift.baselines import SeasonalBaseline, baseline_profile, is_healthy, score_window
 from drift.config import BaselineConfig
 from drift.events import InferenceEvent, RawMessage
 from drift.findings import Cohort, Finding, Severity, Window
-from drift.reference import ReferenceProfile, build_reference
+from drift.reference import ReferenceProfile, build_reference, numeric_profile
 from drift.summary import WindowSummary, summarise
 
 ZONE = ZoneInfo("Europe/Berlin")
@@ -282,15 +291,128 @@ def evaluate(scenario: Scenario = Scenario()) -> dict[str, Any]:
     }
 
 
+# -- score drift and a quality rate against the same baseline ----------------------
+
+SCORE_FIELD = "prediction.score"
+NIGHT_BATCH = (1, 5)
+"""Local hours [1, 5) in which a nightly export sends no ``session_length`` for 6% of events."""
+
+
+def score_quality_columns(ts: datetime, n: int, seed: int, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """The model's score and ``session_length`` (None where the nightly export left it out) for
+    ``n`` events of the hour at ``ts``. The score's logit follows the local day and weekend; a
+    drift of ``shift`` in amount's log-mean moves it by ``2 * shift``. A generator of its own
+    (seeded by the window start) keeps the features of :func:`evaluate` unchanged."""
+    rng = np.random.default_rng([seed, 29, int(ts.timestamp())])
+    local = ts.astimezone(ZONE)
+    weekend = local.weekday() >= 5 or local.date() in HOLIDAYS
+    logit = rng.normal(-1.0 + 0.9 * _daily(local.hour + 0.5) + 0.3 * weekend + 2 * shift, 1.0, n)
+    session = rng.gamma(2.5, 3.0, n).astype(object)
+    nightly = 0.06 if NIGHT_BATCH[0] <= local.hour < NIGHT_BATCH[1] else 0.0
+    session[rng.random(n) < nightly] = None
+    return 1 / (1 + np.exp(-logit)), session
+
+
+def score_quality_reference(scenario: Scenario, n_rows: int = 60_000) -> ReferenceProfile:
+    """Training data of the score and ``session_length``: a week at its traffic mix, before the
+    nightly export existed (no nulls)."""
+    hours = [START + timedelta(hours=h) for h in range(168)]
+    weights = np.asarray([rate(ts, scenario) for ts in hours], dtype=np.float64)
+    per_hour = np.random.default_rng(scenario.seed + 7).multinomial(n_rows, weights / weights.sum())
+    parts = [score_quality_columns(ts, int(k), scenario.seed + 1_000_003) for ts, k in zip(hours, per_hour)]
+    scores = np.concatenate([p[0] for p in parts])
+    session = np.concatenate([p[1] for p in parts]).astype(np.float64)
+    base = build_reference(MODEL, {"session_length": session}, {"session_length": "numeric"},
+                           {"session_length": 10}, "bench", n_rows)
+    return replace(base, predictions={SCORE_FIELD: numeric_profile(scores, 10)})
+
+
+def evaluate_score_quality(scenario: Scenario = Scenario()) -> dict[str, Any]:
+    """The score detector and the null rate of ``session_length`` over the same five weeks,
+    against the training reference and against the local, per-feature seasonal baseline.
+
+    Reported: the share of windows with a ``score.*`` alert and with a
+    ``quality.null_rate`` alert (warn or alert for the night batch) in weeks 2-4 and in
+    week five before the shift, and the windows from the shift until a ``score.*`` alert.
+    """
+    reference = score_quality_reference(scenario)
+    detectors: list[Detector] = [
+        ScoreDetector(ScoreConfig()),
+        QualityDetector(QualityConfig(missing_rate=None, type_mismatch=None, out_of_range=None,
+                                      unseen_category=None, duplicate_event_id=None, schema_change=None)),
+    ]
+    baseline = SeasonalBaseline.create(reference, baseline_configs()["local_per_feature"])
+    rows: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    for window, _ in windows(scenario):
+        shift = scenario.shift if window.start >= scenario.shift_at else 0.0
+        scores, session = score_quality_columns(window.start, rate(window.start, scenario), scenario.seed, shift)
+        step = (window.end - window.start) / len(scores)
+        batch = [
+            InferenceEvent(
+                event_id=None, ts=window.start + i * step, model=MODEL, model_version=None, tenant="acme",
+                region=None, route=None, segment={}, entity_id=None, features={"session_length": value},
+                prediction={"score": float(score)}, embedding=None, raw=_RAW,
+            )
+            for i, (score, value) in enumerate(zip(scores, session))
+        ]
+        summary = summarise(batch, reference, track_event_ids=False)
+        found = {
+            "reference": [f for d in detectors for f in d.score(summary, reference, COHORT, window)],
+            "local_per_feature": score_window(baseline, reference, detectors, COHORT, window, summary),
+        }
+        row: dict[str, Any] = {"start": window.start, "week": (window.start - START) // WEEK + 1}
+        for name, findings in found.items():
+            row[name] = {
+                "score": any(f.detector.startswith("score.") and f.severity is Severity.ALERT for f in findings),
+                "null_rate": any(f.detector == "quality.null_rate" and f.severity is not Severity.OK for f in findings),
+                "seasonal": sum(not f.baseline.startswith(("reference", "config")) for f in findings),
+            }
+        rows.append(row)
+    seconds = time.perf_counter() - t0
+    calm = [r for r in rows if 2 <= r["week"] <= 4]
+    before5 = [r for r in rows if r["week"] == 5 and r["start"] < scenario.shift_at]
+    after = [r for r in rows if r["start"] >= scenario.shift_at]
+
+    def share(subset: list[dict[str, Any]], name: str, key: str) -> float:
+        return sum(bool(r[name][key]) for r in subset) / max(len(subset), 1)
+
+    def detect(name: str) -> int | None:
+        return next((i + 1 for i, r in enumerate(after) if r[name]["score"]), None)
+
+    return {
+        "scenario": {
+            "score": f"logit follows the local day, +{2 * scenario.shift:g} from the shift",
+            "null_rate": f"session_length null in 6% of events from {NIGHT_BATCH[0]:02d}:00 to "
+                         f"{NIGHT_BATCH[1]:02d}:00 local (none in training)",
+            "quality_null_rate": {"warn": 0.01, "alert": 0.05}, "score_psi": {"warn": 0.1, "alert": 0.25},
+        },
+        **{name: {
+            "weeks_2_4": {"score_alert_rate": share(calm, name, "score"), "null_rate_flag_rate": share(calm, name, "null_rate")},
+            "week_5_before_shift": {"score_alert_rate": share(before5, name, "score"),
+                                    "null_rate_flag_rate": share(before5, name, "null_rate")},
+            "windows_to_detect_score_shift": detect(name),
+        } for name in ("reference", "local_per_feature")},
+        "seasonal_findings_weeks_2_4": sum(r["local_per_feature"]["seasonal"] for r in calm),
+        "baseline_bytes": baseline.nbytes,
+        "seconds": round(seconds, 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--min-rate", type=int, default=500)
     parser.add_argument("--max-rate", type=int, default=800)
     parser.add_argument("--shift", type=float, default=0.3)
+    parser.add_argument("--score-quality", action="store_true",
+                        help="also run the score detector and a nightly null rate against the same baselines")
     args = parser.parse_args()
     scenario = Scenario(seed=args.seed, min_rate=args.min_rate, max_rate=args.max_rate, shift=args.shift)
-    print(json.dumps(evaluate(scenario), indent=2, default=str))
+    report = evaluate(scenario)
+    if args.score_quality:
+        report["score_and_quality"] = evaluate_score_quality(scenario)
+    print(json.dumps(report, indent=2, default=str))
 
 
 if __name__ == "__main__":

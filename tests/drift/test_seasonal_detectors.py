@@ -9,9 +9,11 @@ direct computations.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import pickle
+import sys
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -581,3 +583,20 @@ def test_build_from_history_seeds_scores_rates_and_embeddings() -> None:
     assert int(built.embeddings["embedding"].n_seen.sum()) % 80 == 0
     # without reference embeddings (a profile loaded without them) the embedding is left out
     assert [d.name for d in seasonal_detectors(model, replace(reference, embeddings={}))] == ["psi", "quality", "score"]
+
+
+def test_bench_score_and_null_rate_cycles_are_quiet_with_the_seasonal_baseline() -> None:
+    """bench/seasonality.py --score-quality: five weeks, local time, holidays, DST."""
+    path = Path(__file__).resolve().parents[2] / "bench" / "seasonality.py"
+    spec = importlib.util.spec_from_file_location("drift_bench_seasonality_score", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench
+    spec.loader.exec_module(bench)
+    report = bench.evaluate_score_quality()
+    plain, seasonal = report["reference"], report["local_per_feature"]
+    assert plain["weeks_2_4"]["score_alert_rate"] >= 0.3 and plain["weeks_2_4"]["null_rate_flag_rate"] >= 0.1
+    for part in ("weeks_2_4", "week_5_before_shift"):
+        assert seasonal[part]["score_alert_rate"] <= 0.01 and seasonal[part]["null_rate_flag_rate"] <= 0.01
+    assert seasonal["windows_to_detect_score_shift"] is not None and seasonal["windows_to_detect_score_shift"] <= 2
+    assert report["seasonal_findings_weeks_2_4"] == 3 * 3 * 168  # score.psi, score.mean_shift, null_rate
