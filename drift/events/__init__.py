@@ -3,12 +3,14 @@
 Decoding never raises on an event: :func:`decode_inference` returns either an
 :class:`InferenceEvent` or a :class:`DeadLetter` carrying the original bytes, the
 source position and a machine-readable :class:`DlqReason`.
+
+Timestamps (RFC 3339 text or an epoch number in a model's ``ts_unit``) are read by
+:mod:`drift.events.timestamps`, embeddings by :mod:`drift.events.embeddings`; their names
+are importable from here too.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import math
@@ -18,13 +20,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from itertools import repeat
-from typing import Any, Callable, Iterable, Literal, Mapping, TypeVar, Union
+from typing import Any, Callable, Iterable, Mapping, TypeVar, Union
 
-import numpy as np
-import numpy.typing as npt
 import orjson
 
 from drift.windowing import EPOCH
+
 
 FeatureValue = Union[float, int, str, bool, None]
 """A scalar feature value as it arrives in JSON."""
@@ -294,128 +295,6 @@ class _Reject(Exception):
         self.detail = detail
 
 
-TsUnit = Literal["s", "ms", "us", "ns"]
-"""The unit of an epoch ``ts`` (a model's ``ts_unit``)."""
-
-TS_UNITS: tuple[TsUnit, ...] = ("s", "ms", "us", "ns")
-
-TS_UNIT_WORDS: Mapping[str, str] = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
-
-MICROS_PER_UNIT: Mapping[str, int] = {"s": 1_000_000, "ms": 1000, "us": 1}
-"""Microseconds per epoch unit (nanoseconds are divided by 1000)."""
-
-EPOCH_MIN = datetime(2000, 1, 1, tzinfo=timezone.utc)
-"""An epoch ``ts`` before this is refused (``bad_timestamp``): most likely a wrong unit."""
-
-EPOCH_MIN_MICROS = (EPOCH_MIN - EPOCH) // timedelta(microseconds=1)
-
-_MICROS_MAX = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc) - EPOCH) // timedelta(microseconds=1)
-_MICROS_MIN = (datetime(1, 1, 1, tzinfo=timezone.utc) - EPOCH) // timedelta(microseconds=1)
-
-
-def epoch_micros(value: int | float, unit: str = "ms") -> int | None:
-    """Microseconds since 1970 of an epoch ``value`` in ``unit``; None when not finite.
-
-    Integers are scaled exactly (nanoseconds are floored to the microsecond); floats are
-    floored to the microsecond after scaling.
-
-    >>> epoch_micros(1764237600, "s"), epoch_micros(1764237600123456789, "ns")
-    (1764237600000000, 1764237600123456)
-    """
-    if isinstance(value, int):
-        return value // 1000 if unit == "ns" else value * MICROS_PER_UNIT[unit]
-    scaled = value / 1000 if unit == "ns" else value * MICROS_PER_UNIT[unit]
-    return math.floor(scaled) if math.isfinite(scaled) else None
-
-
-def _micros_text(micros: int) -> str:
-    return (EPOCH + timedelta(microseconds=micros)).isoformat()
-
-
-def _likely_unit(value: int | float, unit: str, latest: int) -> str | None:
-    """The other unit in which ``value`` lands between 2000 and ``latest`` (at most one can)."""
-    for other in TS_UNITS:
-        if other == unit:
-            continue
-        micros = epoch_micros(value, other)
-        if micros is not None and EPOCH_MIN_MICROS <= micros <= latest:
-            return other
-    return None
-
-
-def _epoch_timestamp(value: int | float, unit: str, latest: int | None, model: str | None) -> datetime:
-    """An epoch ``ts`` in ``unit`` as a UTC datetime; refused when implausible for the unit.
-
-    Before 2000, or after ``latest`` (microseconds, when given) where another unit would
-    land between 2000 and ``latest``: ``bad_timestamp`` whose detail names that unit.
-    After ``latest`` in no other unit either, the caller's future check decides.
-    """
-    words = TS_UNIT_WORDS[unit]
-    micros = epoch_micros(value, unit)
-    if micros is None:
-        raise _Reject(DlqReason.BAD_TIMESTAMP, f"ts epoch {words} out of range; got {value!r}")
-    bound = _MICROS_MAX if latest is None else latest
-    if EPOCH_MIN_MICROS <= micros <= bound:
-        return EPOCH + timedelta(microseconds=micros)
-    guess = _likely_unit(value, unit, bound)
-    where = f" of model {model!r}" if model is not None else ""
-    hint = ""
-    if guess is not None:
-        guessed = epoch_micros(value, guess)
-        assert guessed is not None
-        hint = (f"; as epoch {TS_UNIT_WORDS[guess]} it would be {_micros_text(guessed)}: "
-                f"set ts_unit: {guess} on the model" if model is not None else
-                f"; as epoch {TS_UNIT_WORDS[guess]} it would be {_micros_text(guessed)}")
-    if micros < EPOCH_MIN_MICROS:
-        shown = _micros_text(micros) if micros >= _MICROS_MIN else "before year 1"
-        raise _Reject(
-            DlqReason.BAD_TIMESTAMP,
-            f"ts {value!r} read as epoch {words}{where} is {shown}, before 2000{hint}",
-        )
-    if guess is not None:
-        shown = _micros_text(micros) if micros <= _MICROS_MAX else "after year 9999"
-        raise _Reject(DlqReason.BAD_TIMESTAMP, f"ts {value!r} read as epoch {words}{where} is {shown}{hint}")
-    if micros > _MICROS_MAX:
-        raise _Reject(DlqReason.BAD_TIMESTAMP, f"ts epoch {words} out of range; got {value!r}")
-    return EPOCH + timedelta(microseconds=micros)
-
-
-def parse_timestamp(
-    value: object, unit: str = "ms", latest: int | None = None, model: str | None = None,
-) -> datetime:
-    """An RFC 3339 string with offset, or an epoch number in ``unit``, as an aware UTC datetime.
-
-    An epoch value before 2000 is refused as a likely wrong unit (``bad_timestamp``, the
-    detail naming the unit it would fit); so is one after ``latest`` (microseconds since
-    1970, when given) that another unit would place between 2000 and ``latest``.
-    ``model`` is named in those details.
-
-    >>> parse_timestamp("2026-11-27T10:00:00.123Z").isoformat()
-    '2026-11-27T10:00:00.123000+00:00'
-    >>> parse_timestamp(1764237600000).isoformat()
-    '2025-11-27T10:00:00+00:00'
-    >>> parse_timestamp(1764237600, "s").isoformat()
-    '2025-11-27T10:00:00+00:00'
-    """
-    if isinstance(value, bool):
-        raise _Reject(
-            DlqReason.BAD_TIMESTAMP, f"ts must be RFC 3339 text or epoch {TS_UNIT_WORDS[unit]}; got {value!r}")
-    if isinstance(value, (int, float)):
-        return _epoch_timestamp(value, unit, latest, model)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise _Reject(DlqReason.BAD_TIMESTAMP, f"ts is not RFC 3339; got {value[:64]!r}") from None
-        if parsed.tzinfo is None:
-            raise _Reject(DlqReason.BAD_TIMESTAMP, f"ts has no UTC offset; got {value[:64]!r}")
-        try:
-            return parsed.astimezone(timezone.utc)
-        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before datetime.min in UTC
-            raise _Reject(DlqReason.BAD_TIMESTAMP, f"ts is out of range in UTC; got {value[:64]!r}") from None
-    raise _Reject(DlqReason.WRONG_TYPE, f"ts must be a string or integer; got {type(value).__name__}")
-
-
 def _optional_text(obj: Mapping[str, Any], name: str) -> str | None:
     value = obj.get(name)
     if value is None:
@@ -469,76 +348,6 @@ def _segment(obj: Mapping[str, Any]) -> dict[str, str]:
     if not isinstance(segment, dict) or not all(isinstance(v, str) for v in segment.values()):
         raise _Reject(DlqReason.WRONG_TYPE, "segment must be an object of strings")
     return segment
-
-
-EMBEDDING_DTYPES = ("float32",)
-"""``dtype`` values accepted in ``{"dtype": ..., "b64": ...}`` embeddings (little-endian)."""
-
-
-def decode_embedding(value: object, dim: int, name: str = "embedding") -> npt.NDArray[np.float32] | None:
-    """An embedding as sent in an event, as a ``(dim,)`` float32 vector; None when absent.
-
-    Accepted forms: a JSON list of ``dim`` numbers, or ``{"dtype": "float32", "b64": "..."}``
-    holding ``4 × dim`` bytes of little-endian float32. Raises ``_Reject`` (the decoder
-    turns it into a dead letter) with reason ``wrong_type`` (neither form, or a list item
-    that is not a number), ``bad_embedding`` (another dtype or key, invalid base64),
-    ``wrong_dimension`` (a length other than ``dim``) or ``non_finite`` (NaN, infinity,
-    or a number too large for float32).
-
-    >>> decode_embedding([1, 0.5], 2).tolist()
-    [1.0, 0.5]
-    >>> decode_embedding({"dtype": "float32", "b64": "AACAPwAAAD8="}, 2).tolist()
-    [1.0, 0.5]
-    """
-    if value is None:
-        return None
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            if type(item) is not float and type(item) is not int:
-                raise _Reject(DlqReason.WRONG_TYPE, f"{name}[{i}] must be a number; got {type(item).__name__}")
-        if len(value) != dim:
-            raise _Reject(DlqReason.WRONG_DIMENSION, f"{name} must have {dim} numbers; got {len(value)}")
-        try:
-            vector = np.asarray(value, dtype=np.float64)
-        except OverflowError:  # an integer beyond float64
-            raise _Reject(DlqReason.NON_FINITE, f"{name} holds a number too large for float32") from None
-        with np.errstate(over="ignore"):
-            out = vector.astype(np.float32)
-    elif isinstance(value, dict):
-        if set(value) != {"dtype", "b64"}:
-            raise _Reject(
-                DlqReason.BAD_EMBEDDING,
-                f"{name} object must have exactly the keys dtype and b64; got {sorted(map(str, value))[:8]}",
-            )
-        dtype, text = value["dtype"], value["b64"]
-        if dtype not in EMBEDDING_DTYPES:
-            raise _Reject(
-                DlqReason.BAD_EMBEDDING,
-                f"{name}.dtype must be one of {', '.join(EMBEDDING_DTYPES)}; got {str(dtype)[:32]!r}",
-            )
-        if not isinstance(text, str):
-            raise _Reject(DlqReason.BAD_EMBEDDING, f"{name}.b64 must be a base64 string; got {type(text).__name__}")
-        try:
-            data = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise _Reject(DlqReason.BAD_EMBEDDING, f"{name}.b64 is not valid base64: {exc}") from None
-        if len(data) != 4 * dim:
-            raise _Reject(
-                DlqReason.WRONG_DIMENSION,
-                f"{name}.b64 must decode to {4 * dim} bytes ({dim} float32); got {len(data)} bytes",
-            )
-        # Little-endian on the wire, native (and writable, so it pickles small) in memory.
-        out = np.frombuffer(data, dtype="<f4").astype(np.float32)
-    else:
-        raise _Reject(
-            DlqReason.WRONG_TYPE,
-            f"{name} must be a list of numbers or an object {{dtype, b64}}; got {type(value).__name__}",
-        )
-    finite = np.isfinite(out)
-    if not finite.all():
-        first = int(np.argmin(finite))
-        raise _Reject(DlqReason.NON_FINITE, f"{name}[{first}] is not finite as float32; got {float(out[first])!r}")
-    return out
 
 
 E = TypeVar("E")
@@ -705,3 +514,48 @@ class Decoder:
             embedding=embedding,
             raw=raw,
         )
+
+
+# Reading a timestamp or an embedding raises _Reject, so these modules are imported once it exists.
+from drift.events.embeddings import EMBEDDING_DTYPES, decode_embedding  # noqa: E402
+from drift.events.timestamps import (  # noqa: E402
+    EPOCH_MIN,
+    EPOCH_MIN_MICROS,
+    MICROS_PER_UNIT,
+    TS_UNIT_WORDS,
+    TS_UNITS,
+    TsUnit,
+    epoch_micros,
+    parse_timestamp,
+)
+
+__all__ = [
+    "ARROW_STREAM_MAGIC",
+    "DLQ_SAMPLES_PER_REASON",
+    "EMBEDDING_DTYPES",
+    "EPOCH_MIN",
+    "EPOCH_MIN_MICROS",
+    "EVENT_FIELDS",
+    "MAX_MESSAGE_BYTES",
+    "MAX_NESTING",
+    "MICROS_PER_UNIT",
+    "TS_UNITS",
+    "TS_UNIT_WORDS",
+    "DeadLetter",
+    "Decoder",
+    "DlqReason",
+    "FeatureValue",
+    "InferenceEvent",
+    "RawMessage",
+    "TsUnit",
+    "carries_non_finite",
+    "dead_letter_field",
+    "dead_letter_samples",
+    "decode_embedding",
+    "epoch_micros",
+    "event_time",
+    "guarded",
+    "json_object",
+    "parse_timestamp",
+    "raw_messages",
+]
