@@ -36,13 +36,13 @@ from drift.tickets.database import Database, Row, Tx
 from drift.tickets.model import (
     Ticket,
     TicketStatus,
-    _as_action,
-    _parse_ticket_id,
-    _parse_time,
-    _ticket_id,
-    _time_text,
-    _utc_now,
+    as_action,
     canonical_json,
+    format_ticket_id,
+    parse_ticket_id,
+    parse_time,
+    time_text,
+    utc_now,
 )
 from drift.tickets.schema import migrate
 from drift.tickets.sqlite import SqliteDatabase
@@ -53,27 +53,27 @@ __all__ = ["StoreBase"]
 def _ticket_from_row(row: Row) -> Ticket:
     resolved = row.get("resolved_at")
     return Ticket(
-        id=_ticket_id(int(row["seq"])),
+        id=format_ticket_id(int(row["seq"])),
         fingerprint=str(row["fingerprint"]),
         status=TicketStatus(row["status"]),
-        action=_as_action(row["action"]),
+        action=as_action(row["action"]),
         model=str(row["model"]),
         cohort=json.loads(row["cohort"]),
         cohort_key=str(row["cohort_key"]),
         detector=str(row["detector"]),
         feature=row["feature"],
         severity=Severity(row["severity"]),
-        first_window_start=_parse_time(row["first_window_start"]),
-        last_window_end=_parse_time(row["last_window_end"]),
-        opened_at=_parse_time(row["opened_at"]),
-        updated_at=_parse_time(row["updated_at"]),
+        first_window_start=parse_time(row["first_window_start"]),
+        last_window_end=parse_time(row["last_window_end"]),
+        opened_at=parse_time(row["opened_at"]),
+        updated_at=parse_time(row["updated_at"]),
         occurrences=int(row["occurrences"]),
         worst_value=float(row["worst_value"]),
         last_value=float(row["last_value"]),
         last_finding=json.loads(row["last_finding"]),
         active=bool(row["active"]),
         suppressed=int(row["suppressed"]),
-        resolved_at=None if resolved is None else _parse_time(resolved),
+        resolved_at=None if resolved is None else parse_time(resolved),
         requester=row["requester"],
         approvals_required=int(row["approvals_required"]),
         review_round=int(row["review_round"]),
@@ -91,7 +91,7 @@ class StoreBase:
 
     __slots__ = ("_db", "_head", "_heads", "_key", "_now")
 
-    def __init__(self, db: Database, now: Callable[[], datetime] = _utc_now, *,
+    def __init__(self, db: Database, now: Callable[[], datetime] = utc_now, *,
                  audit_key: AuditKey | None | Literal["env"] = "env",
                  head_file: str | Path | None = None) -> None:
         """Wrap an open database and bring its schema up to date.
@@ -116,7 +116,7 @@ class StoreBase:
             raise
 
     @classmethod
-    def open(cls, path: str | Path, now: Callable[[], datetime] = _utc_now, *,
+    def open(cls, path: str | Path, now: Callable[[], datetime] = utc_now, *,
              audit_key: AuditKey | None | Literal["env"] = "env",
              head_file: str | Path | None | Literal["default"] = "default") -> Self:
         """Open the SQLite ticket store at ``path``, creating file and schema if needed.
@@ -206,7 +206,7 @@ class StoreBase:
 
     def _clock(self) -> tuple[datetime, str]:
         at = self._now()
-        text = _time_text(at, "the store's clock now()")
+        text = time_text(at, "the store's clock now()")
         return at.astimezone(UTC), text
 
     # ------------------------------------------------------------------ audit
@@ -218,7 +218,7 @@ class StoreBase:
         last = tx.one("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
         entry_id = 1 if last is None else int(last["id"]) + 1
         prev = GENESIS_HASH if last is None else str(last["hash"])
-        ticket_id = None if seq is None else _ticket_id(seq)
+        ticket_id = None if seq is None else format_ticket_id(seq)
         detail_text = canonical_json(dict(detail))
         entry = {"id": entry_id, "at": at_text, "actor": actor, "action": action,
                  "ticket_id": ticket_id, "detail": json.loads(detail_text)}
@@ -241,7 +241,7 @@ class StoreBase:
             if ticket_id is None:
                 rows = tx.all("SELECT * FROM audit_log ORDER BY id")
             else:
-                _parse_ticket_id(ticket_id)
+                parse_ticket_id(ticket_id)
                 rows = tx.all("SELECT * FROM audit_log WHERE ticket_id = ? ORDER BY id", (ticket_id,))
         return [
             AuditEntry(int(r["id"]), str(r["at"]), str(r["actor"]), str(r["action"]), r["ticket_id"],
@@ -269,7 +269,7 @@ class StoreBase:
             tickets = tx.all("SELECT * FROM tickets ORDER BY seq")
             reviews = tx.all("SELECT * FROM ticket_reviews")
             outbox = tx.all("SELECT * FROM retrain_outbox ORDER BY id")
-        return verify(rows, tickets, reviews, outbox, _ticket_id, keys, self._head)
+        return verify(rows, tickets, reviews, outbox, format_ticket_id, keys, self._head)
 
     # ------------------------------------------------------------------ reading
 
@@ -287,7 +287,7 @@ class StoreBase:
             No such ticket (the message names the id), or the store cannot
             be read.
         """
-        seq = _parse_ticket_id(ticket_id)
+        seq = parse_ticket_id(ticket_id)
         with self._db.read(f"read ticket {ticket_id!r} from") as tx:
             ticket = self._fetch(tx, seq)
         if ticket is None:
@@ -321,7 +321,7 @@ class StoreBase:
         ``{"cohort", "windows", "traffic", "findings", "baseline", "impact",
         "countermeasures", "reviews"}``: see docs/tickets.md for each field.
         """
-        seq = _parse_ticket_id(ticket_id)
+        seq = parse_ticket_id(ticket_id)
         with self._db.read(f"read ticket {ticket_id!r} from") as tx:
             ticket = self._fetch(tx, seq)
             if ticket is None:

@@ -16,13 +16,13 @@ from drift.countermeasures import suggest
 from drift.findings import Severity
 from drift.tickets.database import Tx
 from drift.tickets.model import (
-    _SEVERITY_RANK,
+    SEVERITY_RANK,
     Ticket,
     TicketStatus,
-    _parse_ticket_id,
-    _parse_time,
-    _ticket_id,
-    _time_text,
+    format_ticket_id,
+    parse_ticket_id,
+    parse_time,
+    time_text,
 )
 
 __all__ = ["ticket_context"]
@@ -34,12 +34,12 @@ def _rank_key(finding: Mapping[str, Any]) -> tuple[int, float]:
     alert = float(finding.get("alert") or 0.0)
     value = float(finding.get("value") or 0.0)
     ratio = value / alert if alert > 0 else value
-    return (_SEVERITY_RANK.get(Severity(finding.get("severity", "ok")), 0), ratio)
+    return (SEVERITY_RANK.get(Severity(finding.get("severity", "ok")), 0), ratio)
 
 
 def ticket_context(tx: Tx, ticket: Ticket) -> dict[str, Any]:
     """The context of ``ticket``, read in ``tx``."""
-    seq = _parse_ticket_id(ticket.id)
+    seq = parse_ticket_id(ticket.id)
     windows = tx.all(
         "SELECT window_start, window_end, value, severity FROM ticket_windows"
         " WHERE ticket_seq = ? ORDER BY window_start", (seq,),
@@ -61,7 +61,7 @@ def ticket_context(tx: Tx, ticket: Ticket) -> dict[str, Any]:
         if t["cohort_key"] == ticket.cohort_key:
             n_cohort[start] = int(t["n_events"])
     latest = str(ticket.last_finding.get("window_start", starts[-1] if starts else ""))
-    latest = _time_text(_parse_time(latest), "latest window") if latest else latest
+    latest = time_text(parse_time(latest), "latest window") if latest else latest
 
     def share(num: int | None, den: int | None) -> float | None:
         return None if num is None or not den else num / den
@@ -85,7 +85,7 @@ def ticket_context(tx: Tx, ticket: Ticket) -> dict[str, Any]:
         (ticket.cohort_key, TicketStatus.RESOLVED.value, seq),
     )
     findings = [{**ticket.last_finding, "ticket_id": ticket.id}]
-    findings += [{**json.loads(r["last_finding"]), "ticket_id": _ticket_id(int(r["seq"]))} for r in related]
+    findings += [{**json.loads(r["last_finding"]), "ticket_id": format_ticket_id(int(r["seq"]))} for r in related]
     findings.sort(key=_rank_key, reverse=True)
     ranked = [
         {"rank": i, "ticket_id": f["ticket_id"], "detector": f.get("detector"),

@@ -16,19 +16,19 @@ from drift.tickets.base import StoreBase
 from drift.tickets.context import ticket_context
 from drift.tickets.database import Tx
 from drift.tickets.model import (
-    _REVIEW_ONLY,
+    REVIEW_ONLY,
     SYSTEM_IDENTITY,
     TRANSITIONS,
     RetrainRequest,
     Review,
     Ticket,
     TicketStatus,
-    _admin_detail,
-    _check_identity,
-    _parse_ticket_id,
-    _parse_time,
-    _ticket_id,
+    admin_detail,
     canonical_json,
+    check_identity,
+    format_ticket_id,
+    parse_ticket_id,
+    parse_time,
 )
 
 __all__ = ["LifecycleStore"]
@@ -63,7 +63,7 @@ class LifecycleStore(StoreBase):
         TicketStoreError
             Unknown id or status, or the store cannot be written.
         """
-        seq = _parse_ticket_id(ticket_id)
+        seq = parse_ticket_id(ticket_id)
         try:
             new_status = TicketStatus(status)
         except ValueError:
@@ -71,8 +71,8 @@ class LifecycleStore(StoreBase):
             raise TicketStoreError(
                 f"cannot set {ticket_id}: status must be one of {options}; got {status!r}"
             ) from None
-        actor = _check_identity(actor, "the actor")
-        acting = _admin_detail(admin)
+        actor = check_identity(actor, "the actor")
+        acting = admin_detail(admin)
         _, at_text = self._clock()
         with self._write("write") as tx:
             current = self._fetch(tx, seq)
@@ -80,7 +80,7 @@ class LifecycleStore(StoreBase):
                 raise TicketStoreError(f"no ticket {ticket_id!r} in {self._db.location!r}")
             if current.status == new_status:
                 return current
-            if new_status in _REVIEW_ONLY:
+            if new_status in REVIEW_ONLY:
                 raise TransitionError(
                     f"cannot move {ticket_id} from {current.status.value} to {new_status.value} "
                     f"directly: use 'drift review {'approve' if new_status is TicketStatus.APPROVED else 'reject'}'"
@@ -112,9 +112,9 @@ class LifecycleStore(StoreBase):
         The requester is recorded and may never approve this review round.
         ``approvals`` (distinct approvers needed) defaults to the ticket's.
         """
-        seq = _parse_ticket_id(ticket_id)
-        requester = _check_identity(requester, "the requester")
-        acting = _admin_detail(admin)
+        seq = parse_ticket_id(ticket_id)
+        requester = check_identity(requester, "the requester")
+        acting = admin_detail(admin)
         if approvals is not None and approvals < 1:
             raise ReviewError(f"approvals must be >= 1; got {approvals!r}")
         _, at_text = self._clock()
@@ -142,11 +142,11 @@ class LifecycleStore(StoreBase):
 
     def reviews(self, ticket_id: str) -> builtins.list[Review]:
         """Every verdict given on ``ticket_id``, all rounds, oldest first."""
-        seq = _parse_ticket_id(ticket_id)
+        seq = parse_ticket_id(ticket_id)
         with self._db.read("read reviews from") as tx:
             rows = tx.all("SELECT * FROM ticket_reviews WHERE ticket_seq = ? ORDER BY at, reviewer", (seq,))
         return [Review(ticket_id, int(r["round"]), str(r["reviewer"]), r["verdict"], r["comment"],
-                       _parse_time(r["at"])) for r in rows]
+                       parse_time(r["at"])) for r in rows]
 
     def approve(self, ticket_id: str, reviewer: str, comment: str | None = None, *, admin: str | None = None
                 ) -> tuple[Ticket, RetrainRequest | None]:
@@ -166,9 +166,9 @@ class LifecycleStore(StoreBase):
         TransitionError
             The ticket is not pending review.
         """
-        seq = _parse_ticket_id(ticket_id)
-        reviewer = _check_identity(reviewer, "the reviewer")
-        acting = _admin_detail(admin)
+        seq = parse_ticket_id(ticket_id)
+        reviewer = check_identity(reviewer, "the reviewer")
+        acting = admin_detail(admin)
         at, at_text = self._clock()
         with self._write("write") as tx:
             current = self._fetch(tx, seq)
@@ -246,9 +246,9 @@ class LifecycleStore(StoreBase):
 
     def reject(self, ticket_id: str, reviewer: str, comment: str, *, admin: str | None = None) -> Ticket:
         """Reject ``ticket_id``'s review; one reviewer suffices and must say why."""
-        seq = _parse_ticket_id(ticket_id)
-        reviewer = _check_identity(reviewer, "the reviewer")
-        acting = _admin_detail(admin)
+        seq = parse_ticket_id(ticket_id)
+        reviewer = check_identity(reviewer, "the reviewer")
+        acting = admin_detail(admin)
         if not comment or not comment.strip():
             raise ReviewError(f"rejecting {ticket_id} needs a comment saying why")
         _, at_text = self._clock()
@@ -286,9 +286,9 @@ class LifecycleStore(StoreBase):
         with self._db.read("read the retraining outbox of") as tx:
             rows = tx.all(query + " ORDER BY id")
         return [
-            RetrainRequest(int(r["id"]), str(r["request_key"]), _ticket_id(int(r["ticket_seq"])),
-                           _parse_time(r["created_at"]), json.loads(r["payload"]),
-                           None if r["published_at"] is None else _parse_time(r["published_at"]))
+            RetrainRequest(int(r["id"]), str(r["request_key"]), format_ticket_id(int(r["ticket_seq"])),
+                           parse_time(r["created_at"]), json.loads(r["payload"]),
+                           None if r["published_at"] is None else parse_time(r["published_at"]))
             for r in rows
         ]
 

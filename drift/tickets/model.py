@@ -49,7 +49,7 @@ TICKET_PREFIX: Final = "DRIFT-"
 _ID_PATTERN: Final = re.compile(r"DRIFT-([1-9][0-9]*)")
 _MAX_SEQ: Final = 2**63 - 1
 
-_SEVERITY_RANK: Final[dict[Severity, int]] = {
+SEVERITY_RANK: Final[dict[Severity, int]] = {
     Severity.OK: 0,
     Severity.WARN: 1,
     Severity.ALERT: 2,
@@ -86,7 +86,7 @@ TRANSITIONS: Final[dict[TicketStatus, frozenset[TicketStatus]]] = {
 into ``pending_review`` through :meth:`TicketStore.request_review`, out of
 ``resolved`` only through :meth:`TicketStore.record`."""
 
-_REVIEW_ONLY: Final = frozenset({TicketStatus.APPROVED, TicketStatus.REJECTED})
+REVIEW_ONLY: Final = frozenset({TicketStatus.APPROVED, TicketStatus.REJECTED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,31 +254,31 @@ class RetrainRequest:
 # --------------------------------------------------------------------------- helpers
 
 
-def _utc_now() -> datetime:
+def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
 # Times are stored as ISO 8601 text in UTC. Normalising the offset first
 # makes equal instants equal strings, which the window primary key relies on.
-def _time_text(value: datetime, what: str) -> str:
+def time_text(value: datetime, what: str) -> str:
     if value.tzinfo is None or value.utcoffset() is None:
         raise TicketStoreError(f"{what} must be a timezone-aware datetime; got naive {value!r}")
     return value.astimezone(UTC).isoformat()
 
 
-def _parse_time(text: str) -> datetime:
+def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def _worse(a: Severity, b: Severity) -> Severity:
-    return a if _SEVERITY_RANK[a] >= _SEVERITY_RANK[b] else b
+def worse(a: Severity, b: Severity) -> Severity:
+    return a if SEVERITY_RANK[a] >= SEVERITY_RANK[b] else b
 
 
-def _ticket_id(seq: int) -> str:
+def format_ticket_id(seq: int) -> str:
     return f"{TICKET_PREFIX}{seq}"
 
 
-def _parse_ticket_id(ticket_id: str) -> int:
+def parse_ticket_id(ticket_id: str) -> int:
     match = _ID_PATTERN.fullmatch(ticket_id)
     if match is None:
         raise TicketStoreError(
@@ -291,7 +291,7 @@ def _parse_ticket_id(ticket_id: str) -> int:
     return seq
 
 
-def _as_action(value: str) -> Action:
+def as_action(value: str) -> Action:
     if value == "ticket":
         return "ticket"
     if value == "human_review":
@@ -299,7 +299,7 @@ def _as_action(value: str) -> Action:
     raise TicketStoreError(f"action must be one of {', '.join(ACTIONS)}; got {value!r}")
 
 
-def _json_default(value: object) -> object:
+def json_default(value: object) -> object:
     # Evidence may hold numpy scalars or small arrays; both offer `tolist`,
     # which keeps numpy out of this module's imports.
     tolist = getattr(value, "tolist", None)
@@ -315,16 +315,16 @@ def canonical_json(value: object) -> str:
     '{"a":[1.5,null],"b":1}'
     """
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False, default=_json_default)
+                      allow_nan=False, default=json_default)
 
 
 
-def _check_identity(who: str, what: str) -> str:
+def check_identity(who: str, what: str) -> str:
     # One canonical name per person (drift/identity.py): "Bob" and "bob" are one reviewer.
     return canonical(who, what)
 
 
-def _admin_detail(admin: str | None) -> dict[str, Any]:
+def admin_detail(admin: str | None) -> dict[str, Any]:
     """What the audit keeps of an administrator acting for the named person."""
-    return {} if admin is None else {"as_admin": _check_identity(admin, "the administrator")}
+    return {} if admin is None else {"as_admin": check_identity(admin, "the administrator")}
 

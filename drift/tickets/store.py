@@ -31,12 +31,12 @@ from drift.tickets.model import (
     TicketEvent,
     TicketRef,
     TicketStatus,
-    _as_action,
-    _json_default,
-    _parse_time,
-    _time_text,
-    _worse,
+    as_action,
     canonical_json,
+    json_default,
+    parse_time,
+    time_text,
+    worse,
 )
 
 __all__ = ["TicketStore"]
@@ -76,6 +76,7 @@ class TicketStore(LifecycleStore):
     >>> first.kind, first.ticket.id, first.ticket.status.value, again, intact
     ('opened', 'DRIFT-1', 'open', None, True)
     """
+
     __slots__ = ()
 
     # ------------------------------------------------------------------ traffic
@@ -92,8 +93,8 @@ class TicketStore(LifecycleStore):
     def record_traffic_many(self, windows: Sequence[tuple[str, str, datetime, datetime, int]]) -> None:
         """:meth:`record_traffic` for each ``(model, cohort_key, start, end, n_events)``, in one transaction."""
         rows = [
-            (model, _time_text(start, "traffic window start"), cohort_key,
-             _time_text(end, "traffic window end"), int(n_events))
+            (model, time_text(start, "traffic window start"), cohort_key,
+             time_text(end, "traffic window end"), int(n_events))
             for model, cohort_key, start, end, n_events in windows
         ]
         if not rows:
@@ -157,7 +158,7 @@ class TicketStore(LifecycleStore):
             Unknown action, NaN value, naive window times, evidence that is
             not JSON serialisable, or the database cannot be written.
         """
-        checked_action = _as_action(action)
+        checked_action = as_action(action)
         fingerprint = finding.fingerprint
         if math.isnan(finding.value):
             # NaN is stored as NULL by SQLite and cannot rank as "worst".
@@ -167,10 +168,10 @@ class TicketStore(LifecycleStore):
             )
         if approvals < 1:
             raise TicketStoreError(f"approvals must be >= 1; got {approvals!r}")
-        window_start = _time_text(finding.window.start, f"finding {fingerprint} window start")
-        window_end = _time_text(finding.window.end, f"finding {fingerprint} window end")
+        window_start = time_text(finding.window.start, f"finding {fingerprint} window start")
+        window_end = time_text(finding.window.end, f"finding {fingerprint} window end")
         try:
-            payload = json.dumps(finding.to_dict(), sort_keys=True, default=_json_default)
+            payload = json.dumps(finding.to_dict(), sort_keys=True, default=json_default)
         except (TypeError, ValueError) as exc:
             raise TicketStoreError(
                 f"cannot record finding {fingerprint} (detector {finding.detector!r}, "
@@ -204,14 +205,14 @@ class TicketStore(LifecycleStore):
                 kind = "opened" if row is None else "reopened"
 
             if row is not None and kind == "reopened":
-                resolved_end = _parse_time(row["last_window_end"])
+                resolved_end = parse_time(row["last_window_end"])
                 if in_cooldown(finding.window.start, resolved_end, cooldown):
                     seq = int(row["seq"])
                     self._insert_window(tx, fingerprint, window_start, window_end, seq, finding, at_text)
                     tx.run("UPDATE tickets SET suppressed = suppressed + 1 WHERE seq = ?", (seq,))
                     quiet = quiet_until(resolved_end, cooldown)
                     self._audit(tx, at_text, SYSTEM_IDENTITY, "suppressed", seq,
-                                {**window_detail, "quiet_until": _time_text(quiet, "quiet until")})
+                                {**window_detail, "quiet_until": time_text(quiet, "quiet until")})
                     return None
 
             if row is None:
@@ -241,8 +242,8 @@ class TicketStore(LifecycleStore):
                                           "approvals_required": approvals, "fingerprint": fingerprint}
             else:
                 seq = int(row["seq"])
-                first_start = min(_parse_time(row["first_window_start"]), finding.window.start)
-                last_end = _parse_time(row["last_window_end"])
+                first_start = min(parse_time(row["first_window_start"]), finding.window.start)
+                last_end = parse_time(row["last_window_end"])
                 # Windows can arrive out of order (late data, replay, another
                 # worker); "last" means latest in event time, not latest written.
                 is_latest = finding.window.end >= last_end
@@ -255,7 +256,7 @@ class TicketStore(LifecycleStore):
                     required = approvals
                 else:
                     status = TicketStatus(row["status"])
-                    stored_action = _as_action(row["action"])
+                    stored_action = as_action(row["action"])
                     requester = row["requester"]
                     review_round = int(row["review_round"])
                     required = int(row["approvals_required"])
@@ -272,8 +273,8 @@ class TicketStore(LifecycleStore):
                     """,
                     (
                         status.value, stored_action,
-                        _worse(Severity(row["severity"]), finding.severity).value,
-                        _time_text(first_start, "first window start"),
+                        worse(Severity(row["severity"]), finding.severity).value,
+                        time_text(first_start, "first window start"),
                         window_end if is_latest else row["last_window_end"],
                         at_text,
                         max(float(row["worst_value"]), finding.value),
@@ -316,7 +317,7 @@ class TicketStore(LifecycleStore):
         person to say. Returns None when there is no live, active ticket.
         """
         at, at_text = self._clock()
-        window_end = _time_text(finding.window.end, "clearing window end")
+        window_end = time_text(finding.window.end, "clearing window end")
         with self._write("write") as tx:
             row = tx.one(
                 "SELECT * FROM tickets WHERE fingerprint = ? AND status != ? AND active = 1",
