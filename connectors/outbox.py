@@ -13,7 +13,7 @@ from drift.config import KafkaConfig
 
 
 def kafka_sender(kafka: KafkaConfig, topic: str, timeout_s: float = 10.0) -> Any:
-    """A :data:`drift.review.Sender` producing to ``topic`` with acks from all replicas."""
+    """A :data:`drift.tickets.review.Sender` producing to ``topic`` with acks from all replicas."""
 
     def send(records: Sequence[tuple[str, bytes]]) -> set[str]:
         from confluent_kafka import Producer
