@@ -705,6 +705,38 @@ class SeasonalBaseline:
         k = int(round(rate * n))
         return SlotRate(rate, k, n, self._describe(slot, int(cells.size), n, f", rate={rate:.4g}"))
 
+    def expected_rates(self, slot: int, now_period: int) -> dict[tuple[str, str], SlotRate]:
+        """:meth:`expected_rate` of every kept (feature, check), in one pass over the slot's cells."""
+        if not self.rates:
+            return {}
+        if self.clock.is_holiday_slot(slot):  # holidays pick their cells per history: one at a time
+            return {(name, check): self.expected_rate(name, check, slot, now_period)
+                    for name in self.rates for check in RATE_CHECKS}
+        self._check_slot(next(iter(self.rates)), slot, self.rates)
+        names = list(self.rates)
+        table = np.stack([self.rates[name][slot] for name in names])  # (features, K + 1, checks, 2)
+        held = self.periods[slot]
+        ages = now_period - held
+        valid = (held >= 0) & (ages >= 1) & (ages <= self.n_periods)
+        weights = np.ones(held.size) if self.half_life is None else 0.5 ** ((ages - 1) / self.half_life)
+        weights = np.where(valid, weights, 0.0)
+        k, d = table[..., 0], table[..., 1]
+        n_raw = np.einsum("c,fcj->fj", valid.astype(np.int64), d)
+        used = np.einsum("c,fcj->fj", valid.astype(np.int64), (d > 0).astype(np.int64))
+        weighted_k = np.einsum("c,fcj->fj", weights, k.astype(np.float64))
+        weighted_d = np.einsum("c,fcj->fj", weights, d.astype(np.float64))
+        out: dict[tuple[str, str], SlotRate] = {}
+        for i, name in enumerate(names):
+            for j, check in enumerate(RATE_CHECKS):
+                n, periods = int(n_raw[i, j]), int(used[i, j])
+                if n == 0 or n < self.min_samples:
+                    out[(name, check)] = SlotRate(None, 0, n, self._fallback(slot, periods, n, self.min_samples, "values"))
+                    continue
+                rate = float(weighted_k[i, j] / weighted_d[i, j])
+                out[(name, check)] = SlotRate(
+                    rate, int(round(rate * n)), n, self._describe(slot, periods, n, f", rate={rate:.4g}"))
+        return out
+
     def expected_embeddings(
         self, field_name: str, slot: int, now_period: int,
     ) -> tuple[npt.NDArray[np.float32] | None, str]:
@@ -1064,10 +1096,7 @@ def baseline_profile(
             changed.update(mean=moments[0], std=moments[1])
         predictions[path] = replace(column, **changed)
         seasonal.add(path)
-    rates = {
-        (name, check): baseline.expected_rate(name, check, slot, period)
-        for name in baseline.rates if name in reference.features for check in RATE_CHECKS
-    }
+    rates = {key: got for key, got in baseline.expected_rates(slot, period).items() if key[0] in reference.features}
     slot_embeddings: dict[str, npt.NDArray[np.float32]] = {}
     for name in baseline.embeddings:
         rows, descriptions[name] = baseline.expected_embeddings(name, slot, period)

@@ -277,9 +277,12 @@ def test_expected_rate_matches_the_direct_weighted_formula(cells: list[tuple[int
     total = sum(n for _, n, _ in pairs)
     if total == 0:
         assert got.rate is None and "has no values" in got.description
+        assert baseline.expected_rates(7, now)[("x", "null_rate")] == got
         return
     rate = sum(w * k for k, _, w in pairs) / sum(w * n for _, n, w in pairs)
     assert got.rate == pytest.approx(rate, rel=1e-12) and got.n == total and got.k == round(rate * total)
+    together = baseline.expected_rates(7, now)[("x", "null_rate")]  # the one-pass reading agrees
+    assert together.rate == pytest.approx(rate, rel=1e-12) and together[1:] == got[1:]
 
 
 def test_rate_counts_follow_the_quality_checks() -> None:
