@@ -361,7 +361,7 @@ def replay(config_path: str, events: str, as_json: bool, all_findings: bool, dlq
     import tempfile
 
     from drift.config import TicketsConfig
-    from flows.backtest import progress_for
+    from flows.progress import progress_for
     from flows.runner import run_file
 
     config = _load(config_path)
@@ -412,8 +412,9 @@ def backtest(
     """Run the live dataflow over history and report what it would have done (plots, tickets, what-if)."""
     from drift.report import require_report_dependencies
     from flows.backtest import (
-        backtest_document, history_sections, progress_for, resolve_baseline_features, run_backtest, write_report,
+        backtest_document, history_sections, resolve_baseline_features, run_backtest, write_report,
     )
+    from flows.progress import progress_for
 
     try:
         require_report_dependencies()  # the report is written after the run: fail before it
@@ -545,10 +546,13 @@ def _run_local_cluster(config: Config, options: dict[str, Any]) -> None:
 def run(config_path: str, workers: int, processes: int, process_id: int | None, addresses: str | None,
         recovery_dir: str | None, recovery_partitions: int | None, snapshot_interval_text: str,
         metrics_port: int | None, until_end: bool, as_json: bool, summary_file: str | None) -> None:
-    """Run the stream job against Kafka (SIGTERM stops it cleanly; see docs/operations.md)."""
-    from contextlib import ExitStack
+    """Run the stream job against Kafka (SIGTERM stops it cleanly; see docs/operations.md).
+
+    With --until-end, a progress line on a terminal (messages read, per second), quiet otherwise."""
+    from contextlib import ExitStack, nullcontext
 
     from drift.health import Health, serve
+    from flows.progress import run_progress
     from flows.runner import prepare_recovery_dir, run_kafka
     from flows.shutdown import Shutdown
 
@@ -594,11 +598,14 @@ def run(config_path: str, workers: int, processes: int, process_id: int | None, 
             if recovery is not None and recovery_partitions is not None:
                 prepare_recovery_dir(recovery, recovery_partitions,
                                      process_id=process_id if processes > 1 else None, processes=processes)
-            result = run_kafka(
-                config, workers=workers, processes=processes, process_id=process_id,
-                addresses=address_list, recovery_dir=recovery, until_end=until_end,
-                snapshot_interval=snapshot_interval, health=health, shutdown=shutdown,
-            )
+            # A member of a local cluster (--summary-file) leaves the terminal to its parent.
+            progress = run_progress() if until_end and summary_file is None else None
+            with progress if progress is not None else nullcontext():
+                result = run_kafka(
+                    config, workers=workers, processes=processes, process_id=process_id,
+                    addresses=address_list, recovery_dir=recovery, until_end=until_end,
+                    snapshot_interval=snapshot_interval, health=health, shutdown=shutdown,
+                )
         except (DriftError, ValueError) as exc:
             _fail(str(exc))
     if result.stopped:

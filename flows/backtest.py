@@ -18,14 +18,13 @@ section, a bounded seeded sample of embeddings per projected window.
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from array import array
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -44,35 +43,8 @@ from drift.report import (
 )
 from drift.summary import WindowSummary, add_event, empty_summary, flush
 from flows.pipeline import cohort_of, ts_units
+from flows.progress import progress_for  # noqa: F401 - re-exported: callers import it from here too
 from flows.runner import RunResult, load_profiles, run_file
-
-
-def count_events(path: Path) -> int | None:
-    """Lines of a JSONL file or rows of a Parquet file (None when it cannot be told cheaply)."""
-    try:
-        if path.suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            return int(pq.ParquetFile(path).metadata.num_rows)
-        with path.open("rb") as handle:
-            return sum(1 for _ in handle)
-    except OSError:
-        return None
-
-
-def terminal_progress(total: int | None, stream: TextIO, label: str = "backtest") -> Callable[[int], None]:
-    """A progress line rewritten in place (``\\r``) on ``stream``."""
-
-    def show(done: int) -> None:
-        if total:
-            width = 30
-            filled = min(width, width * done // total)
-            stream.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} events")
-        else:
-            stream.write(f"\r{label}: {done} events")
-        stream.flush()
-
-    return show
 
 
 def run_backtest(config: Config, events: Path, progress: Callable[[int], None] | None = None,
@@ -103,13 +75,6 @@ def write_report(result: RunResult, path: Path, title: str, sections: HistorySec
                        top_k=top_k)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
-
-
-def progress_for(events: Path, stream: TextIO = sys.stderr, label: str = "backtest") -> Callable[[int], None] | None:
-    """A progress line on a terminal; None (quiet) when ``stream`` is not one."""
-    if not stream.isatty():
-        return None
-    return terminal_progress(count_events(events), stream, label)
 
 
 # --------------------------------------------------------------------------- sections from the history
