@@ -646,6 +646,8 @@ def baseline() -> None:
               help="JSONL or Parquet file of past inference events: also build the seasonal baselines.")
 def baseline_build(config_path: str, model_name: str, reference: str | None, history: str | None) -> None:
     """Profile a model's training data and store its reference bins (and seasonal baselines)."""
+    import dataclasses
+
     from drift.baselines import save_seasonal
     from drift.reference import save_reference
     from flows.history import seasonal_from_file
@@ -680,7 +682,10 @@ def baseline_build(config_path: str, model_name: str, reference: str | None, his
         _fail(f"--history builds seasonal baselines, but model {model_name!r} has baseline.seasonality: none",
               EXIT_CONFIG)
     try:
-        baselines, stats, n_unusable = seasonal_from_file(config, model, profile, Path(history))
+        # With the reference embeddings the embedding detector's slots are seeded too.
+        baselines, stats, n_unusable = seasonal_from_file(
+            config, model, dataclasses.replace(profile, embeddings=embeddings), Path(history),
+        )
     except (DriftError, ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     seasonal = save_seasonal(baselines, config.resolve(config.baselines.dir), model_name)

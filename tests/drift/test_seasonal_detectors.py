@@ -603,3 +603,11 @@ def test_bench_score_and_null_rate_cycles_are_quiet_with_the_seasonal_baseline()
         assert seasonal[part]["score_alert_rate"] <= 0.01 and seasonal[part]["null_rate_flag_rate"] <= 0.01
     assert seasonal["windows_to_detect_score_shift"] is not None and seasonal["windows_to_detect_score_shift"] <= 2
     assert report["seasonal_findings_weeks_2_4"] == 3 * 3 * 168  # score.psi, score.mean_shift, null_rate
+
+
+def test_embedding_seasonal_rows_default_and_bounds() -> None:
+    assert EmbeddingConfig(dim=4).slot_rows == 256
+    assert EmbeddingConfig(dim=4, sample=2000, min_samples=600).slot_rows == 600
+    assert EmbeddingConfig(dim=4, seasonal_rows=100).slot_rows == 100
+    with pytest.raises(ValueError, match="seasonal_rows must be >= min_samples"):
+        EmbeddingConfig(dim=4, seasonal_rows=50)

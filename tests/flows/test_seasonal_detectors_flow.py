@@ -105,3 +105,35 @@ def test_score_null_rate_and_embedding_cycles_are_quiet_against_the_seasonal_bas
     assert alerts["none"]["null_rate"] >= 10  # the night hours of the last two days
     assert alerts["hour_of_day"]["score"] == alerts["hour_of_day"]["null_rate"] == 0
     assert alerts["hour_of_day"]["embedding"] <= 2  # p < 0.01 by chance: about 0.5 in 48 windows
+
+
+def test_baseline_build_from_history_seeds_every_detector_and_the_flow_starts_from_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    events = _workspace(tmp_path)
+    lines = events.read_bytes().splitlines()
+    split = len(lines) // 2  # days 1-2 are history, days 3-4 are replayed
+    history, live = tmp_path / "history.jsonl", tmp_path / "live.jsonl"
+    write_jsonl(history, lines[:split])
+    write_jsonl(live, lines[split:])
+    config = tmp_path / "drift-hour_of_day.yaml"
+    config.write_text(_config("hour_of_day"), encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "drift.cli", "baseline", "build", "--config", str(config), "--model", "ranker",
+         "--history", str(history)],
+        capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    stored = orjson.loads((tmp_path / "baselines-hour_of_day" / "ranker.seasonal.json").read_bytes())
+    assert stored["format"] == 3
+    cohort = stored["cohorts"]["ranker|tenant=t1"]
+    assert set(cohort["predictions"]) == {"prediction.score"} and cohort["rates"] == ["load"]
+    assert cohort["embeddings"]["vec"] == {"dim": DIM, "rows_per_period": 120, "min_rows": 60, "seed": 0}
+    seen = sum(cell["embeddings"]["vec"]["n_seen"] for cell in cohort["cells"])
+    assert 2 * 24 * PER_HOUR - 3 * PER_HOUR <= seen <= 2 * 24 * PER_HOUR  # a window not ok keeps its rows out
+    # Seeded with two days, the first live windows already compare with the slot's history.
+    result = run_file(load_config(config), live)
+    first = [f for f in result.findings if f.window.start == START + timedelta(days=2)]
+    named = {f.detector: f.baseline for f in first if f.detector in ("score.psi", "quality.null_rate", "embedding")}
+    assert len(named) == 3 and all(text.startswith("hour_of_day=0 over 2 days") for text in named.values()), named
