@@ -1,17 +1,19 @@
-"""Inference events in the Confluent wire format: Avro with a schema id.
+"""Inference events in the Confluent wire format: Avro or Protobuf with a schema id.
 
 A message that starts with the magic byte ``0`` is framed as Confluent's serializers
 write it::
 
     0x00 | schema id (4 bytes, big-endian) | Avro binary of the writer's schema
+    0x00 | schema id (4 bytes, big-endian) | message indexes | Protobuf binary
 
 The schema comes from the config's ``events.schemas``: files named by schema id, or a
-schema registry's REST API (:mod:`connectors.schema_registry`). The Avro record is read
-into the very object a JSON event would be and handed to the same decoders
-(:mod:`drift.batch`, :class:`drift.events.Decoder`), so an Avro event gives exactly the
-event or dead letter its JSON twin gives; only the dead letters keep the original Avro
-bytes. A schema id without a schema is ``unknown_schema``; a payload that is not Avro of
-its schema is ``bad_avro``.
+schema registry's REST API (:mod:`connectors.schema_registry`). The Avro record or
+Protobuf message is read into the very object a JSON event would be and handed to the
+same decoders (:mod:`drift.batch`, :class:`drift.events.Decoder`), so a wire-format event
+gives exactly the event or dead letter its JSON twin gives; only the dead letters keep
+the original bytes. A schema id without a schema is ``unknown_schema``; a payload that is
+not Avro of its schema is ``bad_avro``, not Protobuf of its schema ``bad_protobuf``
+(:mod:`drift.wire_protobuf` reads Protobuf).
 
 How Avro values are read:
 
@@ -35,14 +37,25 @@ import struct
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Literal, Mapping, Protocol, Sequence
 
 import fastavro
 import orjson
+from google.protobuf import descriptor_pb2
 
 from drift.batch import DecodedBatch
 from drift.errors import DriftError
 from drift.events import MAX_MESSAGE_BYTES, MAX_NESTING, DeadLetter, DlqReason, InferenceEvent, RawMessage
+from drift.wire_protobuf import (
+    PayloadError,
+    ProtobufSchema,
+    ProtobufSchemaError,
+    compile_proto,
+    descriptor_set,
+    read_message_indexes,
+)
+
+WireFormat = Literal["avro", "protobuf"]
 
 WIRE_MAGIC = 0
 """The first byte of a Confluent wire-format message (JSON never starts with it, Arrow starts with 0xff)."""
@@ -54,7 +67,7 @@ _ID = struct.Struct(">I")
 
 
 class SchemaError(DriftError):
-    """A schema named in the config cannot be read, or is not an Avro schema."""
+    """A schema named in the config cannot be read, or is not a schema of the wire format."""
 
 
 class UnknownSchema(Exception):
@@ -63,11 +76,13 @@ class UnknownSchema(Exception):
 
 @dataclass(frozen=True, slots=True)
 class WireSchema:
-    """A writer's schema, parsed: what a schema id stands for."""
+    """A writer's schema, parsed: what a schema id stands for (Avro or Protobuf)."""
 
     schema_id: int
-    avro: Any
-    """The schema as :func:`fastavro.parse_schema` returns it."""
+    avro: Any = None
+    """The Avro schema as :func:`fastavro.parse_schema` returns it."""
+    protobuf: ProtobufSchema | None = None
+    """The Protobuf schema: its ``.proto`` file compiled, with its imports."""
 
 
 class SchemaSource(Protocol):
@@ -92,19 +107,58 @@ def parse_avro_schema(text: str | bytes, schema_id: int, where: str) -> WireSche
     return WireSchema(schema_id, parsed)
 
 
-class FileSchemas:
-    """Schemas named by id in the config (``events.schemas.files``), read once at start."""
+def parse_protobuf_schema(
+    files: descriptor_pb2.FileDescriptorSet | Sequence[descriptor_pb2.FileDescriptorProto], schema_id: int, where: str,
+) -> WireSchema:
+    """A Protobuf schema from its compiled files (the schema's own ``.proto`` last); :class:`SchemaError`."""
+    try:
+        listed = list(files.file if isinstance(files, descriptor_pb2.FileDescriptorSet) else files)
+        return WireSchema(schema_id, protobuf=ProtobufSchema(listed))
+    except ProtobufSchemaError as exc:
+        raise SchemaError(f"{where}: schema id {schema_id} is not a Protobuf schema: {exc}") from None
 
-    def __init__(self, files: Mapping[int, Path]) -> None:
+
+PROTO_TEXT_SUFFIX = ".proto"
+"""A Protobuf schema file with this suffix is ``.proto`` text (compiled at start); any other is a
+``FileDescriptorSet`` (``protoc --include_imports --descriptor_set_out``)."""
+
+
+def read_protobuf_file(path: Path, schema_id: int, where: str) -> WireSchema:
+    """A ``.proto`` file (compiled with its imports, found next to it) or a ``FileDescriptorSet`` file."""
+    try:
+        if path.suffix == PROTO_TEXT_SUFFIX:
+            path.stat()
+            files = compile_proto(path.name, [path.parent])
+        else:
+            files = descriptor_set(path.read_bytes())
+    except OSError as exc:
+        raise SchemaError(f"{where}: cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    except ProtobufSchemaError as exc:
+        raise SchemaError(f"{where} ({path}): schema id {schema_id} is not a Protobuf schema: {exc}") from None
+    return parse_protobuf_schema(files, schema_id, f"{where} ({path})")
+
+
+class FileSchemas:
+    """Schemas named by id in the config (``events.schemas.files``), read once at start.
+
+    With ``format="protobuf"`` a file is ``.proto`` text or a ``FileDescriptorSet``
+    (:data:`PROTO_TEXT_SUFFIX`); with ``avro`` an Avro schema (``.avsc``).
+    """
+
+    def __init__(self, files: Mapping[int, Path], format: WireFormat = "avro") -> None:
         self.files = dict(files)
+        self.format = format
         schemas = {}
         for schema_id, path in self.files.items():
+            where = f"events.schemas.files.{schema_id}"
+            if format == "protobuf":
+                schemas[schema_id] = read_protobuf_file(path, schema_id, where)
+                continue
             try:
                 text = path.read_bytes()
             except OSError as exc:
-                raise SchemaError(
-                    f"events.schemas.files.{schema_id}: cannot read {str(path)!r}: {exc.strerror or exc}") from None
-            schemas[schema_id] = parse_avro_schema(text, schema_id, f"events.schemas.files.{schema_id} ({path})")
+                raise SchemaError(f"{where}: cannot read {str(path)!r}: {exc.strerror or exc}") from None
+            schemas[schema_id] = parse_avro_schema(text, schema_id, f"{where} ({path})")
         self._schemas = schemas
 
     def schema(self, schema_id: int) -> WireSchema:
@@ -115,11 +169,7 @@ class FileSchemas:
         return found
 
 
-class _Reject(Exception):
-    def __init__(self, reason: DlqReason, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
+_Reject = PayloadError
 
 
 def _json_default(value: Any) -> Any:
@@ -183,14 +233,22 @@ def avro_record(payload: bytes, schema: WireSchema) -> Any:
     return record
 
 
+def protobuf_record(value: bytes, at: int, schema: WireSchema) -> Any:
+    """The Protobuf message of a wire-format ``value`` whose message indexes start at byte ``at``."""
+    protobuf = schema.protobuf
+    assert protobuf is not None
+    indexes, start = read_message_indexes(value, at)
+    return protobuf.record(value[start:], indexes)
+
+
 def event_json(record: Any) -> bytes:
-    """An Avro record as the JSON text of the same event."""
+    """An Avro record or Protobuf message, read as a dict, as the JSON text of the same event."""
     if isinstance(record, dict):
         _refuse_non_finite(record)
     try:
         return orjson.dumps(record, default=_json_default)
     except (orjson.JSONEncodeError, TypeError) as exc:  # nesting beyond orjson's 255 levels
-        raise _Reject(DlqReason.INVALID_JSON, f"the Avro record cannot be read as an event: {exc}") from None
+        raise _Reject(DlqReason.INVALID_JSON, f"the record cannot be read as an event: {exc}") from None
 
 
 class WireDecoder:
@@ -204,6 +262,10 @@ class WireDecoder:
         Where schema ids are looked up.
     step_id:
         Named in the dead letters of this step.
+    format:
+        ``events.format``: names the reason of a message too short for its header or
+        failing in an unforeseen way (``bad_avro``, ``bad_protobuf``). Each message is
+        read as its schema's kind is.
 
     Messages that do not start with the magic byte ``0`` (JSON, Arrow) pass through as
     they are, so a topic may carry both while producers move over.
@@ -211,11 +273,13 @@ class WireDecoder:
 
     def __init__(
         self, decode: Callable[[Sequence[RawMessage]], DecodedBatch], schemas: SchemaSource,
-        step_id: str = "decode_inference",
+        step_id: str = "decode_inference", format: WireFormat = "avro",
     ) -> None:
         self.decode = decode
         self.schemas = schemas
         self.step_id = step_id
+        self.format = format
+        self.bad = DlqReason.BAD_PROTOBUF if format == "protobuf" else DlqReason.BAD_AVRO
 
     def translate(self, raw: RawMessage) -> bytes | DeadLetter:
         """The JSON text of a wire-format message's event, or its dead letter."""
@@ -226,7 +290,7 @@ class WireDecoder:
         except UnknownSchema as unknown:
             reason, detail = DlqReason.UNKNOWN_SCHEMA, str(unknown)
         except Exception as exc:  # noqa: BLE001 - the flow must never raise on an event
-            reason, detail = DlqReason.BAD_AVRO, f"unexpected {type(exc).__name__}: {str(exc)[:200]}"
+            reason, detail = self.bad, f"unexpected {type(exc).__name__}: {str(exc)[:200]}"
         return DeadLetter(
             reason=reason, detail=detail, step_id=self.step_id, topic=raw.topic, partition=raw.partition,
             offset=raw.offset, value=raw.value, key=raw.key,
@@ -237,12 +301,16 @@ class WireDecoder:
             raise _Reject(DlqReason.TOO_LARGE, f"message is {len(value)} bytes; limit {MAX_MESSAGE_BYTES}")
         if len(value) < HEADER_BYTES:
             raise _Reject(
-                DlqReason.BAD_AVRO,
+                self.bad,
                 f"a wire-format message starts with {HEADER_BYTES} bytes (magic byte 0, schema id); got {len(value)}",
             )
         (schema_id,) = _ID.unpack_from(value, 1)
         schema = self.schemas.schema(schema_id)
-        text = event_json(avro_record(value[HEADER_BYTES:], schema))
+        if schema.protobuf is not None:
+            record = protobuf_record(value, HEADER_BYTES, schema)
+        else:
+            record = avro_record(value[HEADER_BYTES:], schema)
+        text = event_json(record)
         if len(text) > MAX_MESSAGE_BYTES:
             raise _Reject(
                 DlqReason.TOO_LARGE, f"the event is {len(text)} bytes as JSON; limit {MAX_MESSAGE_BYTES}")
@@ -274,7 +342,7 @@ class WireDecoder:
 
 
 def _restore(out: DecodedBatch, originals: dict[int, RawMessage]) -> None:
-    """Put the original (Avro) messages back where the decoders kept their JSON twins.
+    """Put the original (wire-format) messages back where the decoders kept their JSON twins.
 
     ``originals`` maps the id of each twin message, and of its JSON bytes, to the original;
     the twins are alive while this runs, so the ids are theirs.

@@ -177,7 +177,9 @@ def batch_decoder(
     schemas = config.events.schemas
     if config.events.format == "json" or schemas is None:
         return columnar
-    return WireDecoder(columnar, open_schemas(schemas, config.resolve), step_id=decoder.step_id)
+    wire_format = config.events.format
+    return WireDecoder(
+        columnar, open_schemas(schemas, config.resolve, wire_format), step_id=decoder.step_id, format=wire_format)
 
 
 def as_batch(to_raw: Callable[[Any], RawMessage] | None) -> Callable[[Any], list[RawMessage]]:

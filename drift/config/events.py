@@ -1,5 +1,5 @@
 """``events:``: the rules that decide whether an event can be used, and where the writer's
-schema of a wire-format (Avro) message comes from.
+schema of a wire-format (Avro or Protobuf) message comes from.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ class SchemasConfig(Strict):
     registry: str | None = None
     """Base URL of a schema registry with the Confluent REST API (``GET /schemas/ids/{id}``)."""
     files: dict[str, str] = Field(default_factory=dict)
-    """Schema id (quoted: ``"1"``) -> Avro schema file (``.avsc``), relative to the config
-    file's folder; looked up before the registry."""
+    """Schema id (quoted: ``"1"``) -> schema file, relative to the config file's folder; looked
+    up before the registry. Avro: ``.avsc``; Protobuf: ``.proto`` text or a ``FileDescriptorSet``."""
     timeout: Duration = timedelta(seconds=5)
     """Bound of one registry request."""
 
@@ -47,7 +47,7 @@ class SchemasConfig(Strict):
     @model_validator(mode="after")
     def _some_source(self) -> SchemasConfig:
         if self.registry is None and not self.files:
-            raise ValueError("needs registry (a URL) or files (schema id -> .avsc file)")
+            raise ValueError("needs registry (a URL) or files (schema id -> .avsc, .proto or .desc file)")
         return self
 
 
@@ -56,15 +56,17 @@ class EventsConfig(Strict):
 
     max_future: Duration = timedelta(minutes=10)
     """An event stamped further than this after the wall clock goes to the DLQ."""
-    format: Literal["json", "avro"] = "json"
-    """``avro``: messages in the Confluent wire format (magic byte 0, schema id, Avro) are
-    read with the schema of their id from ``schemas``; JSON and Arrow messages still are."""
+    format: Literal["json", "avro", "protobuf"] = "json"
+    """``avro``, ``protobuf``: messages in the Confluent wire format (magic byte 0, schema id,
+    Avro or message indexes and Protobuf) are read with the schema of their id from
+    ``schemas``; JSON and Arrow messages still are."""
     schemas: SchemasConfig | None = None
 
     @model_validator(mode="after")
     def _schemas_for_format(self) -> EventsConfig:
-        if self.format == "avro" and self.schemas is None:
-            raise ValueError("format avro needs schemas: {registry: URL} or {files: {id: file.avsc}}")
+        if self.format != "json" and self.schemas is None:
+            file = "file.avsc" if self.format == "avro" else "file.proto"
+            raise ValueError(f"format {self.format} needs schemas: {{registry: URL}} or {{files: {{id: {file}}}}}")
         if self.format == "json" and self.schemas is not None:
-            raise ValueError("schemas are read only with format: avro")
+            raise ValueError("schemas are read only with format: avro or protobuf")
         return self

@@ -1,6 +1,6 @@
 """Checks of the files a config names, made by ``drift validate``: each model's reference
 Parquet (columns and types of the features, prediction fields and embedding) and the
-Avro schema files.
+schema files of the wire format.
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ def _arrow_kind(kind: Any, feature: str) -> str | None:
 
 
 def _schema_file_problems(config: Config) -> list[tuple[tuple[int | str, ...], str]]:
-    """Each Avro schema file of ``events.schemas.files`` exists and is an Avro schema."""
+    """Each schema file of ``events.schemas.files`` exists and is a schema of ``events.format``."""
     from drift.wire import FileSchemas, SchemaError
 
     schemas = config.events.schemas
     problems: list[tuple[tuple[int | str, ...], str]] = []
     for key, file in (schemas.files if schemas is not None else {}).items():
         try:
-            FileSchemas({int(key): config.resolve(file)})
+            FileSchemas({int(key): config.resolve(file)}, "avro" if config.events.format == "avro" else "protobuf")
         except SchemaError as exc:
             problems.append((("events", "schemas", "files", key), str(exc).split(": ", 1)[1]))
     return problems

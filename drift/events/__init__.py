@@ -78,6 +78,8 @@ class DlqReason(StrEnum):
     """A Confluent wire-format message whose schema id has no schema (files or registry)."""
     BAD_AVRO = "bad_avro"
     """A Confluent wire-format message whose payload is not Avro of its schema."""
+    BAD_PROTOBUF = "bad_protobuf"
+    """A Confluent wire-format message whose message indexes or payload are not Protobuf of its schema."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +210,7 @@ def _json_text_head(text: str, limit: int, hex_digits: bool = False) -> str:
 
 _WHOLE_MESSAGE = frozenset({
     DlqReason.EMPTY, DlqReason.TOO_LARGE, DlqReason.NOT_UTF8, DlqReason.NOT_AN_OBJECT, DlqReason.KAFKA_ERROR,
-    DlqReason.BAD_ARROW, DlqReason.UNKNOWN_SCHEMA, DlqReason.BAD_AVRO,
+    DlqReason.BAD_ARROW, DlqReason.UNKNOWN_SCHEMA, DlqReason.BAD_AVRO, DlqReason.BAD_PROTOBUF,
 })
 _ARROW_ROW = re.compile(r"^row \d+ of the Arrow record batch: ")
 _NAMED_VALUE = re.compile(r"^((?:features|values)\..+?) (?:must be|is not finite)")

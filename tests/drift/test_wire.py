@@ -277,7 +277,7 @@ def test_a_late_avro_event_reaches_the_dead_letters_as_avro() -> None:
 
 @pytest.mark.parametrize(("events", "message"), [
     ("events:\n  format: avro\n", "events: format avro needs schemas"),
-    ('events:\n  schemas: {files: {"1": e.avsc}}\n', "events: schemas are read only with format: avro"),
+    ('events:\n  schemas: {files: {"1": e.avsc}}\n', "events: schemas are read only with format: avro or protobuf"),
     ("events:\n  format: avro\n  schemas: {files: {x: e.avsc}}\n", "events.schemas.files: keys must be schema ids"),
     ("events:\n  format: avro\n  schemas: {registry: ftp://host}\n", "events.schemas.registry: must be an http"),
     ("events:\n  format: avro\n  schemas: {}\n", "events.schemas: needs registry (a URL) or files"),
@@ -285,7 +285,7 @@ def test_a_late_avro_event_reaches_the_dead_letters_as_avro() -> None:
      "events.schemas.files.1: cannot read"),
     ('events:\n  format: avro\n  schemas: {files: {"1": bad.avsc}}\n',
      "events.schemas.files.1: schema id 1 is not an Avro schema"),
-    ("events:\n  format: protobuf\n  schemas: {registry: http://r}\n", "events.format"),
+    ("events:\n  format: xml\n  schemas: {registry: http://r}\n", "events.format"),
 ])
 def test_the_config_names_what_is_wrong(tmp_path: Path, events: str, message: str) -> None:
     from drift import demo

@@ -398,8 +398,8 @@ def test_decoder_on_the_corpus(name: str, value: bytes, reason: DlqReason | None
 def test_corpus_covers_every_decoder_reason() -> None:
     reasons = Counter(reason for _, _, reason in default_corpus())
     flow_only = {DlqReason.LATE, DlqReason.KAFKA_ERROR}  # not reachable from bytes
-    # Only the wire-format decoder (events.format: avro) gives these: tests/drift/test_wire.py.
-    wire_only = {DlqReason.UNKNOWN_SCHEMA, DlqReason.BAD_AVRO}
+    # Only the wire-format decoder (events.format: avro, protobuf) gives these: tests/drift/test_wire*.py.
+    wire_only = {DlqReason.UNKNOWN_SCHEMA, DlqReason.BAD_AVRO, DlqReason.BAD_PROTOBUF}
     assert set(DlqReason) - flow_only - wire_only <= set(reasons)
     assert reasons[None] >= 40
 
