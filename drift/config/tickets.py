@@ -34,7 +34,7 @@ class RoutingRule(Strict):
 
 
 class WebhookConfig(Strict):
-    """A JSON POST of every ticket event (``connectors/webhook.py``)."""
+    """A JSON POST of every ticket event (``connectors/webhook/``)."""
 
     url: str = Field(pattern=r"^https?://")
     token: SecretStr | None = None
