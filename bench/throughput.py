@@ -12,10 +12,11 @@ one process, one worker, no Kafka:
   JSON messages, or with Arrow IPC messages of 10,000 events (a batching producer);
 * ``memory_avro``: the JSON batches' events as Avro in the Confluent wire format (one
   message each, schema id 1 from an ``.avsc`` file: ``events.format: avro``);
+  ``memory_protobuf`` the same as Protobuf (a ``.proto`` file: ``events.format: protobuf``);
 * ``memory_arrow_polls``: Arrow IPC messages of 1,000 events, 5 to a batch (a Kafka poll
   of the Kafka benchmark's messages: the decoder screens a batch's messages as one table);
 * stages, on the same JSON batches outside Bytewax: ``decode`` (drift.batch),
-  ``decode + windows`` (flows.windows), ``decode_avro`` (drift.wire, then drift.batch) and, for the ratio, the per-event decoder
+  ``decode + windows`` (flows.windows), ``decode_avro``/``decode_protobuf`` (drift.wire, then drift.batch) and, for the ratio, the per-event decoder
   (``Decoder`` one message at a time) the flow used before batches.
 
 Each number is the best of ``--repeats`` runs.
@@ -45,6 +46,7 @@ from connectors.files import write_jsonl  # noqa: E402
 from connectors.memory import CountSink, ListSink  # noqa: E402
 from drift.config import EventsConfig, SchemasConfig, load_config  # noqa: E402
 from drift.events import Decoder, RawMessage  # noqa: E402
+from drift.wire_protobuf import ProtobufSchema, compile_proto_texts, encode_message_indexes  # noqa: E402
 from flows.pipeline import Outputs, batch_decoder, build_flow, plan_models, window_specs  # noqa: E402
 from flows.runner import load_profiles, run_file  # noqa: E402
 from flows.windows import CohortWindows  # noqa: E402
@@ -78,6 +80,29 @@ def avro_messages(lines: list[bytes], schema: dict[str, Any]) -> list[bytes]:
         buffer = io.BytesIO()
         fastavro.schemaless_writer(buffer, parsed, event)
         out.append(b"\x00" + struct.pack(">I", 1) + buffer.getvalue())
+    return out
+
+
+def protobuf_messages(lines: list[bytes], folder: Path) -> list[bytes]:
+    """The workload's events as Protobuf (features a message of typed fields), schema id 1 of
+    ``folder/inference.proto``, each in the Confluent wire format (message indexes ``[1]``)."""
+    fields = [f"optional double {f} = {i};" for i, f in enumerate(workload.NUMERIC, 1)] + [
+        f"optional string {f} = {i};" for i, f in enumerate(workload.CATEGORICAL, len(workload.NUMERIC) + 1)]
+    text = ('syntax = "proto3"; import "google/protobuf/timestamp.proto"; message Features {'
+            + " ".join(fields) + "} message InferenceEvent { optional string event_id = 1; "
+            "google.protobuf.Timestamp ts = 2; string model = 3; optional string model_version = 4; "
+            "optional string tenant = 5; Features features = 6; }")
+    (folder / "inference.proto").write_text(text, encoding="utf-8")
+    schema = ProtobufSchema(list(compile_proto_texts({"i.proto": text}, "i.proto").file))
+    event_class: Any = schema.message_type((1,))[0]
+    out = []
+    for line in lines:
+        event = json.loads(line)
+        message = event_class(**{k: v for k, v in event.items() if k not in ("ts", "features")})
+        message.ts.FromDatetime(datetime.fromisoformat(event["ts"]))
+        features = {k: v for k, v in event["features"].items() if v is not None}
+        message.features.MergeFrom(type(message.features)(**features))
+        out.append(b"\x00" + struct.pack(">I", 1) + encode_message_indexes([1]) + message.SerializeToString())
     return out
 
 
@@ -128,6 +153,18 @@ def main() -> None:
             for batch in avro_batches:
                 avro_decoder(batch)
 
+        proto_values = protobuf_messages(lines, folder)
+        proto_raws = [RawMessage(v, "bench", 0, i) for i, v in enumerate(proto_values)]
+        proto_batches = [proto_raws[i:i + BATCH] for i in range(0, n, BATCH)]
+        proto_config = config.model_copy(update={"events": EventsConfig(
+            max_future=config.events.max_future, format="protobuf",
+            schemas=SchemasConfig(files={"1": str(folder / "inference.proto")}))})
+        proto_decoder = batch_decoder(proto_config, plans, decoder, set())
+
+        def decode_protobuf() -> None:
+            for batch in proto_batches:
+                proto_decoder(batch)
+
         def decode() -> None:
             for batch in batches:
                 batched(batch)
@@ -168,10 +205,12 @@ def main() -> None:
             "memory_json": best(args.repeats, flow(batches)),
             "memory_arrow": best(args.repeats, flow(arrow)),
             "memory_avro": best(args.repeats, flow(avro_batches, avro_config)),
+            "memory_protobuf": best(args.repeats, flow(proto_batches, proto_config)),
             "memory_arrow_polls": best(args.repeats, flow(polls)),
             "decode": best(args.repeats, decode),
             "decode_windows": best(args.repeats, decode_windows),
             "decode_avro": best(args.repeats, decode_avro),
+            "decode_protobuf": best(args.repeats, decode_protobuf),
             "per_event_decoder": best(max(1, args.repeats - 1), one_by_one),
         }
     rate = {k: round(n / v) for k, v in seconds.items()}
@@ -182,6 +221,7 @@ def main() -> None:
         "features": {"numeric": len(workload.NUMERIC), "categorical": len(workload.CATEGORICAL)},
         "json_bytes_per_event": round(sum(map(len, lines)) / n, 1),
         "avro_bytes_per_event": round(sum(map(len, avro_values)) / n, 1),
+        "protobuf_bytes_per_event": round(sum(map(len, proto_values)) / n, 1),
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "events_per_second": rate,
         "split_of_memory_json": {

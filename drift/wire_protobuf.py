@@ -199,13 +199,25 @@ def descriptor_set(data: bytes) -> descriptor_pb2.FileDescriptorSet:
 class _Field:
     name: str
     kind: int
-    """0: singular without presence; 1: with presence; 2: repeated; 3: map."""
-    read: Callable[[Any, str], Any]
-    text: bool
-    """A string or bytes field without presence: empty is read as absent."""
+    """One of :data:`_ONE`, :data:`_REPEATED`, :data:`_MAP`."""
+    read: Callable[[Any, str], Any] | None
+    """How a value (a map's value) is read, with its path; ``None``: as it is."""
 
 
-_SINGULAR, _PRESENCE, _REPEATED, _MAP = range(4)
+_ONE, _REPEATED, _MAP = range(3)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How one message type is read."""
+
+    fields: dict[int, _Field]
+    """By field number."""
+    defaults: dict[str, Any]
+    """The fields without presence that are not text, at their default value: ``ListFields``
+    leaves them out when they hold it, yet ``0`` and ``false`` are values."""
+    oneof: str | None
+    """A value type (fields all one ``oneof``): the oneof's name."""
 
 
 class ProtobufSchema:
@@ -248,7 +260,7 @@ class ProtobufSchema:
         if not self.main.message_type:
             raise ProtobufSchemaError(f"{self.main.name} has no message type")
         self._types: dict[tuple[int, ...], tuple[type[Message], Descriptor]] = {}
-        self._fields: dict[str, tuple[_Field, ...]] = {}
+        self._plans: dict[str, _Plan] = {}
 
     def message_type(self, indexes: tuple[int, ...]) -> tuple[type[Message], Descriptor]:
         """The message class and descriptor of ``indexes``; :class:`PayloadError` if there is none."""
@@ -308,52 +320,57 @@ class ProtobufSchema:
             raise PayloadError(DlqReason.BAD_PROTOBUF, (
                 f"not a {descriptor.full_name}: field number {field.field_number} (wire type {field.wire_type})"
                 f"{' in ' + path if path else ''} is not one of its fields"))
-        fields = self._fields.get(descriptor.full_name)
-        if fields is None:
-            fields = self._fields[descriptor.full_name] = self._plan(descriptor)
-        if not fields:  # a value: one oneof of two or more fields
-            member = message.WhichOneof(descriptor.oneofs[0].name)
+        plan = self._plans.get(descriptor.full_name)
+        if plan is None:
+            plan = self._plans[descriptor.full_name] = self._plan(descriptor)
+        if plan.oneof is not None:
+            member = message.WhichOneof(plan.oneof)
             if member is None:
                 return None
-            return self._reader(descriptor.fields_by_name[member])(getattr(message, member), path)
-        out: dict[str, Any] = {}
-        prefix = f"{path}." if path else ""
-        for field in fields:
-            value = getattr(message, field.name)
-            kind = field.kind
-            if kind == _SINGULAR:
-                if not (field.text and not value):
-                    out[field.name] = field.read(value, prefix + field.name)
-            elif kind == _PRESENCE:
-                if message.HasField(field.name):
-                    out[field.name] = field.read(value, prefix + field.name)
-            elif kind == _REPEATED:
-                if len(value):
-                    where = prefix + field.name
-                    out[field.name] = [field.read(v, f"{where}[{i}]") for i, v in enumerate(value)]
-            elif len(value):
-                where = prefix + field.name
-                out[field.name] = {str(k): field.read(value[k], f"{where}.{k}") for k in value}
+            one = plan.fields[descriptor.fields_by_name[member].number]
+            value = getattr(message, member)
+            return value if one.read is None else one.read(value, path)
+        out = dict(plan.defaults) if plan.defaults else {}
+        # ListFields: the fields set (with presence), not empty (repeated, maps), or not at
+        # their default value (without presence: so an empty string is left out).
+        for descriptor_field, value in message.ListFields():
+            field = plan.fields.get(descriptor_field.number)
+            if field is None:  # an extension
+                continue
+            name, read = field.name, field.read
+            if field.kind == _ONE:
+                out[name] = value if read is None else read(value, f"{path}.{name}" if path else name)
+            elif field.kind == _REPEATED:
+                if read is None:
+                    out[name] = list(value)
+                else:
+                    where = f"{path}.{name}" if path else name
+                    out[name] = [read(v, f"{where}[{i}]") for i, v in enumerate(value)]
+            elif read is None:
+                out[name] = {str(k): v for k, v in value.items()}
+            else:
+                where = f"{path}.{name}" if path else name
+                out[name] = {str(k): read(v, f"{where}.{k}") for k, v in value.items()}
         return out
 
-    def _plan(self, descriptor: Descriptor) -> tuple[_Field, ...]:
+    def _plan(self, descriptor: Descriptor) -> _Plan:
         fields = descriptor.fields
         oneofs = descriptor.oneofs
-        if len(fields) >= 2 and len(oneofs) == 1 and len(oneofs[0].fields) == len(fields):
-            return ()
-        plan = []
+        value_type = len(fields) >= 2 and len(oneofs) == 1 and len(oneofs[0].fields) == len(fields)
+        plan: dict[int, _Field] = {}
+        defaults: dict[str, Any] = {}
         for field in fields:
             if field.message_type is not None and field.message_type.GetOptions().map_entry:
                 kind, read = _MAP, self._reader(field.message_type.fields_by_name["value"])
-            elif field.is_repeated:
-                kind, read = _REPEATED, self._reader(field)
             else:
-                kind, read = (_PRESENCE if field.has_presence else _SINGULAR), self._reader(field)
-            text = kind == _SINGULAR and field.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES)
-            plan.append(_Field(field.name, kind, read, text))
-        return tuple(plan)
+                kind, read = (_REPEATED if field.is_repeated else _ONE), self._reader(field)
+            plan[field.number] = _Field(field.name, kind, read)
+            text = field.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES)
+            if kind == _ONE and not field.has_presence and not text:
+                defaults[field.name] = field.default_value if read is None else read(field.default_value, "")
+        return _Plan(plan, defaults, oneofs[0].name if value_type else None)
 
-    def _reader(self, field: FieldDescriptor) -> Callable[[Any, str], Any]:
+    def _reader(self, field: FieldDescriptor) -> Callable[[Any, str], Any] | None:
         kind = field.type
         if kind in (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_GROUP):
             descriptor = field.message_type
@@ -365,11 +382,7 @@ class ProtobufSchema:
             assert field.enum_type is not None
             names = {v.number: v.name for v in field.enum_type.values}
             return lambda value, path: names.get(value, value)
-        return _same
-
-
-def _same(value: Any, path: str) -> Any:
-    return value
+        return None
 
 
 def _bytes(value: bytes, path: str) -> Any:
