@@ -461,6 +461,18 @@ class SeasonalBaseline:
     def seasonality(self) -> Seasonality:
         return self.clock.seasonality
 
+    def __getstate__(self) -> list[Any]:
+        return [getattr(self, f.name) for f in dataclass_fields(self)]
+
+    def __setstate__(self, state: list[Any]) -> None:
+        # A recovery snapshot of a version that kept feature bins only has the first seven
+        # fields: the other histories start empty (resume adds the prediction fields' rings).
+        names = [f.name for f in dataclass_fields(self)]
+        for name, value in zip(names, state):
+            object.__setattr__(self, name, value)
+        for name in names[len(state):]:
+            object.__setattr__(self, name, {})
+
     # -- construction -------------------------------------------------------------
 
     @classmethod
@@ -837,7 +849,7 @@ class SeasonalBaseline:
         ]
         sample = summary.embedding
         embedded = (
-            sample is not None and sample.field_name in self.embeddings and sample.reservoir.n_seen > 0
+            sample is not None and sample.field_name in self.embeddings and sample.n_seen > 0
             and ok(sample.field_name, health.embeddings,
                    lambda: self.expected_embeddings(sample.field_name, slot, period)[0] is not None)
         )

@@ -611,3 +611,26 @@ def test_embedding_seasonal_rows_default_and_bounds() -> None:
     assert EmbeddingConfig(dim=4, seasonal_rows=100).slot_rows == 100
     with pytest.raises(ValueError, match="seasonal_rows must be >= min_samples"):
         EmbeddingConfig(dim=4, seasonal_rows=50)
+
+
+def test_a_snapshot_of_the_bins_only_state_resumes_with_empty_new_histories() -> None:
+    reference, baseline, detectors = full_baseline()
+    state = baseline.__getstate__()[:7]  # clock ... counts: what earlier snapshots held
+    old = SeasonalBaseline.__new__(SeasonalBaseline)
+    old.__setstate__(state)
+    assert old.predictions == {} and old.rates == {} and old.embeddings == {}
+    resumed = pickle.loads(pickle.dumps(old))
+    from drift.baselines import resume
+
+    resumed = resume(resumed, reference, DAILY)
+    assert set(resumed.predictions) == {"prediction.score"}
+    np.testing.assert_array_equal(resumed.counts["x"], baseline.counts["x"])
+    start = MONDAY + timedelta(days=2)
+    rng = np.random.default_rng(1)
+    sampling = EmbeddingSampling("embedding", DIM, EMBEDDING.sample, EMBEDDING.seed)
+    summary = summarise(
+        events_of(start, 100, {"x": rng.normal(0, 1, 100).tolist()}, scores=rng.random(100),
+                  embeddings=embedding_rows(rng, np.full(100, 0))),
+        reference, track_event_ids=False, embedding=embedding_sample(sampling, COHORT.key, start))
+    score_window(resumed, reference, detectors, COHORT, Window(start, start + HOUR), summary)
+    assert resumed.rates and resumed.embeddings and resumed.predictions["prediction.score"].sum() == 100
