@@ -9,6 +9,10 @@ Two checks are not rates: ``schema_change`` counts fields that appeared or vanis
 since the cohort's previous window, ``cardinality_growth`` is the ratio of distinct
 categories in the window to those of the reference.
 
+With a seasonal baseline (:class:`~detectors.seasonal_profile.SeasonalProfile`) each rate is
+tested against its slot's rate with Fisher's exact test (:func:`slot_rate_p`) instead of the
+reference's rate with a binomial test.
+
 Most production incidents start as broken data rather than a shifted
 distribution: a join that drops a column, a producer that sends ``"12"`` instead
 of ``12``, a unit change that puts ages in months. These checks catch them

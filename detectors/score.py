@@ -13,7 +13,9 @@ its own finding named ``score.<check>``:
 
 The reference's score and label columns are profiled when the baseline is built
 (``ReferenceProfile.predictions``); windows count the prediction fields into those
-bins, batched like features (:mod:`drift.summary`).
+bins, batched like features (:mod:`drift.summary`). With a seasonal baseline the profile's
+shares, ``n``, mean and std are the slot's (:mod:`drift.baselines`), and the mean shift's
+z test counts the slot's own size.
 """
 
 from __future__ import annotations

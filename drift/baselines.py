@@ -18,8 +18,16 @@ which every detector scores against unchanged; :func:`score_window` is the one s
 that scores a window and then feeds it back, online (the flow) and offline
 (:func:`build_from_history`) alike.
 
-Only healthy features of a window feed it (:func:`healthy_features`): a feature whose
-baseline-comparing findings (PSI) are all ``ok`` (or skipped). A feature at ``warn`` or
+The same ring cells keep what the other detectors compare with: the ``score`` detector's
+prediction bins and moments, the ``quality`` rates (numerator and denominator per check and
+feature) and, per embedding field, a bounded uniform sample of rows per slot and period
+(:class:`EmbeddingRing`). :func:`baseline_profile` hands them over in a
+:class:`~detectors.seasonal_profile.SeasonalProfile`.
+
+Only healthy features of a window feed it (:func:`healthy_features`, per kind of history
+:func:`window_health`): a feature whose baseline-comparing findings (PSI) are all ``ok``
+(or skipped); likewise a prediction field by its ``score.*`` findings, a quality rate by
+its own check's finding and the embedding rows by the ``embedding`` finding. A feature at ``warn`` or
 ``alert`` is kept out of its own slot, so a drift that creeps up by less than the alert
 threshold per period cannot drag the baseline along with it, while the window's other
 features still feed theirs: one noisy feature cannot starve the rest. Warm-up is the
