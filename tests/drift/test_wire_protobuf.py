@@ -415,6 +415,13 @@ def test_wire_messages_that_cannot_be_read_are_dead_letters(value: bytes, reason
     assert letter.field is None
 
 
+@pytest.mark.parametrize("magic", [b"\x01", b"\x7f", b"\x7b", b"\xff"])
+def test_a_wrong_magic_byte_is_not_the_wire_format(magic: bytes) -> None:
+    """Only the byte 0 starts a wire-format message; others go to the JSON (or Arrow) decoder."""
+    letter = dead_letter(magic + GOOD_BYTES[1:])
+    assert letter.reason in (DlqReason.NOT_UTF8, DlqReason.INVALID_JSON, DlqReason.BAD_ARROW), letter
+
+
 def test_the_good_message_is_an_event() -> None:
     assert GOOD_BYTES[5:7] == b"\x02\x06"  # [3]: count 1, index 3, zigzag
     batch = wire()([RawMessage(GOOD_BYTES, "t", 0, 0)])
