@@ -75,7 +75,7 @@ class DecodedBatch:
     """Events counted column-wise (parsed by Arrow, or decoded one by one and turned into rows)."""
 
 
-# -- column helpers ----------------------------------------------------------------------
+# -- the messages of Arrow rows, kept in snapshots as drift.batch.* ---------------------
 
 
 class _ArrowSource:
