@@ -122,8 +122,8 @@ def test_periods_change_at_midnight_and_monday() -> None:
     assert period_of(monday, "hour_of_week") == period_of(sunday_late, "hour_of_week") + 1
     assert period_of(monday, "day_of_week") == period_of(monday + timedelta(days=6, hours=23), "day_of_week")
     for seasonality in ("none", "hour_of_day", "day_of_week", "hour_of_week"):
-        p = period_of(monday, seasonality)  # type: ignore[arg-type]
-        assert period_start(p, seasonality) <= monday < period_start(p + 1, seasonality)  # type: ignore[arg-type]
+        p = period_of(monday, seasonality)
+        assert period_start(p, seasonality) <= monday < period_start(p + 1, seasonality)
     # every (slot, period) of a week of hours is distinct: the ring key is well defined
     hours = [MONDAY + i * HOUR for i in range(168 * 2)]
     keys = {(slot_of(t, "hour_of_week"), period_of(t, "hour_of_week")) for t in hours}
