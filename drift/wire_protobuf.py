@@ -12,7 +12,7 @@ single byte ``0`` stands for ``[0]``, the first message type of the file.
 A schema is a set of ``FileDescriptorProto`` (the compiled ``.proto`` file and its
 imports), read from a ``FileDescriptorSet`` file, compiled from ``.proto`` text with
 ``protoc`` (:func:`compile_proto`, from the ``grpcio-tools`` package), or served by a
-schema registry. A message becomes the JSON object of the same content (:func:`drift.wire`
+schema registry. A message becomes the JSON object of the same content (:mod:`drift.wire`
 decodes that object as a JSON event); how each Protobuf type is read is in
 :meth:`ProtobufSchema.record` and docs/events.md.
 """

@@ -29,6 +29,7 @@ from drift.events import DeadLetter, Decoder, DlqReason, RawMessage
 from drift.wire import FileSchemas, SchemaError, UnknownSchema, WireDecoder, WireSchema, parse_protobuf_schema
 from drift.wire_protobuf import (
     MAX_INDEXES,
+    _varint,
     PayloadError,
     ProtobufSchema,
     compile_proto_texts,
@@ -444,6 +445,29 @@ def test_a_timestamp_out_of_range_is_a_bad_timestamp(seconds: int, nanos: int) -
     letter = dead_letter(framed(event, [1], 2))
     assert letter.reason is DlqReason.BAD_TIMESTAMP and letter.field == "ts"
     assert f"ts is not a valid google.protobuf.Timestamp; got seconds={seconds} nanos={nanos}" == letter.detail
+
+
+def _length_delimited(tag: int, body: bytes) -> bytes:
+    return bytes([tag]) + _varint(len(body)) + body
+
+
+@pytest.mark.parametrize(("depth", "reason"), [
+    (30, None), (200, DlqReason.BAD_PROTOBUF), (5000, DlqReason.BAD_PROTOBUF)])
+def test_values_nested_deeper_than_the_parser_allows_are_bad_protobuf(depth: int, reason: DlqReason | None) -> None:
+    """A prediction of ``depth`` nested lists (google.protobuf.Value): the parser stops at 100 messages."""
+    value = b"\x11" + struct.pack("<d", 1.0)  # Value.number_value
+    for _ in range(depth):
+        value = _length_delimited(0x32, _length_delimited(0x0A, value))  # Value.list_value.values[0]
+    prediction = _length_delimited(0x0A, _length_delimited(0x0A, b"deep") + _length_delimited(0x12, value))
+    event = typed(model="m")
+    event.ts.FromDatetime(TS)  # type: ignore[attr-defined]
+    event.features.x = 1.0  # type: ignore[attr-defined]
+    data = framed(event, [1], 2) + _length_delimited(0x32, prediction)  # Event.prediction
+    batch = wire(BatchDecoder(Decoder(models=frozenset({"m"}), now=lambda: NOW), [
+        model_columns("m", (), PROFILE, per_event=False, embeddings=False)]))([RawMessage(data, "t", 0, 0)])
+    assert [d.reason for d in batch.dead] == ([] if reason is None else [reason])
+    if reason is not None:
+        assert "Exceeded" in batch.dead[0].detail and "MaxDepth" in batch.dead[0].detail
 
 
 def test_the_decoder_never_raises_on_framed_bytes() -> None:
