@@ -166,7 +166,7 @@ def batch_decoder(
 ) -> Callable[[Sequence[RawMessage]], DecodedBatch]:
     """The column-wise decoder of the flow; ``per_event``: models whose events feed per-event steps.
 
-    With ``events.format: avro`` wire-format messages are read first (drift/wire.py)."""
+    With ``events.format: avro`` or ``protobuf`` wire-format messages are read first (drift/wire.py)."""
     columnar = BatchDecoder(decoder, [
         model_columns(
             plan.config.name, plan.config.cohort, plan.profile, per_event=plan.config.name in per_event,
