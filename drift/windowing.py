@@ -10,7 +10,7 @@ event is *late* (a dead letter) only when its window had closed when it arrived.
 
 The dataflow (``flows/windows.py``, on microsecond arrays), the backtest
 (``flows/backtest.py``) and the seasonal baselines built from history
-(``drift/baselines.py``) all take these rules from here.
+(``drift/baselines/``) all take these rules from here.
 """
 
 from __future__ import annotations

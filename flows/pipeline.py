@@ -230,7 +230,7 @@ def build_flow(
     metrics.configure(config)
     flow = Dataflow(flow_id)
     # Items travel as batches of messages: decoding and window counting are column-wise
-    # (drift/batch.py, drift/columnar.py, flows/windows.py).
+    # (drift/batch/, drift/columnar.py, flows/windows.py).
     raw = op.map("as_batch", op.input("read_inference", flow, source), as_batch(to_raw))
     skew_plans = value_skew_plans(plans)
     fresh_plans = freshness_plans(plans)
