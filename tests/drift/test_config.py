@@ -444,7 +444,8 @@ MISTAKES = [
           - embedding: {dim: 8, feild: emb}
         """,
         "drift.yaml:7:29 models[0].detectors[0].embedding.feild: unknown key 'feild' (did you mean 'field'?); "
-        "valid keys: device, dim, field, k, method, min_samples, p_value, permutations, quantile, sample, seed, "
+        "valid keys: device, dim, field, k, method, min_samples, p_value, permutations, quantile, sample, seasonal_rows, "
+        "seed, "
         "warn_p_value",
         id="embedding-key-misspelt",
     ),
