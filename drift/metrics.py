@@ -487,14 +487,3 @@ class TicketState(Collector):
 
 TICKET_STATE = TicketState()
 """The ticket-state gauges of this process (updated by the flow's ticket step)."""
-
-
-def serve(host: str, port: int) -> int:
-    """Serve ``/metrics`` over HTTP in a background thread; returns the bound port.
-
-    Port 0 picks a free port (useful in tests); the job's config sets a fixed one.
-    """
-    from prometheus_client import start_http_server
-
-    server, _thread = start_http_server(port, addr=host)
-    return int(server.server_port)

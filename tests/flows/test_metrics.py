@@ -12,7 +12,8 @@ from connectors.files import write_jsonl
 from drift import demo
 from drift.config import load_config
 from drift.findings import Cohort
-from drift.metrics import OTHER, cohort_metrics, prometheus_label, serve
+from drift.health import Health, serve
+from drift.metrics import OTHER, cohort_metrics, prometheus_label
 from flows.runner import run_file
 
 
@@ -34,7 +35,7 @@ def test_metrics_count_what_the_run_produced(tmp_path: Path) -> None:
     (tmp_path / "drift.yaml").write_text(demo.config_text(), encoding="utf-8")
     demo.write_references(tmp_path)
     write_jsonl(tmp_path / "events.jsonl", demo.events().lines)
-    port = serve("127.0.0.1", 0)
+    port = serve("127.0.0.1", 0, Health()).server_port  # the job's own HTTP server
     before = _scrape(port)
     result = run_file(load_config(tmp_path / "drift.yaml"), tmp_path / "events.jsonl")
     after = _scrape(port)
@@ -93,7 +94,7 @@ def test_per_cohort_gauges_carry_the_configured_cohort_labels_and_cap_them(tmp_p
     (tmp_path / "drift.yaml").write_text(text + "metrics: {max_cohorts: 3}\n", encoding="utf-8")
     demo.write_references(tmp_path)
     write_jsonl(tmp_path / "events.jsonl", demo.events().lines)
-    port = serve("127.0.0.1", 0)
+    port = serve("127.0.0.1", 0, Health()).server_port  # the job's own HTTP server
     before = _scrape(port)
     result = run_file(load_config(tmp_path / "drift.yaml"), tmp_path / "events.jsonl")
     after = _scrape(port)

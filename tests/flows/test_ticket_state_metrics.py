@@ -12,7 +12,7 @@ from connectors.files import write_jsonl
 from connectors.ticket_store import open_store
 from drift import demo
 from drift.config import load_config
-from drift.metrics import serve
+from drift.health import Health, serve
 from flows.runner import run_file
 
 
@@ -21,7 +21,7 @@ def test_open_tickets_and_their_cohorts_are_exported_after_a_run(tmp_path: Path)
     demo.write_references(tmp_path)
     write_jsonl(tmp_path / "events.jsonl", demo.events().lines)
     config = load_config(tmp_path / "drift.yaml")
-    port = serve("127.0.0.1", 0)
+    port = serve("127.0.0.1", 0, Health()).server_port  # the job's own HTTP server
     run_file(config, tmp_path / "events.jsonl")
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
