@@ -343,14 +343,15 @@ def replay(config: ConfigLike, events: PathLike, *, store: str | None = None,
 
 def backtest(config: ConfigLike, events: PathLike, *, report: PathLike | None = None,
              title: str | None = None, baseline_features: Sequence[str] = (), store: str | None = None,
-             progress: Callable[[int], None] | None = None) -> Backtest:
+             progress: Callable[[int], None] | None = None, top_k: int | None = None) -> Backtest:
     """What ``config`` would have done over a file of history (``drift backtest``).
 
     The same run as :func:`replay`, with the tickets in a scratch store unless ``store``
     names one. With ``report`` the self-contained HTML report is written there; it reads
     the file once more for the seasonal baseline (``baseline_features``: ``FEATURE`` or
     ``MODEL:FEATURE``, default the top drifting numeric feature of a model with a seasonal
-    baseline) and the embedding projections. The report needs the ``report`` extra:
+    baseline) and the embedding projections; ``top_k``: series drawn at first per cohort in its
+    timelines (default as ``drift backtest --top-k``). The report needs the ``report`` extra:
     without it a :class:`~drift.errors.DriftError` names the install command, before the run.
 
     >>> import tempfile
@@ -387,7 +388,8 @@ def backtest(config: ConfigLike, events: PathLike, *, report: PathLike | None = 
     if report is not None:
         sections = history_sections(loaded, result, path, chosen)
         written = Path(report)
-        write_report(result, written, title=title or f"drift backtest: {path.name}", sections=sections)
+        shown = {} if top_k is None else {"top_k": top_k}
+        write_report(result, written, title=title or f"drift backtest: {path.name}", sections=sections, **shown)
     return Backtest(result, report=written)
 
 

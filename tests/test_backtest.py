@@ -701,6 +701,27 @@ def test_baseline_feature_option(seasonal: tuple[dict[str, Any], Path, Path]) ->
     assert not sections.projections and any(n.startswith("embedding projection:") for n in sections.notes)
 
 
+def test_top_k_option_draws_fewer_series_at_first(backtest: tuple[dict[str, Any], Path, str]) -> None:
+    """``--top-k 2``: each cohort's two worst series are drawn, the rest (four more than with
+    the default six) wait behind the cohort's "more series" switch."""
+    _, report, _ = backtest
+    folder = report.parent.parent
+    smaller = folder / "out" / "top2.html"
+    proc = drift("backtest", "--config", str(folder / "drift.yaml"), "--events", str(folder / "events.jsonl"),
+                 "--report", str(smaller), "--top-k", "2")
+    assert proc.returncode == 0, proc.stderr
+
+    def rest(path: Path) -> list[int]:
+        return [int(n) for n in re.findall(r"(\d+) more series of this cohort", path.read_text(encoding="utf-8"))]
+
+    default, top2 = rest(report), rest(smaller)
+    assert default and len(top2) >= len(default)
+    assert sum(top2) - sum(default) >= 4 * len(default)
+    proc = drift("backtest", "--config", str(folder / "drift.yaml"), "--events", str(folder / "events.jsonl"),
+                 "--report", str(folder / "out" / "unused.html"), "--top-k", "0")
+    assert proc.returncode == 2 and "--top-k" in proc.stderr
+
+
 def test_bundled_config_has_no_seasonal_section(backtest: tuple[dict[str, Any], Path, str]) -> None:
     document, _, _ = backtest
     assert document["seasonal_baselines"] == []

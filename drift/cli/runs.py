@@ -13,6 +13,7 @@ import orjson
 from drift.config import Config
 from drift.errors import DriftError
 from drift.redaction import redact
+from drift.report.analysis import TOP_SERIES
 from drift.cli.app import (
     EXIT_CONFIG, _DLQ_OUT_HELP, _exit_if_nothing_decoded, _fail, _load, _print_json, _print_result, _safe,
     _table, _with_dead_letters, main,
@@ -204,11 +205,13 @@ def replay(config_path: str, events: str, as_json: bool, all_findings: bool, dlq
 @click.option("--baseline-feature", "baseline_features", multiple=True, metavar="[MODEL:]FEATURE",
               help="Plot this numeric feature against its seasonal baseline (repeatable); default: the top "
                    "drifting numeric feature of a model with baseline.seasonality set.")
+@click.option("--top-k", "top_k", type=click.IntRange(min=1), default=TOP_SERIES, show_default=True,
+              help="Series drawn at first per cohort in the report's timelines (its worst); the rest one click away.")
 @click.option("--dlq-out", type=click.Path(dir_okay=False), default=None, metavar="FILE", help=_DLQ_OUT_HELP)
 @click.option("--store", "store", default=None, metavar="URL", help=_STORE_HELP)
 def backtest(
     config_path: str, events: str, report_path: str, as_json: bool, baseline_features: tuple[str, ...],
-    dlq_out: str | None, store: str | None,
+    top_k: int, dlq_out: str | None, store: str | None,
 ) -> None:
     """Run the live dataflow over history and report what it would have done (plots, tickets, what-if)."""
     from drift.report import require_report_dependencies
@@ -241,7 +244,7 @@ def backtest(
         if progress is not None:
             click.echo("", err=True)
     write_report(result, Path(report_path), title=f"drift backtest: {Path(events).name} with {Path(config_path).name}",
-                 sections=sections)
+                 sections=sections, top_k=top_k)
     document = _with_dead_letters(backtest_document(result, sections), result.dlq, dlq_out)
     if as_json:
         _print_json({**document, "report": report_path})
