@@ -2,24 +2,29 @@
 
 A source batch (Kafka poll, or a thousand file lines) is decoded at once:
 
-1. messages that can be parsed as one newline-delimited JSON document (not empty,
-   no line break inside, at most :data:`drift.events.MAX_MESSAGE_BYTES`) are parsed
-   by Arrow's JSON reader into columns; a message holding an Arrow IPC stream
-   (producers that batch on their side) is read as a record batch;
-2. the rows of a configured model that are *clean* (RFC 3339 ``ts``, or an epoch number in
+1. each JSON message is first decoded by msgspec against one strict event type built from
+   the column-wise models (:mod:`drift.batch.typed_json`: the known top-level fields,
+   exactly their features and profiled prediction fields, typed), straight into columns;
+2. the messages it refuses that can be parsed as one newline-delimited JSON document (not
+   empty, no line break inside, at most :data:`drift.events.MAX_MESSAGE_BYTES`) are
+   parsed by Arrow's JSON reader into columns (other keys, other types); a message holding
+   an Arrow IPC stream (producers that batch on their side) is read as a record batch;
+3. the rows of a configured model that are *clean* (RFC 3339 ``ts``, or an epoch number in
    the model's ``ts_unit`` from 2000 on, not too far ahead; every profiled feature and
    prediction field present, non-null and of the right type; no unknown feature) become
-   a :class:`drift.columnar.Block` per cohort;
-3. every other message is decoded one by one by :class:`drift.events.Decoder`, so it
+   a :class:`drift.columnar.Block` per cohort; on the typed road an absent or ``null``
+   field is known exactly and counted as such, column-wise too;
+4. every other message is decoded one by one by :class:`drift.events.Decoder`, so it
    gets exactly the event or dead letter (with its reason) it would get alone.
 
 Rows of models that need each event (embeddings, value skew, freshness) always take
-step 3. When Arrow cannot parse a group of messages (one bad message spoils the whole
+step 4. When Arrow cannot parse a group of messages (one bad message spoils the whole
 group) the group is split in halves until the bad messages are isolated, so a few bad
 messages do not send a whole batch down the slow road.
 
-The package's modules: :mod:`drift.batch.decoder` (:class:`BatchDecoder`, the three steps
-above), :mod:`drift.batch.columns` (what it needs of one model), :mod:`drift.batch.arrow`
+The package's modules: :mod:`drift.batch.decoder` (:class:`BatchDecoder`, the four steps
+above), :mod:`drift.batch.typed_json` (the typed road), :mod:`drift.batch.columns` (what it
+needs of one model), :mod:`drift.batch.arrow`
 (Arrow columns checked and read as arrays, and :func:`encode_arrow`) and
 :mod:`drift.batch.event_rows` (events decoded one by one, as block rows). The values the
 flow keeps in its state are defined here, so a recovery snapshot names them

@@ -35,6 +35,7 @@ from drift.batch.arrow import (
 )
 from drift.batch.columns import ModelColumns
 from drift.batch.event_rows import events_block
+from drift.batch.typed_json import ENVELOPE, TypedColumns, TypedJson, categories, numbers
 from drift.columnar import MISSING, NULL, OK, Block, concat_blocks
 from drift.events import (
     ARROW_STREAM_MAGIC,
@@ -121,6 +122,7 @@ class BatchDecoder:
             for ts_type in (pa.string(), pa.int64())
         ]
         self._schema_first = 0
+        self._typed = TypedJson(columnar)
 
     # -- entry point -------------------------------------------------------------------
 
@@ -132,24 +134,40 @@ class BatchDecoder:
         arrow: list[int] = []
         if self.columnar and len(raws) >= self.min_columnar:
             values = list(map(_VALUE, raws))
-            flagged = _screen(raws, values)
-            for i in flagged:
-                value = values[i]
-                if raws[i].error is not None or not value or len(value) > MAX_MESSAGE_BYTES:
-                    slow.append(i)
-                elif value.startswith(ARROW_STREAM_MAGIC):
-                    arrow.append(i)
-                else:
-                    slow.append(i)
-            if arrow:
-                self._arrow_messages(raws, arrow, rows, out, groups)
-            skip = set(flagged)
-            candidates = [i for i in range(len(raws)) if i not in skip] if skip else list(range(len(raws)))
+            errors = list(map(_ERROR, raws))  # C loops: a batch is thousands of messages
+            has_error = any(map(is_not, errors, repeat(None)))
             now = _now_micros(self.decoder)
-            for lo, hi, table in self._parse(raws, candidates, slow):
-                index = np.asarray(candidates[lo:hi], dtype=np.intp)
-                rest = self._table_rows(table, index, raws, now, rows)
-                slow.extend(index[rest].tolist())
+            typed = self._typed.read(
+                [None if error is not None else v for v, error in zip(values, errors)] if has_error else values)
+            if typed.parsed.size:
+                rest = self._typed_rows(typed, now, raws, rows)
+                slow.extend(typed.parsed[rest].tolist())
+            if typed.parsed.size == len(raws):
+                others: list[int] = []
+            elif typed.parsed.size:
+                taken = np.zeros(len(raws), dtype=bool)
+                taken[typed.parsed] = True
+                others = np.flatnonzero(~taken).tolist()
+            else:
+                others = list(range(len(raws)))
+            if others:
+                flagged = [others[j] for j in _screen([raws[i] for i in others], [values[i] for i in others])]
+                for i in flagged:
+                    value = values[i]
+                    if raws[i].error is not None or not value or len(value) > MAX_MESSAGE_BYTES:
+                        slow.append(i)
+                    elif value.startswith(ARROW_STREAM_MAGIC):
+                        arrow.append(i)
+                    else:
+                        slow.append(i)
+                if arrow:
+                    self._arrow_messages(raws, arrow, rows, out, groups)
+                skip = set(flagged)
+                candidates = [i for i in others if i not in skip] if skip else others
+                for lo, hi, table in self._parse(raws, candidates, slow):
+                    index = np.asarray(candidates[lo:hi], dtype=np.intp)
+                    rest = self._table_rows(table, index, raws, now, rows)
+                    slow.extend(index[rest].tolist())
         else:
             for i, raw in enumerate(raws):
                 value = raw.value
@@ -162,6 +180,94 @@ class BatchDecoder:
                 self._arrow_messages(raws, arrow, rows, out, groups)
         self._assemble(raws, sorted(slow), rows, out, groups)
         return out
+
+    # -- typed JSON (msgspec) ------------------------------------------------------------
+
+    def _typed_rows(
+        self, typed: TypedColumns, now: int, raws: Sequence[RawMessage], rows: dict[str, _Rows],
+    ) -> npt.NDArray[np.bool_]:
+        """Gather the clean rows of the messages msgspec read into ``rows``; return the mask of the others."""
+        index = typed.parsed
+        n = int(index.size)
+        rest = np.ones(n, dtype=bool)
+        model = pa.array(typed.envelope["model"], type=pa.string())
+        latest = now + self.decoder.max_future // timedelta(microseconds=1)
+        ts_columns = _ts_columns(typed.ts)
+        readings: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]] = {}
+
+        def timestamps(unit: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+            if unit not in readings:
+                micros = np.zeros(n, dtype=np.int64)
+                ok = np.zeros(n, dtype=bool)
+                for column in ts_columns:
+                    read, fine = _timestamps(column, latest, unit)
+                    if read is not None:
+                        micros = np.where(fine, read, micros)
+                        ok |= fine
+                readings[unit] = micros, ok
+            return readings[unit]
+
+        features: dict[str, tuple[Any, npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]] = {}
+
+        def feature(name: str) -> tuple[Any, npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+            if name not in features:
+                values = typed.features[name]
+                floats = name in self._typed.floats
+                features[name] = numbers(values, floats) if floats else categories(values)
+            return features[name]
+
+        table: pa.Table | None = None
+        segment: pa.Array | None = None
+        for m in self.columnar:
+            good = _bools(pc.equal(model, m.name)) & typed.features_present
+            if not good.any():
+                continue
+            ts, ts_ok = timestamps(self.decoder.ts_unit(m.name))
+            good &= ts_ok
+            states: dict[str, npt.NDArray[np.int8]] = {}
+
+            def accept(path: str, fine: npt.NDArray[np.bool_], null: npt.NDArray[np.bool_],
+                       absent: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+                if null.any() or absent.any():
+                    state = np.zeros(n, dtype=np.int8)
+                    state[null] = NULL
+                    state[absent] = MISSING
+                    states[path] = state
+                return fine | null | absent
+
+            numeric_columns: dict[str, Any] = {}
+            categorical_columns: dict[str, Any] = {}
+            for names, target in ((m.numeric, numeric_columns), (m.categorical, categorical_columns)):
+                for name in names:
+                    values, fine, null, absent = feature(name)
+                    good &= accept(name, fine, null, absent)
+                    target[name] = values
+            for name in self.known_features - self._own[m.name]:
+                if not good.any():
+                    break
+                good &= feature(name)[3]  # another model's feature: only its absence is clean
+            prediction_columns: dict[str, Any] = {}
+            for name, is_numeric in m.predictions:
+                values = typed.predictions[name]
+                read, fine, null, absent = numbers(values, name in self._typed.floats) if is_numeric else categories(values)
+                path = f"prediction.{name}"
+                good &= accept(path, fine, null, absent | ~typed.prediction_present)
+                prediction_columns[path] = read
+            if not good.any():
+                continue
+            rest &= ~good
+            if table is None:
+                wanted = {"event_id", *(label for c in self.columnar for label in c.cohort if label in ENVELOPE)}
+                table = pa.table({name: pa.array(typed.envelope[name], type=pa.string()) for name in sorted(wanted)})
+                subs = sorted({label[len("segment."):] for c in self.columnar for label in c.cohort
+                               if label.startswith("segment.")})
+                if subs:
+                    segment = pa.StructArray.from_arrays(
+                        [pa.array([s.get(sub) if s else None for s in typed.segments], type=pa.string()) for sub in subs],
+                        names=subs)
+            self._gather(m, table, good, index, raws, None, ts, numeric_columns, categorical_columns,
+                         prediction_columns, segment, rows[m.name], states)
+        return rest
 
     # -- parsing -------------------------------------------------------------------------
 
@@ -594,6 +700,20 @@ def _screen(raws: Sequence[RawMessage], values: list[bytes | None]) -> list[int]
             bad[i] = True
     flagged.update(np.flatnonzero(bad).tolist())
     return sorted(flagged)
+
+
+def _ts_columns(values: list[str | int | None]) -> list[pa.Array]:
+    """A ``ts`` column as Arrow arrays: one of texts, one of integers, or both (nulls where the other kind is)."""
+    try:
+        return [pa.array(values, type=pa.string())]
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        pass
+    text = [v if isinstance(v, str) else None for v in values]
+    whole = [v if isinstance(v, int) and _INT64[0] <= v <= _INT64[1] else None for v in values]
+    return [pa.array(text, type=pa.string()), pa.array(whole, type=pa.int64())]
+
+
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 def _at(raws: Sequence[RawMessage], index: npt.NDArray[np.intp]) -> list[RawMessage]:

@@ -9,6 +9,7 @@ bit) and the same dead letters.
 from __future__ import annotations
 
 import base64
+import json
 import math
 import pickle
 from datetime import datetime, timedelta, timezone
@@ -25,7 +26,7 @@ from drift.batch import BatchDecoder, DecodedBatch, encode_arrow, model_columns
 from drift.columnar import add_block, bin_matrix, concat_blocks, summarise_columns
 from drift.events import Decoder, DeadLetter, DlqReason, InferenceEvent, RawMessage
 from drift.findings import Cohort
-from drift.reference import build_reference
+from drift.reference import PredictionColumn, build_reference
 from drift.summary import FLUSH_EVERY, WindowSummary, add_event, empty_summary, flush, summarise
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)
@@ -38,6 +39,16 @@ PROFILE = build_reference(
 )
 OTHER = build_reference("other", {"z": RNG.normal(size=500)}, {"z": "numeric"}, {"z": 4}, "test", 500)
 COHORT = ("tenant", "segment.channel")
+SCORED = build_reference(
+    "p",
+    {"x": RNG.normal(size=500), "k": [i % 4 for i in range(500)], "flag": [i % 2 == 0 for i in range(500)],
+     "score": RNG.uniform(size=500), "label": [["yes", "no"][i % 2] for i in range(500)]},
+    {"x": "numeric", "k": "categorical", "flag": "categorical"}, {"x": 6}, "test", 500,
+    predictions={"prediction.score": PredictionColumn("score", "numeric", 5),
+                 "prediction.label": PredictionColumn("label", "categorical", 5)},
+)
+"""A model with integer and boolean categories and profiled prediction fields."""
+COHORTS = {"m": COHORT, "p": ("region",)}
 DECODER = Decoder(models=frozenset({"m", "other"}), now=lambda: NOW)
 
 
@@ -50,7 +61,7 @@ def batch_decoder(**kwargs: Any) -> BatchDecoder:
 
 
 def profile_of(model: str) -> Any:
-    return PROFILE if model == "m" else OTHER
+    return {"m": PROFILE, "p": SCORED}.get(model, OTHER)
 
 
 def state(summary: WindowSummary) -> dict[str, Any]:
@@ -81,7 +92,7 @@ def one_by_one(
         if isinstance(item, DeadLetter):
             dead.append((item.offset, item.reason.value, item.detail))
             continue
-        labels = COHORT if item.model == "m" else ()
+        labels = COHORTS.get(item.model, ())
         key = Cohort(item.model, tuple((label, item.label(label) or "-") for label in labels)).key
         summary = summaries.setdefault(key, empty_summary(profile_of(item.model)))
         add_event(summary, item, profile_of(item.model))
@@ -90,7 +101,7 @@ def one_by_one(
 
 def columnwise(batches: list[DecodedBatch]) -> tuple[dict[str, dict[str, Any]], list[tuple[int, str, str]]]:
     summaries: dict[str, WindowSummary] = {}
-    dead = []
+    dead: list[tuple[int, str, str]] = []
     for batch in batches:
         dead.extend((d.offset, d.reason.value, d.detail) for d in batch.dead)
         for piece in batch.pieces:
@@ -567,3 +578,93 @@ def test_an_escaped_key_with_a_null_value_is_a_null_not_a_missing_feature() -> N
     assert columnwise([batch_decoder()(raws)]) == one_by_one(raws)
     summaries, _ = one_by_one(raws)
     assert sum(state["features.x"][1] for state in summaries.values()) == 1  # one null, no missing
+
+
+SCORED_DECODER = Decoder(models=frozenset({"m", "other", "p"}), now=lambda: NOW)
+VALUES = [None, 0.5, -3, 2, 7.0, 2.5, 2**53, -(2**60), 2**70, 10**20 + 1, 1e300, True, False, "yes", "no", "12", [1], {"a": 1}]
+"""Values of every JSON type and the numbers at the edges of the column-wise rules."""
+ABSENT = object()
+
+
+@st.composite
+def typed_events(draw: st.DrawFn) -> list[RawMessage]:
+    """Events of every model with random values: the strict typed (msgspec) road and all the others."""
+    raws = []
+    for i in range(draw(st.integers(1, 40))):
+        model = draw(st.sampled_from(["p", "p", "p", "m", "other", "nope"]))
+        event: dict[str, Any] = {
+            "event_id": draw(st.sampled_from([f"e{i}", None, 5, ABSENT])),
+            "ts": draw(st.sampled_from([
+                "2026-11-27T11:00:00Z", "2026-11-27T11:00:00.25+01:00", int((NOW - timedelta(hours=1)).timestamp() * 1000),
+                "2026-11-27", 2**64, True, None, ABSENT, (NOW + timedelta(days=1)).isoformat()])),
+            "model": model,
+            "region": draw(st.sampled_from(["eu", "us", None, 3, ABSENT])),
+            "segment": draw(st.sampled_from([{"channel": "web"}, {}, None, {"channel": 1}, ABSENT])),
+        }
+        names = {"p": ["x", "k", "flag"], "m": ["x", "y", "c"], "other": ["z"], "nope": ["x"]}[model]
+        features = {}
+        for name in [*names, *draw(st.lists(st.sampled_from(["x", "z", "k", "new"]), max_size=2))]:
+            value = draw(st.sampled_from([*VALUES, ABSENT, ABSENT]))
+            if value is not ABSENT:
+                features[name] = value
+        event["features"] = draw(st.sampled_from([features, features, features, None, ABSENT]))
+        prediction = {name: draw(st.sampled_from([*VALUES, ABSENT]))
+                      for name in draw(st.lists(st.sampled_from(["score", "label", "other"]), max_size=3, unique=True))}
+        event["prediction"] = draw(st.sampled_from([
+            {k: v for k, v in prediction.items() if v is not ABSENT}, None, ABSENT, 5]))
+        if draw(st.integers(0, 7)) == 0:
+            event["note"] = draw(st.sampled_from(["x", [[1]], None]))
+        text = json.dumps({k: v for k, v in event.items() if v is not ABSENT}).encode()  # orjson: 64-bit integers
+        if draw(st.integers(0, 9)) == 0:  # a repeated key: the last one counts
+            text = text[:-1] + b', "model": ' + orjson.dumps(draw(st.sampled_from(["p", "m", None]))) + b"}"
+        raws.append(RawMessage(text, "t", 0, i))
+    return raws
+
+
+def scored_decoder() -> BatchDecoder:
+    return BatchDecoder(SCORED_DECODER, [
+        model_columns("m", COHORT, PROFILE, per_event=False, embeddings=False),
+        model_columns("other", (), OTHER, per_event=False, embeddings=False),
+        model_columns("p", COHORTS["p"], SCORED, per_event=False, embeddings=False),
+    ], min_columnar=1)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(typed_events(), st.integers(1, 3))
+def test_typed_json_decodes_alike_column_wise_and_one_by_one(raws: list[RawMessage], parts: int) -> None:
+    decoder = scored_decoder()
+    size = max(1, math.ceil(len(raws) / parts))
+    decoded = [decoder(raws[i:i + size]) for i in range(0, len(raws), size)]
+    assert columnwise(decoded) == one_by_one(raws, SCORED_DECODER)
+
+
+def test_clean_events_with_predictions_and_number_categories_are_read_typed() -> None:
+    events = [
+        {"event_id": f"e{i}", "ts": "2026-11-27T11:00:00Z", "model": "p", "region": ["eu", None][i % 2],
+         "features": {"x": [0.5, None, 3][i % 3], "k": [1, 2.0, "3"][i % 3], **({"flag": i % 2 == 0} if i % 4 else {})},
+         **({"prediction": {"score": [0.25, None][i % 2], "label": "yes"}} if i % 5 else {})}
+        for i in range(40)
+    ]
+    raws = [RawMessage(orjson.dumps(e), "t", 0, i) for i, e in enumerate(events)]
+    decoder = scored_decoder()
+    read = decoder._typed.read([r.value for r in raws])
+    assert read.parsed.tolist() == list(range(40))  # every message on the typed road
+    batch = decoder(raws)
+    assert batch.n_columnar == 40 and not batch.dead
+    assert all(piece.block is not None and not piece.events for piece in batch.pieces)  # none one by one
+    assert columnwise([batch]) == one_by_one(raws, SCORED_DECODER)
+
+
+def test_the_typed_road_refuses_what_orjson_refuses() -> None:
+    decoder = scored_decoder()
+    values = [
+        b'{"model":"p","ts":"2026-11-27T11:00:00Z","region":"\xff","features":{"x":1}}',
+        b'{"model":"p","ts":"2026-11-27T11:00:00Z","region":"\\ud800","features":{"x":1}}',
+        b'{"model":"p","ts":"2026-11-27T11:00:00Z","features":{"x":1e400}}',
+        b'{"model":"p","ts":"2026-11-27T11:00:00Z","features":{"x":1}} x',
+        b'{"model":"p","ts":"2026-11-27T11:00:00Z","features":{"x":1},"extra":"\xff"}',
+        b"\xef\xbb\xbf{}",
+    ]
+    assert decoder._typed.read(values).parsed.size == 0
+    raws = [RawMessage(v, "t", 0, i) for i, v in enumerate(values)]
+    assert columnwise([decoder(raws)]) == one_by_one(raws, SCORED_DECODER)
