@@ -702,7 +702,7 @@ def _screen(raws: Sequence[RawMessage], values: list[bytes | None]) -> list[int]
     return sorted(flagged)
 
 
-def _ts_columns(values: list[str | int | None]) -> list[pa.Array]:
+def _ts_columns(values: Sequence[str | int | None]) -> list[pa.Array]:
     """A ``ts`` column as Arrow arrays: one of texts, one of integers, or both (nulls where the other kind is)."""
     try:
         return [pa.array(values, type=pa.string())]

@@ -50,16 +50,16 @@ class TypedColumns:
 
     parsed: npt.NDArray[np.intp]
     """Positions, in the values given, of the accepted messages."""
-    envelope: dict[str, list[str | None]]
-    ts: list[str | int | None]
+    envelope: dict[str, Sequence[str | None]]
+    ts: Sequence[str | int | None]
     features_present: npt.NDArray[np.bool_]
-    features: dict[str, list[Any]]
+    features: dict[str, Sequence[Any]]
     """Each feature's values: an absent key (or no ``features`` object) reads as NaN for a
     numeric feature, ``UNSET`` for a categorical one."""
     prediction_present: npt.NDArray[np.bool_]
-    predictions: dict[str, list[Any]]
+    predictions: dict[str, Sequence[Any]]
     """Each profiled prediction field's values, absent ones read the same way."""
-    segments: list[dict[str, str] | None]
+    segments: Sequence[dict[str, str] | None]
 
 
 class TypedJson:
@@ -123,8 +123,8 @@ class TypedJson:
             parsed = np.asarray(kept, dtype=np.intp)
         n = len(events)
         columns: list[Any] = list(zip(*map(astuple, events))) if n else [()] * (len(ENVELOPE) + 4)
-        envelope = dict(zip(ENVELOPE, map(list, columns[:len(ENVELOPE)])))
-        ts, segments, features, predictions = (list(c) for c in columns[len(ENVELOPE):])
+        envelope = dict(zip(ENVELOPE, columns[:len(ENVELOPE)]))  # tuples: Arrow and numpy read them as they are
+        ts, segments, features, predictions = columns[len(ENVELOPE):]
         features_present, feature_columns = self._transpose(features, self._no_features, self._feature_names)
         prediction_present, prediction_columns = self._transpose(
             predictions, self._no_prediction, self._prediction_names)
@@ -134,7 +134,7 @@ class TypedJson:
         )
 
     @staticmethod
-    def _transpose(structs: list[Any], empty: Any, names: list[str]) -> tuple[npt.NDArray[np.bool_], dict[str, list[Any]]]:
+    def _transpose(structs: Sequence[Any], empty: Any, names: list[str]) -> tuple[npt.NDArray[np.bool_], dict[str, Sequence[Any]]]:
         """Which rows have the object, and each field's column (``empty``'s value where it is absent)."""
         n = len(structs)
         missing = structs.count(None)
@@ -147,10 +147,10 @@ class TypedJson:
             present = np.ones(n, dtype=bool)
         if not names:
             return present, {name: [] for name in names}
-        return present, dict(zip(names, map(list, zip(*map(astuple, structs)))))
+        return present, dict(zip(names, zip(*map(astuple, structs))))
 
 
-def numbers(values: list[Any], floats: bool) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_],
+def numbers(values: Sequence[Any], floats: bool) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_],
                                                      npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     """A numeric field's column: (values, fine, null, absent).
 
@@ -172,7 +172,7 @@ def numbers(values: list[Any], floats: bool) -> tuple[npt.NDArray[np.float64], n
     return array, fine, null, gaps & ~null
 
 
-def _numbers_one_by_one(values: list[Any]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_],
+def _numbers_one_by_one(values: Sequence[Any]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_],
                                                     npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     n = len(values)
     floats = np.full(n, math.nan)
@@ -190,7 +190,7 @@ def _numbers_one_by_one(values: list[Any]) -> tuple[npt.NDArray[np.float64], npt
     return floats, fine, null, absent
 
 
-def categories(values: list[Any]) -> tuple[pa.Array, npt.NDArray[np.bool_], npt.NDArray[np.bool_],
+def categories(values: Sequence[Any]) -> tuple[pa.Array, npt.NDArray[np.bool_], npt.NDArray[np.bool_],
                                            npt.NDArray[np.bool_]]:
     """A categorical field's column: (texts, fine, null, absent), texts as :func:`category_text` gives them.
 
