@@ -668,3 +668,17 @@ def test_the_typed_road_refuses_what_orjson_refuses() -> None:
     assert decoder._typed.read(values).parsed.size == 0
     raws = [RawMessage(v, "t", 0, i) for i, v in enumerate(values)]
     assert columnwise([decoder(raws)]) == one_by_one(raws, SCORED_DECODER)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_typed_read_leaves_the_garbage_collector_as_it_was(enabled: bool) -> None:
+    import gc
+
+    values = [orjson.dumps(message(i)) for i in range(3)] + [b"not json"]
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        assert batch_decoder()._typed.read(values).parsed.tolist() == [0, 1, 2]
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()
