@@ -151,7 +151,10 @@ class BatchDecoder:
             else:
                 others = list(range(len(raws)))
             if others:
-                flagged = [others[j] for j in _screen([raws[i] for i in others], [values[i] for i in others])]
+                if len(others) == len(raws):
+                    flagged = _screen(raws, values)
+                else:
+                    flagged = [others[j] for j in _screen([raws[i] for i in others], [values[i] for i in others])]
                 for i in flagged:
                     value = values[i]
                     if raws[i].error is not None or not value or len(value) > MAX_MESSAGE_BYTES:
@@ -422,6 +425,14 @@ class BatchDecoder:
         if not (pa.types.is_string(model.type) or pa.types.is_null(model.type)):
             return rest
         raw_values: pa.Array | None = None
+
+        def message_values() -> pa.Array:
+            """The JSON rows' message bytes, one Arrow array for every check of the table."""
+            nonlocal raw_values
+            if raw_values is None:
+                raw_values = pa.array([r.value for r in _at(raws, index)], type=pa.binary())
+            return raw_values
+
         for m in self.columnar:
             mine = _bools(pc.equal(model, m.name)) if pa.types.is_string(model.type) else np.zeros(n, bool)
             if not mine.any():
@@ -453,7 +464,7 @@ class BatchDecoder:
                     # message's bytes tell them apart where that is certain.
                     unclear = (~_valid(column) if column is not None else np.ones(n, bool)) & good
                     if unclear.any():
-                        missing, null = self._null_or_missing(name, unclear, table, index, raws)
+                        missing, null = self._null_or_missing(name, unclear, table, message_values())
                         state[missing] = MISSING
                         state[null] = NULL
                         usable |= missing | null
@@ -491,11 +502,9 @@ class BatchDecoder:
             if foreign and not arrow and good.any():
                 # In JSON a null in another model's feature may be an explicit ``null``:
                 # an unknown field for this model, which the schema check needs to see.
-                if raw_values is None:
-                    raw_values = pa.array([r.value for r in _at(raws, index)], type=pa.binary())
                 for name in foreign:
                     key = re.escape(orjson.dumps(name).decode()) + r"\s*:"
-                    good &= ~_bools(pc.match_substring_regex(raw_values, key))
+                    good &= ~_bools(pc.match_substring_regex(message_values(), key))
             if not good.any():
                 continue
             rest &= ~good
@@ -504,10 +513,10 @@ class BatchDecoder:
         return rest
 
     def _null_or_missing(
-        self, name: str, rows: npt.NDArray[np.bool_], table: pa.Table, index: npt.NDArray[np.intp],
-        raws: Sequence[RawMessage],
+        self, name: str, rows: npt.NDArray[np.bool_], table: pa.Table, messages: pa.Array,
     ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-        """Of the JSON ``rows`` where feature ``name`` read as null: (absent, ``null``).
+        """Of the JSON ``rows`` where feature ``name`` read as null: (absent, ``null``);
+        ``messages`` holds the bytes of every row's message.
 
         Absent: the key's text appears nowhere in the message, and the message has no
         backslash (a key may be written with escapes, ``"\u0078"`` for ``"x"``). ``null``:
@@ -517,7 +526,7 @@ class BatchDecoder:
         else stays unclear and the message is decoded on its own.
         """
         picked = np.flatnonzero(rows)
-        values = pa.array([raws[i].value for i in index[picked].tolist()], type=pa.binary())
+        values = messages.take(pa.array(picked, type=pa.int64()))
         quoted = orjson.dumps(name).decode()
         count = pc.count_substring(values, quoted).to_numpy(zero_copy_only=False)
         escapes = _bools(pc.match_substring(values, "\\"))

@@ -39,6 +39,9 @@ from drift.events import MAX_MESSAGE_BYTES
 _ABSENT_NUMBER = math.nan
 """What an absent numeric field reads as (JSON has no NaN, so a value never does)."""
 
+GIVE_UP = 64
+"""When the first this many messages of a batch are all refused, the rest are not tried."""
+
 _CATEGORY = str | int | float | bool | None | msgspec.UnsetType
 _TEXT = str | None
 ENVELOPE = ("event_id", "model", "model_version", "tenant", "region", "route", "entity_id")
@@ -123,11 +126,14 @@ class TypedJson:
         try:
             if max(map(len, values), default=0) > MAX_MESSAGE_BYTES:  # type: ignore[arg-type]
                 raise ValueError("a message is too large")
-            events = list(map(decode, values))  # type: ignore[arg-type]
+            events: list[Any] = list(map(decode, values))  # type: ignore[arg-type]
             parsed = np.arange(len(values), dtype=np.intp)
         except (msgspec.MsgspecError, TypeError, ValueError):
-            events, kept = [], []
+            events = []
+            kept: list[int] = []
             for i, value in enumerate(values):
+                if i == GIVE_UP and not kept:
+                    break  # a stream of another shape (other keys, other types): not worth trying further
                 if value is None or len(value) > MAX_MESSAGE_BYTES:
                     continue
                 try:
