@@ -682,3 +682,16 @@ def test_the_typed_read_leaves_the_garbage_collector_as_it_was(enabled: bool) ->
         assert gc.isenabled() is enabled
     finally:
         gc.enable() if was else gc.disable()
+
+
+def test_a_batch_that_starts_with_other_shapes_decodes_alike() -> None:
+    """Past 64 refused messages the typed road is not tried; the other roads give the same."""
+    refused = [{**message(i), "note": "x"} for i in range(70)]
+    clean = [message(i) for i in range(70, 100)]
+    raws = [RawMessage(orjson.dumps(e), "t", 0, i) for i, e in enumerate([*refused, *clean])]
+    decoder = batch_decoder()
+    assert decoder._typed.read([r.value for r in raws]).parsed.size == 0
+    assert decoder._typed.read([r.value for r in raws[70:]]).parsed.size == 30
+    batch = decoder(raws)
+    assert batch.n_events == 100 and batch.n_columnar > 0
+    assert columnwise([batch]) == one_by_one(raws)
