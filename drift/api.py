@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 import pyarrow as pa
 
-from drift.config import Config, TicketsConfig
+from drift.config import Config
 from drift.config import load_config as _load_config
 from drift.events import DeadLetter
 from drift.findings import Finding
@@ -295,21 +295,14 @@ class Backtest(Run):
 
 
 def _with_store(config: Config, store: str) -> Config:
-    """``config`` whose tickets go to ``store`` (a relative SQLite path: from the current folder);
-    ``config`` itself when ``store`` is its own ``tickets.store``."""
+    """``config`` whose tickets go to ``store`` (:meth:`Config.with_ticket_store`); a store that
+    is not one raises :class:`~drift.errors.ConfigError`."""
     from drift.errors import ConfigError
 
-    if store == config.tickets.store:
-        return config
-
-    if store.startswith("sqlite:///"):
-        path = Path(store[len("sqlite:///"):]).expanduser()
-        store = f"sqlite:///{path if path.is_absolute() else Path.cwd() / path}"
     try:
-        tickets = TicketsConfig(store=store, sinks=config.tickets.sinks, webhook=config.tickets.webhook)
+        return config.with_ticket_store(store)
     except ValueError as exc:
-        raise ConfigError([f"store {store!r}: {exc}"]) from None
-    return config.model_copy(update={"tickets": tickets})
+        raise ConfigError([str(exc)]) from None
 
 
 def replay(config: ConfigLike, events: PathLike, *, store: str | None = None,
@@ -325,20 +318,13 @@ def replay(config: ConfigLike, events: PathLike, *, store: str | None = None,
     ``drift run`` does. ``progress`` is called with the number of lines (rows) read
     after each batch.
     """
-    import tempfile
-
-    from flows.runner import run_file
+    from flows.runner import run_history
 
     loaded = _config(config)
-    with tempfile.TemporaryDirectory(prefix="drift-replay-") as scratch:
-        if store is None:
-            # A throwaway store sends nothing: its ticket events would reach a real
-            # receiver under a new store id on every replay.
-            loaded = loaded.model_copy(update={"tickets": TicketsConfig(
-                store=f"sqlite:///{Path(scratch) / 'tickets.db'}", sinks=[])})
-        else:
-            loaded = _with_store(loaded, store)
-        return Run(run_file(loaded, Path(events), progress=progress))
+    if store is not None:
+        loaded = _with_store(loaded, store)
+    return Run(run_history(loaded, Path(events), store=None if store is None else loaded.tickets.store,
+                           progress=progress))
 
 
 def backtest(config: ConfigLike, events: PathLike, *, report: PathLike | None = None,
@@ -382,8 +368,9 @@ def backtest(config: ConfigLike, events: PathLike, *, report: PathLike | None = 
         except ValueError as exc:
             raise ConfigError([str(exc)]) from None
     path = Path(events)
-    result = run_backtest(loaded if store is None else _with_store(loaded, store), path, progress=progress,
-                          scratch=store is None)
+    if store is not None:
+        loaded = _with_store(loaded, store)
+    result = run_backtest(loaded, path, progress=progress, store=None if store is None else loaded.tickets.store)
     written = None
     if report is not None:
         sections = history_sections(loaded, result, path, chosen)

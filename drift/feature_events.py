@@ -18,7 +18,6 @@ On Kafka they come from their own topic (``kafka.feature_topic``).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Literal, Mapping
@@ -35,6 +34,7 @@ from drift.events import (
     guarded,
     json_object,
     parse_timestamp,
+    scalar_map,
 )
 
 Source = Literal["offline", "online"]
@@ -90,23 +90,6 @@ def _text(obj: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def _values(obj: Mapping[str, Any]) -> dict[str, FeatureValue]:
-    if "values" not in obj:
-        raise _Reject(DlqReason.MISSING_FIELD, "values is required")
-    values = obj["values"]
-    if not isinstance(values, dict):
-        raise _Reject(DlqReason.WRONG_TYPE, f"values must be an object; got {type(values).__name__}")
-    for name, value in values.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise _Reject(DlqReason.NON_FINITE, f"values.{name} is not finite; got {value!r}")
-        if not (value is None or isinstance(value, (str, int, float, bool))):
-            raise _Reject(
-                DlqReason.WRONG_TYPE,
-                f"values.{name} must be a number, string, boolean or null; got {type(value).__name__}",
-            )
-    return values
-
-
 @dataclass(frozen=True)
 class FeatureDecoder:
     """Turns :class:`RawMessage` into :class:`FeatureEvent` or :class:`DeadLetter`.
@@ -140,7 +123,7 @@ class FeatureDecoder:
             feature_set=_text(obj, "feature_set"),
             entity_id=_text(obj, "entity_id"),
             source=source,
-            values=_values(obj),
+            values=scalar_map(obj, "values"),
             materialized_at=None if materialized is None else parse_timestamp(materialized),
             raw=raw,
         )

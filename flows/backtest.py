@@ -18,7 +18,6 @@ section, a bounded seeded sample of embeddings per projected window.
 
 from __future__ import annotations
 
-import tempfile
 from array import array
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from connectors.files import iter_file
 from drift.backend import Reservoir
 from drift.baselines import BASELINE_DETECTORS, load_seasonal
 from drift.windowing import closed_below, window_at, window_index
-from drift.config import Config, ModelConfig, TicketsConfig
+from drift.config import Config, ModelConfig
 from drift.events import Decoder, InferenceEvent, RawMessage
 from drift.findings import Finding
 from drift.reference import ReferenceProfile
@@ -44,18 +43,14 @@ from drift.report import (
 from drift.summary import WindowSummary, add_event, empty_summary, flush
 from flows.pipeline import cohort_of, ts_units
 from flows.progress import progress_for  # noqa: F401 - re-exported: callers import it from here too
-from flows.runner import RunResult, load_profiles, run_file
+from flows.runner import RunResult, load_profiles, run_history
 
 
 def run_backtest(config: Config, events: Path, progress: Callable[[int], None] | None = None,
-                 scratch: bool = True) -> RunResult:
-    """Run the dataflow over ``events`` with tickets kept in a scratch store (``config``'s own
-    store and sinks with ``scratch=False``)."""
-    if not scratch:
-        return run_file(config, events, progress=progress)
-    with tempfile.TemporaryDirectory(prefix="drift-backtest-") as folder:
-        scratch_tickets = TicketsConfig(store=f"sqlite:///{Path(folder) / 'tickets.db'}", sinks=[])
-        return run_file(config.model_copy(update={"tickets": scratch_tickets}), events, progress=progress)
+                 store: str | None = None) -> RunResult:
+    """Run the dataflow over ``events`` with tickets kept in ``store``, or in a scratch store
+    without one (:func:`flows.runner.run_history`)."""
+    return run_history(config, events, store=store, progress=progress)
 
 
 def backtest_document(result: RunResult, sections: HistorySections | None = None) -> dict[str, Any]:

@@ -20,8 +20,8 @@ from connectors.files import EventFileError, EventFileSource
 from connectors.memory import CountSink, FanOutSink, ListSink, TeeSink
 from connectors.reference import read_columns, read_embeddings
 from drift.backend import resolve_device
-from drift.config import Config, ModelConfig
-from drift.errors import BaselineError, ReferenceDataError
+from drift.config import Config, ModelConfig, TicketsConfig
+from drift.errors import BaselineError
 from drift.events import DeadLetter
 from drift.findings import Finding, Severity
 from drift.health import Health
@@ -175,6 +175,21 @@ def tune_gc() -> None:
     _gc_tuned = True
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+def run_history(
+    config: Config, events: Path, store: str | None = None, progress: Callable[[int], None] | None = None,
+) -> RunResult:
+    """:func:`run_file` for ``replay`` and ``backtest``: the tickets go to ``store``
+    (:meth:`Config.with_ticket_store`), or without one to a scratch store discarded at the
+    end. A scratch store sends nothing: its ticket events would reach a real receiver under a
+    new store id on every run, and history must not land in the live job's store by accident.
+    """
+    if store is not None:
+        return run_file(config.with_ticket_store(store), events, progress=progress)
+    with tempfile.TemporaryDirectory(prefix="drift-history-") as folder:
+        scratch = TicketsConfig(store=f"sqlite:///{Path(folder) / 'tickets.db'}", sinks=[])
+        return run_file(config.model_copy(update={"tickets": scratch}), events, progress=progress)
 
 
 def run_file(

@@ -124,23 +124,16 @@ _STORE_HELP = ("Keep the tickets in this store (sqlite:///PATH, relative to the 
                "postgresql://...)  [default: a scratch store, discarded at the end]")
 
 
-def _with_store(config: Config, store: str | None) -> Config:
-    """``config`` whose tickets go to ``store``; None: unchanged (the caller's scratch store follows).
+def _with_store(config: Config, store: str) -> Config:
+    """``config`` whose tickets go to ``--store`` (exit status 2 for a store that is not one).
 
     History must not land in the live job's ticket store by accident, so ``replay`` and
     ``backtest`` only write a real store that ``--store`` names.
     """
-    from drift.config import TicketsConfig
-
-    assert store is not None
-    if store.startswith("sqlite:///"):
-        path = Path(store[len("sqlite:///"):]).expanduser()
-        store = f"sqlite:///{path if path.is_absolute() else Path.cwd() / path}"
     try:
-        tickets = TicketsConfig(store=store, sinks=config.tickets.sinks, webhook=config.tickets.webhook)
+        return config.with_ticket_store(store)
     except ValueError as exc:
-        _fail(f"--store {store!r}: {exc}", EXIT_CONFIG)
-    return config.model_copy(update={"tickets": tickets})
+        _fail(f"--{exc}", EXIT_CONFIG)
 
 
 @main.command()
@@ -160,29 +153,21 @@ def replay(config_path: str, events: str, as_json: bool, all_findings: bool, dlq
     are counted by reason, with the first few of each (line, field, detail); exit status 3
     when not one event could be decoded. A progress line on a terminal, quiet otherwise.
     """
-    import tempfile
-
-    from drift.config import TicketsConfig
     from flows.progress import progress_for
-    from flows.runner import run_file
+    from flows.runner import run_history
 
     config = _load(config_path)
-    with tempfile.TemporaryDirectory(prefix="drift-replay-") as scratch:
-        if store is None:
-            # A throwaway store sends nothing: its ticket events would reach a real receiver
-            # under a new store id on every replay.
-            config = config.model_copy(update={"tickets": TicketsConfig(
-                store=f"sqlite:///{Path(scratch) / 'tickets.db'}", sinks=[])})
-        else:
-            config = _with_store(config, store)
-        progress = progress_for(Path(events), label="replay")
-        try:
-            result = run_file(config, Path(events), progress=progress)
-        except (DriftError, ValueError, FileNotFoundError) as exc:
-            _fail(str(exc))
-        finally:
-            if progress is not None:
-                click.echo("", err=True)
+    if store is not None:
+        config = _with_store(config, store)
+    progress = progress_for(Path(events), label="replay")
+    try:
+        result = run_history(config, Path(events), store=None if store is None else config.tickets.store,
+                             progress=progress)
+    except (DriftError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    finally:
+        if progress is not None:
+            click.echo("", err=True)
     document = _with_dead_letters(result.to_dict(all_findings=all_findings), result.dlq, dlq_out)
     if as_json:
         _print_json(document)
@@ -229,10 +214,12 @@ def backtest(
         chosen = resolve_baseline_features(config, baseline_features) if baseline_features else None
     except ValueError as exc:
         _fail(str(exc), EXIT_CONFIG)
+    if store is not None:
+        config = _with_store(config, store)  # a bad --store fails before the run
     progress = progress_for(Path(events))
     try:
-        result = run_backtest(config if store is None else _with_store(config, store), Path(events),
-                              progress=progress, scratch=store is None)
+        result = run_backtest(config, Path(events), progress=progress,
+                              store=None if store is None else config.tickets.store)
         if progress is not None:
             click.echo("", err=True)
         # The report's history sections read the file once more (a second progress line).
@@ -251,7 +238,7 @@ def backtest(
         _exit_if_nothing_decoded(document, events)
         return
     _print_result(document)
-    click.echo(f"\nwhat if (alerting windows at alert level x factor; >1 is stricter):")
+    click.echo("\nwhat if (alerting windows at alert level x factor; >1 is stricter):")
     factors = sorted({row["factor"] for row in document["what_if"]})
     counts: dict[str, dict[float, int]] = {}
     for row in document["what_if"]:

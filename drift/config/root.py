@@ -82,6 +82,23 @@ class Config(Strict):
         candidate = Path(path).expanduser()
         return candidate if candidate.is_absolute() else Path(self.source_dir) / candidate
 
+    def with_ticket_store(self, store: str) -> Config:
+        """This config with its tickets in ``store`` (a relative ``sqlite:///`` path is taken from
+        the current folder), its sinks and webhook kept; itself when ``store`` is its own.
+
+        A store that is not one raises ``ValueError`` naming it.
+        """
+        if store == self.tickets.store:
+            return self
+        if store.startswith("sqlite:///"):
+            path = Path(store[len("sqlite:///"):]).expanduser()
+            store = f"sqlite:///{path if path.is_absolute() else Path.cwd() / path}"
+        try:
+            tickets = TicketsConfig(store=store, sinks=self.tickets.sinks, webhook=self.tickets.webhook)
+        except ValueError as exc:
+            raise ValueError(f"store {store!r}: {exc}") from None
+        return self.model_copy(update={"tickets": tickets})
+
     def ticket_store_path(self) -> Path | None:
         """The SQLite file of the ticket store, or None for another store."""
         prefix = "sqlite:///"

@@ -308,21 +308,23 @@ def _optional_text(obj: Mapping[str, Any], name: str) -> str | None:
     raise _Reject(DlqReason.WRONG_TYPE, f"{name} must be a string; got {type(value).__name__}")
 
 
-def _features(obj: Mapping[str, Any]) -> dict[str, FeatureValue]:
-    if "features" not in obj:
-        raise _Reject(DlqReason.MISSING_FIELD, "features is required")
-    features = obj["features"]
-    if not isinstance(features, dict):
-        raise _Reject(DlqReason.WRONG_TYPE, f"features must be an object; got {type(features).__name__}")
-    for name, value in features.items():
+def scalar_map(obj: Mapping[str, Any], key: str) -> dict[str, FeatureValue]:
+    """``obj[key]``, an object of scalar values (an event's ``features``, a feature event's
+    ``values``); refused with the reason and the offending name otherwise."""
+    if key not in obj:
+        raise _Reject(DlqReason.MISSING_FIELD, f"{key} is required")
+    values = obj[key]
+    if not isinstance(values, dict):
+        raise _Reject(DlqReason.WRONG_TYPE, f"{key} must be an object; got {type(values).__name__}")
+    for name, value in values.items():
         if isinstance(value, float) and not math.isfinite(value):
-            raise _Reject(DlqReason.NON_FINITE, f"features.{name} is not finite; got {value!r}")
+            raise _Reject(DlqReason.NON_FINITE, f"{key}.{name} is not finite; got {value!r}")
         if not (value is None or isinstance(value, (str, int, float, bool))):
             raise _Reject(
                 DlqReason.WRONG_TYPE,
-                f"features.{name} must be a number, string, boolean or null; got {type(value).__name__}",
+                f"{key}.{name} must be a number, string, boolean or null; got {type(value).__name__}",
             )
-    return features
+    return values
 
 
 def _nests_deeper_than(value: Any, limit: int) -> bool:
@@ -511,7 +513,7 @@ class Decoder:
             route=_optional_text(obj, "route"),
             segment=_segment(obj),
             entity_id=_optional_text(obj, "entity_id"),
-            features=_features(obj),
+            features=scalar_map(obj, "features"),
             prediction=prediction,
             embedding=embedding,
             raw=raw,
