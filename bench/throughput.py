@@ -1,6 +1,6 @@
 """In-process throughput of the dataflow, with the cost split by stage; prints one JSON document.
 
-    python bench/throughput.py [--events 500000] [--cohorts 10] [--repeats 3]
+    python bench/throughput.py [--events 500000] [--cohorts 10] [--repeats 3] [--stages NAME[,NAME...]]
 
 The workload (bench/workload.py): 20 numeric + 5 categorical features, ``--cohorts``
 tenants, PSI on every feature plus the quality checks, 5-minute windows. Measured in
@@ -52,6 +52,10 @@ from flows.runner import load_profiles, run_file  # noqa: E402
 from flows.windows import CohortWindows  # noqa: E402
 
 BATCH = 5000
+STAGES = (
+    "file_json", "memory_json", "memory_arrow", "memory_avro", "memory_protobuf", "memory_arrow_polls",
+    "decode", "decode_windows", "decode_avro", "decode_protobuf", "per_event_decoder",
+)
 POLL_EVENTS = 1000
 POLL_MESSAGES = 5
 
@@ -120,7 +124,13 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=500_000)
     parser.add_argument("--cohorts", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--stages", default=",".join(STAGES), metavar="NAME[,NAME...]",
+                        help="the stages to time (default: all): " + ", ".join(STAGES))
     args = parser.parse_args()
+    chosen = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(STAGES))
+    if unknown:
+        parser.error(f"unknown stage(s) {', '.join(unknown)}; valid: {', '.join(STAGES)}")
     n = args.events
     lines = workload.events(n, cohorts=args.cohorts)
     ipc = workload.arrow_batches(n, cohorts=args.cohorts)
@@ -200,20 +210,34 @@ def main() -> None:
             result = run_file(config, folder / "events.jsonl", now=lambda: now)
             assert sum(w.n_events for w in result.windows) == n, "events lost"
 
+        runs: dict[str, Callable[[], None]] = {
+            "file_json": replay,
+            "memory_json": flow(batches),
+            "memory_arrow": flow(arrow),
+            "memory_avro": flow(avro_batches, avro_config),
+            "memory_protobuf": flow(proto_batches, proto_config),
+            "memory_arrow_polls": flow(polls),
+            "decode": decode,
+            "decode_windows": decode_windows,
+            "decode_avro": decode_avro,
+            "decode_protobuf": decode_protobuf,
+            "per_event_decoder": one_by_one,
+        }
         seconds = {
-            "file_json": best(args.repeats, replay),
-            "memory_json": best(args.repeats, flow(batches)),
-            "memory_arrow": best(args.repeats, flow(arrow)),
-            "memory_avro": best(args.repeats, flow(avro_batches, avro_config)),
-            "memory_protobuf": best(args.repeats, flow(proto_batches, proto_config)),
-            "memory_arrow_polls": best(args.repeats, flow(polls)),
-            "decode": best(args.repeats, decode),
-            "decode_windows": best(args.repeats, decode_windows),
-            "decode_avro": best(args.repeats, decode_avro),
-            "decode_protobuf": best(args.repeats, decode_protobuf),
-            "per_event_decoder": best(max(1, args.repeats - 1), one_by_one),
+            name: best(max(1, args.repeats - 1) if name == "per_event_decoder" else args.repeats, runs[name])
+            for name in STAGES if name in chosen
         }
     rate = {k: round(n / v) for k, v in seconds.items()}
+    split = None
+    if {"decode", "decode_windows", "memory_json"} <= seconds.keys():
+        split = {
+            "decode": round(seconds["decode"] / seconds["memory_json"], 3),
+            "windows": round((seconds["decode_windows"] - seconds["decode"]) / seconds["memory_json"], 3),
+            "rest": round(1 - seconds["decode_windows"] / seconds["memory_json"], 3),
+        }
+    ratio = None
+    if {"decode", "per_event_decoder"} <= seconds.keys():
+        ratio = round(seconds["per_event_decoder"] / seconds["decode"], 2)
     print(json.dumps({
         "benchmark": "flow_throughput",
         "events": n,
@@ -224,12 +248,8 @@ def main() -> None:
         "protobuf_bytes_per_event": round(sum(map(len, proto_values)) / n, 1),
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "events_per_second": rate,
-        "split_of_memory_json": {
-            "decode": round(seconds["decode"] / seconds["memory_json"], 3),
-            "windows": round((seconds["decode_windows"] - seconds["decode"]) / seconds["memory_json"], 3),
-            "rest": round(1 - seconds["decode_windows"] / seconds["memory_json"], 3),
-        },
-        "batch_decode_vs_per_event_decoder": round(seconds["per_event_decoder"] / seconds["decode"], 2),
+        "split_of_memory_json": split,
+        "batch_decode_vs_per_event_decoder": ratio,
         "load_average": os.getloadavg(),
         "machine": workload.machine(),
     }, indent=2))
