@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import gc
 import math
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import repeat
 from operator import is_not
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import msgspec
 from msgspec.structs import astuple
@@ -113,13 +115,8 @@ class TypedJson:
         then its columns) hold no cycles and most are gone by the end, so a collection
         would only walk them (it ran several times per batch, a sixth of the read).
         """
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with _gc_paused():
             return self._read(values)
-        finally:
-            if enabled:
-                gc.enable()
 
     def _read(self, values: Sequence[bytes | None]) -> TypedColumns:
         decode = self._decode
@@ -241,3 +238,29 @@ def categories(values: Sequence[Any]) -> tuple[pa.Array, npt.NDArray[np.bool_], 
     return pa.array(texts, type=pa.string()), fine, null, absent
 
 
+_PAUSE = threading.Lock()
+_paused = 0
+_restore = False
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The garbage collector off while any worker thread of this process reads a batch, and
+    back as it was when the last one is done.
+
+    Workers of one process are threads: a plain ``isenabled``/``disable``/``enable`` in each
+    could read "off" while another thread held it off and then leave it off for good.
+    """
+    global _paused, _restore
+    with _PAUSE:
+        if _paused == 0:
+            _restore = gc.isenabled()
+            gc.disable()
+        _paused += 1
+    try:
+        yield
+    finally:
+        with _PAUSE:
+            _paused -= 1
+            if _paused == 0 and _restore:
+                gc.enable()

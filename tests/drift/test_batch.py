@@ -684,6 +684,43 @@ def test_the_typed_read_leaves_the_garbage_collector_as_it_was(enabled: bool) ->
         gc.enable() if was else gc.disable()
 
 
+def test_overlapping_typed_reads_of_worker_threads_restore_the_collector_once() -> None:
+    """Workers of a process are threads: the collector stays off until the last overlapping
+    read is done, then is back on (never left off by a read that began while another held it)."""
+    import gc
+    import threading
+
+    from drift.batch.typed_json import _gc_paused
+
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        first, second = _gc_paused(), _gc_paused()
+        first.__enter__()
+        second.__enter__()
+        assert not gc.isenabled()
+        first.__exit__(None, None, None)
+        assert not gc.isenabled()  # the second read is still running
+        second.__exit__(None, None, None)
+        assert gc.isenabled()
+
+        decoder = batch_decoder()
+        values = [orjson.dumps(message(i)) for i in range(200)]
+
+        def read() -> None:
+            for _ in range(50):
+                assert decoder._typed.read(values).parsed.size == 200
+
+        threads = [threading.Thread(target=read) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert gc.isenabled()
+    finally:
+        gc.enable() if was else gc.disable()
+
+
 def test_a_batch_that_starts_with_other_shapes_decodes_alike() -> None:
     """Past 64 refused messages the typed road is not tried; the other roads give the same."""
     refused = [{**message(i), "note": "x"} for i in range(70)]
