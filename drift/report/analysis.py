@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -149,9 +149,15 @@ def what_if_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[li
 
 def top_findings(findings: Sequence[Finding], n: int = TOP_FINDINGS) -> list[Finding]:
     """The worst window of each alerting (else warning) series that has bin shares, worst first."""
+    return worst_per_series(findings, has_bins, n)
+
+
+def worst_per_series(findings: Sequence[Finding], keep: Callable[[Finding], bool], n: int) -> list[Finding]:
+    """The worst window (by :func:`rank`) of each series (fingerprint) at warn or alert among the
+    findings ``keep`` accepts, worst first, at most ``n``."""
     best: dict[str, tuple[tuple[int, float], Finding]] = {}
     for finding in findings:
-        if finding.severity is Severity.OK or not has_bins(finding):
+        if finding.severity is Severity.OK or not keep(finding):
             continue
         key = rank(finding)
         if key[0] < 0:

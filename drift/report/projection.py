@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from drift.findings import Finding, Severity
-from drift.report.analysis import rank
+from drift.findings import Finding
+from drift.report.analysis import worst_per_series
 
 PROJECTION_FINDINGS = 3
 """Embedding findings whose reference vs current projection the report draws."""
@@ -30,17 +30,7 @@ def is_embedding_finding(finding: Finding) -> bool:
 
 def top_embedding_findings(findings: Sequence[Finding], n: int = PROJECTION_FINDINGS) -> list[Finding]:
     """The worst window of each alerting (else warning) embedding series, worst first."""
-    best: dict[str, tuple[tuple[int, float], Finding]] = {}
-    for finding in findings:
-        if not is_embedding_finding(finding) or finding.severity is Severity.OK:
-            continue
-        key = rank(finding)
-        if key[0] < 0:
-            continue
-        if finding.fingerprint not in best or key > best[finding.fingerprint][0]:
-            best[finding.fingerprint] = (key, finding)
-    ranked = sorted(best.values(), key=lambda item: item[0], reverse=True)
-    return [finding for _, finding in ranked[:n]]
+    return worst_per_series(findings, is_embedding_finding, n)
 
 
 @dataclass(frozen=True, slots=True)
