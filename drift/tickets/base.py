@@ -278,6 +278,13 @@ class StoreBase:
         row = tx.one("SELECT * FROM tickets WHERE seq = ?", (seq,))
         return None if row is None else _ticket_from_row(row)
 
+    def _existing(self, tx: Tx, seq: int, ticket_id: str) -> Ticket:
+        """Ticket ``seq``; a missing one is a :class:`TicketStoreError` naming ``ticket_id`` and the store."""
+        ticket = self._fetch(tx, seq)
+        if ticket is None:
+            raise TicketStoreError(f"no ticket {ticket_id!r} in {self._db.location!r}")
+        return ticket
+
     def get(self, ticket_id: str) -> Ticket:
         """The ticket called ``ticket_id`` (``DRIFT-17``).
 
@@ -289,10 +296,7 @@ class StoreBase:
         """
         seq = parse_ticket_id(ticket_id)
         with self._db.read(f"read ticket {ticket_id!r} from") as tx:
-            ticket = self._fetch(tx, seq)
-        if ticket is None:
-            raise TicketStoreError(f"no ticket {ticket_id!r} in {self._db.location!r}")
-        return ticket
+            return self._existing(tx, seq, ticket_id)
 
     def list(self, status: TicketStatus | None = None) -> builtins.list[Ticket]:
         """All tickets, or those with ``status``, oldest id first."""
@@ -323,8 +327,5 @@ class StoreBase:
         """
         seq = parse_ticket_id(ticket_id)
         with self._db.read(f"read ticket {ticket_id!r} from") as tx:
-            ticket = self._fetch(tx, seq)
-            if ticket is None:
-                raise TicketStoreError(f"no ticket {ticket_id!r} in {self._db.location!r}")
-            return ticket_context(tx, ticket)
+            return ticket_context(tx, self._existing(tx, seq, ticket_id))
 

@@ -75,9 +75,7 @@ class LifecycleStore(StoreBase):
         acting = admin_detail(admin)
         _, at_text = self._clock()
         with self._write("write") as tx:
-            current = self._fetch(tx, seq)
-            if current is None:
-                raise TicketStoreError(f"no ticket {ticket_id!r} in {self._db.location!r}")
+            current = self._existing(tx, seq, ticket_id)
             if current.status == new_status:
                 return current
             if new_status in REVIEW_ONLY:
@@ -119,9 +117,7 @@ class LifecycleStore(StoreBase):
             raise ReviewError(f"approvals must be >= 1; got {approvals!r}")
         _, at_text = self._clock()
         with self._write("write") as tx:
-            current = self._fetch(tx, seq)
-            if current is None:
-                raise TicketStoreError(f"no ticket {ticket_id!r} in {self._db.location!r}")
+            current = self._existing(tx, seq, ticket_id)
             self._move(tx, seq, current, TicketStatus.PENDING_REVIEW)
             if current.status is TicketStatus.RESOLVED:
                 raise TransitionError(
@@ -139,6 +135,13 @@ class LifecycleStore(StoreBase):
             updated = self._fetch(tx, seq)
         assert updated is not None
         return updated
+
+    def _pending_review(self, tx: Tx, seq: int, ticket_id: str, verb: str) -> Ticket:
+        """Ticket ``seq``, which must be pending review for ``verb`` (approve, reject)."""
+        current = self._existing(tx, seq, ticket_id)
+        if current.status is not TicketStatus.PENDING_REVIEW:
+            raise TransitionError(f"cannot {verb} {ticket_id}: it is {current.status.value}, not pending_review")
+        return current
 
     def reviews(self, ticket_id: str) -> builtins.list[Review]:
         """Every verdict given on ``ticket_id``, all rounds, oldest first."""
@@ -171,13 +174,7 @@ class LifecycleStore(StoreBase):
         acting = admin_detail(admin)
         at, at_text = self._clock()
         with self._write("write") as tx:
-            current = self._fetch(tx, seq)
-            if current is None:
-                raise TicketStoreError(f"no ticket {ticket_id!r} in {self._db.location!r}")
-            if current.status is not TicketStatus.PENDING_REVIEW:
-                raise TransitionError(
-                    f"cannot approve {ticket_id}: it is {current.status.value}, not pending_review"
-                )
+            current = self._pending_review(tx, seq, ticket_id, "approve")
             if same_person(reviewer, current.requester):
                 raise ReviewError(
                     f"{reviewer!r} requested the review of {ticket_id} and cannot approve it; "
@@ -253,13 +250,7 @@ class LifecycleStore(StoreBase):
             raise ReviewError(f"rejecting {ticket_id} needs a comment saying why")
         _, at_text = self._clock()
         with self._write("write") as tx:
-            current = self._fetch(tx, seq)
-            if current is None:
-                raise TicketStoreError(f"no ticket {ticket_id!r} in {self._db.location!r}")
-            if current.status is not TicketStatus.PENDING_REVIEW:
-                raise TransitionError(
-                    f"cannot reject {ticket_id}: it is {current.status.value}, not pending_review"
-                )
+            current = self._pending_review(tx, seq, ticket_id, "reject")
             tx.run(
                 "INSERT INTO ticket_reviews (ticket_seq, round, reviewer, verdict, comment, at)"
                 " VALUES (?, ?, ?, 'reject', ?, ?)"
