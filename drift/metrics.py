@@ -54,6 +54,17 @@ DLQ = Counter(
 WINDOWS_CLOSED = Counter(
     "drift_windows_closed_total", "Cohort windows closed and scored.", ["model"],
 )
+COHORT_ROWS = Gauge(
+    "drift_cohort_rows", "Cohorts with window state in this process (rows of the cohort arrays).", ["model"],
+)
+COHORT_ROWS_FREED = Counter(
+    "drift_cohort_rows_freed_total",
+    "Cohort rows freed after engine.idle_windows windows without events.", ["model"],
+)
+WINDOWS_SCREENED = Counter(
+    "drift_windows_screened_total",
+    "Cohort windows found healthy by the array screen and not scored finding by finding.", ["model"],
+)
 FINDINGS = Counter(
     "drift_findings_total", "Detector findings, by severity.", ["model", "detector", "severity"],
 )

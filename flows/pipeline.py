@@ -26,15 +26,17 @@ from drift.errors import TicketStoreError
 from drift.batch import BatchDecoder, DecodedBatch, model_columns
 from drift.events import Decoder, DeadLetter, InferenceEvent, RawMessage
 from drift.wire import WireDecoder
-from drift.findings import Cohort, Finding, Window
-from drift.baselines import SeasonalBaseline, load_seasonal, resume, score_window
+from drift.cohort_arrays import ClosedWindows, layout_of
+from drift.findings import Cohort, Finding, Severity, Window
+from drift.baselines import load_seasonal
 from drift.policy import CohortPolicy, Decision, decide_cohort
 from drift.reference import ReferenceProfile
-from drift.summary import SchemaState, WindowSummary, track_schema
 from drift.tickets import TicketEvent, TicketStore
 from flows.outbox import PendingTicketEvents, PublishedSink
 from flows.plans import ModelPlan, cohort_of, plan_models
-from flows.windows import STEP_ID, WindowSpec, as_pieces, window_logic
+from flows.scoring import scorer
+from flows.shard_windows import STEP_ID, ShardSpec, as_shards, shard_logic
+from flows.windows import WindowSpec
 from flows.freshness import freshness_findings, freshness_plans
 from flows.value_skew import count_feature_events, split_feature_events, value_skew_findings, value_skew_plans
 
@@ -101,12 +103,13 @@ class TicketRecorder:
                 # The gauges keep the last read, and its timestamp says how old it is.
                 log.warning("cannot read the ticket state for the metrics: %s", exc)
 
-    def traffic(self, items: list[tuple[Cohort, Window, WindowSummary]]) -> list[tuple[Cohort, Window, WindowSummary]]:
+    def traffic(self, items: list[tuple[str, ClosedWindows]]) -> list[tuple[str, ClosedWindows]]:
         """Record the cohort windows' event counts (for traffic shares), one transaction per
         batch of closed windows; pass the items on."""
         store = self._store()
         store.record_traffic_many([
-            (cohort.model, cohort.key, window.start, window.end, summary.n_events) for cohort, window, summary in items
+            (cohort.model, cohort.key, closed.window.start, closed.window.end, int(n))
+            for _, closed in items for cohort, n in zip(closed.cohorts, closed.n_events.tolist())
         ])
         self.refresh_state(store, force=False)
         return items
@@ -144,6 +147,25 @@ def _count_dead_letter(letter: DeadLetter) -> None:
     metrics.DLQ.labels(letter.step_id, letter.reason.value).inc()
 
 
+def window_reports(closed: ClosedWindows) -> list[WindowReport]:
+    """The closed windows' event counts, one report per cohort (files only)."""
+    return [WindowReport(c, closed.window, int(n)) for c, n in zip(closed.cohorts, closed.n_events.tolist())]
+
+
+def shard_specs(plans: list[ModelPlan], config: Config) -> dict[str, ShardSpec]:
+    """How each model's cohort arrays are built (flows/shard_windows.py)."""
+    return {
+        plan.config.name: ShardSpec(
+            model=plan.config.name,
+            layout=layout_of(plan.profile, plan.config.feature_bounds(), plan.config.embedding_sampling(),
+                             plan.config.tracks_event_ids()),
+            size=plan.config.window.size, lateness=plan.config.window.allowed_lateness,
+            idle_windows=config.engine.idle_windows,
+        )
+        for plan in plans
+    }
+
+
 def window_specs(plans: list[ModelPlan]) -> dict[str, WindowSpec]:
     """How each model's cohort windows are built (flows/windows.py)."""
     return {
@@ -162,7 +184,7 @@ def ts_units(config: Config) -> dict[str, str]:
 
 
 def batch_decoder(
-    config: Config, plans: list[ModelPlan], decoder: Decoder, per_event: set[str],
+    config: Config, plans: list[ModelPlan], decoder: Decoder, per_event: set[str], by_model: bool = False,
 ) -> Callable[[Sequence[RawMessage]], DecodedBatch]:
     """The column-wise decoder of the flow; ``per_event``: models whose events feed per-event steps.
 
@@ -173,7 +195,7 @@ def batch_decoder(
             embeddings=plan.config.embedding_sampling() is not None,
         )
         for plan in plans
-    ])
+    ], by_model=by_model)
     schemas = config.events.schemas
     if config.events.format == "json" or schemas is None:
         return columnar
@@ -205,6 +227,7 @@ def build_flow(
     flow_id: str = "drift",
     feature_source: Source[Any] | None = None,
     durable: bool = True,
+    ok_findings: bool | None = None,
 ) -> Dataflow:
     """The dataflow for ``config`` reading ``source`` and writing ``outputs``.
 
@@ -215,6 +238,8 @@ def build_flow(
     ``feature_source`` (Kafka: ``kafka.feature_topic``) feeds value skew and freshness;
     it is read only when a ``skew`` detector has ``values:`` or a ``freshness`` detector
     is configured.
+
+    ``ok_findings``: write ok findings too (None: ``engine.ok_findings`` of the config).
     """
     plans = plan_models(config, profiles)
     by_model = {plan.config.name: plan for plan in plans}
@@ -240,33 +265,24 @@ def build_flow(
             flow, raw, config.kafka.feature_topic, feature_source, as_batch(to_raw), config.events.max_future, now,
         )
     per_event = {p.model.name for p in skew_plans} | {p.model.name for p in fresh_plans}
-    decoded = op.map("decode_inference", raw, batch_decoder(config, plans, decoder, per_event))
+    decoded = op.map("decode_inference", raw, batch_decoder(config, plans, decoder, per_event, by_model=True))
     op.inspect("count_events", decoded, lambda _s, batch: _count_batch(batch))
     dead = [op.flat_map("dead_inference", decoded, lambda batch: batch.dead)]
     events = cast(Stream[InferenceEvent], op.flat_map("per_event_inference", decoded, lambda batch: batch.events))
 
+    keyed_rows = op.flat_map("key_rows_by_shard", decoded, as_shards(config.engine.shards))
     summarised = op.stateful_batch(
-        STEP_ID, op.flat_map("key_pieces_by_cohort", decoded, as_pieces), window_logic(window_specs(plans), now, copies=durable),
+        STEP_ID, keyed_rows, shard_logic(shard_specs(plans, config), now, copies=durable),
     )
-    outcomes = op.key_rm("unkey_windows", summarised)
-    windows = op.filter_map("closed_windows", outcomes, lambda o: o[1] if o[0] == "window" else None)
-    dead.append(op.filter_map("late_inference", outcomes, lambda o: o[1] if o[0] == "late" else None))
-
-    def previous_schema(
-        state: SchemaState | None, item: tuple[Cohort, Window, WindowSummary],
-    ) -> tuple[SchemaState, tuple[Cohort, Window, WindowSummary]]:
-        return track_schema(state, item[1].start, item[2]), item
-
-    # The schema check reports a change once: each window learns its cohort's previous schema.
-    windows = op.key_rm("unkey_schema", op.stateful_map(
-        "track_schema", op.key_on("key_schema_by_cohort", windows, lambda item: item[0].key), previous_schema,
-    ))
+    closed = op.filter_map_value("closed_windows", summarised, lambda o: o[1] if o[0] == "closed" else None)
+    dead.append(op.filter_map("late_inference", op.key_rm("unkey_windows", summarised),
+                              lambda o: o[1] if o[0] == "late" else None))
 
     # Each cohort window's event count reaches the ticket store before its
     # findings are scored, so a ticket always knows its cohort's traffic; the
     # model's total (for the share) is summed from the store when read.
     recorder = TicketRecorder(lambda: open_store(config), config)
-    windows = op.flat_map_batch("record_traffic", windows, recorder.traffic)
+    closed = op.flat_map_batch("record_traffic", closed, recorder.traffic)
 
     seeded = {
         plan.config.name: load_seasonal(
@@ -274,39 +290,12 @@ def build_flow(
         )
         for plan in plans if plan.config.baseline.seasonality != "none"
     }
-
-    def detect(
-        state: SeasonalBaseline | None, item: tuple[Cohort, Window, WindowSummary],
-    ) -> tuple[SeasonalBaseline | None, list[Finding]]:
-        """Score a closed window; with seasonality, against its cohort's seasonal baseline.
-
-        The baseline is per cohort state (snapshotted by recovery), seeded from
-        ``drift baseline build --history`` when one was built, and fed only by
-        healthy windows (drift.baselines.score_window).
-        """
-        cohort, window, summary = item
-        plan = by_model[cohort.model]
-        metrics.WINDOWS_CLOSED.labels(cohort.model).inc()
-        found: list[Finding]
-        if plan.config.baseline.seasonality == "none":
-            found = [f for detector in plan.detectors for f in detector.score(summary, plan.profile, cohort, window)]
-        else:
-            if state is None and cohort.key in seeded.get(cohort.model, {}):
-                state = seeded[cohort.model][cohort.key].copy()
-            state = resume(state, plan.profile, plan.config.baseline)
-            found = score_window(state, plan.profile, plan.detectors, cohort, window, summary)
-        tally = Counter((finding.detector, finding.severity.value) for finding in found)
-        for (detector, severity), n in tally.items():
-            metrics.FINDINGS.labels(cohort.model, detector, severity).inc(n)
-        metrics.record_findings(cohort, found)
-        return state, found
-
-    # Findings travel as one list per cohort window (value skew and freshness: one list
-    # per finding), keyed by cohort, through the policy: per-finding steps would cost a
-    # keyed item and a state per finding (127 per window of 25 features).
-    found_lists = op.stateful_map(
-        "detect_drift", op.key_on("key_windows_by_cohort", windows, lambda item: item[0].key), detect,
-    )
+    # Scored per shard: healthy cohorts are found by array expressions and only the others
+    # become Finding objects; the policy state of a cohort lives with its shard (flows/scoring.py).
+    ok = config.engine.ok_findings if ok_findings is None else ok_findings
+    scored = op.key_rm("unkey_scores", op.stateful_map("detect_drift", closed, scorer(config, by_model, seeded, ok)))
+    findings = op.flat_map("window_findings", scored, lambda s: s.findings)
+    decisions = op.flat_map("window_decisions", scored, lambda s: s.decisions)
     extra: list[Stream[Finding]] = []
     if skew_plans or fresh_plans:
         dead.append(feature_dead)
@@ -319,25 +308,24 @@ def build_flow(
         extra.append(freshness_findings(fresh_plans, events, feature_events, now))
     if extra:
         singles = op.merge("merge_stream_findings", *extra) if len(extra) > 1 else extra[0]
+
+        def apply_policy(state: CohortPolicy | None, found: Finding) -> tuple[CohortPolicy | None, list[Decision]]:
+            model = by_model[found.cohort.model].config
+            return decide_cohort(state, [found], model, list(config.routing))
+
         keyed_singles = op.key_on("key_stream_findings_by_cohort", singles, lambda f: f.cohort.key)
-        found_lists = op.merge("merge_findings", found_lists, op.map_value("as_finding_lists", keyed_singles, lambda f: [f]))
-    findings = op.flat_map("flatten_findings", op.key_rm("unkey_findings", found_lists), lambda found: found)
+        stream_decisions = op.key_rm("unkey_stream_decisions", op.stateful_flat_map(
+            "apply_stream_policy", keyed_singles, apply_policy))
+        decisions = op.merge("merge_decisions", decisions, stream_decisions)
+        if not ok:
+            singles = op.filter("stream_problems", singles, lambda f: f.severity is not Severity.OK)
+        findings = op.merge("merge_findings", findings, singles)
     op.output("write_findings", findings, outputs.findings)
     if outputs.windows is not None:
-        reports = op.map(
-            "report_window", windows,
-            lambda item: WindowReport(item[0], item[1], item[2].n_events),
-        )
+        reports = op.flat_map("report_window", op.key_rm("unkey_reports", closed), window_reports)
         op.output("write_windows", reports, outputs.windows)
 
-    def apply_policy(state: CohortPolicy | None, found: list[Finding]) -> tuple[CohortPolicy | None, list[Decision]]:
-        if not found:
-            return state, []
-        model = by_model[found[0].cohort.model].config
-        return decide_cohort(state, found, model, list(config.routing))
-
-    decisions = op.stateful_flat_map("apply_policy", found_lists, apply_policy)
-    tickets = op.flat_map_batch("open_tickets", op.key_rm("unkey_decisions", decisions), recorder.record_batch)
+    tickets = op.flat_map_batch("open_tickets", decisions, recorder.record_batch)
     # Ticket events are published from the store's outbox: marked once every sink has them,
     # and those a crash left unmarked are published again at the start (flows/outbox.py).
     pending = op.input("read_unpublished_ticket_events", flow, PendingTicketEvents(lambda: open_store(config)))

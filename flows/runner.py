@@ -206,7 +206,9 @@ def run_file(
     outputs = Outputs(findings=ListSink(), tickets=ListSink(), dlq=ListSink(), windows=ListSink(),
                       feature_events=CountSink())
     outputs = _with_webhook(config, outputs)
-    flow = build_flow(config, profiles, EventFileSource(events, on_batch=progress), outputs, now=now, durable=False)
+    # Replays and backtests keep every finding: their reports draw each window's values.
+    flow = build_flow(config, profiles, EventFileSource(events, on_batch=progress), outputs, now=now, durable=False,
+                      ok_findings=True)
     tune_gc()
     try:
         run_main(flow)

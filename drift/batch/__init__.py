@@ -68,10 +68,35 @@ class Piece:
 
 
 @dataclass(slots=True)
+class ModelRows:
+    """The rows of one model in one batch, all cohorts together, in arrival order.
+
+    Events decoded one by one are rows too (null, absent and wrong-typed cells as cell
+    states: :func:`drift.batch.event_rows.events_block`). ``keys[i]`` is row ``i``'s
+    cohort key and ``labels`` each key's labels; ``embeddings[i]`` the embedding of row
+    ``i``'s event (None for a row read column-wise, or an event without one), for models
+    that sample embeddings.
+    """
+
+    model: str
+    block: Block
+    keys: pa.Array
+    labels: dict[str, tuple[tuple[str, str], ...]]
+    embeddings: list[Any] | None = None
+
+    def __len__(self) -> int:
+        return len(self.block)
+
+
+@dataclass(slots=True)
 class DecodedBatch:
-    """One source batch, decoded."""
+    """One source batch, decoded.
+
+    A decoder built with ``by_model=True`` fills ``models`` (one :class:`ModelRows` per
+    model) instead of ``pieces`` (one :class:`Piece` per cohort)."""
 
     pieces: list[Piece] = field(default_factory=list)
+    models: list[ModelRows] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     events: list[InferenceEvent] = field(default_factory=list)
     """Decoded events of models with per-event consumers (value skew, freshness)."""
@@ -275,6 +300,7 @@ __all__ = [
     "BatchDecoder",
     "DecodedBatch",
     "ModelColumns",
+    "ModelRows",
     "Piece",
     "encode_arrow",
     "events_block",

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from drift.batch import DecodedBatch, Piece, _ArrowRows, _ArrowSource, _json_record
+from drift.batch import DecodedBatch, ModelRows, Piece, _ArrowRows, _ArrowSource, _json_record
 from drift.batch.arrow import (
     _bools,
     _categories,
@@ -91,9 +91,14 @@ class _Rows:
 class BatchDecoder:
     """Decodes a list of :class:`RawMessage` into a :class:`DecodedBatch`; never raises on a message."""
 
-    def __init__(self, decoder: Decoder, models: Iterable[ModelColumns], min_columnar: int = MIN_COLUMNAR) -> None:
+    def __init__(
+        self, decoder: Decoder, models: Iterable[ModelColumns], min_columnar: int = MIN_COLUMNAR,
+        by_model: bool = False,
+    ) -> None:
         self.decoder = decoder
         self.min_columnar = min_columnar
+        self.by_model = by_model
+        """Rows as one :class:`ModelRows` per model (the cohort arrays' input) instead of pieces."""
         self.models = {m.name: m for m in models}
         numeric: dict[str, str] = {}
         categorical: dict[str, str] = {}
@@ -617,6 +622,9 @@ class BatchDecoder:
                 out.dead.append(item)
             else:
                 self._add_event(item, i * ROW_SPAN, out, groups)
+        if self.by_model:
+            self._assemble_models(rows, out, groups)
+            return
         # Per column-wise model: its clean rows plus its events decoded one by one (as rows
         # with null/missing/wrong cells), ordered by cohort then arrival, cut per cohort.
         blocks: dict[str, tuple[Cohort, npt.NDArray[np.int64], Block]] = {}
@@ -677,6 +685,47 @@ class BatchDecoder:
             order = np.argsort(positions, kind="stable")
             out.pieces.append(Piece(cohort, stamps[order], kinds[order], piece_block, events))
             out.n_events += len(order)
+
+
+    def _assemble_models(self, rows: dict[str, _Rows], out: DecodedBatch, groups: _SlowGroups) -> None:
+        """One :class:`ModelRows` per model: its column-wise rows and its events decoded one by
+        one (as rows), all cohorts together, in arrival order."""
+        slow: dict[str, list[tuple[int, int, InferenceEvent, Cohort]]] = {}
+        for cohort, entries in groups.values():
+            slow.setdefault(cohort.model, []).extend((p, k, e, cohort) for p, k, e in entries)
+        for name in [*rows, *(n for n in slow if n not in rows)]:
+            gathered = rows.get(name, _Rows())
+            parts, index, keys = list(gathered.blocks), list(gathered.index), list(gathered.keys)
+            labels: dict[str, tuple[tuple[str, str], ...]] = {}
+            for part in gathered.first_labels:
+                for key, value in part.items():
+                    labels.setdefault(key, value)
+            embeddings: list[Any] | None = None
+            n_fast = sum(len(p) for p in parts)
+            events = sorted(slow.get(name, []), key=lambda r: (r[0], r[1]))
+            if events:
+                converted, _ = events_block([r[2] for r in events], self.models[name], wrong_categorical=True)
+                assert converted is not None
+                parts.append(converted)
+                index.append(np.asarray([r[0] for r in events], dtype=np.int64))
+                keys.append(pa.array([r[3].key for r in events], type=pa.string()))
+                for r in events:
+                    labels.setdefault(r[3].key, r[3].labels)
+                embeddings = [None] * n_fast + [r[2].embedding for r in events]
+                out.n_columnar += len(converted)
+            if not parts:
+                continue
+            block = concat_blocks(parts)
+            positions = np.concatenate(index)
+            all_keys = pa.concat_arrays(keys) if len(keys) > 1 else keys[0]
+            order = np.argsort(positions, kind="stable")
+            if not np.array_equal(order, np.arange(order.size)):
+                block, all_keys = block.take(order), all_keys.take(pa.array(order))
+                if embeddings is not None:
+                    embeddings = [embeddings[i] for i in order.tolist()]
+            out.models.append(ModelRows(name, block, all_keys, labels, embeddings))
+            out.n_columnar += n_fast
+            out.n_events += len(block)
 
 
 _SlowGroups = dict[str, tuple[Cohort, list[tuple[int, int, InferenceEvent]]]]

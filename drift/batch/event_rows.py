@@ -18,13 +18,17 @@ from drift.windowing import to_micros
 _ABSENT = object()
 
 
-def events_block(events: Sequence[InferenceEvent], m: ModelColumns) -> tuple[Block | None, list[int]]:
+def events_block(
+    events: Sequence[InferenceEvent], m: ModelColumns, wrong_categorical: bool = False,
+) -> tuple[Block | None, list[int]]:
     """Events decoded one by one, as block rows: (the block, positions of events left out).
 
     Nulls, absent fields, wrong-typed numbers and unknown feature names become cell
     states, so counting the block is counting the events. An event whose categorical
     field holds a container (only prediction fields can) is left out: its example
-    order depends on when unseen values are flushed, so it is added on its own.
+    order depends on when unseen values are flushed, so it is added on its own; with
+    ``wrong_categorical`` it is a row whose cell is wrong-typed, its example the value's
+    ``repr`` (the cohort arrays count it so).
     """
     numeric_paths = [*m.numeric, *(f"prediction.{p}" for p, num in m.predictions if num)]
     categorical_paths = [*m.categorical, *(f"prediction.{p}" for p, num in m.predictions if not num)]
@@ -40,13 +44,17 @@ def events_block(events: Sequence[InferenceEvent], m: ModelColumns) -> tuple[Blo
     for position, event in enumerate(events):
         cells = [_cell(event, path) for path in categorical_paths]
         if any(state == WRONG for state, _ in cells):
-            left.append(position)
-            continue
+            if not wrong_categorical:
+                left.append(position)
+                continue
         row = len(kept)
         kept.append(position)
         for j, (state, text) in enumerate(cells):
             categorical_states[j].append(state)
             texts[j].append(text)
+            if state == WRONG:
+                path = categorical_paths[j]
+                wrong.setdefault(path, []).append((row, repr(_value_at(event, path))[:64]))
         for j, path in enumerate(numeric_paths):
             value = _value_at(event, path)
             if value is _ABSENT:

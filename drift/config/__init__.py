@@ -47,7 +47,7 @@ from drift.config.models import (
     SkewEntry,
     WindowConfig,
 )
-from drift.config.root import BaselinesConfig, Config, MetricsConfig
+from drift.config.root import BaselinesConfig, Config, EngineConfig, MetricsConfig
 from drift.config.tickets import (
     ReviewConfig,
     ReviewerConfig,
@@ -82,6 +82,7 @@ __all__ = [
     "FreshnessEntry",
     "ImpactConfig",
     "KafkaConfig",
+    "EngineConfig",
     "MetricsConfig",
     "ModelConfig",
     "PolicyConfig",

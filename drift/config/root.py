@@ -32,6 +32,22 @@ class MetricsConfig(Strict):
     cohorts are labelled ``_other`` (and counted in ``drift_cohort_overflow_total``)."""
 
 
+class EngineConfig(Strict):
+    """How the flow keeps cohort window state and what it writes."""
+
+    shards: int = Field(default=8, ge=1, le=4096)
+    """State shards per model: each is one keyed state holding its cohorts as array rows
+    (a cohort's shard is a CRC-32 of its key); shards spread across workers and processes,
+    so more shards than workers lets the cluster balance them."""
+    idle_windows: int = Field(default=12, ge=1)
+    """Windows a cohort may stay without events (its watermark moving on with system time)
+    before its state row is freed; a cohort seen again afterwards starts afresh."""
+    ok_findings: bool = False
+    """Write ``ok`` findings to the findings sink too (every cohort window scored finding by
+    finding); by default only warn and alert findings are written, and healthy windows are
+    counted in the metrics. ``drift replay`` and ``drift backtest`` always write them all."""
+
+
 class BaselinesConfig(Strict):
     """Where built baselines are stored."""
 
@@ -50,6 +66,7 @@ class Config(Strict):
     review: ReviewConfig = ReviewConfig()
     metrics: MetricsConfig = MetricsConfig()
     baselines: BaselinesConfig = BaselinesConfig()
+    engine: EngineConfig = EngineConfig()
     source_dir: Annotated[str, Field(exclude=True)] = "."
     """Folder of the config file; relative paths in the file are resolved from it."""
 

@@ -1,0 +1,133 @@
+"""Which cohorts of a closed batch can have a warn or alert finding: one array pass for all.
+
+Scoring a cohort window finding by finding costs the same for a window of twenty events
+as for one of twenty thousand. Most cohort windows are healthy, so the flow first takes
+every detector's *effect* for all ``k`` cohorts of a :class:`~drift.cohort_arrays.ClosedWindows`
+at once, as numpy expressions over ``[cohorts × fields]``: the PSI of every feature, each
+quality rate, the cardinality ratio, the duplicate-id rate and the schema change. A cohort
+whose every effect is below its warn level, or measured on fewer than ``min_samples``
+values, cannot have a finding above ``ok``: the significance test of
+:mod:`detectors.significance` only ever lowers a severity. Only the other cohorts are
+scored in full, by the detectors themselves.
+
+The effects are compared with the warn levels less a relative ``1e-9``, so rounding can
+only send a healthy cohort to full scoring, never hide an unhealthy one. A detector this
+module does not know (``score``, ``skew``, ``embedding``) makes :func:`screen` return
+None: every cohort is scored in full.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from detectors.base import Detector
+from detectors.psi import PsiDetector
+from detectors.quality import QualityDetector
+from drift.cohort_arrays import ABSENT, NULLS, OUT_OF_RANGE, WRONG_TYPE, ClosedWindows
+from drift.reference import CategoricalProfile, ReferenceProfile
+
+SLACK = 1e-9
+"""Relative margin below a warn level that still sends a cohort to full scoring."""
+
+
+def _at_least(value: npt.NDArray[np.float64], level: float) -> npt.NDArray[np.bool_]:
+    return value >= level - SLACK * max(abs(level), 1e-12)
+
+
+def screen(closed: ClosedWindows, profile: ReferenceProfile, detectors: list[Detector]) -> npt.NDArray[np.bool_] | None:
+    """``[k]`` True where a cohort may have a warn/alert finding; None when a detector cannot be screened."""
+    flagged = np.zeros(len(closed), dtype=np.bool_)
+    for detector in detectors:
+        if isinstance(detector, PsiDetector):
+            flagged |= psi_flags(closed, profile, detector)
+        elif isinstance(detector, QualityDetector):
+            flagged |= quality_flags(closed, profile, detector)
+        else:
+            return None
+    return flagged
+
+
+def psi_values(closed: ClosedWindows, profile: ReferenceProfile, detector: PsiDetector) -> tuple[
+        list[str], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """(features, ``[k × features]`` PSI, ``[k × features]`` values counted) of ``detector``'s features."""
+    layout = closed.layout
+    names = detector.features(profile)
+    epsilon = detector.config.epsilon
+    values = np.zeros((len(closed), len(names)))
+    totals = np.zeros((len(closed), len(names)), dtype=np.int64)
+    for j, name in enumerate(names):
+        f = layout.index(name)
+        counts = closed.field_counts(f)
+        total = counts.sum(axis=1)
+        shares = np.asarray(profile.features[name].shares, dtype=np.float64)
+        reference = np.maximum(shares / shares.sum(), epsilon) if shares.sum() > 0 else None
+        totals[:, j] = total
+        if reference is None:
+            continue
+        current = np.maximum(counts / np.maximum(total, 1)[:, None], epsilon)
+        values[:, j] = ((current - reference) * np.log(current / reference)).sum(axis=1)
+    return names, values, totals
+
+
+def psi_flags(closed: ClosedWindows, profile: ReferenceProfile, detector: PsiDetector) -> npt.NDArray[np.bool_]:
+    _, values, totals = psi_values(closed, profile, detector)
+    hit = _at_least(values, detector.config.warn) & (totals >= detector.config.min_samples)
+    if not hit.size:
+        return np.zeros(len(closed), dtype=np.bool_)
+    return np.asarray(hit.any(axis=1), dtype=np.bool_)
+
+
+def quality_flags(
+    closed: ClosedWindows, profile: ReferenceProfile, detector: QualityDetector,
+) -> npt.NDArray[np.bool_]:
+    config = detector.config
+    layout = closed.layout
+    k = len(closed)
+    flagged = np.zeros(k, dtype=np.bool_)
+    n_events = closed.n_events
+    minimum = config.min_samples
+
+    def rate_check(check: str, numerator: npt.NDArray[np.int64], denominator: npt.NDArray[np.int64]) -> None:
+        nonlocal flagged
+        thresholds = config.thresholds(check)  # type: ignore[arg-type]
+        if thresholds is None:
+            return
+        rate = numerator / np.maximum(denominator, 1)
+        flagged |= _at_least(rate, thresholds.warn_level) & (denominator >= minimum)
+
+    for name in detector.features(profile):
+        f = layout.index(name)
+        feature = profile.features[name]
+        counts = closed.field_counts(f)
+        binned = counts.sum(axis=1)
+        rate_check("null_rate", closed.cells[NULLS, :, f], n_events)
+        rate_check("missing_rate", closed.cells[ABSENT, :, f], n_events)
+        if isinstance(feature, CategoricalProfile):
+            rate_check("unseen_category", counts[:, -1], binned)
+            growth = config.cardinality_growth
+            if growth is not None:
+                distinct = np.count_nonzero(counts[:, :-1], axis=1).astype(np.float64)
+                for i, extras in closed.extras.items():
+                    distinct[i] += len(extras.unseen.get(f, ()))
+                ratio = distinct / feature.n_categories
+                flagged |= _at_least(ratio, growth.warn_level) & (binned >= minimum)
+        else:
+            wrong = closed.cells[WRONG_TYPE, :, f]
+            rate_check("type_mismatch", wrong, binned + wrong)
+            rate_check("out_of_range", closed.cells[OUT_OF_RANGE, :, f], binned)
+    if config.thresholds("duplicate_event_id") is not None and closed.ids is not None:
+        rate_check("duplicate_event_id", closed.n_duplicate, closed.n_event_id)
+    limits = config.schema_change
+    if limits is not None:
+        if limits.warn_level <= 0:
+            flagged[:] = True
+        else:
+            for i, (before, now) in enumerate(zip(closed.schema_before, closed.schemas())):
+                if not now.unknown and not now.vanished:
+                    continue
+                base = before if before is not None else now.__class__()
+                changed = len(now.unknown - base.unknown) + len(now.vanished - base.vanished)
+                if changed >= limits.warn_level - SLACK:
+                    flagged[i] = True
+    return flagged
