@@ -116,7 +116,7 @@ def quality_flags(
             wrong = closed.cells[WRONG_TYPE, :, f]
             rate_check("type_mismatch", wrong, binned + wrong)
             rate_check("out_of_range", closed.cells[OUT_OF_RANGE, :, f], binned)
-    if config.thresholds("duplicate_event_id") is not None and closed.ids is not None:
+    if config.thresholds("duplicate_event_id") is not None and closed.tracks_ids:
         rate_check("duplicate_event_id", closed.n_duplicate, closed.n_event_id)
     limits = config.schema_change
     if limits is not None:

@@ -140,9 +140,10 @@ class WindowArrays:
         self.capacity = 0
         self.counts = np.zeros((0, layout.n_bins), dtype=np.int64)
         self.cells = np.zeros((CELL_PLANES, 0, layout.n_fields), dtype=np.int64)
-        self.mom_n = np.zeros((0, layout.n_fields), dtype=np.int64)
-        self.mom_mean = np.zeros((0, layout.n_fields), dtype=np.float64)
-        self.mom_m2 = np.zeros((0, layout.n_fields), dtype=np.float64)
+        # Moments field-major ([fields × rows]): a batch merges one field's rows at a time.
+        self.mom_n = np.zeros((layout.n_fields, 0), dtype=np.int64)
+        self.mom_mean = np.zeros((layout.n_fields, 0), dtype=np.float64)
+        self.mom_m2 = np.zeros((layout.n_fields, 0), dtype=np.float64)
         self.n_events = np.zeros(0, dtype=np.int64)
         self.first_ts = np.zeros(0, dtype=np.int64)
         self.last_ts = np.zeros(0, dtype=np.int64)
@@ -151,7 +152,13 @@ class WindowArrays:
         self.ids_capped = np.zeros(0, dtype=np.bool_)
         self.active = np.zeros(0, dtype=np.bool_)
         self.extras: dict[int, RowExtras] = {}
-        self.ids: dict[int, set[str]] = {}
+        self._matrices: dict[tuple[str, ...], Any] = {}
+        self.ids: set[tuple[int, int, str]] = set()
+        """``(row, generation, event id)`` of the ids seen (the duplicate check); a row's
+        generation moves on when it is emptied, so the ids of its closed window never match."""
+        self.generation = np.zeros(0, dtype=np.int64)
+        self.n_ids = np.zeros(0, dtype=np.int64)
+        """Ids remembered per row (at most :data:`MAX_EVENT_IDS`)."""
         self.grow(capacity)
 
     # -- shape -----------------------------------------------------------------------------
@@ -169,25 +176,30 @@ class WindowArrays:
 
         self.counts = more(self.counts)
         self.cells = more(self.cells, axis=1)
-        self.mom_n, self.mom_mean, self.mom_m2 = more(self.mom_n), more(self.mom_mean), more(self.mom_m2)
+        self.mom_n, self.mom_mean, self.mom_m2 = (
+            more(self.mom_n, axis=1), more(self.mom_mean, axis=1), more(self.mom_m2, axis=1))
         self.n_events = more(self.n_events)
         self.first_ts, self.last_ts = more(self.first_ts, NO_TS_LOW), more(self.last_ts, NO_TS_HIGH)
         self.n_event_id, self.n_duplicate = more(self.n_event_id), more(self.n_duplicate)
         self.ids_capped, self.active = more(self.ids_capped, False), more(self.active, False)
+        self.generation, self.n_ids = more(self.generation), more(self.n_ids)
         self.capacity = capacity
 
     def clear(self, rows: npt.NDArray[np.intp]) -> None:
         """Empty ``rows`` (after they closed, or when they are freed)."""
         self.counts[rows] = 0
         self.cells[:, rows] = 0
-        self.mom_n[rows], self.mom_mean[rows], self.mom_m2[rows] = 0, 0.0, 0.0
+        self.mom_n[:, rows], self.mom_mean[:, rows], self.mom_m2[:, rows] = 0, 0.0, 0.0
         self.n_events[rows] = 0
         self.first_ts[rows], self.last_ts[rows] = NO_TS_LOW, NO_TS_HIGH
         self.n_event_id[rows], self.n_duplicate[rows], self.ids_capped[rows] = 0, 0, False
         self.active[rows] = False
+        self.generation[rows] += 1
+        self.n_ids[rows] = 0
+        if not self.active.any():
+            self.ids = set()
         for row in rows.tolist():
             self.extras.pop(row, None)
-            self.ids.pop(row, None)
 
     def _extras(self, row: int) -> RowExtras:
         extras = self.extras.get(row)
@@ -214,79 +226,122 @@ class WindowArrays:
         bins: list[npt.NDArray[np.int64]] = []
         cells: list[npt.NDArray[np.int64]] = []
         numeric_at = {name: j for j, name in enumerate(block.numeric_names)}
+        numeric = [name for name in block.numeric_names if name in layout._index]
+        if numeric:
+            # Every numeric field binned and its moments taken in one pass over the matrix.
+            has_value = None
+            if any(name in block.states for name in numeric):
+                has_value = np.ones((len(numeric), n), dtype=np.bool_)
+                for j, name in enumerate(numeric):
+                    states = block.states.get(name)
+                    if states is not None:
+                        has_value[j] = states == OK
+            self._count_matrix(numeric, block.numeric[[numeric_at[name] for name in numeric]], has_value, rows,
+                               inverse, unique, bins, cells)
         for f, name in enumerate(layout.names):
             states = block.states.get(name)
+            if name in numeric_at:
+                if states is not None:
+                    self._count_states(f, name, states, rows, block, cells)
+                continue
             ok: npt.NDArray[np.bool_] | None = None
             if states is not None:
-                for plane, code in ((NULLS, NULL), (ABSENT, MISSING), (WRONG_TYPE, WRONG)):
-                    hit = np.flatnonzero(states == code)
-                    if hit.size:
-                        cells.append((plane * self.capacity + rows[hit]) * layout.n_fields + f)
+                self._count_states(f, name, states, rows, block, cells)
                 ok = states == OK
-                for row, example in block.wrong.get(name, []):
-                    _add_example(self._extras(int(rows[row])).examples.setdefault(f, []), example)
-            if name in numeric_at:
-                values = block.numeric[numeric_at[name]]
-                self._count_numeric(f, values if ok is None else values[ok], rows if ok is None else rows[ok],
-                                    inverse if ok is None else inverse[ok], unique, bins, cells)
-            else:
-                column = block.categorical[name]
-                self._count_categorical(f, column if ok is None else column.filter(pa.array(ok)),
-                                        rows if ok is None else rows[ok], bins)
+            column = block.categorical[name]
+            self._count_categorical(f, column if ok is None else column.filter(pa.array(ok)),
+                                    rows if ok is None else rows[ok], bins)
         if bins:
             np.add.at(self.counts.reshape(-1), np.concatenate(bins), 1)
         if cells:
             np.add.at(self.cells.reshape(-1), np.concatenate(cells), 1)
         if layout.track_event_ids:
-            self._count_event_ids(block.event_ids.to_pylist(), rows)
+            self._count_event_ids(block.event_ids, rows)
         for row, names in block.unknown.items():
             self._note_unknown(int(rows[row]), names)
         if layout.sampling is not None:
             self._sample(rows, cohorts, window_start_us, embeddings, block)
 
-    def _count_numeric(
-        self, f: int, values: npt.NDArray[np.float64], rows: npt.NDArray[np.intp], inverse: npt.NDArray[np.intp],
-        unique: npt.NDArray[np.intp], bins: list[npt.NDArray[np.int64]], cells: list[npt.NDArray[np.int64]],
+    def _count_states(
+        self, f: int, name: str, states: npt.NDArray[np.int8], rows: npt.NDArray[np.intp], block: Block,
+        cells: list[npt.NDArray[np.int64]],
     ) -> None:
-        if values.size == 0:
-            return
-        layout = self.layout
-        edges = layout.edges[f]
-        assert edges is not None
-        index = np.searchsorted(edges, values, side="right")
-        bins.append(rows * layout.n_bins + layout.offsets[f] + index)
-        bounds = layout.bounds[f]
-        if bounds is not None:
-            outside = (values < bounds.low) | (values > bounds.high)
-            hit = np.flatnonzero(outside)
+        """Nulls, absent and wrong-typed cells of field ``f`` (with the wrong values' examples)."""
+        for plane, code in ((NULLS, NULL), (ABSENT, MISSING), (WRONG_TYPE, WRONG)):
+            hit = np.flatnonzero(states == code)
             if hit.size:
-                cells.append((OUT_OF_RANGE * self.capacity + rows[hit]) * layout.n_fields + f)
-                for i in hit.tolist():
-                    examples = self._extras(int(rows[i])).out_of_range_examples.setdefault(f, [])
-                    if len(examples) < MAX_EXAMPLES:
-                        _add_example(examples, repr(float(values[i]) + 0.0)[:64])
-        # Moments of this batch per cohort row, merged into each row's (Chan et al.).
-        n_unique = unique.size
-        n_b = np.bincount(inverse, minlength=n_unique)
-        total = np.bincount(inverse, weights=values, minlength=n_unique).astype(np.float64)
-        present = np.flatnonzero(n_b)
-        mean_b = np.zeros(n_unique)
-        mean_b[present] = total[present] / n_b[present]
-        deviation = values - mean_b[inverse]
-        m2_b = np.bincount(inverse, weights=deviation * deviation, minlength=n_unique).astype(np.float64)
-        self._merge_moments(f, unique[present], n_b[present], mean_b[present], m2_b[present])
+                cells.append((plane * self.capacity + rows[hit]) * self.layout.n_fields + f)
+        for row, example in block.wrong.get(name, []):
+            _add_example(self._extras(int(rows[row])).examples.setdefault(f, []), example)
 
-    def _merge_moments(
-        self, f: int, rows: npt.NDArray[np.intp], n_b: npt.NDArray[np.int64], mean_b: npt.NDArray[np.float64],
-        m2_b: npt.NDArray[np.float64],
+    def _matrix_layout(self, names: list[str]) -> tuple[
+            npt.NDArray[np.intp], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """(field indices, edges padded with +inf ``[fields × most edges]``, low and high bounds) of ``names``."""
+        key = tuple(names)
+        cached = self._matrices.get(key)
+        if cached is None:
+            layout = self.layout
+            fields_ = np.asarray([layout.index(n) for n in names], dtype=np.intp)
+            edges = [layout.edges[f] for f in fields_.tolist()]
+            width = max((e.size for e in edges if e is not None), default=0)
+            padded = np.full((len(names), width), np.inf)
+            for j, e in enumerate(edges):
+                if e is not None:
+                    padded[j, : e.size] = e
+            low = np.asarray([b.low if b is not None else -np.inf for b in (layout.bounds[f] for f in fields_.tolist())])
+            high = np.asarray([b.high if b is not None else np.inf for b in (layout.bounds[f] for f in fields_.tolist())])
+            cached = self._matrices[key] = (fields_, padded, low, high)
+        return cached
+
+    def _count_matrix(
+        self, names: list[str], values: npt.NDArray[np.float64], ok: npt.NDArray[np.bool_] | None,
+        rows: npt.NDArray[np.intp], inverse: npt.NDArray[np.intp], unique: npt.NDArray[np.intp],
+        bins: list[npt.NDArray[np.int64]], cells: list[npt.NDArray[np.int64]],
     ) -> None:
-        n_a = self.mom_n[rows, f]
-        mean_a = self.mom_mean[rows, f]
+        """Bins, out-of-range counts and moments of numeric fields (``values``: ``[fields × rows]``;
+        ``ok``: the cells that hold a value, None when all do)."""
+        layout = self.layout
+        fields_, edges, low, high = self._matrix_layout(names)
+        if ok is not None:
+            values = np.where(ok, values, 0.0)  # cells without a value: not binned, not in the moments
+        index = np.zeros(values.shape, dtype=np.int64)
+        for k in range(edges.shape[1]):  # a value's bin: the edges at or below it (one pass per edge)
+            index += values >= edges[:, k:k + 1]
+        index += (rows * layout.n_bins)[None, :] + layout.offsets[fields_][:, None]
+        bins.append(index.reshape(-1) if ok is None else index[ok])
+        outside = (values < low[:, None]) | (values > high[:, None])
+        if ok is not None:
+            outside &= ok
+        if outside.any():
+            for j, i in zip(*np.nonzero(outside)):
+                f, row = int(fields_[j]), int(rows[i])
+                cells.append(np.asarray([(OUT_OF_RANGE * self.capacity + row) * layout.n_fields + f]))
+                examples = self._extras(row).out_of_range_examples.setdefault(f, [])
+                if len(examples) < MAX_EXAMPLES:
+                    _add_example(examples, repr(float(values[j, i]) + 0.0)[:64])
+        n_unique = unique.size
+        n_fields = len(names)
+        size = n_fields * n_unique
+        group = (np.arange(n_fields)[:, None] * n_unique + inverse[None, :]).reshape(-1)
+        if ok is None:
+            n_b = np.broadcast_to(np.bincount(inverse, minlength=n_unique)[None, :], (n_fields, n_unique))
+        else:
+            n_b = np.bincount(group, weights=ok.reshape(-1), minlength=size).reshape(n_fields, n_unique).astype(np.int64)
+        total = np.bincount(group, weights=values.reshape(-1), minlength=size).reshape(n_fields, n_unique)
+        mean_b = total / np.maximum(n_b, 1)
+        deviation = values - mean_b[:, inverse]
+        if ok is not None:
+            deviation[~ok] = 0.0
+        m2_b = np.bincount(group, weights=(deviation * deviation).reshape(-1), minlength=size).reshape(n_fields, n_unique)
+        at = np.ix_(fields_, unique)
+        n_a = self.mom_n[at]
+        mean_a = self.mom_mean[at]
         n = n_a + n_b
         delta = mean_b - mean_a
-        self.mom_mean[rows, f] = mean_a + delta * (n_b / n)
-        self.mom_m2[rows, f] = self.mom_m2[rows, f] + m2_b + delta * delta * (n_a * n_b / n)
-        self.mom_n[rows, f] = n
+        share = np.divide(n_b, n, out=np.zeros(n.shape), where=n > 0)
+        self.mom_mean[at] = np.where(n_b > 0, mean_a + delta * share, mean_a)
+        self.mom_m2[at] = np.where(n_b > 0, self.mom_m2[at] + m2_b + delta * delta * (n_a * share), self.mom_m2[at])
+        self.mom_n[at] = n
 
     def _count_categorical(
         self, f: int, strings: pa.Array, rows: npt.NDArray[np.intp], bins: list[npt.NDArray[np.int64]],
@@ -332,20 +387,31 @@ class WindowArrays:
             else:
                 extras.unknown_fields_capped = True
 
-    def _count_event_ids(self, ids: list[str | None], rows: npt.NDArray[np.intp]) -> None:
-        seen_sets = self.ids
-        for row, event_id in zip(rows.tolist(), ids):
-            if event_id is None:
-                continue
-            self.n_event_id[row] += 1
-            seen = seen_sets.get(row)
-            if seen is None:
-                seen = seen_sets[row] = set()
-            if event_id in seen:
+    def _count_event_ids(self, event_ids: pa.Array, rows: npt.NDArray[np.intp]) -> None:
+        if event_ids.null_count:
+            valid = event_ids.is_valid().to_numpy(zero_copy_only=False)
+            rows, event_ids = rows[valid], event_ids.filter(pa.array(valid))
+        if not len(event_ids):
+            return
+        np.add.at(self.n_event_id, rows, 1)
+        pairs = list(zip(rows.tolist(), self.generation[rows].tolist(), event_ids.to_pylist()))
+        fresh = set(pairs)
+        unique, counts = np.unique(rows, return_counts=True)
+        if (len(fresh) == len(pairs) and self.ids.isdisjoint(fresh)
+                and not (self.n_ids[unique] + counts > MAX_EVENT_IDS).any()):
+            # The common batch: no id seen twice, no row at its cap (set operations only).
+            self.ids |= fresh
+            self.n_ids[unique] += counts
+            return
+        seen = self.ids
+        for pair in pairs:
+            row = pair[0]
+            if pair in seen:
                 self.n_duplicate[row] += 1
-                _add_example(self._extras(row).duplicate_examples, event_id[:64])
-            elif len(seen) < MAX_EVENT_IDS:
-                seen.add(event_id)
+                _add_example(self._extras(row).duplicate_examples, pair[2][:64])
+            elif self.n_ids[row] < MAX_EVENT_IDS:
+                seen.add(pair)
+                self.n_ids[row] += 1
             else:
                 self.ids_capped[row] = True
 
@@ -383,11 +449,10 @@ class WindowArrays:
             model=model, window=window, layout=self.layout, cohorts=cohorts,
             n_events=self.n_events[rows], first_ts=self.first_ts[rows], last_ts=self.last_ts[rows],
             counts=self.counts[rows], cells=self.cells[:, rows],
-            mom_n=self.mom_n[rows], mom_mean=self.mom_mean[rows], mom_m2=self.mom_m2[rows],
+            mom_n=self.mom_n[:, rows].T, mom_mean=self.mom_mean[:, rows].T, mom_m2=self.mom_m2[:, rows].T,
             n_event_id=self.n_event_id[rows], n_duplicate=self.n_duplicate[rows], ids_capped=self.ids_capped[rows],
             extras={i: self.extras[row] for i, row in enumerate(rows.tolist()) if row in self.extras},
-            ids=({i: self.ids.get(row, set()) for i, row in enumerate(rows.tolist())}
-                 if self.layout.track_event_ids else None),
+            tracks_ids=self.layout.track_event_ids,
             schema_before=schema_before,
         )
         for extras in closed.extras.values():
@@ -403,20 +468,22 @@ class WindowArrays:
         rows = np.flatnonzero(self.active)
         return {
             "layout": self.layout, "capacity": self.capacity, "rows": rows,
-            "counts": self.counts[rows], "cells": self.cells[:, rows], "mom_n": self.mom_n[rows],
-            "mom_mean": self.mom_mean[rows], "mom_m2": self.mom_m2[rows], "n_events": self.n_events[rows],
+            "counts": self.counts[rows], "cells": self.cells[:, rows], "mom_n": self.mom_n[:, rows],
+            "mom_mean": self.mom_mean[:, rows], "mom_m2": self.mom_m2[:, rows], "n_events": self.n_events[rows],
             "first_ts": self.first_ts[rows], "last_ts": self.last_ts[rows], "n_event_id": self.n_event_id[rows],
             "n_duplicate": self.n_duplicate[rows], "ids_capped": self.ids_capped[rows],
-            "extras": self.extras, "ids": self.ids,
+            "generation": self.generation[rows], "n_ids": self.n_ids[rows],
+            "extras": self.extras, "ids": {t for t in self.ids if self.generation[t[0]] == t[1]},
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["layout"], state["capacity"])  # type: ignore[misc]
         rows = state["rows"]
-        for name in ("counts", "mom_n", "mom_mean", "mom_m2", "n_events", "first_ts", "last_ts", "n_event_id",
-                     "n_duplicate", "ids_capped"):
+        for name in ("counts", "n_events", "first_ts", "last_ts", "n_event_id", "n_duplicate", "ids_capped",
+                     "generation", "n_ids"):
             getattr(self, name)[rows] = state[name]
-        self.cells[:, rows] = state["cells"]
+        for name in ("cells", "mom_n", "mom_mean", "mom_m2"):
+            getattr(self, name)[:, rows] = state[name]
         self.active[rows] = True
         self.extras, self.ids = state["extras"], state["ids"]
 
@@ -441,7 +508,7 @@ def _copy_state(state: dict[str, Any]) -> dict[str, Any]:
             {f: set(v) for f, v in e.unseen.items()}, set(e.unseen_capped), set(e.unknown_fields),
             e.unknown_fields_capped, list(e.duplicate_examples), embedding,
         )
-    return {**state, "extras": extras, "ids": {row: set(ids) for row, ids in state["ids"].items()}}
+    return {**state, "extras": extras, "ids": set(state["ids"])}
 
 
 @dataclass
@@ -466,7 +533,8 @@ class ClosedWindows:
     n_duplicate: npt.NDArray[np.int64]
     ids_capped: npt.NDArray[np.bool_]
     extras: dict[int, RowExtras]
-    ids: dict[int, set[str]] | None
+    tracks_ids: bool
+    """The duplicate check is on (the ids themselves stay with the shard)."""
     schema_before: list[Schema | None]
     """Each cohort's schema in its previous window (None: its first window)."""
 
@@ -478,7 +546,10 @@ class ClosedWindows:
         return self.counts[:, self.layout.offsets[f]:self.layout.offsets[f + 1]]
 
     def summary(self, i: int) -> WindowSummary:
-        """Cohort ``i``'s window as a flushed :class:`WindowSummary`."""
+        """Cohort ``i``'s window as a flushed :class:`WindowSummary`.
+
+        Its ``event_ids`` is an empty set when the duplicate check is on (the counts are
+        kept; the ids themselves stay with the shard), None when it is off."""
         layout = self.layout
         extras = self.extras.get(i) or RowExtras()
         features: dict[str, FeatureCounts] = {}
@@ -496,7 +567,7 @@ class ClosedWindows:
                 unseen=set(extras.unseen.get(f, ())), unseen_capped=f in extras.unseen_capped,
             )
             (features if f < layout.n_features else predictions)[name] = counts
-        ids = None if self.ids is None else self.ids.get(i, set())
+        ids: set[str] | None = set() if self.tracks_ids else None
         return WindowSummary(
             model=self.model, cohort=self.cohorts[i], n_events=int(self.n_events[i]),
             first_ts=to_datetime(int(self.first_ts[i])), last_ts=to_datetime(int(self.last_ts[i])),

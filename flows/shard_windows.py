@@ -194,11 +194,15 @@ class ShardWindows(StatefulBatchLogic[ModelRows, Output, ShardState]):
         encoded = item.keys.dictionary_encode()
         codes = encoded.indices.to_numpy(zero_copy_only=False)
         lookup = np.empty(len(encoded.dictionary), dtype=np.intp)
+        added = 0
         for j, key in enumerate(encoded.dictionary.to_pylist()):
             row = s.keys.get(key)
             if row is None:
                 row = self._new_row(key, Cohort(item.model, item.labels[key]))
+                added += 1
             lookup[j] = row
+        if added:
+            metrics.COHORT_ROWS.labels(s.model).inc(added)
         out: npt.NDArray[np.intp] = lookup[codes]
         return out
 
@@ -219,7 +223,6 @@ class ShardWindows(StatefulBatchLogic[ModelRows, Output, ShardState]):
         s.in_use[row] = True
         s.schema_seen[row] = False
         s.schemas.pop(row, None)
-        metrics.COHORT_ROWS.labels(s.model).inc()
         return row
 
     def _grow(self, capacity: int) -> None:
@@ -377,18 +380,28 @@ def _running_max(values: npt.NDArray[np.int64], rows: npt.NDArray[np.intp]) -> n
 
 # -- routing ---------------------------------------------------------------------------------
 
-_SHARD_CACHE: dict[tuple[str, int], int] = {}
 _SHARD_CACHE_MAX = 1 << 20
 
 
 def shard_of(key: str, shards: int) -> int:
-    """The shard of a cohort key: CRC-32 of its UTF-8 bytes modulo ``shards`` (stable across processes)."""
-    cached = _SHARD_CACHE.get((key, shards))
-    if cached is None:
-        if len(_SHARD_CACHE) >= _SHARD_CACHE_MAX:
-            _SHARD_CACHE.clear()
-        cached = _SHARD_CACHE[(key, shards)] = zlib.crc32(key.encode()) % shards
-    return cached
+    """The shard of a cohort key: CRC-32 of its UTF-8 bytes modulo ``shards`` (stable across processes).
+
+    >>> shard_of("m|tenant=a", 8) == shard_of("m|tenant=a", 8) < 8
+    True
+    """
+    return zlib.crc32(key.encode()) % shards
+
+
+def _shards_of(keys: list[str], shards: int, cache: dict[str, int]) -> npt.NDArray[np.int64]:
+    """:func:`shard_of` of each key, remembered in ``cache`` (bounded)."""
+    found = list(map(cache.get, keys))
+    if None in found:
+        if len(cache) >= _SHARD_CACHE_MAX:
+            cache.clear()
+        for j, key in enumerate(keys):
+            if found[j] is None:
+                found[j] = cache[key] = shard_of(key, shards)
+    return np.asarray(found, dtype=np.int64)
 
 
 def shard_key(model: str, shard: int) -> str:
@@ -397,6 +410,7 @@ def shard_key(model: str, shard: int) -> str:
 
 def as_shards(shards: int) -> Callable[[DecodedBatch], list[tuple[str, ModelRows]]]:
     """A decoded batch's rows keyed by ``model#shard``, each shard's rows in arrival order."""
+    cache: dict[str, int] = {}
 
     def split(batch: DecodedBatch) -> list[tuple[str, ModelRows]]:
         out: list[tuple[str, ModelRows]] = []
@@ -405,7 +419,7 @@ def as_shards(shards: int) -> Callable[[DecodedBatch], list[tuple[str, ModelRows
                 out.append((shard_key(item.model, 0), item))
                 continue
             encoded = item.keys.dictionary_encode()
-            by_key = np.asarray([shard_of(k, shards) for k in encoded.dictionary.to_pylist()], dtype=np.int64)
+            by_key = _shards_of(encoded.dictionary.to_pylist(), shards, cache)
             of_row = by_key[encoded.indices.to_numpy(zero_copy_only=False)]
             present = np.unique(of_row)
             if present.size == 1:

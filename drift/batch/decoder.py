@@ -592,12 +592,15 @@ class BatchDecoder:
         out.index.append(index[picked] * ROW_SPAN + (located.within[picked] if located is not None else 0))
         out.keys.append(keys)
         out.blocks.append(block)
-        labels: dict[str, tuple[tuple[str, str], ...]] = {}
         encoded = keys.dictionary_encode()
-        first = np.unique(encoded.indices.to_numpy(zero_copy_only=False), return_index=True)[1]
-        for position in first.tolist():
-            key = keys[position].as_py()
-            labels[key] = tuple((label, column[position].as_py()) for label, column in zip(m.cohort, label_columns))
+        first = pa.array(np.unique(encoded.indices.to_numpy(zero_copy_only=False), return_index=True)[1])
+        # Each key's labels, read from its first row: one column read per label, not per key.
+        values = [column.take(first).to_pylist() for column in label_columns]
+        names = list(m.cohort)
+        labels = {
+            key: tuple(zip(names, row))
+            for key, row in zip(keys.take(first).to_pylist(), zip(*values) if values else repeat((), len(first)))
+        }
         out.first_labels.append(labels)
 
     # -- assembling pieces ---------------------------------------------------------------
