@@ -14,8 +14,9 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 
 from drift.batch import BatchDecoder, encode_arrow, model_columns
 from drift.events import Decoder, DeadLetter, DlqReason, InferenceEvent, RawMessage
+from drift.cohort_arrays import layout_of
 from drift.reference import build_reference
-from flows.windows import STEP_ID, WindowSpec, as_pieces, window_logic
+from flows.shard_windows import STEP_ID, ShardSpec, as_shards, shard_logic
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)
 T0 = datetime(2026, 11, 27, 9, tzinfo=timezone.utc)
@@ -38,11 +39,13 @@ def test_a_late_arrow_row_is_a_dead_letter_of_its_own_row(workers: int) -> None:
     records = [record(i, T0 + timedelta(hours=1, seconds=i)) for i in range(200)]
     records += [record(200 + i, T0 + timedelta(seconds=i)) for i in range(3)]
     ipc = RawMessage(encode_arrow(records), "inference", 3, 41, key=b"batch-7")
-    decoder = BatchDecoder(DECODER, [model_columns("m", ("tenant",), PROFILE, per_event=False, embeddings=False)])
+    decoder = BatchDecoder(DECODER, [model_columns("m", ("tenant",), PROFILE, per_event=False, embeddings=False)],
+                           by_model=True)
     flow = Dataflow("late_arrow")
     decoded = op.map("decode", op.input("in", flow, TestingSource([[ipc]])), decoder)
-    spec = WindowSpec(PROFILE, timedelta(minutes=10), timedelta(minutes=1), {}, True, None)
-    out = op.stateful_batch(STEP_ID, op.flat_map("pieces", decoded, as_pieces), window_logic({"m": spec}, lambda: NOW))
+    spec = ShardSpec("m", layout_of(PROFILE), timedelta(minutes=10), timedelta(minutes=1))
+    out = op.stateful_batch(STEP_ID, op.flat_map("shards", decoded, as_shards(workers)),
+                            shard_logic({"m": spec}, lambda: NOW))
     items: list[Any] = []
     op.output("out", out, TestingSink(items))
     if workers == 1:
@@ -52,6 +55,7 @@ def test_a_late_arrow_row_is_a_dead_letter_of_its_own_row(workers: int) -> None:
         cluster_main(flow, [], 0, worker_count_per_proc=workers)
     letters = [value for _, (kind, value) in items if kind == "late"]
     assert len(letters) == 3
+    assert sum(int(value.n_events.sum()) for _, (kind, value) in items if kind == "closed") == 200
     for letter, expected in zip(sorted(letters, key=lambda d: d.value), records[200:]):
         assert isinstance(letter, DeadLetter) and letter.reason == DlqReason.LATE
         assert (letter.topic, letter.partition, letter.offset, letter.key) == ("inference", 3, 41, b"batch-7")

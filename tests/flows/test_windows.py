@@ -1,20 +1,20 @@
-"""Batch cohort windows against a one-event-at-a-time statement of their rules.
+"""Cohort windows (the cohort arrays) against a one-event-at-a-time statement of their rules.
 
 The oracle (:func:`oracle`) reads the events one by one in arrival order, per cohort:
 the watermark is the newest ``ts`` less the lateness (the system clock is frozen); an
 event is late when the watermark at its arrival had reached its window's end; every other
-event is added to its window at the first arrival at which the watermark reached its
-``ts`` (its own, when it arrived behind the watermark), those due at one arrival in ``ts``
-order. Whatever the batch cuts and the lateness, the operator must close the same windows
-with the same summaries and send the same events to ``late``. On streams where nothing
-arrives behind the watermark in an open window, Bytewax's own ``fold_window`` gives the
-same answer (:func:`fold_window_oracle`).
+event is added to its window, in arrival order. Whatever the batch cuts and the lateness,
+the operator must close the same windows with the same summaries and send the same events
+to ``late``; moments are merged per batch, so means and variances are compared within a
+relative 1e-12. On streams where nothing arrives behind the watermark in an open window,
+Bytewax's own ``fold_window`` gives the same answer (:func:`fold_window_oracle`).
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
+import math
+import pickle
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -28,11 +28,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from drift.batch import BatchDecoder, model_columns
+from drift.cohort_arrays import RowExtras, layout_of
 from drift.events import Decoder, DeadLetter, InferenceEvent, RawMessage
 from drift.findings import Cohort
 from drift.reference import build_reference
-from drift.summary import FeatureCounts, WindowSummary, add_event, empty_summary, flush
-from flows.windows import STEP_ID, WindowSpec, as_pieces, window_logic
+from drift.summary import WindowSummary, add_event, empty_summary, flush
+from flows.shard_windows import STEP_ID, ShardSpec, ShardState, as_shards, shard_logic
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 NOW = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)
@@ -46,13 +47,26 @@ PROFILE = build_reference(
 DECODER = Decoder(models=frozenset({"m"}), now=lambda: NOW)
 
 
+class Near(float):
+    """A mean or ``m2`` that equals another within a relative 1e-12 (moments merged per batch)."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, float) and math.isclose(self, other, rel_tol=1e-12, abs_tol=1e-12)
+
+    __hash__ = float.__hash__
+
+
 def _state(summary: WindowSummary) -> tuple[Any, ...]:
     x, c = summary.features["x"], summary.features["c"]
     return (
         summary.n_events, summary.first_ts, summary.last_ts, summary.n_duplicate_event_id,
-        x.counts.tolist(), x.moments.n, x.moments.mean.hex(), x.moments.m2.hex(), x.n_null, x.n_wrong_type, x.examples,
+        x.counts.tolist(), x.moments.n, Near(x.moments.mean), Near(x.moments.m2), x.n_null, x.n_wrong_type, x.examples,
         c.counts.tolist(), c.examples, sorted(c.unseen), summary.duplicate_examples,
     )
+
+
+def spec(lateness: timedelta, size: timedelta = SIZE) -> dict[str, ShardSpec]:
+    return {"m": ShardSpec("m", layout_of(PROFILE, {}, None, True), size, lateness)}
 
 
 def _messages(draw: st.DrawFn) -> list[RawMessage]:
@@ -93,16 +107,12 @@ def oracle(raws: list[RawMessage], lateness: timedelta) -> tuple[dict[Any, Any],
             candidate = event.ts - lateness
             watermark = candidate if watermark is None else max(watermark, candidate)
             watermarks.append(watermark)
-        accepted = []
+        windows: dict[datetime, WindowSummary] = {}
         for i, event in enumerate(stream):
             start = EPOCH + ((event.ts - EPOCH) // SIZE) * SIZE
             if start + SIZE <= watermarks[i]:
                 late.append(event.raw.offset)
                 continue
-            due = next((j for j in range(i, len(stream)) if watermarks[j] >= event.ts), len(stream))
-            accepted.append((due, event.ts, i, start, event))
-        windows: dict[datetime, WindowSummary] = {}
-        for _, _, _, start, event in sorted(accepted, key=lambda row: row[:3]):
             summary = windows.setdefault(start, empty_summary(PROFILE, Cohort("m", (("tenant", event.tenant or "-"),))))
             add_event(summary, event, PROFILE)
         for start, summary in windows.items():
@@ -135,25 +145,27 @@ def fold_window_oracle(raws: list[RawMessage], lateness: timedelta) -> tuple[dic
     return result, sorted(e.raw.offset for _, (_, e) in late)
 
 
+def _decoder(labels: tuple[str, ...] = ("tenant",)) -> BatchDecoder:
+    return BatchDecoder(DECODER, [model_columns("m", labels, PROFILE, per_event=False, embeddings=False)],
+                        min_columnar=1, by_model=True)
+
+
 def batched(raws: list[RawMessage], cuts: list[int], lateness: timedelta) -> tuple[dict[Any, Any], list[int]]:
-    decoder = BatchDecoder(DECODER, [model_columns("m", ("tenant",), PROFILE, per_event=False, embeddings=False)],
-                           min_columnar=1)
     bounds = sorted({0, len(raws), *(min(c, len(raws)) for c in cuts)})
     batches = [raws[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
     flow = Dataflow("batched")
-    decoded = op.map("decode", op.input("in", flow, TestingSource(batches)), decoder)
-    spec = WindowSpec(PROFILE, SIZE, lateness, {}, True, None)
-    out = op.stateful_batch(STEP_ID, op.flat_map("pieces", decoded, as_pieces), window_logic({"m": spec}, lambda: NOW))
+    decoded = op.map("decode", op.input("in", flow, TestingSource(batches)), _decoder())
+    out = op.stateful_batch(STEP_ID, op.flat_map("shards", decoded, as_shards(2)), shard_logic(spec(lateness), lambda: NOW))
     items: list[Any] = []
     op.output("out", out, TestingSink(items))
     run_main(flow)
     result = {}
     late = []
     for _, (kind, value) in items:
-        if kind == "window":
-            cohort, window, summary = value
-            assert window.end - window.start == SIZE
-            result[(cohort.key, window.start)] = _state(summary)
+        if kind == "closed":
+            assert value.window.end - value.window.start == SIZE
+            for i in range(len(value)):
+                result[(value.cohorts[i].key, value.window.start)] = _state(value.summary(i))
         else:
             assert isinstance(value, DeadLetter) and value.reason.value == "late"
             late.append(value.offset)
@@ -192,17 +204,13 @@ def test_an_event_stamped_ahead_does_not_make_its_cohort_late() -> None:
         T0 + timedelta(minutes=6, seconds=k) for k in range(50)]
     raws = [RawMessage(orjson.dumps({"ts": t.isoformat(), "model": "m", "tenant": "a",
                                       "features": {"x": 0.1, "c": "a"}}), "t", 0, i) for i, t in enumerate(stamps)]
-    hour = timedelta(hours=1)
-    decoder = BatchDecoder(DECODER, [model_columns("m", ("tenant",), PROFILE, per_event=False, embeddings=False)],
-                           min_columnar=1)
-    spec = WindowSpec(PROFILE, hour, timedelta(minutes=1), {}, True, None)
-    logic = window_logic({"m": spec}, lambda: NOW)(None)
-    out, _ = logic.on_batch([piece for _, piece in as_pieces(decoder(raws))])
+    logic = shard_logic(spec(timedelta(minutes=1), timedelta(hours=1)), lambda: NOW)(None)
+    out, _ = logic.on_batch(_decoder()(raws).models)
     more, _ = logic.on_eof()
     kinds = [kind for kind, _ in [*out, *more]]
-    assert kinds == ["window"]
-    (_, (_, window, summary)), = [*out, *more]
-    assert summary.n_events == len(stamps)
+    assert kinds == ["closed"]
+    (_, closed), = [*out, *more]
+    assert closed.summary(0).n_events == len(stamps)
 
 
 def test_late_rows_are_dead_letters_with_their_bytes() -> None:
@@ -215,15 +223,16 @@ def test_late_rows_are_dead_letters_with_their_bytes() -> None:
 
 
 def _outputs(logic: Any, batches: list[list[Any]]) -> list[Any]:
-    """What a cohort's windows logic emits for the rest of a stream, then at its end."""
+    """What a shard's windows logic emits for the rest of a stream, then at its end."""
     out: list[Any] = []
-    for pieces in batches:
-        emitted, _ = logic.on_batch(pieces)
+    for rows in batches:
+        emitted, _ = logic.on_batch(rows)
         out.extend(emitted)
     emitted, _ = logic.on_eof()
     out.extend(emitted)
     return [
-        (kind, (value[0].key, value[1].start, _state(value[2])) if kind == "window" else value.offset)
+        (kind, [(value.cohorts[i].key, value.window.start, _state(value.summary(i))) for i in range(len(value))]
+         if kind == "closed" else value.offset)
         for kind, value in out
     ]
 
@@ -231,41 +240,38 @@ def _outputs(logic: Any, batches: list[list[Any]]) -> list[Any]:
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(messages(), st.lists(st.integers(0, 120), max_size=5), st.integers(0, 5))
 def test_snapshot_is_a_copy_later_batches_do_not_change(raws: list[RawMessage], cuts: list[int], at: int) -> None:
-    """Resuming from ``snapshot()`` taken mid-stream gives what resuming from a deep copy gives,
+    """Resuming from ``snapshot()`` taken mid-stream gives what resuming from a pickled copy gives,
     although the snapshotted logic went on counting rows into the same windows."""
-    decoder = BatchDecoder(DECODER, [model_columns("m", (), PROFILE, per_event=False, embeddings=False)],
-                           min_columnar=1)
+    decoder = _decoder(())
     bounds = sorted({0, len(raws), *(min(c, len(raws)) for c in cuts)})
-    batches = [[piece for _, piece in as_pieces(decoder(raws[a:b]))] for a, b in zip(bounds, bounds[1:]) if b > a]
+    batches = [decoder(raws[a:b]).models for a, b in zip(bounds, bounds[1:]) if b > a]
     at = min(at, len(batches))
-    spec = WindowSpec(PROFILE, SIZE, timedelta(seconds=300), {}, True, None)
-    build = window_logic({"m": spec}, lambda: NOW)
+    build = shard_logic(spec(timedelta(seconds=300)), lambda: NOW)
     logic = build(None)
-    for pieces in batches[:at]:
-        logic.on_batch(pieces)
-    snapshot, deep = logic.snapshot(), copy.deepcopy(logic.state)
+    for rows in batches[:at]:
+        logic.on_batch(rows)
+    snapshot, pickled = logic.snapshot(), pickle.dumps(logic.state)
     rest = batches[at:]
-    expected = _outputs(build(deep), rest)
+    expected = _outputs(build(pickle.loads(pickled)), rest)
     assert _outputs(logic, rest) == expected  # the original goes on...
     assert _outputs(build(snapshot), rest) == expected  # ...and its snapshot did not move
 
 
-def test_snapshot_copies_every_field_of_a_summary() -> None:
-    """``copy_summary`` names the mutable fields: a new field must be added there too."""
-    assert [f.name for f in dataclasses.fields(WindowSummary)] == [
-        "model", "cohort", "n_events", "first_ts", "last_ts", "features", "event_ids", "n_event_id",
-        "n_duplicate_event_id", "event_ids_capped", "duplicate_examples", "predictions", "unknown_fields",
-        "unknown_fields_capped", "schema_before", "embedding",
+def test_snapshot_copies_every_field_of_the_state() -> None:
+    """``ShardState.copy`` and the copy of a row's extras name the fields: a new field must be added there too."""
+    assert [f.name for f in dataclasses.fields(ShardState)] == [
+        "model", "keys", "cohorts", "free", "watermark_base", "system_time_of_max", "last_window", "in_use",
+        "schema_seen", "schemas", "open",
     ]
-    assert [f.name for f in dataclasses.fields(FeatureCounts)] == [
-        "counts", "n_null", "n_missing", "n_wrong_type", "examples", "pending", "bounds", "n_out_of_range",
-        "out_of_range_examples", "moments", "unseen", "unseen_capped",
+    assert [f.name for f in dataclasses.fields(RowExtras)] == [
+        "examples", "out_of_range_examples", "unseen", "unseen_capped", "unknown_fields", "unknown_fields_capped",
+        "duplicate_examples", "embedding",
     ]
 
 
 def test_snapshot_without_copies_is_the_live_state() -> None:
     """Without a recovery store the logic hands over its state itself; with one, a copy."""
-    spec = WindowSpec(PROFILE, SIZE, timedelta(seconds=300), {}, True, None)
-    live, durable = window_logic({"m": spec}, lambda: NOW, copies=False)(None), window_logic({"m": spec}, lambda: NOW)(None)
+    live = shard_logic(spec(timedelta(seconds=300)), lambda: NOW, copies=False)(None)
+    durable = shard_logic(spec(timedelta(seconds=300)), lambda: NOW)(None)
     assert live.snapshot() is live.state
     assert durable.snapshot() is not durable.state
