@@ -16,7 +16,7 @@ one process, one worker, no Kafka:
 * ``memory_arrow_polls``: Arrow IPC messages of 1,000 events, 5 to a batch (a Kafka poll
   of the Kafka benchmark's messages: the decoder screens a batch's messages as one table);
 * stages, on the same JSON batches outside Bytewax: ``decode`` (drift.batch),
-  ``decode + windows`` (flows.windows), ``decode_avro``/``decode_protobuf`` (drift.wire, then drift.batch) and, for the ratio, the per-event decoder
+  ``decode + windows`` (flows.shard_windows), ``decode_avro``/``decode_protobuf`` (drift.wire, then drift.batch) and, for the ratio, the per-event decoder
   (``Decoder`` one message at a time) the flow used before batches.
 
 Each number is the best of ``--repeats`` runs.
@@ -47,9 +47,9 @@ from connectors.memory import CountSink, ListSink  # noqa: E402
 from drift.config import EventsConfig, SchemasConfig, load_config  # noqa: E402
 from drift.events import Decoder, RawMessage  # noqa: E402
 from drift.wire_protobuf import ProtobufSchema, compile_proto_texts, encode_message_indexes  # noqa: E402
-from flows.pipeline import Outputs, batch_decoder, build_flow, plan_models, window_specs  # noqa: E402
+from flows.pipeline import Outputs, batch_decoder, build_flow, plan_models, shard_specs  # noqa: E402
 from flows.runner import load_profiles, run_file  # noqa: E402
-from flows.windows import CohortWindows  # noqa: E402
+from flows.shard_windows import ShardWindows, as_shards  # noqa: E402
 
 BATCH = 5000
 STAGES = (
@@ -142,7 +142,7 @@ def main() -> None:
         plans = plan_models(config, profiles)
         now = datetime(2027, 1, 1, tzinfo=timezone.utc)
         decoder = Decoder(models=frozenset({workload.MODEL}), max_future=config.events.max_future, now=lambda: now)
-        batched = batch_decoder(config, plans, decoder, set())
+        batched = batch_decoder(config, plans, decoder, set(), by_model=True)
         raws = [RawMessage(v, "bench", 0, i) for i, v in enumerate(lines)]
         batches = [raws[i:i + BATCH] for i in range(0, n, BATCH)]
         arrow = [[RawMessage(v, "bench", 0, i)] for i, v in enumerate(ipc)]
@@ -157,7 +157,7 @@ def main() -> None:
         avro_values = avro_messages(lines, schema)
         avro_raws = [RawMessage(v, "bench", 0, i) for i, v in enumerate(avro_values)]
         avro_batches = [avro_raws[i:i + BATCH] for i in range(0, n, BATCH)]
-        avro_decoder = batch_decoder(avro_config, plans, decoder, set())
+        avro_decoder = batch_decoder(avro_config, plans, decoder, set(), by_model=True)
 
         def decode_avro() -> None:
             for batch in avro_batches:
@@ -169,7 +169,7 @@ def main() -> None:
         proto_config = config.model_copy(update={"events": EventsConfig(
             max_future=config.events.max_future, format="protobuf",
             schemas=SchemasConfig(files={"1": str(folder / "inference.proto")}))})
-        proto_decoder = batch_decoder(proto_config, plans, decoder, set())
+        proto_decoder = batch_decoder(proto_config, plans, decoder, set(), by_model=True)
 
         def decode_protobuf() -> None:
             for batch in proto_batches:
@@ -180,14 +180,15 @@ def main() -> None:
                 batched(batch)
 
         def decode_windows() -> None:
-            specs = window_specs(plans)
-            logics: dict[str, CohortWindows] = {}
+            specs = shard_specs(plans, config)
+            split = as_shards(config.engine.shards)
+            logics: dict[str, ShardWindows] = {}
             for batch in batches:
-                for piece in batched(batch).pieces:
-                    logic = logics.get(piece.cohort.key)
+                for key, rows in split(batched(batch)):
+                    logic = logics.get(key)
                     if logic is None:
-                        logic = logics[piece.cohort.key] = CohortWindows(specs, None, lambda: now)
-                    logic.on_batch([piece])
+                        logic = logics[key] = ShardWindows(specs, None, lambda: now, copies=False)
+                    logic.on_batch([rows])
             for logic in logics.values():
                 logic.on_eof()
 

@@ -36,7 +36,6 @@ from flows.outbox import PendingTicketEvents, PublishedSink
 from flows.plans import ModelPlan, cohort_of, plan_models
 from flows.scoring import scorer
 from flows.shard_windows import STEP_ID, ShardSpec, as_shards, shard_logic
-from flows.windows import WindowSpec
 from flows.freshness import freshness_findings, freshness_plans
 from flows.value_skew import count_feature_events, split_feature_events, value_skew_findings, value_skew_plans
 
@@ -166,18 +165,6 @@ def shard_specs(plans: list[ModelPlan], config: Config) -> dict[str, ShardSpec]:
     }
 
 
-def window_specs(plans: list[ModelPlan]) -> dict[str, WindowSpec]:
-    """How each model's cohort windows are built (flows/windows.py)."""
-    return {
-        plan.config.name: WindowSpec(
-            profile=plan.profile, size=plan.config.window.size, lateness=plan.config.window.allowed_lateness,
-            bounds=plan.config.feature_bounds(), track_event_ids=plan.config.tracks_event_ids(),
-            sampling=plan.config.embedding_sampling(),
-        )
-        for plan in plans
-    }
-
-
 def ts_units(config: Config) -> dict[str, str]:
     """``model -> ts_unit`` of the models whose epoch ``ts`` is not in milliseconds (for the decoder)."""
     return {model.name: model.ts_unit for model in config.models if model.ts_unit != "ms"}
@@ -255,7 +242,7 @@ def build_flow(
     metrics.configure(config)
     flow = Dataflow(flow_id)
     # Items travel as batches of messages: decoding and window counting are column-wise
-    # (drift/batch/, drift/columnar.py, flows/windows.py).
+    # (drift/batch/, drift/cohort_arrays.py, flows/shard_windows.py).
     raw = op.map("as_batch", op.input("read_inference", flow, source), as_batch(to_raw))
     skew_plans = value_skew_plans(plans)
     fresh_plans = freshness_plans(plans)
