@@ -21,7 +21,7 @@ from connectors.memory import CountSink, FanOutSink, ListSink, TeeSink
 from connectors.reference import read_columns, read_embeddings
 from drift.backend import resolve_device
 from drift.config import Config, ModelConfig, TicketsConfig
-from drift.errors import BaselineError
+from drift.errors import ConfigError, BaselineError
 from drift.events import DeadLetter
 from drift.findings import Finding, Severity
 from drift.health import Health
@@ -323,6 +323,34 @@ def recovery_partitions(directory: Path) -> list[Path]:
     return sorted(directory.glob(RECOVERY_PART_GLOB)) if directory.is_dir() else []
 
 
+PER_COHORT_STEPS = ("summarise_windows", "track_schema", "detect_drift", "apply_policy")
+"""Steps of the per-cohort window state that the cohort arrays replaced (their snapshots are not read)."""
+
+
+def check_snapshot_format(partitions: list[Path]) -> None:
+    """Refuse a recovery folder whose snapshots hold per-cohort window state (an older drift's).
+
+    The cohort arrays keep one state per model shard under other step names; resuming such a
+    folder would drop its open windows without a word, so it is refused with what to do.
+    """
+    import sqlite3
+
+    for path in partitions:
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+                rows = db.execute(
+                    "SELECT step_id FROM snaps WHERE ser_change IS NOT NULL GROUP BY step_id").fetchall()
+        except sqlite3.Error:
+            continue  # not readable as a partition: Bytewax says why when it opens it
+        old = sorted({step for (step,) in rows if step.rsplit(".", 1)[-1] in PER_COHORT_STEPS})
+        if old:
+            raise ConfigError([
+                f"{path.parent}: the recovery snapshots hold per-cohort window state ({', '.join(old)}) written "
+                "by an older drift, which this version keeps as cohort arrays per model shard; finish them with "
+                "that version (drift run --until-end), or start with a new --recovery-dir (the windows open in "
+                "the old snapshot are then lost)"])
+
+
 def prepare_recovery_dir(directory: Path, count: int, process_id: int | None = None, processes: int = 1) -> int:
     """Create the Bytewax recovery partitions in ``directory`` unless it already has some.
 
@@ -342,6 +370,7 @@ def prepare_recovery_dir(directory: Path, count: int, process_id: int | None = N
 
     existing = recovery_partitions(directory)
     if existing:
+        check_snapshot_format(existing)
         return len(existing)
     if count < 1:
         raise ValueError(f"the number of recovery partitions must be at least 1; got {count}")

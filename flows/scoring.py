@@ -143,5 +143,5 @@ class Scorer:
 def scorer(
     config: Config, plans: dict[str, ModelPlan], seeded: dict[str, dict[str, SeasonalBaseline]], ok_findings: bool,
 ) -> Callable[[ShardScores | None, ClosedWindows], tuple[ShardScores, Scored]]:
-    """The function of the ``detect_drift`` step (``op.stateful_map`` keyed by ``model#shard``)."""
+    """The function of the ``score_windows`` step (``op.stateful_map`` keyed by ``model#shard``)."""
     return Scorer(config, plans, seeded, ok_findings)

@@ -46,7 +46,7 @@ from drift.windowing import (
     UTC_MAX, UTC_MIN, index_end_us, is_late_us, to_datetime, to_micros, window_at, window_index_us,
 )
 
-STEP_ID = "summarise_windows"
+STEP_ID = "cohort_windows"
 NO_WINDOW = np.iinfo(np.int64).min // 4
 
 

@@ -578,7 +578,7 @@ def test_unknown_top_level_key_and_missing_models(tmp_path: Path) -> None:
     assert errors(path) == [
         "drift.yaml:1:1 models: is required",
         "drift.yaml:2:1 model: unknown key 'model' (did you mean 'models'?); valid keys: "
-        "baselines, events, kafka, metrics, models, review, routing, tickets, version",
+        "baselines, engine, events, kafka, metrics, models, review, routing, tickets, version",
     ]
 
 

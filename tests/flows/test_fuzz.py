@@ -425,7 +425,7 @@ class Run:
 
 
 def _step_ids(config: Config) -> frozenset[str]:
-    return frozenset({"decode_inference", "summarise_windows"})  # late events: the windows step
+    return frozenset({"decode_inference", "cohort_windows"})  # late events: the windows step
 
 
 def _dlq_counter(step_ids: frozenset[str]) -> dict[tuple[str, str], float]:
