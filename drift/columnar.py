@@ -1,9 +1,9 @@
 """Column-at-a-time window counting: many events of one cohort added in one step.
 
-The flow's hot path (``flows.windows``) hands a window a :class:`Block` of clean rows
-decoded column by column (``drift.batch``): one numpy array per numeric feature, one
-Arrow string array per categorical feature. :func:`add_block` counts a block with
-one ``searchsorted`` + ``bincount`` per feature, so the per-event Python cost is gone.
+A :class:`Block` holds clean rows decoded column by column (``drift.batch``): one numpy
+array per numeric feature, one Arrow string array per categorical feature. The flow counts
+blocks of many cohorts at once (:mod:`drift.cohort_arrays`); :func:`add_block` counts a
+block into one summary with one ``searchsorted`` + ``bincount`` per feature.
 
 A block gives exactly the summary that :func:`drift.summary.add_event` gives for the
 same events in the same order, bit for bit: numeric values still pass through the

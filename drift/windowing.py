@@ -5,10 +5,10 @@ Windows are tumbling, of a model's ``window.size``, aligned to the Unix epoch: w
 
 A cohort's *watermark* is its newest ``ts`` less the model's ``allowed_lateness``
 (the flow also advances it with the system time that passed since that event; see
-``flows/windows.py``). A window *closes* when the watermark reaches its end, and an
+``flows/shard_windows.py``). A window *closes* when the watermark reaches its end, and an
 event is *late* (a dead letter) only when its window had closed when it arrived.
 
-The dataflow (``flows/windows.py``, on microsecond arrays), the backtest
+The dataflow (``flows/shard_windows.py``, on microsecond arrays), the backtest
 (``flows/backtest.py``) and the seasonal baselines built from history
 (``drift/baselines/``) all take these rules from here.
 """
