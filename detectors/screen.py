@@ -66,7 +66,7 @@ def psi_values(closed: ClosedWindows, profile: ReferenceProfile, detector: PsiDe
         if reference is None:
             continue
         current = np.maximum(counts / np.maximum(total, 1)[:, None], epsilon)
-        values[:, j] = ((current - reference) * np.log(current / reference)).sum(axis=1)
+        values[:, j] = np.where(total > 0, ((current - reference) * np.log(current / reference)).sum(axis=1), 0.0)
     return names, values, totals
 
 

@@ -215,6 +215,7 @@ def build_flow(
     feature_source: Source[Any] | None = None,
     durable: bool = True,
     ok_findings: bool | None = None,
+    shards: int | None = None,
 ) -> Dataflow:
     """The dataflow for ``config`` reading ``source`` and writing ``outputs``.
 
@@ -227,6 +228,8 @@ def build_flow(
     is configured.
 
     ``ok_findings``: write ok findings too (None: ``engine.ok_findings`` of the config).
+    ``shards``: state shards per model (None: ``engine.shards``, 1 for ``auto``; the
+    runner resolves ``auto`` for a cluster, :func:`flows.runner.resolve_shards`).
     """
     plans = plan_models(config, profiles)
     by_model = {plan.config.name: plan for plan in plans}
@@ -257,7 +260,9 @@ def build_flow(
     dead = [op.flat_map("dead_inference", decoded, lambda batch: batch.dead)]
     events = cast(Stream[InferenceEvent], op.flat_map("per_event_inference", decoded, lambda batch: batch.events))
 
-    keyed_rows = op.flat_map("key_rows_by_shard", decoded, as_shards(config.engine.shards))
+    if shards is None:
+        shards = config.engine.shards if isinstance(config.engine.shards, int) else 1
+    keyed_rows = op.flat_map("key_rows_by_shard", decoded, as_shards(shards))
     summarised = op.stateful_batch(
         STEP_ID, keyed_rows, shard_logic(shard_specs(plans, config), now, copies=durable),
     )

@@ -351,6 +351,42 @@ def check_snapshot_format(partitions: list[Path]) -> None:
                 "the old snapshot are then lost)"])
 
 
+def recorded_shards(directory: Path) -> set[int]:
+    """The shard counts of the cohort-window state keys in a recovery folder's snapshots."""
+    import sqlite3
+
+    from flows.shard_windows import STEP_ID, shards_of_key
+
+    found: set[int] = set()
+    for path in recovery_partitions(directory):
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+                keys = db.execute(
+                    "SELECT DISTINCT state_key FROM snaps WHERE step_id LIKE ?", (f"%.{STEP_ID}",)).fetchall()
+        except sqlite3.Error:
+            continue
+        found.update(n for (key,) in keys if (n := shards_of_key(key)) is not None)
+    return found
+
+
+def resolve_shards(config: Config, workers: int, recovery_dir: Path | None) -> int:
+    """``engine.shards`` for this run: ``auto`` is the count the recovery folder was started
+    with, else ``workers`` (the cluster's); a count that disagrees with the folder's is refused."""
+    recorded = recorded_shards(recovery_dir) if recovery_dir is not None else set()
+    setting = config.engine.shards
+    if len(recorded) > 1:
+        raise ConfigError([f"{recovery_dir}: the snapshots hold cohort state of several shard counts "
+                           f"({', '.join(map(str, sorted(recorded)))}); start with a new --recovery-dir"])
+    if isinstance(setting, int):
+        if recorded and recorded != {setting}:
+            raise ConfigError([
+                f"engine.shards: {setting}, but {recovery_dir} holds cohort state written with "
+                f"{recorded.pop()} shards; keep that count (or engine.shards: auto) for this folder, or drain it "
+                "(drift run --until-end) and start with a new --recovery-dir"])
+        return setting
+    return recorded.pop() if recorded else max(1, workers)
+
+
 def prepare_recovery_dir(directory: Path, count: int, process_id: int | None = None, processes: int = 1) -> int:
     """Create the Bytewax recovery partitions in ``directory`` unless it already has some.
 
@@ -468,7 +504,7 @@ def _run_kafka(
         ) if needs_feature_events(config) else None
         flow = build_flow(
             config, profiles, source, outputs, to_raw=to_raw, feature_source=features,
-            durable=recovery_dir is not None,
+            durable=recovery_dir is not None, shards=resolve_shards(config, workers * processes, recovery_dir),
         )
         recovery = None
         if recovery_dir is not None:

@@ -404,8 +404,22 @@ def _shards_of(keys: list[str], shards: int, cache: dict[str, int]) -> npt.NDArr
     return np.asarray(found, dtype=np.int64)
 
 
-def shard_key(model: str, shard: int) -> str:
-    return f"{model}#{shard}"
+def shard_key(model: str, shard: int, shards: int) -> str:
+    """The state key of one shard: ``model#shard/shards`` (the count is part of it, so a
+    recovery folder says how many shards it was written with)."""
+    return f"{model}#{shard}/{shards}"
+
+
+def shards_of_key(key: str) -> int | None:
+    """The shard count recorded in a state key of :func:`shard_key` (None for another key).
+
+    >>> shards_of_key(shard_key("credit-risk", 3, 8)), shards_of_key("credit-risk|tenant=a")
+    (8, None)
+    """
+    head, sep, count = key.rpartition("/")
+    if not sep or "#" not in head or not count.isdigit():
+        return None
+    return int(count)
 
 
 def as_shards(shards: int) -> Callable[[DecodedBatch], list[tuple[str, ModelRows]]]:
@@ -416,19 +430,19 @@ def as_shards(shards: int) -> Callable[[DecodedBatch], list[tuple[str, ModelRows
         out: list[tuple[str, ModelRows]] = []
         for item in batch.models:
             if shards == 1:
-                out.append((shard_key(item.model, 0), item))
+                out.append((shard_key(item.model, 0, 1), item))
                 continue
             encoded = item.keys.dictionary_encode()
             by_key = _shards_of(encoded.dictionary.to_pylist(), shards, cache)
             of_row = by_key[encoded.indices.to_numpy(zero_copy_only=False)]
             present = np.unique(of_row)
             if present.size == 1:
-                out.append((shard_key(item.model, int(present[0])), item))
+                out.append((shard_key(item.model, int(present[0]), shards), item))
                 continue
             for shard in present.tolist():
                 rows = np.flatnonzero(of_row == shard)
                 embeddings = None if item.embeddings is None else [item.embeddings[i] for i in rows.tolist()]
-                out.append((shard_key(item.model, shard), ModelRows(
+                out.append((shard_key(item.model, shard, shards), ModelRows(
                     item.model, item.block.take(rows), item.keys.take(pa.array(rows)), item.labels, embeddings)))
         return out
 

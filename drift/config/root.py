@@ -32,13 +32,25 @@ class MetricsConfig(Strict):
     cohorts are labelled ``_other`` (and counted in ``drift_cohort_overflow_total``)."""
 
 
+MAX_SHARDS = 4096
+
+
+def _shard_count(value: object) -> object:
+    if value == "auto" and isinstance(value, str):
+        return value
+    if type(value) is not int or not 1 <= value <= MAX_SHARDS:
+        raise ValueError(f"must be 'auto' or a whole number from 1 to {MAX_SHARDS}; got {value!r}")
+    return value
+
+
 class EngineConfig(Strict):
     """How the flow keeps cohort window state and what it writes."""
 
-    shards: int = Field(default=8, ge=1, le=4096)
+    shards: Annotated[Literal["auto"] | int, BeforeValidator(_shard_count)] = "auto"
     """State shards per model: each is one keyed state holding its cohorts as array rows
-    (a cohort's shard is a CRC-32 of its key); shards spread across workers and processes,
-    so more shards than workers lets the cluster balance them."""
+    (a cohort's shard is a CRC-32 of its key); shards spread across workers and processes.
+    ``auto``: the count a recovery folder was started with, else the cluster's workers
+    (processes × workers)."""
     idle_windows: int = Field(default=12, ge=1)
     """Windows a cohort may stay without events (its watermark moving on with system time)
     before its state row is freed; a cohort seen again afterwards starts afresh."""

@@ -67,6 +67,8 @@ baselines:
   dir: baselines
 metrics:
   port: 0
+engine:
+  ok_findings: true  # the checks read the healthy windows' findings too
 """
 
 
