@@ -367,3 +367,7 @@ def _restore(out: DecodedBatch, originals: dict[int, RawMessage]) -> None:
         if block is not None and type(block.raws) is list:
             raws: list[RawMessage] = block.raws
             block.raws = [originals.get(id(r), r) for r in raws]
+    for rows in out.models:
+        if type(rows.block.raws) is list:
+            model_raws: list[RawMessage] = rows.block.raws
+            rows.block.raws = [originals.get(id(r), r) for r in model_raws]
