@@ -1,11 +1,14 @@
-"""A late row of an Arrow IPC message reaches the dead letters as that one row, in the real flow."""
+"""A late row reaches the dead letters as the message it came in (a row of an Arrow IPC message, an Avro message)."""
 
 from __future__ import annotations
 
+import io
+import struct
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import bytewax.operators as op
+import fastavro
 import numpy as np
 import orjson
 import pytest
@@ -16,6 +19,7 @@ from drift.batch import BatchDecoder, encode_arrow, model_columns
 from drift.events import Decoder, DeadLetter, DlqReason, InferenceEvent, RawMessage
 from drift.cohort_arrays import layout_of
 from drift.reference import build_reference
+from drift.wire import WireDecoder, WireSchema
 from flows.shard_windows import STEP_ID, ShardSpec, as_shards, shard_logic
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)
@@ -64,3 +68,36 @@ def test_a_late_arrow_row_is_a_dead_letter_of_its_own_row(workers: int) -> None:
         assert isinstance(event, InferenceEvent)
         assert event == DECODER(RawMessage(orjson.dumps(expected), "inference", 3, 41, key=b"batch-7"))
         assert letter.to_dict()["value_encoding"] == "utf-8"
+
+
+AVRO = {
+    "type": "record", "name": "InferenceEvent", "fields": [
+        {"name": "event_id", "type": "string"},
+        {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+        {"name": "model", "type": "string"}, {"name": "tenant", "type": "string"},
+        {"name": "features", "type": {"type": "record", "name": "Features", "fields": [
+            {"name": "x", "type": "double"}, {"name": "c", "type": "string"}]}},
+    ],
+}
+
+
+def test_a_late_avro_event_is_a_dead_letter_of_its_avro_message() -> None:
+    parsed = fastavro.parse_schema(AVRO)
+
+    class Schemas:
+        def schema(self, schema_id: int) -> WireSchema:
+            return WireSchema(schema_id, parsed)
+
+    def framed(i: int, ts: datetime) -> RawMessage:
+        out = io.BytesIO()
+        fastavro.schemaless_writer(out, parsed, {"event_id": f"e-{i}", "ts": ts, "model": "m", "tenant": "a",
+                                                 "features": {"x": 0.5, "c": "a"}})
+        return RawMessage(b"\x00" + struct.pack(">I", 1) + out.getvalue(), "inference", 0, i)
+
+    raws = [framed(0, T0 + timedelta(hours=1)), framed(1, T0)]  # the second is an hour behind: late
+    decoder = BatchDecoder(DECODER, [model_columns("m", ("tenant",), PROFILE, per_event=False, embeddings=False)],
+                           min_columnar=1, by_model=True)
+    spec = ShardSpec("m", layout_of(PROFILE), timedelta(minutes=10), timedelta(minutes=1))
+    out, _ = shard_logic({"m": spec}, lambda: NOW)(None).on_batch(WireDecoder(decoder, Schemas())(raws).models)
+    [letter] = [value for kind, value in out if kind == "late"]
+    assert (letter.offset, letter.value) == (1, raws[1].value)

@@ -155,7 +155,8 @@ def batched(raws: list[RawMessage], cuts: list[int], lateness: timedelta) -> tup
     batches = [raws[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
     flow = Dataflow("batched")
     decoded = op.map("decode", op.input("in", flow, TestingSource(batches)), _decoder())
-    out = op.stateful_batch(STEP_ID, op.flat_map("shards", decoded, as_shards(2)), shard_logic(spec(lateness), lambda: NOW))
+    shards = op.flat_map("shards", decoded, as_shards(2))
+    out = op.stateful_batch(STEP_ID, shards, shard_logic(spec(lateness), lambda: NOW))
     items: list[Any] = []
     op.output("out", out, TestingSink(items))
     run_main(flow)
