@@ -48,7 +48,7 @@ from drift.config import EventsConfig, SchemasConfig, load_config  # noqa: E402
 from drift.events import Decoder, RawMessage  # noqa: E402
 from drift.wire_protobuf import ProtobufSchema, compile_proto_texts, encode_message_indexes  # noqa: E402
 from flows.pipeline import Outputs, batch_decoder, build_flow, plan_models, shard_specs  # noqa: E402
-from flows.runner import load_profiles, run_file  # noqa: E402
+from flows.runner import load_profiles, resolve_shards, run_file  # noqa: E402
 from flows.shard_windows import ShardWindows, as_shards  # noqa: E402
 
 BATCH = 5000
@@ -181,7 +181,7 @@ def main() -> None:
 
         def decode_windows() -> None:
             specs = shard_specs(plans, config)
-            split = as_shards(config.engine.shards)
+            split = as_shards(resolve_shards(config, 1, None))  # one worker, as the flows below
             logics: dict[str, ShardWindows] = {}
             for batch in batches:
                 for key, rows in split(batched(batch)):
