@@ -455,10 +455,10 @@ def test_a_cohort_goes_to_one_shard_in_every_batch(raws: list[RawMessage], cuts:
             parts = split(DecodedBatch(models=[item]))
             assert len({key for key, _ in parts}) == len(parts)
             assert sum(len(rows) for _, rows in parts) == len(keys)
-            home = [shard_key("m", shard_of(k, SHARDS)) for k in keys]
+            home = [shard_key("m", shard_of(k, SHARDS), SHARDS) for k in keys]
             for shard, rows in parts:
                 for cohort_key in set(rows.keys.to_pylist()):
-                    assert shard == shard_key("m", shard_of(cohort_key, SHARDS))
+                    assert shard == shard_key("m", shard_of(cohort_key, SHARDS), SHARDS)
                     assert shard_of_key.setdefault(cohort_key, shard) == shard
                 # A shard's rows in arrival order.
                 assert rows.block.ts.tolist() == [t for t, h in zip(ts, home) if h == shard]
