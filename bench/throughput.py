@@ -1,6 +1,6 @@
 """In-process throughput of the dataflow, with the cost split by stage; prints one JSON document.
 
-    python bench/throughput.py [--events 500000] [--cohorts 10] [--repeats 3] [--stages NAME[,NAME...]]
+    python bench/throughput.py [--events 500000] [--cohorts N[,N...]] [--repeats 3] [--stages NAME[,NAME...]]
 
 The workload (bench/workload.py): 20 numeric + 5 categorical features, ``--cohorts``
 tenants, PSI on every feature plus the quality checks, 5-minute windows. Measured in
@@ -122,7 +122,9 @@ def best(repeats: int, run: Callable[[], Any]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=500_000)
-    parser.add_argument("--cohorts", type=int, default=10)
+    parser.add_argument("--cohorts", default="10", metavar="N[,N...]",
+                        help="tenants; several (10,1000,10000,100000) run one after another, each in its own "
+                             "process, and the document compares each stage's rate with the first N's")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--stages", default=",".join(STAGES), metavar="NAME[,NAME...]",
                         help="the stages to time (default: all): " + ", ".join(STAGES))
@@ -131,6 +133,16 @@ def main() -> None:
     unknown = sorted(set(chosen) - set(STAGES))
     if unknown:
         parser.error(f"unknown stage(s) {', '.join(unknown)}; valid: {', '.join(STAGES)}")
+    try:
+        counts = [int(c) for c in args.cohorts.split(",") if c.strip()]
+    except ValueError:
+        parser.error(f"--cohorts takes whole numbers separated by commas; got {args.cohorts!r}")
+    if not counts or min(counts) < 1:
+        parser.error(f"--cohorts needs at least one count of 1 or more; got {args.cohorts!r}")
+    if len(counts) > 1:
+        scaling(args, counts)
+        return
+    args.cohorts = counts[0]
     n = args.events
     lines = workload.events(n, cohorts=args.cohorts)
     ipc = workload.arrow_batches(n, cohorts=args.cohorts)
@@ -251,6 +263,33 @@ def main() -> None:
         "events_per_second": rate,
         "split_of_memory_json": split,
         "batch_decode_vs_per_event_decoder": ratio,
+        "load_average": os.getloadavg(),
+        "machine": workload.machine(),
+    }, indent=2))
+
+
+def scaling(args: argparse.Namespace, counts: list[int]) -> None:
+    """One run per cohort count (each its own process, so none inherits another's heap), then
+    each stage's events per second as a share of the first count's."""
+    import subprocess
+
+    runs = []
+    for cohorts in counts:
+        command = [sys.executable, __file__, "--events", str(args.events), "--cohorts", str(cohorts),
+                   "--repeats", str(args.repeats), "--stages", args.stages]
+        print(f"cohorts {cohorts}: {' '.join(command[1:])}", file=sys.stderr, flush=True)
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        runs.append(json.loads(done.stdout))
+    first = runs[0]["events_per_second"]
+    print(json.dumps({
+        "benchmark": "flow_throughput_by_cohorts",
+        "events": args.events,
+        "cohorts": counts,
+        "events_per_second": {str(r["cohorts"]): r["events_per_second"] for r in runs},
+        "share_of_first": {
+            str(r["cohorts"]): {k: round(v / first[k], 3) for k, v in r["events_per_second"].items() if first.get(k)}
+            for r in runs
+        },
         "load_average": os.getloadavg(),
         "machine": workload.machine(),
     }, indent=2))

@@ -37,15 +37,27 @@ def _at_least(value: npt.NDArray[np.float64], level: float) -> npt.NDArray[np.bo
 
 def screen(closed: ClosedWindows, profile: ReferenceProfile, detectors: list[Detector]) -> npt.NDArray[np.bool_] | None:
     """``[k]`` True where a cohort may have a warn/alert finding; None when a detector cannot be screened."""
-    flagged = np.zeros(len(closed), dtype=np.bool_)
-    for detector in detectors:
+    flags = screen_detectors(closed, profile, detectors)
+    if flags is None:
+        return None
+    out: npt.NDArray[np.bool_] = np.logical_or.reduce(flags, axis=0) if flags.size else np.zeros(len(closed), np.bool_)
+    return out
+
+
+def screen_detectors(
+    closed: ClosedWindows, profile: ReferenceProfile, detectors: list[Detector],
+) -> npt.NDArray[np.bool_] | None:
+    """``[detectors × k]``: True where detector ``d`` may give cohort ``i`` a warn/alert finding
+    (None when a detector cannot be screened)."""
+    flags = np.zeros((len(detectors), len(closed)), dtype=np.bool_)
+    for d, detector in enumerate(detectors):
         if isinstance(detector, PsiDetector):
-            flagged |= psi_flags(closed, profile, detector)
+            flags[d] = psi_flags(closed, profile, detector)
         elif isinstance(detector, QualityDetector):
-            flagged |= quality_flags(closed, profile, detector)
+            flags[d] = quality_flags(closed, profile, detector)
         else:
             return None
-    return flagged
+    return flags
 
 
 def psi_values(closed: ClosedWindows, profile: ReferenceProfile, detector: PsiDetector) -> tuple[

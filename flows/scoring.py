@@ -7,13 +7,13 @@ cohorts with a problem under way).
 
 For a model whose window detectors are all ``psi`` and ``quality`` and that has no
 seasonal baseline, :func:`detectors.screen.screen` first finds, in one pass of array
-expressions, the cohorts that may have a warn or alert finding. Those, the cohorts
-with a policy state, and those that had one in their previous window (so their
-per-cohort gauges come back to their healthy values) are scored in full by the
-detectors, as :class:`~drift.findings.Finding` objects; every other cohort window is
-healthy and is counted only in the aggregates (``drift_findings_total{severity="ok"}``
-with the number of findings a window has, and ``drift_windows_screened_total``).
-Other models score every cohort in full.
+expressions, which detectors may give which cohorts a warn or alert finding. Those
+detectors are run on those cohorts, as :class:`~drift.findings.Finding` objects; every
+detector is run on the cohorts with a policy state and those that had a problem in their
+previous window (so their per-cohort gauges come back to their healthy values). The
+findings no detector was run for are ok, and counted only in the aggregates
+(``drift_findings_total{severity="ok"}``; ``drift_windows_screened_total`` counts the
+cohort windows no detector was run on). Other models score every cohort in full.
 
 The findings sink receives the warn and alert findings; with ``engine.ok_findings``
 (``drift replay`` and ``drift backtest`` turn it on: their reports draw every window)
@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from detectors.screen import screen
+from detectors.screen import screen_detectors
 from drift import metrics
 from drift.baselines import SeasonalBaseline, resume, score_window
 from drift.cohort_arrays import ClosedWindows
@@ -71,17 +71,20 @@ class Scorer:
         self._plans = plans
         self._seeded = seeded
         self.ok_findings = ok_findings
-        self._per_window: dict[str, Counter[str]] = {}
+        self._per_window: dict[str, list[Counter[str]]] = {}
 
-    def findings_per_window(self, model: str) -> Counter[str]:
-        """How many findings each detector gives per cohort window of ``model`` (for the ok aggregate)."""
+    def findings_per_window(self, model: str) -> list[Counter[str]]:
+        """How many findings of each name every detector of ``model`` gives per cohort window, in
+        the plan's order (for the ok aggregate of the windows a detector is not run on)."""
         tally = self._per_window.get(model)
         if tally is None:
             plan = self._plans[model]
             epoch = datetime(2000, 1, 1, tzinfo=timezone.utc)
             blank = empty_summary(plan.profile, track_event_ids=plan.config.tracks_event_ids())
-            found = [f for d in plan.detectors for f in d.score(blank, plan.profile, Cohort(model), Window(epoch, epoch))]
-            tally = self._per_window[model] = Counter(f.detector for f in found)
+            tally = self._per_window[model] = [
+                Counter(f.detector for f in d.score(blank, plan.profile, Cohort(model), Window(epoch, epoch)))
+                for d in plan.detectors
+            ]
         return tally
 
     def __call__(self, state: ShardScores | None, closed: ClosedWindows) -> tuple[ShardScores, Scored]:
@@ -90,24 +93,33 @@ class Scorer:
         model = plan.config
         seasonal = model.baseline.seasonality != "none"
         metrics.WINDOWS_CLOSED.labels(closed.model).inc(len(closed))
-        flagged = None if seasonal or self.ok_findings else screen(closed, plan.profile, plan.detectors)
-        if flagged is None:
+        by_detector = None if seasonal or self.ok_findings else screen_detectors(closed, plan.profile, plan.detectors)
+        flagged = None if by_detector is None else np.logical_or.reduce(by_detector, axis=0)
+        whole: set[int] = set()
+        """Cohorts scored by every detector (policy state, or a problem in their previous window)."""
+        if flagged is None or by_detector is None:
             chosen = list(range(len(closed)))
         else:
             recent = state.recent
             for i, cohort in enumerate(closed.cohorts):
                 key = cohort.key
                 if key in recent:
-                    flagged[i] = True
+                    whole.add(i)
                     recent.discard(key)
                 elif key in state.policy:
-                    flagged[i] = True
+                    whole.add(i)
+            if whole:
+                flagged[list(whole)] = True
             chosen = np.flatnonzero(flagged).tolist()
             healthy = len(closed) - len(chosen)
             if healthy:
                 metrics.WINDOWS_SCREENED.labels(closed.model).inc(healthy)
-                for detector, n in self.findings_per_window(closed.model).items():
-                    metrics.FINDINGS.labels(closed.model, detector, Severity.OK.value).inc(n * healthy)
+            # Each detector's findings of the cohorts it is not run on are ok: counted, not built.
+            per_window = self.findings_per_window(closed.model)
+            for d in range(len(plan.detectors)):
+                skipped = len(closed) - int(by_detector[d].sum()) - sum(1 for i in whole if not by_detector[d, i])
+                for name, n in per_window[d].items():
+                    metrics.FINDINGS.labels(closed.model, name, Severity.OK.value).inc(n * skipped)
         findings: list[Finding] = []
         decisions: list[Decision] = []
         rules = list(self._config.routing)
@@ -121,7 +133,9 @@ class Scorer:
                 baseline = state.seasonal[cohort.key] = resume(baseline, plan.profile, model.baseline)
                 found = score_window(baseline, plan.profile, plan.detectors, cohort, closed.window, summary)
             else:
-                found = [f for d in plan.detectors for f in d.score(summary, plan.profile, cohort, closed.window)]
+                detectors = plan.detectors if by_detector is None or i in whole else [
+                    d for j, d in enumerate(plan.detectors) if by_detector[j, i]]
+                found = [f for d in detectors for f in d.score(summary, plan.profile, cohort, closed.window)]
             tally = Counter((f.detector, f.severity.value) for f in found)
             for (detector, severity), n in tally.items():
                 metrics.FINDINGS.labels(cohort.model, detector, severity).inc(n)
