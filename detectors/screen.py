@@ -24,6 +24,7 @@ import numpy.typing as npt
 from detectors.base import Detector
 from detectors.psi import PsiDetector
 from detectors.quality import QualityDetector
+from detectors.significance import MIN_EXPECTED
 from drift.cohort_arrays import ABSENT, NULLS, OUT_OF_RANGE, WRONG_TYPE, ClosedWindows
 from drift.reference import CategoricalProfile, ReferenceProfile
 
@@ -82,9 +83,41 @@ def psi_values(closed: ClosedWindows, profile: ReferenceProfile, detector: PsiDe
     return names, values, totals
 
 
+def chi2_p_values(reference_shares: npt.ArrayLike, n_reference: float, counts: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """``[k]`` p-values of :func:`detectors.significance.homogeneity_test` for each row of ``counts``
+    where it takes the chi-square road (every expected count at least 5); 0 where it would draw
+    Monte-Carlo tables (a floor: the screen then lets the detector decide), 1 where it has no test."""
+    from scipy.special import chdtrc
+
+    r = np.asarray(reference_shares, dtype=np.float64) * float(n_reference)
+    c = counts.astype(np.float64)
+    n = c.sum(axis=1)
+    big_n = float(r.sum())
+    total = r[None, :] + c
+    used = total > 0
+    df = used.sum(axis=1) - 1
+    safe_total = np.where(used, total, 1.0)
+    safe_n = np.maximum(n, 1.0)
+    x2 = np.where(used, (n[:, None] * r[None, :] - big_n * c) ** 2 / safe_total, 0.0).sum(axis=1) / (big_n * safe_n)
+    expected_min = np.where(used, total, np.inf).min(axis=1) * np.minimum(big_n, n) / (big_n + n)
+    p = np.clip(chdtrc(np.maximum(df, 1), x2), 0.0, 1.0)
+    p = np.where(expected_min >= MIN_EXPECTED, p, 0.0)
+    out: npt.NDArray[np.float64] = np.where((n <= 0) | (big_n <= 0) | (df < 1), 1.0, p)
+    return out
+
+
 def psi_flags(closed: ClosedWindows, profile: ReferenceProfile, detector: PsiDetector) -> npt.NDArray[np.bool_]:
-    _, values, totals = psi_values(closed, profile, detector)
+    names, values, totals = psi_values(closed, profile, detector)
     hit = _at_least(values, detector.config.warn) & (totals >= detector.config.min_samples)
+    setting = detector.config.significance
+    if setting != "none" and hit.any():
+        # Benjamini–Hochberg never gives a q-value below its p-value: a feature whose p-value
+        # is above the level cannot be significant, whatever the other features' tests.
+        for j in np.flatnonzero(hit.any(axis=0)).tolist():
+            feature = profile.features[names[j]]
+            rows = np.flatnonzero(hit[:, j])
+            p = chi2_p_values(feature.shares, feature.n, closed.field_counts(closed.layout.index(names[j]))[rows])
+            hit[rows, j] = p <= setting.q * (1 + SLACK)
     if not hit.size:
         return np.zeros(len(closed), dtype=np.bool_)
     return np.asarray(hit.any(axis=1), dtype=np.bool_)

@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from detectors.base import Detector
 from detectors.psi import PsiConfig, PsiDetector, psi
 from detectors.quality import QualityConfig, QualityDetector
+from detectors.significance import homogeneity_test
 from detectors.score import ScoreConfig, ScoreDetector
-from detectors.screen import psi_values, screen
+from detectors.screen import chi2_p_values, psi_values, screen
 from drift.cohort_arrays import ABSENT, NULLS, OUT_OF_RANGE, WRONG_TYPE, ClosedWindows, RowExtras, layout_of
 from drift.findings import Cohort, Severity, Window
 from drift.reference import build_reference
@@ -139,3 +140,20 @@ def test_a_healthy_batch_is_not_flagged() -> None:
 
 def test_a_detector_the_screen_does_not_know_scores_everything() -> None:
     assert screen(healthy_batch(), PROFILE, [ScoreDetector(ScoreConfig(field="prediction.score"))]) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 300), min_size=4, max_size=4), min_size=1, max_size=5),
+       st.lists(st.floats(0.01, 1.0), min_size=4, max_size=4), st.integers(50, 5000))
+def test_chi2_p_values_are_the_homogeneity_tests(rows: list[list[int]], weights: list[float], n_reference: int) -> None:
+    shares = np.asarray(weights) / sum(weights)
+    counts = np.asarray(rows, dtype=np.int64)
+    p = chi2_p_values(shares, n_reference, counts)
+    for i, row in enumerate(rows):
+        expected, method, _ = homogeneity_test(shares, n_reference, row)
+        if method == "chi2":
+            assert math.isclose(p[i], expected, rel_tol=1e-9, abs_tol=1e-300)
+        elif method == "monte_carlo":
+            assert p[i] == 0.0  # the screen leaves these to the detector
+        else:
+            assert p[i] == 1.0
