@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from connectors.memory import ListSink
-from drift.batch import BatchDecoder, DecodedBatch, model_columns
+from drift.batch import BatchDecoder, DecodedBatch, encode_arrow, model_columns
 from drift.cohort_arrays import layout_of
 from drift.config import load_config
 from drift.events import DeadLetter, Decoder, RawMessage
@@ -59,10 +59,12 @@ REFERENCE = {
     "y": RNG.uniform(0, 50, size=N_REFERENCE),
     "c": [["a", "b", "c"][i % 3] for i in range(N_REFERENCE)],
     "score": RNG.uniform(size=N_REFERENCE),
+    "label": [["approve", "deny"][i % 2] for i in range(N_REFERENCE)],
 }
 PROFILE = build_reference(
     "m", REFERENCE, {"x": "numeric", "y": "numeric", "c": "categorical"}, {"x": 6, "y": 5}, "test", N_REFERENCE,
-    predictions={"prediction.score": PredictionColumn("score", "numeric", 4)},
+    predictions={"prediction.score": PredictionColumn("score", "numeric", 4),
+                 "prediction.label": PredictionColumn("label", "categorical")},
 )
 BOUNDS: dict[str, tuple[float | None, float | None]] = {"y": (0.0, 50.0)}
 """``y`` has a configured range; ``x`` is bounded by the reference's own [min, max]."""
@@ -78,6 +80,8 @@ C_UNSEEN = ["zz", "q", "\u00fc"]
 C_NUMBERS = [12, 3.5]
 """Numbers sent to a categorical feature: unseen categories ``"12"`` and ``"3.5"``."""
 SCORE_WRONG = ["0.5", [1]]
+LABEL_WRONG = [[1], {"k": 1}]
+LABEL_UNSEEN = ["maybe", 1]
 UNKNOWN = ["zip", "extra", "x2"]
 DUPLICATE_IDS = ["d0", "d1", "d2", "d3"]
 STEPS = [0, 5, 5, 20, 20, 60, 60, 200, -30, -400, -1500]
@@ -114,7 +118,7 @@ _ABSENT = object()
 
 def _event(
     draw: st.DrawFn, dirt: list[str], i: int, ts: datetime, cohort: tuple[str | None, str | None], model: str = "m",
-) -> bytes:
+) -> dict[str, Any]:
     features: dict[str, Any] = {
         "x": _value(draw, dirt, round(draw(st.floats(-2, 2)), 3), X_WRONG, X_OUT),
         "y": _value(draw, dirt, draw(st.sampled_from([0, 3, 12.5, 25.25, 49.0, 50])), Y_WRONG, Y_OUT),
@@ -137,10 +141,24 @@ def _event(
         body["event_id"] = f"u{i}"
     elif id_kind == "duplicate":
         body["event_id"] = draw(st.sampled_from(DUPLICATE_IDS))
-    score = _value(draw, dirt, round(draw(st.floats(0, 1)), 4), SCORE_WRONG, [0.25])
-    if score is not _ABSENT:
-        body["prediction"] = {"score": score}
-    return orjson.dumps(body)
+    prediction = {
+        "score": _value(draw, dirt, round(draw(st.floats(0, 1)), 4), SCORE_WRONG, [0.25]),
+        "label": _value(draw, dirt, draw(st.sampled_from(["approve", "deny"])), LABEL_WRONG, LABEL_UNSEEN),
+    }
+    prediction = {k: v for k, v in prediction.items() if v is not _ABSENT}
+    if prediction or draw(st.booleans()):
+        body["prediction"] = prediction
+    return body
+
+
+def _arrow(bodies: list[dict[str, Any]]) -> bytes | None:
+    """The events as one Arrow IPC message (``ts`` as text), or None where Arrow cannot type a column."""
+    rows = [{**b, "ts": b["ts"] if isinstance(b["ts"], str) else
+             datetime.fromtimestamp(b["ts"] / 1000, timezone.utc).isoformat()} for b in bodies]
+    try:
+        return encode_arrow(rows)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
 
 
 @st.composite
@@ -154,20 +172,33 @@ def streams(
                for j, name in enumerate(names)]
     n = draw(st.integers(1, max_events))
     dirt = draw(st.sampled_from(DIRT))
+    arrow = draw(st.booleans())
     newest = T0
-    raws = []
+    values: list[bytes] = []
+    run: list[dict[str, Any]] = []
     for i in range(n):
         ts = newest + timedelta(seconds=draw(st.sampled_from(STEPS)))
         newest = max(newest, ts)
         kind = draw(st.integers(0, 40))
         if kind == 0:
-            value = b"{not json"
+            values.append(b"{not json")
         elif kind == 1:
-            value = orjson.dumps({"model": "m", "ts": (NOW + timedelta(days=1)).isoformat(), "features": {}})  # future
+            values.append(orjson.dumps({"model": "m", "ts": (NOW + timedelta(days=1)).isoformat(), "features": {}}))
         else:
-            value = _event(draw, dirt, i, ts, draw(st.sampled_from(cohorts)), draw(st.sampled_from(models)))
-        raws.append(RawMessage(value, "inference", 0, i))
-    return raws
+            body = _event(draw, dirt, i, ts, draw(st.sampled_from(cohorts)), draw(st.sampled_from(models)))
+            if not arrow:
+                values.append(orjson.dumps(body))
+                continue
+            # Runs of events sent as one Arrow IPC message (a batching producer), where Arrow can type them.
+            run.append(body)
+            if draw(st.integers(0, 5)) == 0 or i == n - 1:
+                packed = _arrow(run)
+                values.extend([packed] if packed is not None else [orjson.dumps(b) for b in run])
+                run = []
+    if run:
+        packed = _arrow(run)
+        values.extend([packed] if packed is not None else [orjson.dumps(b) for b in run])
+    return [RawMessage(value, "inference", 0, i) for i, value in enumerate(values)]
 
 
 def _cut(raws: list[RawMessage], cuts: list[int]) -> list[list[RawMessage]]:
@@ -340,7 +371,7 @@ models:
     detectors:
       - psi: {features: "*", bins: 5, min_samples: 3, significance: none}
       - quality: {features: [x, c], min_samples: 3, significance: none, duplicate_event_id: null}
-      - score: {field: prediction.score, bins: 4, min_samples: 3, significance: none}
+      - score: {field: prediction.score, bins: 4, label_field: prediction.label, min_samples: 3, significance: none}
     policy: {consecutive_windows: 2, cooldown: 1h}
 routing:
   - when: {severity: warn}
