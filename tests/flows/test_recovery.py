@@ -243,6 +243,29 @@ def wait_for(reader: TopicReader, predicate: Callable[[list[dict[str, Any]]], bo
         reader.poll(0.2)
 
 
+def wait_for_snapshots(folder: Path, partitions: int, job: Job, timeout: float = 60) -> None:
+    """Wait until ``folder`` has its partitions and every one has committed a snapshot."""
+    import sqlite3
+
+    deadline = time.monotonic() + timeout
+    while True:
+        parts = sorted(folder.glob("part-*.sqlite3"))
+        committed = 0
+        for part in parts:
+            try:
+                with sqlite3.connect(f"file:{part}?mode=ro", uri=True) as db:
+                    committed += bool(db.execute("SELECT count(*) FROM commits").fetchone()[0])
+            except sqlite3.Error:
+                pass
+        if len(parts) == partitions and committed == partitions:
+            return
+        if job.popen.poll() is not None:
+            pytest.fail(f"drift run exited with {job.popen.returncode} while waiting for snapshots:\n{job.tail()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {partitions} committed partitions in {folder}:\n{job.tail()}")
+        time.sleep(0.2)
+
+
 def covers(expected: set[Key]) -> Callable[[list[dict[str, Any]]], bool]:
     return lambda messages: expected <= set(window_results(messages))
 
@@ -448,6 +471,7 @@ def test_killed_cluster_resumed_by_one_worker(tmp_path: Path, kafka_bootstrap: s
             job = start([*args, "--processes", "2", "--workers", "2"], kafka_bootstrap, tmp_path / "drift.log")
             done = reference.closing_before(event_time(LINES[SPLIT - 1]) - timedelta(minutes=5))
             wait_for(findings, covers(done), job, "the windows of the first part")
+            wait_for_snapshots(tmp_path / "recovery", 4, job)
             job.kill()  # the whole process group: parent and both members
     finally:
         findings.close()

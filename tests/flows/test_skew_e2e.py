@@ -28,7 +28,7 @@ def test_value_skew_on_real_kafka_names_the_feature_region_and_unit(
         f"  tickets_topic: {topics['tickets']}",
         f"  dlq_topic: {topics['dlq']}",
     ])).replace("feature_topic: feature-events", f"feature_topic: {topics['features']}")
-    text += "metrics:\n  port: 0\n"
+    text += "metrics:\n  port: 0\nengine:\n  ok_findings: true\n"  # the matched values are counted on ok findings too
     config = tmp_path / "drift.yaml"
     config.write_text(text, encoding="utf-8")
     write_parquet(tmp_path / "reference.parquet", skew.reference_columns())
