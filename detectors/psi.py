@@ -15,7 +15,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors import significance
-from detectors.significance import Significance, SignificanceSetting, homogeneity_test
+from detectors.significance import Draft, Significance, SignificanceSetting, homogeneity_test
 from drift.findings import Cohort, Finding, Severity, Window
 from drift.reference import NumericProfile, ReferenceProfile
 from drift.summary import WindowSummary
@@ -130,9 +130,12 @@ class PsiDetector:
         return [f for f in self.config.features if f in profile.features]
 
     def score(
-        self, summary: WindowSummary, profile: ReferenceProfile, cohort: Cohort, window: Window
+        self, summary: WindowSummary, profile: ReferenceProfile, cohort: Cohort, window: Window,
+        problems_only: bool = False,
     ) -> list[Finding]:
-        findings = []
+        """One finding per feature; ``problems_only``: only those at warn or alert (the others
+        are judged, for the significance family, but not built)."""
+        drafts = []
         for name in self.features(profile):
             feature = profile.features[name]
             counts = summary.features[name]
@@ -140,9 +143,9 @@ class PsiDetector:
             reference = np.asarray(feature.shares, dtype=np.float64)
             n_current = int(current.sum())
             terms = psi_terms(reference, current, self.config.epsilon)
-            evidence = _evidence(feature, terms, current, n_current, counts.examples)
             skipped = None
             p_value: float | None = None
+            method: str | None = None
             if n_current < self.config.min_samples:
                 value = 0.0
                 severity = Severity.OK
@@ -150,15 +153,26 @@ class PsiDetector:
             else:
                 value = float(np.sum(terms))  # psi(reference, current): the same terms, summed
                 severity = Severity.of(value, self.config.warn, self.config.alert)
-                p_value, evidence["p_method"], _ = homogeneity_test(reference, feature.n, current)
-            findings.append(Finding(
-                detector=self.name, cohort=cohort, window=window, feature=name,
-                value=value, severity=severity, warn=self.config.warn, alert=self.config.alert,
-                n_current=n_current, n_reference=feature.n,
-                baseline=profile.baselines.get(name, "reference") if profile.baselines else "reference",
-                evidence=evidence, skipped=skipped, p_value=p_value,
-            ))
-        return significance.apply(findings, self.config.significance)
+                p_value, method, _ = homogeneity_test(reference, feature.n, current)
+
+            def build(
+                name: str = name, feature: Any = feature, counts: Any = counts, terms: Any = terms,
+                n_current: int = n_current, value: float = value, severity: Severity = severity,
+                skipped: str | None = skipped, p_value: float | None = p_value, method: str | None = method,
+            ) -> Finding:
+                evidence = _evidence(feature, terms, counts.counts, n_current, counts.examples)
+                if method is not None:
+                    evidence["p_method"] = method
+                return Finding(
+                    detector=self.name, cohort=cohort, window=window, feature=name,
+                    value=value, severity=severity, warn=self.config.warn, alert=self.config.alert,
+                    n_current=n_current, n_reference=feature.n,
+                    baseline=profile.baselines.get(name, "reference") if profile.baselines else "reference",
+                    evidence=evidence, skipped=skipped, p_value=p_value,
+                )
+
+            drafts.append(Draft(severity, p_value, build))
+        return significance.settle(drafts, self.config.significance, problems_only)
 
 
 def _evidence(

@@ -22,7 +22,7 @@ directly, with counts and examples, instead of as a PSI that nobody can read.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors import significance
 from detectors.seasonal_profile import SeasonalProfile, SlotRate
-from detectors.significance import Significance, SignificanceSetting, rate_p
+from detectors.significance import Draft, Significance, SignificanceSetting, rate_p
 from drift.findings import Cohort, Finding, Severity, Window
 from drift.reference import CategoricalProfile, NumericProfile, ReferenceProfile
 from drift.summary import (
@@ -268,6 +268,11 @@ def _reference_rate(check: CheckName, feature: NumericProfile | CategoricalProfi
     return 0.0
 
 
+def _built(finding: Finding) -> Callable[[], Finding]:
+    """A draft's builder for a finding already built (it carries no p-value)."""
+    return lambda: finding
+
+
 _APPLIES: dict[CheckName, tuple[type, ...]] = {
     "null_rate": (NumericProfile, CategoricalProfile),
     "missing_rate": (NumericProfile, CategoricalProfile),
@@ -334,9 +339,12 @@ class QualityDetector:
         return [f for f in self.config.features if f in profile.features]
 
     def score(
-        self, summary: WindowSummary, profile: ReferenceProfile, cohort: Cohort, window: Window
+        self, summary: WindowSummary, profile: ReferenceProfile, cohort: Cohort, window: Window,
+        problems_only: bool = False,
     ) -> list[Finding]:
-        findings: list[Finding] = []
+        """The findings of every check; ``problems_only``: only those at warn or alert (the
+        others are judged, for the significance family, but not built)."""
+        drafts: list[Draft] = []
         # With a seasonal baseline the expected rates are the slot's; the training
         # reference's rates are read from the reference behind the slot's profile.
         seasonal = profile if isinstance(profile, SeasonalProfile) else None
@@ -350,44 +358,56 @@ class QualityDetector:
                 if thresholds is None or not isinstance(feature, _APPLIES[check]):
                     continue
                 k, n = (int(v) for v in table[FEATURE_CHECKS.index(check)])
-                evidence, baseline, skipped = self._feature_evidence(check, counts, feature)
+                skipped = "no bounds were given to the window summary" if (
+                    check == "out_of_range" and counts.bounds is None) else None
+
+                def extra(check: CheckName = check, counts: FeatureCounts = counts,
+                          feature: Any = feature) -> tuple[dict[str, Any], str]:
+                    evidence, baseline, _ = self._feature_evidence(check, counts, feature)
+                    return evidence, baseline
+
                 slot = seasonal.rates.get((name, check)) if seasonal is not None else None
                 if slot is not None and slot.rate is not None:
-                    findings.append(self._finding(
-                        check, thresholds, cohort, window, name, (k, n), slot.n, slot.description, evidence,
-                        skipped, slot.rate, slot=slot,
+                    drafts.append(self._draft(
+                        check, thresholds, cohort, window, name, (k, n), slot.n, extra, skipped, slot.rate,
+                        slot=slot, baseline=slot.description,
                     ))
                     continue
-                findings.append(self._finding(
-                    check, thresholds, cohort, window, name, (k, n), feature.n, baseline, evidence, skipped,
+                drafts.append(self._draft(
+                    check, thresholds, cohort, window, name, (k, n), feature.n, extra, skipped,
                     _reference_rate(check, training.features.get(name, feature), training),
                 ))
             growth = self.config.cardinality_growth
             if growth is not None and isinstance(feature, CategoricalProfile):
-                findings.append(self._cardinality(growth, cohort, window, name, counts, feature))
+                card = self._cardinality(growth, cohort, window, name, counts, feature)
+                drafts.append(Draft(card.severity, None, _built(card)))
         thresholds = self.config.thresholds("duplicate_event_id")
         if thresholds is not None:
-            window_evidence: dict[str, Any] = {
-                "examples": list(summary.duplicate_examples),
-                "event_ids_capped": summary.event_ids_capped,
-                "max_event_ids": MAX_EVENT_IDS,
-            }
             skipped = None
             if summary.event_ids is None:
                 skipped = "event ids were not tracked for this window"
-            elif summary.event_ids_capped:
-                window_evidence["note"] = (
-                    f"more than {MAX_EVENT_IDS} distinct ids: later ids were not remembered, "
-                    "so the count is a lower bound"
-                )
-            findings.append(self._finding(
+
+            def duplicates() -> tuple[dict[str, Any], str]:
+                window_evidence: dict[str, Any] = {
+                    "examples": list(summary.duplicate_examples),
+                    "event_ids_capped": summary.event_ids_capped,
+                    "max_event_ids": MAX_EVENT_IDS,
+                }
+                if summary.event_ids is not None and summary.event_ids_capped:
+                    window_evidence["note"] = (
+                        f"more than {MAX_EVENT_IDS} distinct ids: later ids were not remembered, "
+                        "so the count is a lower bound"
+                    )
+                return window_evidence, "config"
+
+            drafts.append(self._draft(
                 "duplicate_event_id", thresholds, cohort, window, None,
-                (summary.n_duplicate_event_id, summary.n_event_id), profile.n_rows, "config", window_evidence,
-                skipped,
+                (summary.n_duplicate_event_id, summary.n_event_id), profile.n_rows, duplicates, skipped,
             ))
         if self.config.schema_change is not None:
-            findings.append(self._schema(self.config.schema_change, summary, profile, cohort, window))
-        return significance.apply(findings, self.config.significance)
+            schema = self._schema(self.config.schema_change, summary, profile, cohort, window)
+            drafts.append(Draft(schema.severity, None, _built(schema)))
+        return significance.settle(drafts, self.config.significance, problems_only)
 
     def _cardinality(
         self, limits: Limits, cohort: Cohort, window: Window, name: str, counts: FeatureCounts,
@@ -470,29 +490,41 @@ class QualityDetector:
             }, "reference", None
         return {}, "config", None
 
-    def _finding(
+    def _draft(
         self, check: CheckName, thresholds: Thresholds, cohort: Cohort, window: Window, feature: str | None,
-        numbers: tuple[int, int], n_reference: int, baseline: str, extra: dict[str, Any], skipped: str | None,
-        reference_rate: float = 0.0, *, slot: SlotRate | None = None,
-    ) -> Finding:
+        numbers: tuple[int, int], n_reference: int, extra: Callable[[], tuple[dict[str, Any], str]],
+        skipped: str | None, reference_rate: float = 0.0, *, slot: SlotRate | None = None,
+        baseline: str | None = None,
+    ) -> Draft:
+        """The finding of one rate check: judged now, its evidence built only when it is built.
+
+        ``extra`` gives the evidence beyond the counts and what the window was compared with;
+        ``baseline`` (a seasonal slot's description) overrides the latter."""
         numerator, denominator = numbers
         value = rate(numerator, denominator)
         if skipped is None and denominator < self.config.min_samples:
             skipped = f"{denominator} values to check in the window; min_samples is {self.config.min_samples}"
         severity = Severity.OK if skipped is not None else Severity.of(value, thresholds.warn_level, thresholds.alert)
-        evidence = {"check": check, "numerator": numerator, "denominator": denominator, **extra}
         p_value = None
         if skipped is None and slot is not None:
             # The slot's rate is a sample of slot.n values: a two-sample test, not a binomial one.
             p_value = slot_rate_p(numerator, denominator, slot.k, slot.n)
-            evidence.update({"p_method": "fisher", "reference_rate": round(reference_rate, 6),
-                             "n_slot": slot.n, "k_slot": slot.k})
         elif skipped is None:
             p_value = rate_p(numerator, denominator, reference_rate)
-            evidence.update({"p_method": "binomial", "reference_rate": round(reference_rate, 6)})
-        return Finding(
-            detector=f"{self.name}.{check}", cohort=cohort, window=window, feature=feature,
-            value=value, severity=severity, warn=thresholds.warn_level, alert=thresholds.alert,
-            n_current=denominator, n_reference=n_reference, baseline=baseline,
-            evidence=evidence, skipped=skipped, p_value=p_value,
-        )
+
+        def build() -> Finding:
+            more, compared = extra()
+            evidence = {"check": check, "numerator": numerator, "denominator": denominator, **more}
+            if skipped is None and slot is not None:
+                evidence.update({"p_method": "fisher", "reference_rate": round(reference_rate, 6),
+                                 "n_slot": slot.n, "k_slot": slot.k})
+            elif skipped is None:
+                evidence.update({"p_method": "binomial", "reference_rate": round(reference_rate, 6)})
+            return Finding(
+                detector=f"{self.name}.{check}", cohort=cohort, window=window, feature=feature,
+                value=value, severity=severity, warn=thresholds.warn_level, alert=thresholds.alert,
+                n_current=denominator, n_reference=n_reference, baseline=baseline if baseline is not None else compared,
+                evidence=evidence, skipped=skipped, p_value=p_value,
+            )
+
+        return Draft(severity, p_value, build)

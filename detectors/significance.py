@@ -47,8 +47,8 @@ among those raised by ``q``, whatever the number of features.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
-from typing import Any, Literal, Sequence, Union
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Literal, Sequence, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -280,6 +280,37 @@ def evidence(
             f"the value is at {effect.value}, but q={q_value:.3g} > {setting.q:g} "  # type: ignore[union-attr]
             f"(p={p_value:.3g}): within what this window's size lets chance explain"
         )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A finding before significance: its effect severity and p-value, and how to build it.
+
+    Building a finding (its evidence, its object) costs more than judging it: a detector
+    that only needs the findings above ``ok`` builds just those (:func:`settle`)."""
+
+    severity: Severity
+    p_value: float | None
+    build: Callable[[], Finding]
+
+
+def settle(drafts: list[Draft], setting: SignificanceSetting, problems_only: bool = False) -> list[Finding]:
+    """:func:`apply` over drafts: the family is judged from their severities and p-values, and
+    only the findings kept are built (with ``problems_only``, those at warn or alert after
+    significance). The findings built are exactly those :func:`apply` returns."""
+    judged, q_values = judge([d.severity for d in drafts], [d.p_value for d in drafts], setting)
+    out = []
+    for draft, severity, q in zip(drafts, judged, q_values):
+        if problems_only and severity is Severity.OK:
+            continue
+        finding = draft.build()
+        if finding.p_value is None:
+            out.append(finding)
+            continue
+        method = finding.evidence.get("p_method", "chi2")
+        extra = evidence(finding.p_value, method, q, setting, finding.severity, severity)
+        out.append(replace(finding, severity=severity, q_value=q, evidence={**finding.evidence, **extra}))
     return out
 
 

@@ -29,6 +29,9 @@ from typing import Callable
 
 import numpy as np
 
+from detectors.base import Detector
+from detectors.psi import PsiDetector
+from detectors.quality import QualityDetector
 from detectors.screen import screen_detectors
 from drift import metrics
 from drift.baselines import SeasonalBaseline, resume, score_window
@@ -36,7 +39,8 @@ from drift.cohort_arrays import ClosedWindows
 from drift.config import Config
 from drift.findings import Cohort, Finding, Severity, Window
 from drift.policy import CohortPolicy, Decision, decide_cohort
-from drift.summary import empty_summary
+from drift.reference import ReferenceProfile
+from drift.summary import WindowSummary, empty_summary
 from flows.plans import ModelPlan
 
 
@@ -132,10 +136,19 @@ class Scorer:
                     baseline = self._seeded[cohort.model][cohort.key].copy()
                 baseline = state.seasonal[cohort.key] = resume(baseline, plan.profile, model.baseline)
                 found = score_window(baseline, plan.profile, plan.detectors, cohort, closed.window, summary)
+            elif by_detector is None or i in whole:
+                found = [f for d in plan.detectors for f in d.score(summary, plan.profile, cohort, closed.window)]
             else:
-                detectors = plan.detectors if by_detector is None or i in whole else [
-                    d for j, d in enumerate(plan.detectors) if by_detector[j, i]]
-                found = [f for d in detectors for f in d.score(summary, plan.profile, cohort, closed.window)]
+                # No policy state: only warn and alert findings matter, and only they are built.
+                found = []
+                for j, det in enumerate(plan.detectors):
+                    if by_detector[j, i]:
+                        problems = _problems(det, summary, plan.profile, cohort, closed.window)
+                        found.extend(problems)
+                        for name, n in self.findings_per_window(closed.model)[j].items():
+                            n_ok = n - sum(1 for f in problems if f.detector == name)
+                            if n_ok:
+                                metrics.FINDINGS.labels(closed.model, name, Severity.OK.value).inc(n_ok)
             tally = Counter((f.detector, f.severity.value) for f in found)
             for (detector, severity), n in tally.items():
                 metrics.FINDINGS.labels(cohort.model, detector, severity).inc(n)
@@ -152,6 +165,14 @@ class Scorer:
                     state.policy[cohort.key] = policy
                 decisions.extend(made)
         return state, Scored(findings, decisions)
+
+
+def _problems(detector: Detector, summary: WindowSummary, profile: ReferenceProfile, cohort: Cohort,
+              window: Window) -> list[Finding]:
+    """The warn and alert findings of ``detector`` (only those built where it can)."""
+    if isinstance(detector, (PsiDetector, QualityDetector)):
+        return detector.score(summary, profile, cohort, window, problems_only=True)
+    return [f for f in detector.score(summary, profile, cohort, window) if f.severity is not Severity.OK]
 
 
 def scorer(

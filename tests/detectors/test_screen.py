@@ -157,3 +157,15 @@ def test_chi2_p_values_are_the_homogeneity_tests(rows: list[list[int]], weights:
             assert p[i] == 0.0  # the screen leaves these to the detector
         else:
             assert p[i] == 1.0
+
+
+@settings(max_examples=120, deadline=None)
+@given(closed_batches())
+def test_problems_only_builds_exactly_the_warn_and_alert_findings(closed: ClosedWindows) -> None:
+    for i in range(len(closed)):
+        summary = closed.summary(i)
+        for detector in DETECTORS:
+            assert isinstance(detector, (PsiDetector, QualityDetector))
+            everything = detector.score(summary, PROFILE, closed.cohorts[i], WINDOW)
+            problems = detector.score(summary, PROFILE, closed.cohorts[i], WINDOW, problems_only=True)
+            assert problems == [f for f in everything if f.severity is not Severity.OK]
