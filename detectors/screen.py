@@ -61,17 +61,21 @@ def screen_detectors(
     return flags
 
 
-def psi_values(closed: ClosedWindows, profile: ReferenceProfile, detector: PsiDetector) -> tuple[
-        list[str], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
-    """(features, ``[k × features]`` PSI, ``[k × features]`` values counted) of ``detector``'s features."""
+def psi_values(
+    closed: ClosedWindows, profile: ReferenceProfile, detector: PsiDetector,
+    rows: npt.NDArray[np.intp] | None = None,
+) -> tuple[list[str], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """(features, ``[rows × features]`` PSI, ``[rows × features]`` values counted) of ``detector``'s
+    features, for ``rows`` of ``closed`` (all when None)."""
     layout = closed.layout
     names = detector.features(profile)
     epsilon = detector.config.epsilon
-    values = np.zeros((len(closed), len(names)))
-    totals = np.zeros((len(closed), len(names)), dtype=np.int64)
+    k = len(closed) if rows is None else rows.size
+    values = np.zeros((k, len(names)))
+    totals = np.zeros((k, len(names)), dtype=np.int64)
     for j, name in enumerate(names):
         f = layout.index(name)
-        counts = closed.field_counts(f)
+        counts = closed.field_counts(f) if rows is None else closed.field_counts(f)[rows]
         total = counts.sum(axis=1)
         shares = np.asarray(profile.features[name].shares, dtype=np.float64)
         reference = np.maximum(shares / shares.sum(), epsilon) if shares.sum() > 0 else None
@@ -107,7 +111,12 @@ def chi2_p_values(reference_shares: npt.ArrayLike, n_reference: float, counts: n
 
 
 def psi_flags(closed: ClosedWindows, profile: ReferenceProfile, detector: PsiDetector) -> npt.NDArray[np.bool_]:
-    names, values, totals = psi_values(closed, profile, detector)
+    flags = np.zeros(len(closed), dtype=np.bool_)
+    # A feature counts at most the window's events: smaller windows are skipped by the detector.
+    eligible = np.flatnonzero(closed.n_events >= detector.config.min_samples)
+    if not eligible.size:
+        return flags
+    names, values, totals = psi_values(closed, profile, detector, eligible)
     hit = _at_least(values, detector.config.warn) & (totals >= detector.config.min_samples)
     setting = detector.config.significance
     if setting != "none" and hit.any():
@@ -116,8 +125,10 @@ def psi_flags(closed: ClosedWindows, profile: ReferenceProfile, detector: PsiDet
         for j in np.flatnonzero(hit.any(axis=0)).tolist():
             feature = profile.features[names[j]]
             rows = np.flatnonzero(hit[:, j])
-            p = chi2_p_values(feature.shares, feature.n, closed.field_counts(closed.layout.index(names[j]))[rows])
-            hit[rows, j] = p <= setting.q * (1 + SLACK)
+            counts = closed.field_counts(closed.layout.index(names[j]))[eligible[rows]]
+            hit[rows, j] = chi2_p_values(feature.shares, feature.n, counts) <= setting.q * (1 + SLACK)
+    flags[eligible] = hit.any(axis=1)
+    return flags
     if not hit.size:
         return np.zeros(len(closed), dtype=np.bool_)
     return np.asarray(hit.any(axis=1), dtype=np.bool_)
@@ -130,47 +141,54 @@ def quality_flags(
     layout = closed.layout
     k = len(closed)
     flagged = np.zeros(k, dtype=np.bool_)
-    n_events = closed.n_events
     minimum = config.min_samples
+    # Every rate's denominator is at most the window's events: smaller windows are skipped.
+    eligible = np.flatnonzero(closed.n_events >= minimum)
+    hits = np.zeros(eligible.size, dtype=np.bool_)
+    n_events = closed.n_events[eligible]
+    cells = closed.cells[:, eligible]
 
     def rate_check(check: str, numerator: npt.NDArray[np.int64], denominator: npt.NDArray[np.int64]) -> None:
-        nonlocal flagged
+        nonlocal hits
         thresholds = config.thresholds(check)  # type: ignore[arg-type]
         if thresholds is None:
             return
         rate = numerator / np.maximum(denominator, 1)
-        flagged |= _at_least(rate, thresholds.warn_level) & (denominator >= minimum)
+        hits |= _at_least(rate, thresholds.warn_level) & (denominator >= minimum)
 
-    for name in detector.features(profile):
-        f = layout.index(name)
-        feature = profile.features[name]
-        counts = closed.field_counts(f)
-        binned = counts.sum(axis=1)
-        rate_check("null_rate", closed.cells[NULLS, :, f], n_events)
-        rate_check("missing_rate", closed.cells[ABSENT, :, f], n_events)
-        if isinstance(feature, CategoricalProfile):
-            rate_check("unseen_category", counts[:, -1], binned)
-            growth = config.cardinality_growth
-            if growth is not None:
-                distinct = np.count_nonzero(counts[:, :-1], axis=1).astype(np.float64)
-                for i, extras in closed.extras.items():
-                    distinct[i] += len(extras.unseen.get(f, ()))
-                ratio = distinct / feature.n_categories
-                flagged |= _at_least(ratio, growth.warn_level) & (binned >= minimum)
-        else:
-            wrong = closed.cells[WRONG_TYPE, :, f]
-            rate_check("type_mismatch", wrong, binned + wrong)
-            rate_check("out_of_range", closed.cells[OUT_OF_RANGE, :, f], binned)
-    if config.thresholds("duplicate_event_id") is not None and closed.tracks_ids:
-        rate_check("duplicate_event_id", closed.n_duplicate, closed.n_event_id)
+    if eligible.size:
+        position = {int(row): j for j, row in enumerate(eligible.tolist())}
+        for name in detector.features(profile):
+            f = layout.index(name)
+            feature = profile.features[name]
+            counts = closed.field_counts(f)[eligible]
+            binned = counts.sum(axis=1)
+            rate_check("null_rate", cells[NULLS, :, f], n_events)
+            rate_check("missing_rate", cells[ABSENT, :, f], n_events)
+            if isinstance(feature, CategoricalProfile):
+                rate_check("unseen_category", counts[:, -1], binned)
+                growth = config.cardinality_growth
+                if growth is not None:
+                    distinct = np.count_nonzero(counts[:, :-1], axis=1).astype(np.float64)
+                    for i, extras in closed.extras.items():
+                        if i in position:
+                            distinct[position[i]] += len(extras.unseen.get(f, ()))
+                    ratio = distinct / feature.n_categories
+                    hits |= _at_least(ratio, growth.warn_level) & (binned >= minimum)
+            else:
+                wrong = cells[WRONG_TYPE, :, f]
+                rate_check("type_mismatch", wrong, binned + wrong)
+                rate_check("out_of_range", cells[OUT_OF_RANGE, :, f], binned)
+        if config.thresholds("duplicate_event_id") is not None and closed.tracks_ids:
+            rate_check("duplicate_event_id", closed.n_duplicate[eligible], closed.n_event_id[eligible])
+        flagged[eligible] = hits
     limits = config.schema_change
     if limits is not None:
         if limits.warn_level <= 0:
             flagged[:] = True
         else:
-            for i, (before, now) in enumerate(zip(closed.schema_before, closed.schemas())):
-                if not now.unknown and not now.vanished:
-                    continue
+            for i, now in closed.schemas().items():
+                before = closed.schema_before[i]
                 base = before if before is not None else now.__class__()
                 changed = len(now.unknown - base.unknown) + len(now.vanished - base.vanished)
                 if changed >= limits.warn_level - SLACK:

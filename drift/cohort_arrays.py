@@ -170,9 +170,18 @@ class WindowArrays:
         extra = capacity - self.capacity
 
         def more(a: npt.NDArray[Any], fill: Any = 0, axis: int = 0) -> npt.NDArray[Any]:
+            # Zeroed memory is mapped lazily: only the old rows are written, new rows cost
+            # nothing until a cohort uses them.
             shape = list(a.shape)
-            shape[axis] = extra
-            return np.concatenate([a, np.full(shape, fill, dtype=a.dtype)], axis=axis)
+            shape[axis] += extra
+            grown = np.zeros(shape, dtype=a.dtype)
+            index = [slice(None)] * a.ndim
+            index[axis] = slice(0, a.shape[axis])
+            grown[tuple(index)] = a
+            if fill:
+                index[axis] = slice(a.shape[axis], None)
+                grown[tuple(index)] = fill
+            return grown
 
         self.counts = more(self.counts)
         self.cells = more(self.cells, axis=1)
@@ -442,23 +451,34 @@ class WindowArrays:
 
     def take(
         self, rows: npt.NDArray[np.intp], cohorts: list[Cohort], window: Window, model: str,
-        schema_before: list[Schema | None],
+        schema_before: list[Schema | None], keys: list[str] | None = None,
     ) -> ClosedWindows:
-        """The windows of ``rows`` as a :class:`ClosedWindows` (copies); the rows are emptied."""
+        """The windows of ``rows`` as a :class:`ClosedWindows`; the rows are emptied.
+
+        When ``rows`` are every row with events, the window is done: its arrays are handed
+        over (views when the rows are ``0..k-1``, no copy) and it is left empty for the caller
+        to drop; otherwise the rows are copied out and cleared."""
+        everything = rows.size == int(np.count_nonzero(self.active))
+        taken: Any = slice(0, rows.size) if everything and (rows.size == 0 or int(rows[-1]) == rows.size - 1) else rows
         closed = ClosedWindows(
             model=model, window=window, layout=self.layout, cohorts=cohorts,
-            n_events=self.n_events[rows], first_ts=self.first_ts[rows], last_ts=self.last_ts[rows],
-            counts=self.counts[rows], cells=self.cells[:, rows],
-            mom_n=self.mom_n[:, rows].T, mom_mean=self.mom_mean[:, rows].T, mom_m2=self.mom_m2[:, rows].T,
-            n_event_id=self.n_event_id[rows], n_duplicate=self.n_duplicate[rows], ids_capped=self.ids_capped[rows],
+            n_events=self.n_events[taken], first_ts=self.first_ts[taken], last_ts=self.last_ts[taken],
+            counts=self.counts[taken], cells=self.cells[:, taken],
+            mom_n=self.mom_n[:, taken].T, mom_mean=self.mom_mean[:, taken].T, mom_m2=self.mom_m2[:, taken].T,
+            n_event_id=self.n_event_id[taken], n_duplicate=self.n_duplicate[taken],
+            ids_capped=self.ids_capped[taken],
             extras={i: self.extras[row] for i, row in enumerate(rows.tolist()) if row in self.extras},
             tracks_ids=self.layout.track_event_ids,
-            schema_before=schema_before,
+            schema_before=schema_before, keys=keys,
         )
         for extras in closed.extras.values():
             if extras.embedding is not None:
                 extras.embedding.flush()
-        self.clear(rows)
+        if everything:
+            self.active[:] = False  # done: the caller drops the window (its arrays are the closed ones)
+            self.extras, self.ids = {}, set()
+        else:
+            self.clear(rows)
         return closed
 
     # -- snapshots -------------------------------------------------------------------------
@@ -537,9 +557,17 @@ class ClosedWindows:
     """The duplicate check is on (the ids themselves stay with the shard)."""
     schema_before: list[Schema | None]
     """Each cohort's schema in its previous window (None: its first window)."""
+    keys: list[str] | None = None
+    """Each cohort's key (``Cohort.key``), when the caller knows them already."""
 
     def __len__(self) -> int:
         return len(self.cohorts)
+
+    def cohort_keys(self) -> list[str]:
+        """Each cohort's key, in row order."""
+        if self.keys is None:
+            self.keys = [cohort.key for cohort in self.cohorts]
+        return self.keys
 
     def field_counts(self, f: int) -> npt.NDArray[np.int64]:
         """``[k × bins of field f]``."""
@@ -578,19 +606,24 @@ class ClosedWindows:
             schema_before=self.schema_before[i], embedding=extras.embedding,
         )
 
-    def schemas(self) -> list[Schema]:
-        """Each cohort's schema in this window (the next window's ``schema_before``)."""
+    def schemas(self) -> dict[int, Schema]:
+        """The schema of each cohort whose window had unknown or vanished fields (the next
+        window's ``schema_before``); every other cohort's is empty, ``Schema()``."""
+        cached: dict[int, Schema] | None = self.__dict__.get("_schemas")
+        if cached is not None:
+            return cached
         n_features = self.layout.n_features
         vanished = (self.cells[ABSENT, :, :n_features] == self.n_events[:, None]) & (self.n_events[:, None] > 0)
-        out = [Schema() for _ in self.cohorts]
         rows = set(np.flatnonzero(vanished.any(axis=1)).tolist()) | {
             i for i, e in self.extras.items() if e.unknown_fields}
         names = self.layout.names
-        for i in rows:
+        out: dict[int, Schema] = {}
+        for i in sorted(rows):
             extras = self.extras.get(i)
             out[i] = Schema(
                 frozenset(extras.unknown_fields) if extras is not None else frozenset(),
                 frozenset(names[f] for f in np.flatnonzero(vanished[i]).tolist()),
             )
+        self.__dict__["_schemas"] = out
         return out
 

@@ -107,8 +107,8 @@ class TicketRecorder:
         batch of closed windows; pass the items on."""
         store = self._store()
         store.record_traffic_many([
-            (cohort.model, cohort.key, closed.window.start, closed.window.end, int(n))
-            for _, closed in items for cohort, n in zip(closed.cohorts, closed.n_events.tolist())
+            (closed.model, key, closed.window.start, closed.window.end, n)
+            for _, closed in items for key, n in zip(closed.cohort_keys(), closed.n_events.tolist())
         ])
         self.refresh_state(store, force=False)
         return items

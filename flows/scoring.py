@@ -105,8 +105,7 @@ class Scorer:
             chosen = list(range(len(closed)))
         else:
             recent = state.recent
-            for i, cohort in enumerate(closed.cohorts):
-                key = cohort.key
+            for i, key in enumerate(closed.cohort_keys()):
                 if key in recent:
                     whole.add(i)
                     recent.discard(key)

@@ -82,6 +82,8 @@ class ShardState:
     """Cohort key -> row."""
     cohorts: list[Cohort | None] = field(default_factory=list)
     """Row -> cohort (None: a free row)."""
+    names: list[str | None] = field(default_factory=list)
+    """Row -> cohort key (None: a free row)."""
     free: list[int] = field(default_factory=list)
     watermark_base: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     system_time_of_max: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -102,7 +104,7 @@ class ShardState:
     def copy(self) -> ShardState:
         """An independent copy (a durable run's snapshot)."""
         return ShardState(
-            self.model, dict(self.keys), list(self.cohorts), list(self.free), self.watermark_base.copy(),
+            self.model, dict(self.keys), list(self.cohorts), list(self.names), list(self.free), self.watermark_base.copy(),
             self.system_time_of_max.copy(), self.last_window.copy(), self.in_use.copy(), self.schema_seen.copy(),
             dict(self.schemas),
             {w: arrays.copy() for w, arrays in self.open.items()},
@@ -211,9 +213,11 @@ class ShardWindows(StatefulBatchLogic[ModelRows, Output, ShardState]):
         if s.free:
             row = s.free.pop()
             s.cohorts[row] = cohort
+            s.names[row] = key
         else:
             row = len(s.cohorts)
             s.cohorts.append(cohort)
+            s.names.append(key)
             if row >= s.capacity:
                 self._grow(max(16, 2 * s.capacity))
         s.keys[key] = row
@@ -254,6 +258,7 @@ class ShardWindows(StatefulBatchLogic[ModelRows, Output, ShardState]):
             assert cohort is not None
             del s.keys[cohort.key]
             s.cohorts[row] = None
+            s.names[row] = None
             s.free.append(row)
             s.schemas.pop(row, None)
         s.schema_seen[rows] = False
@@ -337,12 +342,13 @@ class ShardWindows(StatefulBatchLogic[ModelRows, Output, ShardState]):
                     s.schemas.get(r, Schema()) if seen else None
                     for r, seen in zip(rows.tolist(), s.schema_seen[rows].tolist())
                 ]
-                closed = arrays.take(rows, cohorts, window_at(window_id, spec.size), s.model, before)
-                for row, schema in zip(rows.tolist(), closed.schemas()):
-                    if schema.unknown or schema.vanished:
-                        s.schemas[row] = schema
-                    else:
+                keys: list[str] = [s.names[r] for r in rows.tolist()]  # type: ignore[misc]
+                closed = arrays.take(rows, cohorts, window_at(window_id, spec.size), s.model, before, keys)
+                if s.schemas:
+                    for row in rows.tolist():
                         s.schemas.pop(row, None)
+                for i, schema in closed.schemas().items():
+                    s.schemas[int(rows[i])] = schema
                 s.schema_seen[rows] = True
                 out.append(("closed", closed))
             if not arrays.active.any():

@@ -29,6 +29,10 @@ class Tx(Protocol):
 
     def run(self, sql: str, params: Sequence[object] = ()) -> None: ...
 
+    def run_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        """:meth:`run` once per row of parameters, as one batch."""
+        ...
+
     def insert(self, sql: str, params: Sequence[object] = ()) -> int:
         """Run an ``INSERT ... RETURNING <id column>`` and return the id."""
         ...

@@ -59,6 +59,11 @@ class _PgTx:
     def run(self, sql: str, params: Sequence[object] = ()) -> None:
         self._exec(sql, params)
 
+    def run_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        if rows:
+            with self._conn.cursor() as cursor:
+                cursor.executemany(_PLACEHOLDER.sub("%s", sql.replace("%", "%%")), [tuple(r) for r in rows])
+
     def insert(self, sql: str, params: Sequence[object] = ()) -> int:
         row = self._exec(sql, params).fetchone()
         return int(next(iter(row.values())))

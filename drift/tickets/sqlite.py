@@ -39,6 +39,9 @@ class _SqliteTx:
     def run(self, sql: str, params: Sequence[object] = ()) -> None:
         self._conn.execute(sql, tuple(params))
 
+    def run_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        self._conn.executemany(sql, rows)
+
     def insert(self, sql: str, params: Sequence[object] = ()) -> int:
         row = self._conn.execute(sql, tuple(params)).fetchone()
         return int(row[0])

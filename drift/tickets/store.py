@@ -92,21 +92,27 @@ class TicketStore(LifecycleStore):
 
     def record_traffic_many(self, windows: Sequence[tuple[str, str, datetime, datetime, int]]) -> None:
         """:meth:`record_traffic` for each ``(model, cohort_key, start, end, n_events)``, in one transaction."""
+        texts: dict[datetime, str] = {}  # a batch's windows share a few bounds: each is formatted once
+
+        def text(moment: datetime, what: str) -> str:
+            done = texts.get(moment)
+            if done is None:
+                done = texts[moment] = time_text(moment, what)
+            return done
+
         rows = [
-            (model, time_text(start, "traffic window start"), cohort_key,
-             time_text(end, "traffic window end"), int(n_events))
+            (model, text(start, "traffic window start"), cohort_key, text(end, "traffic window end"), int(n_events))
             for model, cohort_key, start, end, n_events in windows
         ]
         if not rows:
             return
         with self._write("write") as tx:
-            for row in rows:
-                tx.run(
-                    "INSERT INTO window_traffic (model, window_start, cohort_key, window_end, n_events)"
-                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (model, window_start, cohort_key)"
-                    " DO UPDATE SET n_events = excluded.n_events, window_end = excluded.window_end",
-                    row,
-                )
+            tx.run_many(
+                "INSERT INTO window_traffic (model, window_start, cohort_key, window_end, n_events)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (model, window_start, cohort_key)"
+                " DO UPDATE SET n_events = excluded.n_events, window_end = excluded.window_end",
+                rows,
+            )
 
     # ------------------------------------------------------------------ record
 
