@@ -18,6 +18,8 @@ None: every cohort is scored in full.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -87,7 +89,7 @@ def psi_values(
     return names, values, totals
 
 
-def chi2_p_values(reference_shares: npt.ArrayLike, n_reference: float, counts: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+def chi2_p_values(reference_shares: npt.ArrayLike, n_reference: float, counts: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.float64]:
     """``[k]`` p-values of :func:`detectors.significance.homogeneity_test` for each row of ``counts``
     where it takes the chi-square road (every expected count at least 5); 0 where it would draw
     Monte-Carlo tables (a floor: the screen then lets the detector decide), 1 where it has no test."""
@@ -148,7 +150,7 @@ def quality_flags(
     n_events = closed.n_events[eligible]
     cells = closed.cells[:, eligible]
 
-    def rate_check(check: str, numerator: npt.NDArray[np.int64], denominator: npt.NDArray[np.int64]) -> None:
+    def rate_check(check: str, numerator: npt.NDArray[np.integer[Any]], denominator: npt.NDArray[np.integer[Any]]) -> None:
         nonlocal hits
         thresholds = config.thresholds(check)  # type: ignore[arg-type]
         if thresholds is None:

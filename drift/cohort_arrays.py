@@ -46,6 +46,8 @@ from drift.windowing import to_datetime
 NULLS, ABSENT, WRONG_TYPE, OUT_OF_RANGE = 0, 1, 2, 3
 """Planes of :attr:`WindowArrays.cells`: the quality counters of each (row, field)."""
 CELL_PLANES = 4
+NARROW_MAX = np.iinfo(np.int32).max
+"""Events a cohort window may hold before its counts widen from 32 to 64 bits."""
 NO_TS_LOW = np.iinfo(np.int64).max
 NO_TS_HIGH = np.iinfo(np.int64).min
 
@@ -138,8 +140,10 @@ class WindowArrays:
     def __init__(self, layout: Layout, capacity: int) -> None:
         self.layout = layout
         self.capacity = 0
-        self.counts = np.zeros((0, layout.n_bins), dtype=np.int64)
-        self.cells = np.zeros((CELL_PLANES, 0, layout.n_fields), dtype=np.int64)
+        # Bin counts and quality counters in 32 bits (half the memory of a window); a window
+        # whose cohort nears 2**31 events widens them to 64 bits (:meth:`_widen`).
+        self.counts = np.zeros((0, layout.n_bins), dtype=np.int32)
+        self.cells = np.zeros((CELL_PLANES, 0, layout.n_fields), dtype=np.int32)
         # Moments field-major ([fields × rows]): a batch merges one field's rows at a time.
         self.mom_n = np.zeros((layout.n_fields, 0), dtype=np.int64)
         self.mom_mean = np.zeros((layout.n_fields, 0), dtype=np.float64)
@@ -194,6 +198,11 @@ class WindowArrays:
         self.generation, self.n_ids = more(self.generation), more(self.n_ids)
         self.capacity = capacity
 
+    def _widen(self) -> None:
+        """Counts and counters in 64 bits (a cohort window with close to 2**31 events)."""
+        self.counts = self.counts.astype(np.int64)
+        self.cells = self.cells.astype(np.int64)
+
     def clear(self, rows: npt.NDArray[np.intp]) -> None:
         """Empty ``rows`` (after they closed, or when they are freed)."""
         self.counts[rows] = 0
@@ -227,6 +236,8 @@ class WindowArrays:
         if n == 0:
             return
         layout = self.layout
+        if self.counts.dtype == np.int32 and int(self.n_events.max(initial=0)) + n > NARROW_MAX:
+            self._widen()
         np.add.at(self.n_events, rows, 1)
         np.minimum.at(self.first_ts, rows, block.ts)
         np.maximum.at(self.last_ts, rows, block.ts)
@@ -498,6 +509,8 @@ class WindowArrays:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["layout"], state["capacity"])  # type: ignore[misc]
+        if state["counts"].dtype != self.counts.dtype:
+            self._widen()
         rows = state["rows"]
         for name in ("counts", "n_events", "first_ts", "last_ts", "n_event_id", "n_duplicate", "ids_capped",
                      "generation", "n_ids"):
@@ -542,9 +555,9 @@ class ClosedWindows:
     n_events: npt.NDArray[np.int64]
     first_ts: npt.NDArray[np.int64]
     last_ts: npt.NDArray[np.int64]
-    counts: npt.NDArray[np.int64]
-    """``[k × bins]``: every field's bins side by side (:class:`Layout`)."""
-    cells: npt.NDArray[np.int64]
+    counts: npt.NDArray[np.integer[Any]]
+    """``[k × bins]``: every field's bins side by side (:class:`Layout`); 32 or 64 bits."""
+    cells: npt.NDArray[np.integer[Any]]
     """``[4 × k × fields]``: nulls, absent fields, wrong types, values out of range."""
     mom_n: npt.NDArray[np.int64]
     mom_mean: npt.NDArray[np.float64]
@@ -569,7 +582,7 @@ class ClosedWindows:
             self.keys = [cohort.key for cohort in self.cohorts]
         return self.keys
 
-    def field_counts(self, f: int) -> npt.NDArray[np.int64]:
+    def field_counts(self, f: int) -> npt.NDArray[np.integer[Any]]:
         """``[k × bins of field f]``."""
         return self.counts[:, self.layout.offsets[f]:self.layout.offsets[f + 1]]
 
@@ -586,7 +599,7 @@ class ClosedWindows:
             numeric = layout.is_numeric(f)
             n = int(self.mom_n[i, f])
             counts = FeatureCounts(
-                counts=self.counts[i, layout.offsets[f]:layout.offsets[f + 1]].copy(),
+                counts=self.counts[i, layout.offsets[f]:layout.offsets[f + 1]].astype(np.int64),
                 n_null=int(self.cells[NULLS, i, f]), n_missing=int(self.cells[ABSENT, i, f]),
                 n_wrong_type=int(self.cells[WRONG_TYPE, i, f]), examples=list(extras.examples.get(f, [])),
                 bounds=layout.bounds[f], n_out_of_range=int(self.cells[OUT_OF_RANGE, i, f]),

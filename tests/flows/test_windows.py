@@ -261,7 +261,7 @@ def test_snapshot_is_a_copy_later_batches_do_not_change(raws: list[RawMessage], 
 def test_snapshot_copies_every_field_of_the_state() -> None:
     """``ShardState.copy`` and the copy of a row's extras name the fields: a new field must be added there too."""
     assert [f.name for f in dataclasses.fields(ShardState)] == [
-        "model", "keys", "cohorts", "free", "watermark_base", "system_time_of_max", "last_window", "in_use",
+        "model", "keys", "cohorts", "names", "free", "watermark_base", "system_time_of_max", "last_window", "in_use",
         "schema_seen", "schemas", "open",
     ]
     assert [f.name for f in dataclasses.fields(RowExtras)] == [
