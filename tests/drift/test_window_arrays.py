@@ -50,6 +50,6 @@ def test_counts_widen_before_they_could_overflow(monkeypatch: pytest.MonkeyPatch
     restored = pickle.loads(pickle.dumps(arrays))
     assert restored.counts.dtype == np.int64 and np.array_equal(restored.counts, arrays.counts)
     window = Window(to_datetime(0), to_datetime(300_000_000))
-    summary = restored.take(np.array([0]), [cohorts[0]], window, "m", [None]).summary(0)  # type: ignore[list-item]
+    summary = restored.take(np.array([0]), [Cohort("m", (("t", "0"),))], window, "m", [None]).summary(0)
     assert summary.n_events == 120 and summary.features["x"].n_null == 24
     assert summary.features["x"].counts.dtype == np.int64 and summary.features["c"].counts.sum() == 120
