@@ -414,7 +414,7 @@ models:
       y: {type: numeric, range: [0, 50]}
       c: {type: categorical}
     detectors:
-      - psi: {features: "*", bins: 5, warn: 0.1, alert: 0.25, min_samples: 3, significance: none}
+      - psi: {features: "*", bins: 5, warn: 0.1, alert: 0.25, min_samples: 3}
       - quality: {features: "*", min_samples: 3, significance: none}
     policy: {consecutive_windows: 1, cooldown: 1h}
   - name: s
@@ -442,8 +442,9 @@ baselines:
 engine:
   shards: 4
 """
-"""Model ``m`` is screened by array expressions (psi and quality only); ``s`` is scored
-in full (a ``score`` detector), without the duplicate check (no event ids kept)."""
+"""Model ``m`` is screened by array expressions (psi, with its significance test, and
+quality only); ``s`` is scored in full (a ``score`` detector), without the duplicate
+check (no event ids kept)."""
 
 
 @pytest.fixture(scope="module")
