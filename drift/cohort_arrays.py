@@ -46,6 +46,8 @@ from drift.windowing import to_datetime
 NULLS, ABSENT, WRONG_TYPE, OUT_OF_RANGE = 0, 1, 2, 3
 """Planes of :attr:`WindowArrays.cells`: the quality counters of each (row, field)."""
 CELL_PLANES = 4
+COMPACT_FROM = 1024
+"""Windows with more slots than this are compacted when three quarters of them closed."""
 NARROW_MAX = np.iinfo(np.int32).max
 """Events a cohort window may hold before its counts widen from 32 to 64 bits."""
 NO_TS_LOW = np.iinfo(np.int64).max
@@ -135,16 +137,30 @@ def _add_example(examples: list[str], example: str) -> None:
 
 
 class WindowArrays:
-    """One open window of a shard: the counts of every cohort row (see the module text)."""
+    """One open window of a shard: the counts of its cohorts with events (see the module text).
+
+    The arrays are indexed by *slot*: a cohort row gets a slot with its first event in the
+    window and gives it back when its window closes; a window left with few cohorts (the
+    others closed) is compacted, so a window that lingers for a few late cohorts holds
+    little. ``capacity`` is the shard's row count; ``active`` the rows with events.
+    """
 
     def __init__(self, layout: Layout, capacity: int) -> None:
         self.layout = layout
         self.capacity = 0
+        self.slot_of = np.zeros(0, dtype=np.int64)
+        """Row -> slot (-1: the row has no events in this window)."""
+        self.slots = 0
+        self.row_of = np.zeros(0, dtype=np.int64)
+        """Slot -> row (-1: a free slot)."""
+        self.used = 0
+        """Slots handed out so far (free ones below it are in ``free_slots``)."""
+        self.free_slots: list[int] = []
         # Bin counts and quality counters in 32 bits (half the memory of a window); a window
         # whose cohort nears 2**31 events widens them to 64 bits (:meth:`_widen`).
         self.counts = np.zeros((0, layout.n_bins), dtype=np.int32)
         self.cells = np.zeros((CELL_PLANES, 0, layout.n_fields), dtype=np.int32)
-        # Moments field-major ([fields × rows]): a batch merges one field's rows at a time.
+        # Moments field-major ([fields × slots]): a batch merges one field's slots at a time.
         self.mom_n = np.zeros((layout.n_fields, 0), dtype=np.int64)
         self.mom_mean = np.zeros((layout.n_fields, 0), dtype=np.float64)
         self.mom_m2 = np.zeros((layout.n_fields, 0), dtype=np.float64)
@@ -154,27 +170,48 @@ class WindowArrays:
         self.n_event_id = np.zeros(0, dtype=np.int64)
         self.n_duplicate = np.zeros(0, dtype=np.int64)
         self.ids_capped = np.zeros(0, dtype=np.bool_)
-        self.active = np.zeros(0, dtype=np.bool_)
+        self.live = np.zeros(0, dtype=np.bool_)
+        """Slots holding a cohort's events."""
         self.extras: dict[int, RowExtras] = {}
+        """By slot."""
         self._matrices: dict[tuple[str, ...], Any] = {}
         self.ids: set[tuple[int, int, str]] = set()
-        """``(row, generation, event id)`` of the ids seen (the duplicate check); a row's
+        """``(slot, generation, event id)`` of the ids seen (the duplicate check); a slot's
         generation moves on when it is emptied, so the ids of its closed window never match."""
         self.generation = np.zeros(0, dtype=np.int64)
         self.n_ids = np.zeros(0, dtype=np.int64)
-        """Ids remembered per row (at most :data:`MAX_EVENT_IDS`)."""
+        """Ids remembered per slot (at most :data:`MAX_EVENT_IDS`)."""
         self.grow(capacity)
 
     # -- shape -----------------------------------------------------------------------------
 
     def grow(self, capacity: int) -> None:
-        """Room for ``capacity`` rows (new rows empty)."""
-        if capacity <= self.capacity:
+        """Room for ``capacity`` rows of the shard."""
+        if capacity > self.capacity:
+            self.slot_of = np.concatenate([self.slot_of, np.full(capacity - self.capacity, -1, dtype=np.int64)])
+            self.capacity = capacity
+
+    @property
+    def active(self) -> npt.NDArray[np.bool_]:
+        """``[capacity]``: the rows with events in this window."""
+        out: npt.NDArray[np.bool_] = self.slot_of >= 0
+        return out
+
+    def active_rows(self) -> npt.NDArray[np.int64]:
+        """The rows with events in this window, in row order."""
+        return np.flatnonzero(self.slot_of >= 0)
+
+    def empty(self) -> bool:
+        return not self.live.any()
+
+    def _grow_slots(self, slots: int) -> None:
+        """Room for ``slots`` slots (new ones empty)."""
+        if slots <= self.slots:
             return
-        extra = capacity - self.capacity
+        extra = slots - self.slots
 
         def more(a: npt.NDArray[Any], fill: Any = 0, axis: int = 0) -> npt.NDArray[Any]:
-            # Zeroed memory is mapped lazily: only the old rows are written, new rows cost
+            # Zeroed memory is mapped lazily: only the old slots are written, new ones cost
             # nothing until a cohort uses them.
             shape = list(a.shape)
             shape[axis] += extra
@@ -194,30 +231,56 @@ class WindowArrays:
         self.n_events = more(self.n_events)
         self.first_ts, self.last_ts = more(self.first_ts, NO_TS_LOW), more(self.last_ts, NO_TS_HIGH)
         self.n_event_id, self.n_duplicate = more(self.n_event_id), more(self.n_duplicate)
-        self.ids_capped, self.active = more(self.ids_capped, False), more(self.active, False)
+        self.ids_capped, self.live = more(self.ids_capped, False), more(self.live, False)
         self.generation, self.n_ids = more(self.generation), more(self.n_ids)
-        self.capacity = capacity
+        self.row_of = more(self.row_of, -1)
+        self.slots = slots
+
+    def _slots(self, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.int64]:
+        """The slot of each row, rows without one given one (in order of first appearance)."""
+        slots = self.slot_of[rows]
+        if (slots >= 0).all():
+            return slots
+        new_rows = rows[slots < 0]
+        _, first = np.unique(new_rows, return_index=True)
+        new_rows = new_rows[np.sort(first)]
+        n_new = new_rows.size
+        reused = self.free_slots[-n_new:] if self.free_slots else []
+        if reused:
+            del self.free_slots[-len(reused):]
+        fresh = n_new - len(reused)
+        if self.used + fresh > self.slots:
+            self._grow_slots(max(16, 2 * self.slots, self.used + fresh))
+        given = np.asarray([*reversed(reused), *range(self.used, self.used + fresh)], dtype=np.int64)
+        self.used += fresh
+        self.slot_of[new_rows] = given
+        self.row_of[given] = new_rows
+        out: npt.NDArray[np.int64] = self.slot_of[rows]
+        return out
 
     def _widen(self) -> None:
         """Counts and counters in 64 bits (a cohort window with close to 2**31 events)."""
         self.counts = self.counts.astype(np.int64)
         self.cells = self.cells.astype(np.int64)
 
-    def clear(self, rows: npt.NDArray[np.intp]) -> None:
-        """Empty ``rows`` (after they closed, or when they are freed)."""
-        self.counts[rows] = 0
-        self.cells[:, rows] = 0
-        self.mom_n[:, rows], self.mom_mean[:, rows], self.mom_m2[:, rows] = 0, 0.0, 0.0
-        self.n_events[rows] = 0
-        self.first_ts[rows], self.last_ts[rows] = NO_TS_LOW, NO_TS_HIGH
-        self.n_event_id[rows], self.n_duplicate[rows], self.ids_capped[rows] = 0, 0, False
-        self.active[rows] = False
-        self.generation[rows] += 1
-        self.n_ids[rows] = 0
-        if not self.active.any():
+    def _release(self, slots: npt.NDArray[np.int64]) -> None:
+        """Empty ``slots`` and give them back (their rows closed)."""
+        self.counts[slots] = 0
+        self.cells[:, slots] = 0
+        self.mom_n[:, slots], self.mom_mean[:, slots], self.mom_m2[:, slots] = 0, 0.0, 0.0
+        self.n_events[slots] = 0
+        self.first_ts[slots], self.last_ts[slots] = NO_TS_LOW, NO_TS_HIGH
+        self.n_event_id[slots], self.n_duplicate[slots], self.ids_capped[slots] = 0, 0, False
+        self.live[slots] = False
+        self.generation[slots] += 1
+        self.n_ids[slots] = 0
+        self.slot_of[self.row_of[slots]] = -1
+        self.row_of[slots] = -1
+        self.free_slots.extend(slots.tolist())
+        for slot in slots.tolist():
+            self.extras.pop(slot, None)
+        if not self.live.any():
             self.ids = set()
-        for row in rows.tolist():
-            self.extras.pop(row, None)
 
     def _extras(self, row: int) -> RowExtras:
         extras = self.extras.get(row)
@@ -238,10 +301,12 @@ class WindowArrays:
         layout = self.layout
         if self.counts.dtype == np.int32 and int(self.n_events.max(initial=0)) + n > NARROW_MAX:
             self._widen()
+        cohort_rows = rows
+        rows = self._slots(rows)  # from here on, "rows" are the slots of the cohorts' rows
         np.add.at(self.n_events, rows, 1)
         np.minimum.at(self.first_ts, rows, block.ts)
         np.maximum.at(self.last_ts, rows, block.ts)
-        self.active[rows] = True
+        self.live[rows] = True
         unique, inverse = np.unique(rows, return_inverse=True)
         bins: list[npt.NDArray[np.int64]] = []
         cells: list[npt.NDArray[np.int64]] = []
@@ -280,7 +345,7 @@ class WindowArrays:
         for row, names in block.unknown.items():
             self._note_unknown(int(rows[row]), names)
         if layout.sampling is not None:
-            self._sample(rows, cohorts, window_start_us, embeddings, block)
+            self._sample(rows, cohort_rows, cohorts, window_start_us, embeddings, block)
 
     def _count_states(
         self, f: int, name: str, states: npt.NDArray[np.int8], rows: npt.NDArray[np.intp], block: Block,
@@ -290,7 +355,7 @@ class WindowArrays:
         for plane, code in ((NULLS, NULL), (ABSENT, MISSING), (WRONG_TYPE, WRONG)):
             hit = np.flatnonzero(states == code)
             if hit.size:
-                cells.append((plane * self.capacity + rows[hit]) * self.layout.n_fields + f)
+                cells.append((plane * self.slots + rows[hit]) * self.layout.n_fields + f)
         for row, example in block.wrong.get(name, []):
             _add_example(self._extras(int(rows[row])).examples.setdefault(f, []), example)
 
@@ -335,7 +400,7 @@ class WindowArrays:
         if outside.any():
             for j, i in zip(*np.nonzero(outside)):
                 f, row = int(fields_[j]), int(rows[i])
-                cells.append(np.asarray([(OUT_OF_RANGE * self.capacity + row) * layout.n_fields + f]))
+                cells.append(np.asarray([(OUT_OF_RANGE * self.slots + row) * layout.n_fields + f]))
                 examples = self._extras(row).out_of_range_examples.setdefault(f, [])
                 if len(examples) < MAX_EXAMPLES:
                     _add_example(examples, repr(float(values[j, i]) + 0.0)[:64])
@@ -436,15 +501,15 @@ class WindowArrays:
                 self.ids_capped[row] = True
 
     def _sample(
-        self, rows: npt.NDArray[np.intp], cohorts: list[Cohort | None], window_start_us: int,
-        embeddings: list[Any] | None, block: Block,
+        self, slots: npt.NDArray[np.int64], rows: npt.NDArray[np.intp], cohorts: list[Cohort | None],
+        window_start_us: int, embeddings: list[Any] | None, block: Block,
     ) -> None:
         sampling = self.layout.sampling
         assert sampling is not None
         ids = block.event_ids.to_pylist()
         vectors = embeddings if embeddings is not None else [None] * len(block)
-        for row, vector, event_id in zip(rows.tolist(), vectors, ids):
-            extras = self._extras(row)
+        for slot, row, vector, event_id in zip(slots.tolist(), rows.tolist(), vectors, ids):
+            extras = self._extras(slot)
             sample = extras.embedding
             if sample is None:
                 cohort = cohorts[row]
@@ -464,13 +529,16 @@ class WindowArrays:
         self, rows: npt.NDArray[np.intp], cohorts: list[Cohort], window: Window, model: str,
         schema_before: list[Schema | None], keys: list[str] | None = None,
     ) -> ClosedWindows:
-        """The windows of ``rows`` as a :class:`ClosedWindows`; the rows are emptied.
+        """The windows of ``rows`` (rows with events) as a :class:`ClosedWindows`; their slots are emptied.
 
         When ``rows`` are every row with events, the window is done: its arrays are handed
-        over (views when the rows are ``0..k-1``, no copy) and it is left empty for the caller
-        to drop; otherwise the rows are copied out and cleared."""
-        everything = rows.size == int(np.count_nonzero(self.active))
-        taken: Any = slice(0, rows.size) if everything and (rows.size == 0 or int(rows[-1]) == rows.size - 1) else rows
+        over (views when the slots are ``0..k-1`` in order, no copy) and it is left empty
+        for the caller to drop; otherwise the slots are copied out and given back, and a
+        window left with a quarter of its slots or fewer is compacted."""
+        slots = self.slot_of[rows]
+        everything = rows.size == int(np.count_nonzero(self.live))
+        in_order = rows.size == 0 or (int(slots[0]) == 0 and bool((np.diff(slots) == 1).all()))
+        taken: Any = slice(0, rows.size) if everything and in_order else slots
         closed = ClosedWindows(
             model=model, window=window, layout=self.layout, cohorts=cohorts,
             n_events=self.n_events[taken], first_ts=self.first_ts[taken], last_ts=self.last_ts[taken],
@@ -478,7 +546,7 @@ class WindowArrays:
             mom_n=self.mom_n[:, taken].T, mom_mean=self.mom_mean[:, taken].T, mom_m2=self.mom_m2[:, taken].T,
             n_event_id=self.n_event_id[taken], n_duplicate=self.n_duplicate[taken],
             ids_capped=self.ids_capped[taken],
-            extras={i: self.extras[row] for i, row in enumerate(rows.tolist()) if row in self.extras},
+            extras={i: self.extras[slot] for i, slot in enumerate(slots.tolist()) if slot in self.extras},
             tracks_ids=self.layout.track_event_ids,
             schema_before=schema_before, keys=keys,
         )
@@ -486,39 +554,58 @@ class WindowArrays:
             if extras.embedding is not None:
                 extras.embedding.flush()
         if everything:
-            self.active[:] = False  # done: the caller drops the window (its arrays are the closed ones)
+            # Done: the caller drops the window (its arrays are the closed ones).
+            self.live[:] = False
+            self.slot_of[rows] = -1
             self.extras, self.ids = {}, set()
         else:
-            self.clear(rows)
+            self._release(slots)
+            if self.slots > COMPACT_FROM and np.count_nonzero(self.live) <= self.slots // 4:
+                self._compact()
         return closed
+
+    def _compact(self) -> None:
+        """Move the live slots to a window of their own size (the memory of the closed ones goes)."""
+        state = self.__getstate__()
+        self.__setstate__({**state, "slots": np.arange(state["rows"].size), "slot_count": max(16, 2 * state["rows"].size)})
 
     # -- snapshots -------------------------------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
-        """The active rows only (a snapshot's size follows the cohorts with events)."""
-        rows = np.flatnonzero(self.active)
+        """The live slots only (a snapshot's size follows the cohorts with events), by row."""
+        rows = self.active_rows()
+        slots = self.slot_of[rows]
+        live_ids = {(int(self.row_of[t[0]]), t[2]) for t in self.ids if self.generation[t[0]] == t[1] and self.live[t[0]]}
         return {
-            "layout": self.layout, "capacity": self.capacity, "rows": rows,
-            "counts": self.counts[rows], "cells": self.cells[:, rows], "mom_n": self.mom_n[:, rows],
-            "mom_mean": self.mom_mean[:, rows], "mom_m2": self.mom_m2[:, rows], "n_events": self.n_events[rows],
-            "first_ts": self.first_ts[rows], "last_ts": self.last_ts[rows], "n_event_id": self.n_event_id[rows],
-            "n_duplicate": self.n_duplicate[rows], "ids_capped": self.ids_capped[rows],
-            "generation": self.generation[rows], "n_ids": self.n_ids[rows],
-            "extras": self.extras, "ids": {t for t in self.ids if self.generation[t[0]] == t[1]},
+            "layout": self.layout, "capacity": self.capacity, "rows": rows, "slots": slots,
+            "slot_count": self.slots,
+            "counts": self.counts[slots], "cells": self.cells[:, slots], "mom_n": self.mom_n[:, slots],
+            "mom_mean": self.mom_mean[:, slots], "mom_m2": self.mom_m2[:, slots], "n_events": self.n_events[slots],
+            "first_ts": self.first_ts[slots], "last_ts": self.last_ts[slots], "n_event_id": self.n_event_id[slots],
+            "n_duplicate": self.n_duplicate[slots], "ids_capped": self.ids_capped[slots], "n_ids": self.n_ids[slots],
+            "extras": {int(self.row_of[slot]): e for slot, e in self.extras.items() if self.live[slot]},
+            "ids": live_ids,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["layout"], state["capacity"])  # type: ignore[misc]
         if state["counts"].dtype != self.counts.dtype:
             self._widen()
-        rows = state["rows"]
-        for name in ("counts", "n_events", "first_ts", "last_ts", "n_event_id", "n_duplicate", "ids_capped",
-                     "generation", "n_ids"):
-            getattr(self, name)[rows] = state[name]
+        rows, slots = state["rows"], state["slots"]
+        self._grow_slots(max(int(state["slot_count"]), int(slots.max(initial=-1)) + 1))
+        for name in ("counts", "n_events", "first_ts", "last_ts", "n_event_id", "n_duplicate", "ids_capped", "n_ids"):
+            getattr(self, name)[slots] = state[name]
         for name in ("cells", "mom_n", "mom_mean", "mom_m2"):
-            getattr(self, name)[:, rows] = state[name]
-        self.active[rows] = True
-        self.extras, self.ids = state["extras"], state["ids"]
+            getattr(self, name)[:, slots] = state[name]
+        self.live[slots] = True
+        self.slot_of[rows] = slots
+        self.row_of[slots] = rows
+        self.used = int(slots.max(initial=-1)) + 1
+        taken = set(slots.tolist())
+        self.free_slots = [slot for slot in range(self.used - 1, -1, -1) if slot not in taken]
+        slot_of = dict(zip(rows.tolist(), slots.tolist()))
+        self.extras = {slot_of[row]: e for row, e in state["extras"].items()}
+        self.ids = {(slot_of[row], 0, event_id) for row, event_id in state["ids"]}
 
     def copy(self) -> WindowArrays:
         """An independent copy (the snapshot of a durable run)."""

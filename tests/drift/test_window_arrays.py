@@ -53,3 +53,25 @@ def test_counts_widen_before_they_could_overflow(monkeypatch: pytest.MonkeyPatch
     summary = restored.take(np.array([0]), [Cohort("m", (("t", "0"),))], window, "m", [None]).summary(0)
     assert summary.n_events == 120 and summary.features["x"].n_null == 24
     assert summary.features["x"].counts.dtype == np.int64 and summary.features["c"].counts.sum() == 120
+
+
+def test_a_window_left_with_few_cohorts_is_compacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cohort_arrays, "COMPACT_FROM", 16)
+    arrays = WindowArrays(LAYOUT, 64)
+    cohorts: list[Cohort | None] = [Cohort("m", (("t", str(i)),)) for i in range(64)]
+    rows = np.repeat(np.arange(64), 3)
+    arrays.count(block(rows.size), rows, cohorts, 0)
+    assert arrays.slots == 64 and int(arrays.active.sum()) == 64
+    before = {r: arrays.counts[arrays.slot_of[r]].copy() for r in (5, 40, 63)}
+    window = Window(to_datetime(0), to_datetime(300_000_000))
+    closing = np.asarray([r for r in range(64) if r not in before])
+    closed = arrays.take(closing, [c for c in cohorts if c is not None][:closing.size], window, "m",
+                         [None] * closing.size)
+    assert len(closed) == 61 and int(closed.n_events.sum()) == 183
+    assert arrays.slots == 16 and arrays.active_rows().tolist() == [5, 40, 63]  # 3 live slots of 64: compacted
+    for r, counts in before.items():
+        assert np.array_equal(arrays.counts[arrays.slot_of[r]], counts)
+    arrays.count(block(3), np.asarray([5, 7, 63]), cohorts, 0)  # a closed row comes back: a fresh slot
+    assert int(arrays.n_events[arrays.slot_of[5]]) == 4 and int(arrays.n_events[arrays.slot_of[7]]) == 1
+    rest = arrays.take(arrays.active_rows(), [c for c in cohorts if c is not None][:4], window, "m", [None] * 4)
+    assert rest.n_events.tolist() == [4, 1, 3, 4] and arrays.empty()

@@ -691,7 +691,7 @@ def test_a_window_pickles_its_active_rows_only() -> None:
     state = arrays.__getstate__()
     assert state["rows"].tolist() == active.tolist()
     for name, value in state.items():
-        if isinstance(value, np.ndarray) and name != "rows":
+        if isinstance(value, np.ndarray) and name not in ("rows", "slots"):
             assert len(active) in value.shape and value.size < getattr(arrays, name).size, name
     assert {t[0] for t in state["ids"]} <= set(active.tolist())
     assert set(state["extras"]) <= set(active.tolist())
