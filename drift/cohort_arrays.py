@@ -337,9 +337,9 @@ class WindowArrays:
             self._count_categorical(f, column if ok is None else column.filter(pa.array(ok)),
                                     rows if ok is None else rows[ok], bins)
         if bins:
-            np.add.at(self.counts.reshape(-1), np.concatenate(bins), 1)
+            np.add.at(self.counts.reshape(-1), np.concatenate(bins), self.counts.dtype.type(1))  # same-type one: numpy's fast path
         if cells:
-            np.add.at(self.cells.reshape(-1), np.concatenate(cells), 1)
+            np.add.at(self.cells.reshape(-1), np.concatenate(cells), self.cells.dtype.type(1))
         if layout.track_event_ids:
             self._count_event_ids(block.event_ids, rows)
         for row, names in block.unknown.items():

@@ -34,7 +34,7 @@ flow keeps in its state are defined here, so a recovery snapshot names them
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -67,6 +67,58 @@ class Piece:
         return int(self.ts.size)
 
 
+Labels = tuple[tuple[str, str], ...]
+
+
+class CohortLabels(Mapping[str, Labels]):
+    """Each cohort key's labels, read from a batch's label columns only when first asked for.
+
+    The windows step asks only for the keys of cohorts it has not seen, so a batch of known
+    cohorts builds nothing. ``parts`` are ``(keys, label columns)`` with one entry per row;
+    a key's labels come from its first row.
+    """
+
+    def __init__(self, names: tuple[str, ...], parts: list[tuple[pa.Array, list[pa.Array]]] | None = None) -> None:
+        self.names = names
+        self.parts = list(parts or [])
+        self.known: dict[str, Labels] = {}
+
+    @classmethod
+    def merge(cls, names: tuple[str, ...], tables: Sequence[CohortLabels]) -> CohortLabels:
+        out = cls(names)
+        for table in tables:
+            for key, labels in table.known.items():
+                out.known.setdefault(key, labels)
+            out.parts.extend(table.parts)
+        return out
+
+    def add(self, key: str, labels: Labels) -> None:
+        self.known.setdefault(key, labels)
+
+    def _read(self) -> None:
+        parts, self.parts = self.parts, []
+        for keys, columns in parts:
+            first = pa.array(np.unique(keys.dictionary_encode().indices.to_numpy(zero_copy_only=False),
+                                       return_index=True)[1])
+            values = [column.take(first).to_pylist() for column in columns]
+            rows = zip(*values) if values else iter([()] * len(first))
+            for key, row in zip(keys.take(first).to_pylist(), rows):
+                self.known.setdefault(key, tuple(zip(self.names, row)))
+
+    def __getitem__(self, key: str) -> Labels:
+        if key not in self.known and self.parts:
+            self._read()
+        return self.known[key]
+
+    def __iter__(self) -> Iterator[str]:
+        self._read()
+        return iter(self.known)
+
+    def __len__(self) -> int:
+        self._read()
+        return len(self.known)
+
+
 @dataclass(slots=True)
 class ModelRows:
     """The rows of one model in one batch, all cohorts together, in arrival order.
@@ -81,7 +133,7 @@ class ModelRows:
     model: str
     block: Block
     keys: pa.Array
-    labels: dict[str, tuple[tuple[str, str], ...]]
+    labels: Mapping[str, Labels]
     embeddings: list[Any] | None = None
 
     def __len__(self) -> int:
@@ -300,6 +352,7 @@ __all__ = [
     "BatchDecoder",
     "DecodedBatch",
     "ModelColumns",
+    "CohortLabels",
     "ModelRows",
     "Piece",
     "encode_arrow",

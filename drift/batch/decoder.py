@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from drift.batch import DecodedBatch, ModelRows, Piece, _ArrowRows, _ArrowSource, _json_record
+from drift.batch import CohortLabels, DecodedBatch, ModelRows, Piece, _ArrowRows, _ArrowSource, _json_record
 from drift.batch.arrow import (
     _bools,
     _categories,
@@ -85,7 +85,7 @@ class _Rows:
     """Arrival rank of each row: ``message position × ROW_SPAN + row within the message``."""
     keys: list[pa.Array] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
-    first_labels: list[dict[str, tuple[tuple[str, str], ...]]] = field(default_factory=list)
+    first_labels: list[CohortLabels] = field(default_factory=list)
 
 
 class BatchDecoder:
@@ -592,16 +592,7 @@ class BatchDecoder:
         out.index.append(index[picked] * ROW_SPAN + (located.within[picked] if located is not None else 0))
         out.keys.append(keys)
         out.blocks.append(block)
-        encoded = keys.dictionary_encode()
-        first = pa.array(np.unique(encoded.indices.to_numpy(zero_copy_only=False), return_index=True)[1])
-        # Each key's labels, read from its first row: one column read per label, not per key.
-        values = [column.take(first).to_pylist() for column in label_columns]
-        names = list(m.cohort)
-        labels = {
-            key: tuple(zip(names, row))
-            for key, row in zip(keys.take(first).to_pylist(), zip(*values) if values else repeat((), len(first)))
-        }
-        out.first_labels.append(labels)
+        out.first_labels.append(CohortLabels(tuple(m.cohort), [(keys, label_columns)]))
 
     # -- assembling pieces ---------------------------------------------------------------
 
@@ -699,10 +690,7 @@ class BatchDecoder:
         for name in [*rows, *(n for n in slow if n not in rows)]:
             gathered = rows.get(name, _Rows())
             parts, index, keys = list(gathered.blocks), list(gathered.index), list(gathered.keys)
-            labels: dict[str, tuple[tuple[str, str], ...]] = {}
-            for part in gathered.first_labels:
-                for key, value in part.items():
-                    labels.setdefault(key, value)
+            labels = CohortLabels.merge(tuple(self.models[name].cohort), gathered.first_labels)
             embeddings: list[Any] | None = None
             n_fast = sum(len(p) for p in parts)
             events = sorted(slow.get(name, []), key=lambda r: (r[0], r[1]))
@@ -713,7 +701,7 @@ class BatchDecoder:
                 index.append(np.asarray([r[0] for r in events], dtype=np.int64))
                 keys.append(pa.array([r[3].key for r in events], type=pa.string()))
                 for r in events:
-                    labels.setdefault(r[3].key, r[3].labels)
+                    labels.add(r[3].key, r[3].labels)
                 embeddings = [None] * n_fast + [r[2].embedding for r in events]
                 out.n_columnar += len(converted)
             if not parts:
