@@ -122,18 +122,42 @@ def psi_flags(closed: ClosedWindows, profile: ReferenceProfile, detector: PsiDet
     hit = _at_least(values, detector.config.warn) & (totals >= detector.config.min_samples)
     setting = detector.config.significance
     if setting != "none" and hit.any():
-        # Benjamini–Hochberg never gives a q-value below its p-value: a feature whose p-value
-        # is above the level cannot be significant, whatever the other features' tests.
-        for j in np.flatnonzero(hit.any(axis=0)).tolist():
-            feature = profile.features[names[j]]
-            rows = np.flatnonzero(hit[:, j])
-            counts = closed.field_counts(closed.layout.index(names[j]))[eligible[rows]]
-            hit[rows, j] = chi2_p_values(feature.shares, feature.n, counts) <= setting.q * (1 + SLACK)
+        # The detector keeps a warn only when its q-value (Benjamini–Hochberg over the cohort
+        # window's tested features) is within the level. Here every tested feature's p-value
+        # is exact (chi-square) or a lower bound (0 where the detector would draw Monte-Carlo
+        # tables); q-values only fall when p-values fall, so these q-values are at most the
+        # detector's, and no cohort it would keep at warn is missed.
+        rows = np.flatnonzero(hit.any(axis=1))
+        tested = totals[rows] >= detector.config.min_samples
+        p = np.full(tested.shape, np.inf)
+        for j, name in enumerate(names):
+            chosen = np.flatnonzero(tested[:, j])
+            if chosen.size:
+                feature = profile.features[name]
+                counts = closed.field_counts(closed.layout.index(name))[eligible[rows[chosen]]]
+                p[chosen, j] = chi2_p_values(feature.shares, feature.n, counts)
+        hit[rows] &= bh_rows(p) <= setting.q * (1 + SLACK)
     flags[eligible] = hit.any(axis=1)
     return flags
-    if not hit.size:
-        return np.zeros(len(closed), dtype=np.bool_)
-    return np.asarray(hit.any(axis=1), dtype=np.bool_)
+
+
+def bh_rows(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Benjamini–Hochberg q-values of each row of ``p`` as one family (``inf``: not tested).
+
+    >>> bh_rows(np.array([[0.01, 0.04, 0.03, 0.5], [0.2, np.inf, 0.01, np.inf]])).round(3).tolist()
+    [[0.04, 0.053, 0.053, 0.5], [0.2, inf, 0.02, inf]]
+    """
+    order = np.argsort(p, axis=1, kind="stable")
+    ranked = np.take_along_axis(p, order, axis=1)
+    m = np.isfinite(p).sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        scaled = ranked * m / np.arange(1, p.shape[1] + 1)[None, :]
+    scaled = np.where(np.isfinite(ranked), scaled, np.inf)
+    adjusted = np.minimum(1.0, np.minimum.accumulate(scaled[:, ::-1], axis=1)[:, ::-1])
+    adjusted = np.where(np.isfinite(ranked), adjusted, np.inf)
+    q = np.empty_like(p)
+    np.put_along_axis(q, order, adjusted, axis=1)
+    return q
 
 
 def quality_flags(

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from detectors.base import Detector
 from detectors.psi import PsiConfig, PsiDetector, psi
 from detectors.quality import QualityConfig, QualityDetector
-from detectors.significance import homogeneity_test
+from detectors.significance import bh_qvalues, homogeneity_test
 from detectors.score import ScoreConfig, ScoreDetector
-from detectors.screen import chi2_p_values, psi_values, screen
+from detectors.screen import bh_rows, chi2_p_values, psi_values, screen
 from drift.cohort_arrays import ABSENT, NULLS, OUT_OF_RANGE, WRONG_TYPE, ClosedWindows, RowExtras, layout_of
 from drift.findings import Cohort, Severity, Window
 from drift.reference import build_reference
@@ -169,3 +169,16 @@ def test_problems_only_builds_exactly_the_warn_and_alert_findings(closed: Closed
             everything = detector.score(summary, PROFILE, closed.cohorts[i], WINDOW)
             problems = detector.score(summary, PROFILE, closed.cohorts[i], WINDOW, problems_only=True)
             assert problems == [f for f in everything if f.severity is not Severity.OK]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.floats(0.0, 1.0), st.just(math.inf)), min_size=1, max_size=8),
+                min_size=1, max_size=4).filter(lambda rows: len({len(r) for r in rows}) == 1))
+def test_bh_rows_is_benjamini_hochberg_per_row(rows: list[list[float]]) -> None:
+    p = np.asarray(rows)
+    q = bh_rows(p)
+    for i, row in enumerate(rows):
+        tested = [j for j, v in enumerate(row) if math.isfinite(v)]
+        expected = bh_qvalues([row[j] for j in tested])
+        assert np.allclose(q[i, tested], expected, rtol=1e-12, atol=0)
+        assert all(math.isinf(q[i, j]) for j in range(len(row)) if j not in tested)
