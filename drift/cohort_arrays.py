@@ -175,9 +175,12 @@ class WindowArrays:
         self.extras: dict[int, RowExtras] = {}
         """By slot."""
         self._matrices: dict[tuple[str, ...], Any] = {}
-        self.ids: set[tuple[int, int, str]] = set()
-        """``(slot, generation, event id)`` of the ids seen (the duplicate check); a slot's
-        generation moves on when it is emptied, so the ids of its closed window never match."""
+        self.ids: dict[str, int] = {}
+        """Event id -> the slot and generation (``slot | generation << 32``) it was first seen in
+        (the duplicate check); a slot's generation moves on when it is emptied, so the ids of
+        its closed window never match."""
+        self.more_ids: set[tuple[int, str]] = set()
+        """``(slot and generation, event id)`` of ids also seen in another cohort (rare)."""
         self.generation = np.zeros(0, dtype=np.int64)
         self.n_ids = np.zeros(0, dtype=np.int64)
         """Ids remembered per slot (at most :data:`MAX_EVENT_IDS`)."""
@@ -280,7 +283,7 @@ class WindowArrays:
         for slot in slots.tolist():
             self.extras.pop(slot, None)
         if not self.live.any():
-            self.ids = set()
+            self.ids, self.more_ids = {}, set()
 
     def _extras(self, row: int) -> RowExtras:
         extras = self.extras.get(row)
@@ -479,26 +482,31 @@ class WindowArrays:
         if not len(event_ids):
             return
         np.add.at(self.n_event_id, rows, 1)
-        pairs = list(zip(rows.tolist(), self.generation[rows].tolist(), event_ids.to_pylist()))
-        fresh = set(pairs)
+        ids = event_ids.to_pylist()
+        tags = (rows.astype(np.int64) | (self.generation[rows] << 32)).tolist()
         unique, counts = np.unique(rows, return_counts=True)
-        if (len(fresh) == len(pairs) and self.ids.isdisjoint(fresh)
+        known = self.ids
+        if (len(set(ids)) == len(ids) and known.keys().isdisjoint(ids)
                 and not (self.n_ids[unique] + counts > MAX_EVENT_IDS).any()):
-            # The common batch: no id seen twice, no row at its cap (set operations only).
-            self.ids |= fresh
+            # The common batch: no id seen twice, no slot at its cap (dict and set operations only).
+            known.update(zip(ids, tags))
             self.n_ids[unique] += counts
             return
-        seen = self.ids
-        for pair in pairs:
-            row = pair[0]
-            if pair in seen:
-                self.n_duplicate[row] += 1
-                _add_example(self._extras(row).duplicate_examples, pair[2][:64])
-            elif self.n_ids[row] < MAX_EVENT_IDS:
-                seen.add(pair)
-                self.n_ids[row] += 1
+        more = self.more_ids
+        for event_id, tag in zip(ids, tags):
+            slot = tag & 0xFFFFFFFF
+            first = known.get(event_id)
+            if first == tag or (first is not None and (tag, event_id) in more):
+                self.n_duplicate[slot] += 1
+                _add_example(self._extras(slot).duplicate_examples, event_id[:64])
+            elif self.n_ids[slot] < MAX_EVENT_IDS:
+                if first is None:
+                    known[event_id] = tag
+                else:
+                    more.add((tag, event_id))
+                self.n_ids[slot] += 1
             else:
-                self.ids_capped[row] = True
+                self.ids_capped[slot] = True
 
     def _sample(
         self, slots: npt.NDArray[np.int64], rows: npt.NDArray[np.intp], cohorts: list[Cohort | None],
@@ -557,7 +565,7 @@ class WindowArrays:
             # Done: the caller drops the window (its arrays are the closed ones).
             self.live[:] = False
             self.slot_of[rows] = -1
-            self.extras, self.ids = {}, set()
+            self.extras, self.ids, self.more_ids = {}, {}, set()
         else:
             self._release(slots)
             if self.slots > COMPACT_FROM and np.count_nonzero(self.live) <= self.slots // 4:
@@ -575,7 +583,12 @@ class WindowArrays:
         """The live slots only (a snapshot's size follows the cohorts with events), by row."""
         rows = self.active_rows()
         slots = self.slot_of[rows]
-        live_ids = {(int(self.row_of[t[0]]), t[2]) for t in self.ids if self.generation[t[0]] == t[1] and self.live[t[0]]}
+        def current(tag: int) -> bool:
+            slot = tag & 0xFFFFFFFF
+            return bool(self.live[slot]) and int(self.generation[slot]) == tag >> 32
+
+        live_ids = {(int(self.row_of[tag & 0xFFFFFFFF]), event_id) for event_id, tag in self.ids.items() if current(tag)}
+        live_ids |= {(int(self.row_of[tag & 0xFFFFFFFF]), event_id) for tag, event_id in self.more_ids if current(tag)}
         return {
             "layout": self.layout, "capacity": self.capacity, "rows": rows, "slots": slots,
             "slot_count": self.slots,
@@ -605,7 +618,12 @@ class WindowArrays:
         self.free_slots = [slot for slot in range(self.used - 1, -1, -1) if slot not in taken]
         slot_of = dict(zip(rows.tolist(), slots.tolist()))
         self.extras = {slot_of[row]: e for row, e in state["extras"].items()}
-        self.ids = {(slot_of[row], 0, event_id) for row, event_id in state["ids"]}
+        self.ids, self.more_ids = {}, set()
+        for row, event_id in sorted(state["ids"]):
+            if event_id in self.ids:
+                self.more_ids.add((slot_of[row], event_id))
+            else:
+                self.ids[event_id] = slot_of[row]
 
     def copy(self) -> WindowArrays:
         """An independent copy (the snapshot of a durable run)."""

@@ -75,3 +75,30 @@ def test_a_window_left_with_few_cohorts_is_compacted(monkeypatch: pytest.MonkeyP
     assert int(arrays.n_events[arrays.slot_of[5]]) == 4 and int(arrays.n_events[arrays.slot_of[7]]) == 1
     rest = arrays.take(arrays.active_rows(), [c for c in cohorts if c is not None][:4], window, "m", [None] * 4)
     assert rest.n_events.tolist() == [4, 1, 3, 4] and arrays.empty()
+
+
+def test_duplicate_ids_are_counted_per_cohort_window() -> None:
+    layout = layout_of(PROFILE, track_event_ids=True)
+    arrays = WindowArrays(layout, 8)
+    cohorts: list[Cohort | None] = [Cohort("m", (("t", str(i)),)) for i in range(8)]
+
+    def ids_block(ids: list[str | None]) -> Block:
+        b = block(len(ids))
+        b.event_ids = pa.array(ids, type=pa.string())
+        return b
+
+    arrays.count(ids_block(["a", "b", "c"]), np.asarray([0, 0, 1]), cohorts, 0)  # the fast path
+    # "a" again in cohort 0 (a duplicate), "a" in cohort 2 (another cohort's event), "c" twice in 1.
+    arrays.count(ids_block(["a", "a", "c", None]), np.asarray([0, 2, 1, 3]), cohorts, 0)
+    arrays.count(ids_block(["a", "a"]), np.asarray([2, 0]), cohorts, 0)  # both now repeats
+    dup = {r: int(arrays.n_duplicate[arrays.slot_of[r]]) for r in range(4)}
+    ids = {r: int(arrays.n_event_id[arrays.slot_of[r]]) for r in range(4)}
+    assert dup == {0: 2, 1: 1, 2: 1, 3: 0} and ids == {0: 4, 1: 2, 2: 2, 3: 0}
+    restored = pickle.loads(pickle.dumps(arrays))
+    restored.count(ids_block(["a", "b", "a"]), np.asarray([2, 0, 1]), cohorts, 0)
+    assert [int(restored.n_duplicate[restored.slot_of[r]]) for r in range(3)] == [3, 1, 2]
+    window = Window(to_datetime(0), to_datetime(300_000_000))
+    # Cohort 0's window closes; a new window of the same row starts clean (its ids are new again).
+    restored.take(np.asarray([0]), [Cohort("m", (("t", "0"),))], window, "m", [None])
+    restored.count(ids_block(["a"]), np.asarray([0]), cohorts, 0)
+    assert int(restored.n_duplicate[restored.slot_of[0]]) == 0
