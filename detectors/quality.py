@@ -344,10 +344,12 @@ class QualityDetector:
     ) -> list[Finding]:
         """The findings of every check; ``problems_only``: only those at warn or alert (the
         others are judged, for the significance family, but not built)."""
-        drafts: list[Draft] = []
         # With a seasonal baseline the expected rates are the slot's; the training
         # reference's rates are read from the reference behind the slot's profile.
         seasonal = profile if isinstance(profile, SeasonalProfile) else None
+        if problems_only and seasonal is None:
+            return self._problems(summary, profile, cohort, window)
+        drafts: list[Draft] = []
         training = seasonal.reference if seasonal is not None and seasonal.reference is not None else profile
         for name in self.features(profile):
             feature = profile.features[name]
@@ -408,6 +410,95 @@ class QualityDetector:
             schema = self._schema(self.config.schema_change, summary, profile, cohort, window)
             drafts.append(Draft(schema.severity, None, _built(schema)))
         return significance.settle(drafts, self.config.significance, problems_only)
+
+    def _problems(
+        self, summary: WindowSummary, profile: ReferenceProfile, cohort: Cohort, window: Window,
+    ) -> list[Finding]:
+        """:meth:`score` with ``problems_only`` against the training reference: every rate judged
+        in a few array operations, then only the findings at warn or alert built, each by the
+        same :meth:`_draft` as :meth:`score` (so they are those findings, bit for bit)."""
+        rates: list[tuple[Any, ...]] = []  # the arguments of _draft, one per rate check
+        order: list[int | Finding] = []  # a rate check's index, or a finding without a p-value
+        for name in self.features(profile):
+            feature = profile.features[name]
+            counts = summary.features[name]
+            table = rate_counts(counts, summary.n_events).tolist()
+            for position, check in enumerate(FEATURE_CHECKS):
+                thresholds = self.config.thresholds(check)
+                if thresholds is None or not isinstance(feature, _APPLIES[check]):
+                    continue
+                skipped = "no bounds were given to the window summary" if (
+                    check == "out_of_range" and counts.bounds is None) else None
+
+                def extra(check: CheckName = check, counts: FeatureCounts = counts,
+                          feature: Any = feature) -> tuple[dict[str, Any], str]:
+                    evidence, baseline, _ = self._feature_evidence(check, counts, feature)
+                    return evidence, baseline
+
+                order.append(len(rates))
+                rates.append((check, thresholds, cohort, window, name, tuple(table[position]), feature.n, extra,
+                              skipped, _reference_rate(check, feature, profile)))
+            growth = self.config.cardinality_growth
+            if growth is not None and isinstance(feature, CategoricalProfile):
+                order.append(self._cardinality(growth, cohort, window, name, counts, feature))
+        thresholds = self.config.thresholds("duplicate_event_id")
+        if thresholds is not None:
+            def duplicates() -> tuple[dict[str, Any], str]:
+                window_evidence: dict[str, Any] = {
+                    "examples": list(summary.duplicate_examples),
+                    "event_ids_capped": summary.event_ids_capped,
+                    "max_event_ids": MAX_EVENT_IDS,
+                }
+                if summary.event_ids is not None and summary.event_ids_capped:
+                    window_evidence["note"] = (
+                        f"more than {MAX_EVENT_IDS} distinct ids: later ids were not remembered, "
+                        "so the count is a lower bound"
+                    )
+                return window_evidence, "config"
+
+            order.append(len(rates))
+            rates.append(("duplicate_event_id", thresholds, cohort, window, None,
+                          (summary.n_duplicate_event_id, summary.n_event_id), profile.n_rows, duplicates,
+                          "event ids were not tracked for this window" if summary.event_ids is None else None, 0.0))
+        if self.config.schema_change is not None:
+            order.append(self._schema(self.config.schema_change, summary, profile, cohort, window))
+        severities, p_values = self._judge_rates(rates)
+        drafts = []
+        for entry in order:
+            if isinstance(entry, Finding):
+                drafts.append(Draft(entry.severity, None, _built(entry)))
+            else:
+                drafts.append(Draft(severities[entry], p_values[entry], self._later(rates[entry])))
+        return significance.settle(drafts, self.config.significance, problems_only=True)
+
+    def _later(self, arguments: tuple[Any, ...]) -> Callable[[], Finding]:
+        """The builder of one rate check's finding: :meth:`_draft`'s, run only when it is built."""
+        return lambda: self._draft(*arguments).build()
+
+    def _judge_rates(self, rates: list[tuple[Any, ...]]) -> tuple[list[Severity], list[float | None]]:
+        """Each rate check's severity and binomial p-value, as :meth:`_draft` computes them."""
+        if not rates:
+            return [], []
+        numbers = np.asarray([r[5] for r in rates], dtype=np.int64).reshape(-1, 2)
+        k, n = numbers[:, 0], numbers[:, 1]
+        if ((k < 0) | (k > np.maximum(n, 0))).any():
+            bad = int(np.flatnonzero((k < 0) | (k > np.maximum(n, 0)))[0])
+            rate(int(k[bad]), int(n[bad]))  # raises, naming the counts
+        value = np.where(n > 0, k / np.maximum(n, 1), 0.0)
+        judged = np.asarray([r[8] is None for r in rates]) & (n >= self.config.min_samples)
+        warn = np.asarray([r[1].warn_level for r in rates])
+        alert = np.asarray([r[1].alert for r in rates])
+        p0 = np.asarray([min(float(r[9]), 1.0) for r in rates])
+        from scipy.special import bdtrc
+
+        with np.errstate(all="ignore"):
+            tail = np.clip(bdtrc(np.maximum(k - 1, 0), np.maximum(n, 1), p0), 0.0, 1.0)
+        p = np.where((k <= 0) | (n <= 0), 1.0, np.where(p0 <= 0, 0.0, tail))
+        severities = [
+            Severity.OK if not ok else (Severity.ALERT if v >= a else Severity.WARN if v >= w else Severity.OK)
+            for ok, v, w, a in zip(judged.tolist(), value.tolist(), warn.tolist(), alert.tolist())
+        ]
+        return severities, [pv if ok else None for ok, pv in zip(judged.tolist(), p.tolist())]
 
     def _cardinality(
         self, limits: Limits, cohort: Cohort, window: Window, name: str, counts: FeatureCounts,
