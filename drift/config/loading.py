@@ -83,7 +83,9 @@ def parse_config(
     except ValidationError as exc:
         reported = [loc for loc, _ in expansion.errors] + expansion.covered
         for error in exc.errors(include_url=False):
-            loc = _clean_loc(tuple(error["loc"]))
+            raw = tuple(error["loc"])
+            # An unknown key is the last segment as the file wrote it, whatever it looks like.
+            loc = _clean_loc(raw[:-1]) + raw[-1:] if error["type"] == "extra_forbidden" else _clean_loc(raw)
             if any(loc[:len(done)] == done for done in reported):
                 continue  # the value an environment or secret error already named
             message = _message(error, loc)

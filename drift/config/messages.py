@@ -5,6 +5,7 @@ the line and column of a path's node, pydantic errors reworded, duplicate keys.
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any
 
 import yaml
@@ -37,6 +38,11 @@ def _shown(value: object) -> str:
     return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}... ({len(text):,} characters)"
 
 
+_TYPE_TAG = re.compile(r"[a-z][a-z0-9_-]*\[.*\]", re.S)
+"""A segment pydantic adds for a union member or parametrised type (``tuple[float, float]``,
+``function-after[...]``); a key of the file (``v[ersion``) is kept."""
+
+
 def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     """Drop the union tags pydantic puts into error locations.
 
@@ -46,7 +52,7 @@ def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     """
     out: list[int | str] = []
     for part in loc:
-        if isinstance(part, str) and ("[" in part or part in ("function-after", "lax-or-strict")):
+        if isinstance(part, str) and (_TYPE_TAG.fullmatch(part) or part in ("function-after", "lax-or-strict")):
             continue
         if out and isinstance(part, str) and part == out[-1] and part in DETECTOR_NAMES:
             continue

@@ -739,3 +739,20 @@ def test_document_level_mistakes(tmp_path: Path, text: str, expected: list[str] 
         assert [m.replace(str(tmp_path) + "/", "") for m in caught.value.messages] == expected
     else:
         assert caught.value.messages and all(str(path) in m for m in caught.value.messages)
+
+
+def test_unknown_keys_with_brackets_are_named_as_written(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        v[ersion: 1
+        version: 1
+        engine: {"shards[": 2}
+        models:
+          - name: m
+            features: {x: {type: numeric}}
+        """)
+    assert sorted(errors(path)) == [
+        "drift.yaml:1:1 v[ersion: unknown key 'v[ersion' (did you mean 'version'?); valid keys: "
+        "baselines, engine, events, kafka, metrics, models, review, routing, tickets, version",
+        "drift.yaml:3:10 engine.shards[: unknown key 'shards[' (did you mean 'shards'?); valid keys: "
+        "idle_windows, ok_findings, shards",
+    ]
