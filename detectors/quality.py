@@ -268,6 +268,23 @@ def _reference_rate(check: CheckName, feature: NumericProfile | CategoricalProfi
     return 0.0
 
 
+def _duplicate_evidence(summary: WindowSummary) -> Callable[[], tuple[dict[str, Any], str]]:
+    """The duplicate check's evidence and baseline, built when its finding is."""
+    def evidence() -> tuple[dict[str, Any], str]:
+        window_evidence: dict[str, Any] = {
+            "examples": list(summary.duplicate_examples),
+            "event_ids_capped": summary.event_ids_capped,
+            "max_event_ids": MAX_EVENT_IDS,
+        }
+        if summary.event_ids is not None and summary.event_ids_capped:
+            window_evidence["note"] = (
+                f"more than {MAX_EVENT_IDS} distinct ids: later ids were not remembered, "
+                "so the count is a lower bound"
+            )
+        return window_evidence, "config"
+    return evidence
+
+
 def _built(finding: Finding) -> Callable[[], Finding]:
     """A draft's builder for a finding already built (it carries no p-value)."""
     return lambda: finding
@@ -389,22 +406,10 @@ class QualityDetector:
             if summary.event_ids is None:
                 skipped = "event ids were not tracked for this window"
 
-            def duplicates() -> tuple[dict[str, Any], str]:
-                window_evidence: dict[str, Any] = {
-                    "examples": list(summary.duplicate_examples),
-                    "event_ids_capped": summary.event_ids_capped,
-                    "max_event_ids": MAX_EVENT_IDS,
-                }
-                if summary.event_ids is not None and summary.event_ids_capped:
-                    window_evidence["note"] = (
-                        f"more than {MAX_EVENT_IDS} distinct ids: later ids were not remembered, "
-                        "so the count is a lower bound"
-                    )
-                return window_evidence, "config"
-
             drafts.append(self._draft(
                 "duplicate_event_id", thresholds, cohort, window, None,
-                (summary.n_duplicate_event_id, summary.n_event_id), profile.n_rows, duplicates, skipped,
+                (summary.n_duplicate_event_id, summary.n_event_id), profile.n_rows, _duplicate_evidence(summary),
+                skipped,
             ))
         if self.config.schema_change is not None:
             schema = self._schema(self.config.schema_change, summary, profile, cohort, window)
@@ -443,22 +448,10 @@ class QualityDetector:
                 order.append(self._cardinality(growth, cohort, window, name, counts, feature))
         thresholds = self.config.thresholds("duplicate_event_id")
         if thresholds is not None:
-            def duplicates() -> tuple[dict[str, Any], str]:
-                window_evidence: dict[str, Any] = {
-                    "examples": list(summary.duplicate_examples),
-                    "event_ids_capped": summary.event_ids_capped,
-                    "max_event_ids": MAX_EVENT_IDS,
-                }
-                if summary.event_ids is not None and summary.event_ids_capped:
-                    window_evidence["note"] = (
-                        f"more than {MAX_EVENT_IDS} distinct ids: later ids were not remembered, "
-                        "so the count is a lower bound"
-                    )
-                return window_evidence, "config"
-
             order.append(len(rates))
             rates.append(("duplicate_event_id", thresholds, cohort, window, None,
-                          (summary.n_duplicate_event_id, summary.n_event_id), profile.n_rows, duplicates,
+                          (summary.n_duplicate_event_id, summary.n_event_id), profile.n_rows,
+                          _duplicate_evidence(summary),
                           "event ids were not tracked for this window" if summary.event_ids is None else None, 0.0))
         if self.config.schema_change is not None:
             order.append(self._schema(self.config.schema_change, summary, profile, cohort, window))

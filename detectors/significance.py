@@ -322,13 +322,8 @@ def apply(findings: list[Finding], setting: SignificanceSetting) -> list[Finding
     with ``q_value``, the significance evidence, and ``ok`` where the effect is not
     significant (:func:`judge`).
     """
-    judged, q_values = judge([f.severity for f in findings], [f.p_value for f in findings], setting)
-    out = []
-    for finding, severity, q in zip(findings, judged, q_values):
-        if finding.p_value is None:
-            out.append(finding)
-            continue
-        method = finding.evidence.get("p_method", "chi2")
-        extra = evidence(finding.p_value, method, q, setting, finding.severity, severity)
-        out.append(replace(finding, severity=severity, q_value=q, evidence={**finding.evidence, **extra}))
-    return out
+    return settle([Draft(f.severity, f.p_value, _kept(f)) for f in findings], setting)
+
+
+def _kept(finding: Finding) -> Callable[[], Finding]:
+    return lambda: finding
