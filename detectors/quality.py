@@ -268,6 +268,16 @@ def _reference_rate(check: CheckName, feature: NumericProfile | CategoricalProfi
     return 0.0
 
 
+def _feature_evidence_of(
+    detector: QualityDetector, check: CheckName, counts: FeatureCounts, feature: Any,
+) -> Callable[[], tuple[dict[str, Any], str]]:
+    """One feature check's evidence and baseline, built when its finding is."""
+    def evidence() -> tuple[dict[str, Any], str]:
+        found, baseline, _ = detector._feature_evidence(check, counts, feature)
+        return found, baseline
+    return evidence
+
+
 def _duplicate_evidence(summary: WindowSummary) -> Callable[[], tuple[dict[str, Any], str]]:
     """The duplicate check's evidence and baseline, built when its finding is."""
     def evidence() -> tuple[dict[str, Any], str]:
@@ -380,11 +390,7 @@ class QualityDetector:
                 skipped = "no bounds were given to the window summary" if (
                     check == "out_of_range" and counts.bounds is None) else None
 
-                def extra(check: CheckName = check, counts: FeatureCounts = counts,
-                          feature: Any = feature) -> tuple[dict[str, Any], str]:
-                    evidence, baseline, _ = self._feature_evidence(check, counts, feature)
-                    return evidence, baseline
-
+                extra = _feature_evidence_of(self, check, counts, feature)
                 slot = seasonal.rates.get((name, check)) if seasonal is not None else None
                 if slot is not None and slot.rate is not None:
                     drafts.append(self._draft(
@@ -435,11 +441,7 @@ class QualityDetector:
                 skipped = "no bounds were given to the window summary" if (
                     check == "out_of_range" and counts.bounds is None) else None
 
-                def extra(check: CheckName = check, counts: FeatureCounts = counts,
-                          feature: Any = feature) -> tuple[dict[str, Any], str]:
-                    evidence, baseline, _ = self._feature_evidence(check, counts, feature)
-                    return evidence, baseline
-
+                extra = _feature_evidence_of(self, check, counts, feature)
                 order.append(len(rates))
                 rates.append((check, thresholds, cohort, window, name, tuple(table[position]), feature.n, extra,
                               skipped, _reference_rate(check, feature, profile)))
