@@ -36,9 +36,10 @@ events, scored PSI feature-windows (the findings sink gets warn and alert findin
 they are counted from the closed cohort windows: ``features`` for each cohort window of
 at least ``min_samples`` events, as the PSI detector skips the smaller ones), the share of
 them at warn or alert, overall and on clean cohort-windows (no drift in that cohort and
-window), tickets opened and false tickets per model per day of windows (24 windows a day),
-the drifted cohorts found (a PSI finding at warn or alert of their own) in windows 2 and
-3, and the rollup's findings with the contributing cohorts they name. ``targets`` judges
+window; the rollup is drifted wherever one of its cohorts is), tickets opened and false
+tickets per model per day of windows (24 windows a day), the drifted cohorts found (a PSI
+finding at warn or alert of their own) in windows 2 and 3, and the rollup's findings with
+the contributing cohorts they name. ``targets`` judges
 the issue's targets on the ``bh`` setting. Progress goes to stderr, a line per window.
 ``--rollups off`` leaves the rollup out even where the config accepts it.
 """
@@ -354,7 +355,7 @@ class Tally:
                 self.rollup_loud.append({
                     "window": w, "feature": finding.feature, "severity": finding.severity.value,
                     "value": round(finding.value, 5), "p_value": finding.p_value, "q_value": finding.q_value,
-                    "n_current": finding.n_current,
+                    "n_current": finding.n_current, "n_members": dict(finding.evidence).get("n_members"),
                     "contributors": contributors(finding.evidence, self.per_window),
                 })
 
