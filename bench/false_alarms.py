@@ -177,7 +177,10 @@ def window_events(
     cohort, offsets = cohort[order], offsets[order]
     values = rng.standard_normal((features, len(cohort)), dtype=np.float32)
     if shift and w >= DRIFT_FROM:
-        values[:, drifted[cohort]] += np.float32(shift)
+        if drifted.all():
+            values += np.float32(shift)  # in place: no copy of the window's values
+        else:
+            values[:, drifted[cohort]] += np.float32(shift)
     start_us = int((START - datetime(1970, 1, 1, tzinfo=timezone.utc)) / timedelta(microseconds=1))
     return cohort, offsets + (start_us + w * HOUR_US), values
 
