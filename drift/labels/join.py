@@ -91,7 +91,7 @@ _MIX_2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
-def _mix(h: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+def mix(h: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     """splitmix64's finaliser: a bijection of 64-bit integers that spreads every input bit."""
     h = h ^ (h >> np.uint64(30))
     h = h * _MIX_1
@@ -118,7 +118,7 @@ def _hash_strings(ids: pa.Array) -> npt.NDArray[np.uint64]:
         within = lengths > j
         byte = padded[np.where(within, starts + j, data.size)].astype(np.uint64)
         h = np.where(within, (h ^ byte) * _FNV_PRIME, h)
-    return _mix(h ^ lengths.astype(np.uint64) * _GOLDEN)
+    return mix(h ^ lengths.astype(np.uint64) * _GOLDEN)
 
 
 def hash_ids(ids: pa.Array | pa.ChunkedArray | npt.ArrayLike) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
@@ -148,7 +148,7 @@ def hash_ids(ids: pa.Array | pa.ChunkedArray | npt.ArrayLike) -> tuple[npt.NDArr
         valid = ids.is_valid().to_numpy(zero_copy_only=False)
     if pa.types.is_integer(ids.type):
         raw = ids.fill_null(0).to_numpy().astype(np.int64).view(np.uint64)
-        keys = _mix(raw ^ _GOLDEN)
+        keys = mix(raw ^ _GOLDEN)
     elif pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type) or pa.types.is_binary(ids.type) \
             or pa.types.is_large_binary(ids.type):
         keys = _hash_strings(ids)

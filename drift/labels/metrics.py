@@ -4,7 +4,9 @@
 the quality metrics need, in numpy arrays indexed by slot (one slot per cohort window,
 given back when the window is taken out with :meth:`WindowOutcomes.pop`): a batch of
 joined labels (:class:`drift.labels.join.Joined`) is added with one scatter-add per
-array, not a loop per cohort. What is kept depends on the model's kind:
+array, not a loop per cohort. A (cohort row, window id) pair finds its slot through a
+64-bit key (:func:`group_keys`) in the same open-addressing index as the join state
+(:class:`drift.labels.join.SlotIndex`), looked up for a whole batch at once. What is kept depends on the model's kind:
 
 ``binary`` (a positive-class score ``p`` in [0, 1], a label ``y`` in {0, 1})
     the 2 × 2 confusion counts at a threshold (predicted positive when ``p >= threshold``,
@@ -56,7 +58,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from drift.labels.join import KINDS, Joined, Kind, check_values
+from drift.labels.join import KINDS, Joined, Kind, SlotIndex, check_values, mix
 
 DEFAULT_THRESHOLD = 0.5
 """A binary score at or above it is a positive prediction."""
@@ -67,6 +69,20 @@ EPSILON = float(np.finfo(np.float64).eps)
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
+
+
+def group_keys(rows: npt.ArrayLike, windows: npt.ArrayLike) -> npt.NDArray[np.uint64]:
+    """The 64-bit key of each (cohort row, window id) pair: the row in the high 32 bits, the
+    window id modulo 2³² in the low ones, mixed. Distinct pairs get distinct keys as long
+    as rows are below 2³² and the window ids held at once span less than 2³² windows."""
+    rows, windows = np.asarray(rows, dtype=np.int64), np.asarray(windows, dtype=np.int64)
+    if rows.shape != windows.shape or rows.ndim != 1:
+        raise ValueError(f"cohort rows and window ids must be 1-d arrays of one shape; got {rows.shape} and "
+                         f"{windows.shape}")
+    if rows.size and (rows.min() < 0 or rows.max() >= 2**32):
+        raise ValueError(f"cohort rows must be in [0, 2**32); got {int(rows.min())} .. {int(rows.max())}")
+    low = windows.astype(np.uint64) & np.uint64(0xFFFFFFFF)
+    return mix((rows.astype(np.uint64) << np.uint64(32)) | low)
 
 
 def calibration_edges(n_bins: int = DEFAULT_BINS) -> Floats:
@@ -292,8 +308,10 @@ class WindowOutcomes:
         self.threshold = threshold
         self.edges = calibration_edges(n_bins)
         self.n_bins = n_bins
-        self.groups: dict[tuple[int, int], int] = {}
-        """(cohort row, window id) -> slot."""
+        self.index = SlotIndex()
+        """Group key (:func:`group_keys`) -> slot."""
+        self.group_keys = np.zeros(0, dtype=np.uint64)
+        self.live = np.zeros(0, dtype=np.bool_)
         self.slots = 0
         self.used = 0
         self.free_slots: list[int] = []
@@ -313,7 +331,7 @@ class WindowOutcomes:
 
     def __len__(self) -> int:
         """Cohort windows held."""
-        return len(self.groups)
+        return self.index.n_live
 
     # -- slots -----------------------------------------------------------------------------
 
@@ -322,18 +340,20 @@ class WindowOutcomes:
             grown = np.zeros((slots, *a.shape[1:]), dtype=a.dtype)
             grown[: a.shape[0]] = a
             self.arrays[name] = grown
+        for name in ("group_keys", "live"):
+            a = getattr(self, name)
+            grown = np.zeros(slots, dtype=a.dtype)
+            grown[: a.size] = a
+            setattr(self, name, grown)
         self.slots = slots
 
     def _slots(self, rows: npt.ArrayLike, windows: npt.ArrayLike) -> Ints:
         """The slot of each (row, window) pair; new pairs get one."""
-        rows, windows = np.asarray(rows, dtype=np.int64), np.asarray(windows, dtype=np.int64)
-        if rows.shape != windows.shape or rows.ndim != 1:
-            raise ValueError(f"cohort rows and window ids must be 1-d arrays of one shape; got {rows.shape} and "
-                             f"{windows.shape}")
-        if rows.size == 0:
+        keys = group_keys(rows, windows)
+        if keys.size == 0:
             return np.zeros(0, dtype=np.int64)
-        pairs, inverse = np.unique(np.stack([rows, windows], axis=1), axis=0, return_inverse=True)
-        found = np.asarray([self.groups.get(pair, -1) for pair in map(tuple, pairs.tolist())], dtype=np.int64)
+        unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        found = self.index.lookup(unique, self.group_keys)
         new = np.flatnonzero(found < 0)
         if new.size:
             reused = [self.free_slots.pop() for _ in range(min(new.size, len(self.free_slots)))]
@@ -343,22 +363,22 @@ class WindowOutcomes:
             given = np.asarray([*reused, *range(self.used, self.used + fresh)], dtype=np.int64)
             self.used += fresh
             found[new] = given
-            self.arrays["cohort_rows"][given], self.arrays["window_ids"][given] = pairs[new, 0], pairs[new, 1]
-            for (row, window), slot in zip(pairs[new].tolist(), given.tolist()):
-                self.groups[(row, window)] = slot
+            at = first[new]
+            self.group_keys[given], self.live[given] = unique[new], True
+            self.arrays["cohort_rows"][given] = np.asarray(rows, dtype=np.int64)[at]
+            self.arrays["window_ids"][given] = np.asarray(windows, dtype=np.int64)[at]
+            self.index.insert(unique[new], given, self.group_keys)
         out: Ints = found[inverse.reshape(-1)]
         return out
 
     def _lookup(self, rows: npt.ArrayLike, windows: npt.ArrayLike) -> Ints:
         """The slot of each held (row, window) pair; KeyError names the first one not held."""
-        pairs = zip(np.asarray(rows, dtype=np.int64).tolist(), np.asarray(windows, dtype=np.int64).tolist())
-        out = []
-        for pair in pairs:
-            slot = self.groups.get(pair)
-            if slot is None:
-                raise KeyError(f"no outcomes held for cohort row {pair[0]} in window {pair[1]}")
-            out.append(slot)
-        return np.asarray(out, dtype=np.int64)
+        slots = self.index.lookup(group_keys(rows, windows), self.group_keys)
+        if (slots < 0).any():
+            i = int(np.flatnonzero(slots < 0)[0])
+            row, window = int(np.asarray(rows)[i]), int(np.asarray(windows)[i])
+            raise KeyError(f"no outcomes held for cohort row {row} in window {window}")
+        return slots
 
     # -- counting --------------------------------------------------------------------------
 
@@ -405,7 +425,7 @@ class WindowOutcomes:
 
     def keys(self) -> tuple[Ints, Ints]:
         """``(cohort rows, window ids)`` of the cohort windows held, in slot order."""
-        slots = np.asarray(sorted(self.groups.values()), dtype=np.int64)
+        slots = np.flatnonzero(self.live[: self.used])
         return self.arrays["cohort_rows"][slots], self.arrays["window_ids"][slots]
 
     def _counts(self, slots: Ints) -> OutcomeCounts:
@@ -422,18 +442,19 @@ class WindowOutcomes:
         """The counts of the given cohort windows, which are then forgotten (slots reused)."""
         slots = self._lookup(cohort_rows, window_ids)
         out = self._counts(slots)
-        for name, array in self.arrays.items():
+        slots = np.unique(slots)
+        for array in self.arrays.values():
             array[slots] = 0
-        for row, window in zip(out.cohort_rows.tolist(), out.window_ids.tolist()):
-            self.groups.pop((row, window), None)
-        self.free_slots.extend(dict.fromkeys(slots.tolist()))
+        self.index.remove(slots)
+        self.live[slots] = False
+        self.free_slots.extend(slots.tolist())
         return out
 
     # -- snapshots -------------------------------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
         """The held cohort windows only, packed."""
-        slots = np.asarray(sorted(self.groups.values()), dtype=np.int64)
+        slots = np.flatnonzero(self.live[: self.used])
         return {
             "kind": self.kind, "n_classes": self.n_classes, "threshold": self.threshold, "n_bins": self.n_bins,
             "arrays": {name: array[slots] for name, array in self.arrays.items()},
@@ -447,5 +468,6 @@ class WindowOutcomes:
             for name, array in state["arrays"].items():
                 self.arrays[name][:n] = array
             self.used = n
-            self.groups = dict(zip(zip(self.arrays["cohort_rows"][:n].tolist(),
-                                       self.arrays["window_ids"][:n].tolist()), range(n)))
+            self.group_keys[:n] = group_keys(self.arrays["cohort_rows"][:n], self.arrays["window_ids"][:n])
+            self.live[:n] = True
+            self.index.insert(self.group_keys[:n].copy(), np.arange(n, dtype=np.int64), self.group_keys)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.metrics import (
+from sklearn.metrics import (  # type: ignore[import-untyped]
     accuracy_score, brier_score_loss, f1_score, log_loss, mean_absolute_error, mean_squared_error, precision_score,
     recall_score,
 )
