@@ -21,9 +21,9 @@ Keys
     bytes, then mixed. Two of ``n`` live string ids share a hash with probability about
     ``n² / 2⁶⁵`` (2.7·10⁻⁶ for ten million ids); a label whose id collides with another
     prediction's would join that prediction. Integer and string ids hash differently:
-    predictions and labels of one model must use the same type. A 64-bit key in a numpy
-    table costs 12 bytes per prediction where a dict of Python strings costs well over a
-    hundred, which is what keeps ten million waiting predictions in memory.
+    predictions and labels of one model must use the same type. A 64-bit key and its
+    index cost 16 to 32 bytes per prediction where a dict of Python strings costs well
+    over a hundred, which is what keeps ten million waiting predictions in memory.
 
 Index
     :class:`SlotIndex` maps keys to slots with open addressing (linear probing) in one

@@ -32,8 +32,8 @@ positive class; bins ``b`` of the calibration):
   its labels or its predictions), per class as for the positive class (macro average);
 - accuracy: correct predictions / ``n``;
 - log-loss ``−(1/n) Σ [y log p + (1 − y) log(1 − p)]`` with ``p`` clipped to
-  ``[ε, 1 − ε]``, ``ε`` the float64 machine epsilon (scikit-learn 1.9's ``log_loss``;
-  earlier releases clipped at 1e-15); Brier score ``(1/n) Σ (p − y)²``;
+  ``[ε, 1 − ε]``, ``ε`` the float64 machine epsilon (scikit-learn's ``log_loss`` since
+  release 1.2; earlier releases clipped at 1e-15); Brier score ``(1/n) Σ (p − y)²``;
 - expected calibration error ``Σ_b (n_b / n) |mean p_b − mean y_b| = Σ_b |Σp_b − Σy_b| / n``
   and the reliability table (per bin: count, mean score, mean label);
 - MAE ``(1/n) Σ |ŷ − y|``, RMSE ``√((1/n) Σ (ŷ − y)²)``;
@@ -65,7 +65,7 @@ DEFAULT_THRESHOLD = 0.5
 DEFAULT_BINS = 10
 """Calibration bins (equal width over [0, 1])."""
 EPSILON = float(np.finfo(np.float64).eps)
-"""Scores are clipped to ``[EPSILON, 1 − EPSILON]`` in the log-loss (as scikit-learn 1.9)."""
+"""Scores are clipped to ``[EPSILON, 1 − EPSILON]`` in the log-loss (as scikit-learn since 1.2)."""
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
