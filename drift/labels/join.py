@@ -124,8 +124,8 @@ def _hash_strings(ids: pa.Array) -> npt.NDArray[np.uint64]:
 def hash_ids(ids: pa.Array | pa.ChunkedArray | npt.ArrayLike) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
     """``(keys, valid)``: the 64-bit key of each id, and which ids are not null.
 
-    ``ids``: an Arrow string/binary or integer array, or a numpy array of integers or
-    strings. Keys of null ids are 0 and ``valid`` is False there.
+    ``ids``: an Arrow string/binary or integer array (dictionary-encoded or not), or a
+    numpy array of integers or strings. Keys of null ids are 0 and ``valid`` is False there.
 
     >>> keys, valid = hash_ids(pa.array(["a", None, "a"]))
     >>> bool(keys[0] == keys[2]), valid.tolist()
@@ -133,6 +133,8 @@ def hash_ids(ids: pa.Array | pa.ChunkedArray | npt.ArrayLike) -> tuple[npt.NDArr
     """
     if isinstance(ids, pa.ChunkedArray):
         ids = ids.combine_chunks()
+    if isinstance(ids, pa.DictionaryArray):
+        ids = ids.dictionary_decode()
     if not isinstance(ids, pa.Array):
         values = np.asarray(ids)
         if values.dtype.kind in "iu":
@@ -271,6 +273,16 @@ def _as_array(values: npt.ArrayLike | pa.Array, dtype: type[Any], n: int, name: 
     return out.astype(dtype, copy=False)
 
 
+def _micros(ts: npt.ArrayLike | pa.Array, n: int) -> npt.NDArray[np.int64]:
+    """``ts`` as integer microseconds: integers as they are, Arrow and numpy timestamps of
+    any unit converted (a timezone-naive timestamp is taken as UTC)."""
+    if isinstance(ts, (pa.Array, pa.ChunkedArray)) and pa.types.is_timestamp(ts.type):
+        ts = ts.cast(pa.timestamp("us", tz=ts.type.tz)).cast(pa.int64())
+    elif isinstance(ts, np.ndarray) and ts.dtype.kind == "M":
+        ts = ts.astype("datetime64[us]").astype(np.int64)
+    return _as_array(ts, np.int64, n, "ts")
+
+
 def check_values(kind: Kind, values: npt.NDArray[np.float64], name: str, labels: bool = False) -> None:
     """Raise ValueError unless every value suits ``kind`` (binary scores in [0, 1], binary
     labels 0 or 1, class indices whole numbers >= 0, regression values finite)."""
@@ -302,7 +314,7 @@ class PendingPredictions:
         Predictions held at most; beyond it the oldest are evicted.
 
     ``ts`` arguments are integer microseconds since the epoch (UTC), as elsewhere in the
-    array engine.
+    array engine, or Arrow or numpy timestamps (of any unit).
 
     >>> state = PendingPredictions("binary", horizon=timedelta(hours=1), cap=100)
     >>> state.add_predictions(pa.array(["e1", "e2"]), np.array([0, 1]), np.array([7, 7]),
@@ -459,7 +471,7 @@ class PendingPredictions:
         rows = _as_array(cohort_rows, np.int64, n, "cohort_rows")
         windows = _as_array(window_ids, np.int64, n, "window_ids")
         values = _as_array(predictions, np.float64, n, "predictions")
-        stamps = _as_array(ts, np.int64, n, "ts")
+        stamps = _micros(ts, n)
         check_values(self.kind, values, "predictions")
         if n == 0:
             return
@@ -494,7 +506,7 @@ class PendingPredictions:
         keys, valid = hash_ids(label_ids)
         n = keys.size
         values = _as_array(labels, np.float64, n, "labels")
-        stamps = _as_array(ts, np.int64, n, "ts")
+        stamps = _micros(ts, n)
         check_values(self.kind, values, "labels", labels=True)
         if n == 0:
             return _empty_joined()

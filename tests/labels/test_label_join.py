@@ -136,6 +136,7 @@ def test_ids_of_every_supported_form() -> None:
     assert (hash_ids(pa.array(["x", "yy", "", "x"], type=pa.large_string()))[0] == strings).all()
     assert (hash_ids(pa.chunked_array([["x"], ["yy", "", "x"]]))[0] == strings).all()
     assert (hash_ids(pa.array(["q", "x", "yy", "", "x"]).slice(1))[0] == strings).all()
+    assert (hash_ids(pa.array(["x", "yy", "", "x"]).dictionary_encode())[0] == strings).all()
     ints = hash_ids(np.array([1, 2, 1], dtype=np.int32))[0]
     assert ints[0] == ints[2] != ints[1] and (hash_ids(pa.array([1, 2, 1]))[0] == ints).all()
     state = PendingPredictions("multiclass", horizon=H)
@@ -269,3 +270,13 @@ def test_random_streams_match_the_oracle(
         assert counters == oracle.counts
         assert held == len(oracle.pending)
         assert state.n_waiting == sum(not p["labelled"] for p in oracle.pending.values())
+
+
+def test_timestamps_of_any_unit_are_read_as_microseconds() -> None:
+    state = PendingPredictions("regression", horizon=timedelta(seconds=10))
+    stamps = pa.array([0, 1_000], type=pa.timestamp("ms", tz="UTC"))  # 0 s and 1 s
+    state.add_predictions(pa.array(["a", "b"]), 0, 0, np.array([1.0, 2.0]), stamps)
+    assert state.ts[:2].tolist() == [0, 1_000_000]
+    late = np.array(["1970-01-01T00:00:10.5"], dtype="datetime64[ms]")  # 10.5 s: a's horizon has passed
+    assert state.join(pa.array(["a"]), np.array([1.0]), late).labels.size == 0
+    assert state.join(pa.array(["b"]), np.array([1.0]), late).labels.tolist() == [1.0]
