@@ -280,3 +280,30 @@ def test_timestamps_of_any_unit_are_read_as_microseconds() -> None:
     late = np.array(["1970-01-01T00:00:10.5"], dtype="datetime64[ms]")  # 10.5 s: a's horizon has passed
     assert state.join(pa.array(["a"]), np.array([1.0]), late).labels.size == 0
     assert state.join(pa.array(["b"]), np.array([1.0]), late).labels.tolist() == [1.0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), universe=st.sampled_from([600, 3_000, 50_000]))
+def test_the_index_agrees_with_a_dict_through_inserts_removals_and_rebuilds(seed: int, universe: int) -> None:
+    """Batches of inserts and removals of keys drawn from a small universe (tombstones pile
+    up, the table is rebuilt in place and grown) against a dict."""
+    rng = np.random.default_rng(seed)
+    all_keys = hash_ids(np.arange(universe))[0]
+    slot_keys = np.zeros(universe, dtype=np.uint64)
+    index, expected = SlotIndex(), dict[int, int]()
+    free = list(range(universe))
+    for _ in range(30):
+        absent = np.setdiff1d(np.arange(universe), np.fromiter(expected, dtype=np.int64, count=len(expected)))
+        new = rng.choice(absent, size=min(absent.size, int(rng.integers(1, 400))), replace=False)
+        slots = np.asarray([free.pop() for _ in range(new.size)], dtype=np.int64)
+        slot_keys[slots] = all_keys[new]
+        index.insert(all_keys[new], slots, slot_keys)
+        expected.update(zip(new.tolist(), slots.tolist()))
+        held = np.fromiter(expected, dtype=np.int64, count=len(expected))
+        gone = rng.choice(held, size=int(rng.integers(0, held.size + 1)), replace=False)
+        removed = np.asarray([expected.pop(i) for i in gone.tolist()], dtype=np.int64)
+        index.remove(removed)
+        free.extend(removed.tolist())
+        found = index.lookup(all_keys, slot_keys)
+        assert {i: s for i, s in enumerate(found.tolist()) if s >= 0} == expected
+        assert index.n_live == len(expected) and 2 * (index.n_live + index.n_tombstones) <= index.table.size
