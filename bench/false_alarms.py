@@ -516,6 +516,7 @@ def measure(
             "warn_or_alert_findings": len(tally.rollup_loud),
             "warn_or_alert_findings_before_shift": sum(1 for f in first if f["window"] < DRIFT_FROM),
             "found_within_2_windows": bool(early),
+            "severities_within_2_windows": dict(Counter(f["severity"] for f in early)),
             "first_finding_within_2_windows": early[0] if early else None,
             "tickets_opened": len(tickets),
             "first_ticket_within_2_windows": early_tickets[0] if early_tickets else None,
@@ -558,6 +559,9 @@ def targets(report: dict[str, Any], rollups: bool) -> dict[str, Any]:
         "value": rollup and rollup["found_within_2_windows"],
         "pass": None if not rollup else rollup["found_within_2_windows"], **({"note": note} if note else {}),
     }
+    if rollup and not rollup["first_ticket_within_2_windows"]:
+        note = (f"no ticket of the rollup opened in windows {DRIFT_FROM} and {FOUND_BY}; its findings there: "
+                f"{rollup['severities_within_2_windows'] or 'none'} (only alert findings open tickets)")
     out["all_drift_rollup_ticket_names_largest_contributors"] = {
         "value": rollup and rollup["first_ticket_within_2_windows"],
         "pass": None if not rollup else rollup["ticket_names_largest_contributors"],
