@@ -46,8 +46,9 @@ among those raised by ``q``, whatever the number of features.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Literal, Sequence, Union
 
 import numpy as np
@@ -327,3 +328,78 @@ def apply(findings: list[Finding], setting: SignificanceSetting) -> list[Finding
 
 def _kept(finding: Finding) -> Callable[[], Finding]:
     return lambda: finding
+
+
+@dataclass
+class CohortFamilies:
+    r"""False-discovery control across the cohorts of a model window, one detector at a time.
+
+    Within a cohort window a detector's tests are one Benjamini–Hochberg family
+    (:func:`settle`). Across cohorts, a model window with ``K`` cohort windows tested is a
+    family of families, judged the way Benjamini and Bogomolov (2014) select families:
+    a cohort's *selection p-value* is the smallest q-value of its findings at warn or
+    alert (a Simes p-value of the cohort's tests), the cohorts are ranked by it, and a
+    finding of the cohort of rank ``R`` stays at warn or alert only when
+
+    .. math:: q_\text{cohort} \cdot K / R \le q,
+
+    the q-value it carries. Under no drift at all this bounds the chance of any finding
+    in the model window by ``q``, however many cohorts there are.
+
+    In a stream the cohorts of a window close one batch after another: the rank counts the
+    cohorts selected so far (a cohort closing early is judged with fewer others, never
+    more leniently), and ``K`` is the larger of the cohort windows tested so far in this
+    window and in the previous one, times the model's shards (each shard sees its share of
+    the cohorts). A cohort window counts as tested by a detector when it has at least the
+    detector's ``min_samples`` events.
+    """
+
+    tested: dict[tuple[int, int], int] = field(default_factory=dict)
+    """(window start in µs, detector) -> cohort windows tested so far."""
+    selected: dict[tuple[int, int], list[float]] = field(default_factory=dict)
+    """(window start in µs, detector) -> selection p-values of the cohorts judged so far, sorted."""
+
+    def count(self, window_us: int, detector: int, n: int) -> None:
+        """``n`` more cohort windows tested by ``detector`` in the window starting at ``window_us``."""
+        if n:
+            key = (window_us, detector)
+            self.tested[key] = self.tested.get(key, 0) + n
+
+    def forget_before(self, window_us: int) -> None:
+        """Drop the families of windows starting before ``window_us``."""
+        for table in (self.tested, self.selected):
+            for key in [k for k in table if k[0] < window_us]:
+                del table[key]
+
+    def judge(
+        self, findings: list[Finding], setting: SignificanceSetting, window_us: int, previous_us: int,
+        detector: int, shards: int = 1,
+    ) -> list[Finding]:
+        """One cohort window's findings of ``detector`` (after :func:`settle`), judged across cohorts."""
+        if setting == "none":
+            return findings
+        fired = [i for i, f in enumerate(findings) if f.severity is not Severity.OK and f.q_value is not None]
+        if not fired:
+            return findings
+        selection = min(float(findings[i].q_value) for i in fired)  # type: ignore[arg-type]
+        chosen = self.selected.setdefault((window_us, detector), [])
+        bisect.insort(chosen, selection)
+        rank = bisect.bisect_right(chosen, selection)
+        tested = max(self.tested.get((window_us, detector), 0), self.tested.get((previous_us, detector), 0))
+        families = max(tested * shards, rank)
+        out = list(findings)
+        for i in fired:
+            f = findings[i]
+            within = float(f.q_value)  # type: ignore[arg-type]
+            across = min(1.0, within * families / rank)
+            extra: dict[str, Any] = {"q_within_cohort": within, "cohort_windows": families, "cohort_rank": rank}
+            severity = f.severity
+            if across > setting.q:
+                severity = Severity.OK
+                extra["not_significant"] = (
+                    f"the value is at {f.severity.value} and significant within its cohort window "
+                    f"(q={within:.3g}), but not across the model's {families} cohort windows: "
+                    f"q={across:.3g} > {setting.q:g} (rank {rank})"
+                )
+            out[i] = replace(f, severity=severity, q_value=across, evidence={**f.evidence, **extra})
+        return out

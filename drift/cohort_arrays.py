@@ -677,6 +677,8 @@ class ClosedWindows:
     """Each cohort's schema in its previous window (None: its first window)."""
     keys: list[str] | None = None
     """Each cohort's key (``Cohort.key``), when the caller knows them already."""
+    members: dict[int, Any] = field(default_factory=dict)
+    """Row -> :class:`drift.rollups.MemberCounts` of the rollup cohorts (their attribution)."""
 
     def __len__(self) -> int:
         return len(self.cohorts)

@@ -61,6 +61,11 @@ COHORT_ROWS_FREED = Counter(
     "drift_cohort_rows_freed_total",
     "Cohort rows freed after engine.idle_windows windows without events.", ["model"],
 )
+ROLLUP_LATE = Counter(
+    "drift_rollup_late_total",
+    "Events counted in their cohort but too late for a rollup's window (its watermark follows all its members).",
+    ["model"],
+)
 WINDOWS_SCREENED = Counter(
     "drift_windows_screened_total",
     "Cohort windows found healthy by the array screen and not scored finding by finding.", ["model"],

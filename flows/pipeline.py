@@ -106,9 +106,11 @@ class TicketRecorder:
         """Record the cohort windows' event counts (for traffic shares), one transaction per
         batch of closed windows; pass the items on."""
         store = self._store()
+        # A rollup's events are its members' again: the model's traffic counts cohorts only.
         store.record_traffic_many([
             (closed.model, key, closed.window.start, closed.window.end, n)
-            for _, closed in items for key, n in zip(closed.cohort_keys(), closed.n_events.tolist())
+            for _, closed in items for i, (key, n) in enumerate(zip(closed.cohort_keys(), closed.n_events.tolist()))
+            if i not in closed.members
         ])
         self.refresh_state(store, force=False)
         return items
@@ -262,7 +264,9 @@ def build_flow(
 
     if shards is None:
         shards = config.engine.shards if isinstance(config.engine.shards, int) else 1
-    keyed_rows = op.flat_map("key_rows_by_shard", decoded, as_shards(shards))
+    rollups = {model.name: [tuple(model.rollup_labels(r)) for r in model.rollups]
+               for model in config.models if model.rollups}
+    keyed_rows = op.flat_map("key_rows_by_shard", decoded, as_shards(shards, rollups))
     summarised = op.stateful_batch(
         STEP_ID, keyed_rows, shard_logic(shard_specs(plans, config), now, copies=durable),
     )
@@ -285,7 +289,7 @@ def build_flow(
     # Scored per shard: healthy cohorts are found by array expressions and only the others
     # become Finding objects; the policy state of a cohort lives with its shard (flows/scoring.py).
     ok = config.engine.ok_findings if ok_findings is None else ok_findings
-    scored = op.key_rm("unkey_scores", op.stateful_map("score_windows", closed, scorer(config, by_model, seeded, ok)))
+    scored = op.key_rm("unkey_scores", op.stateful_map("score_windows", closed, scorer(config, by_model, seeded, ok, shards)))
     findings = op.flat_map("window_findings", scored, lambda s: s.findings)
     decisions = op.flat_map("window_decisions", scored, lambda s: s.decisions)
     extra: list[Stream[Finding]] = []

@@ -23,16 +23,17 @@ every cohort is scored in full and every finding is written.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
 
 import numpy as np
 
 from detectors.base import Detector
-from detectors.psi import PsiDetector
+from detectors.psi import DEFAULT_EPSILON, PsiDetector
 from detectors.quality import QualityDetector
 from detectors.screen import screen_detectors
+from detectors.significance import CohortFamilies, SignificanceSetting
 from drift import metrics
 from drift.baselines import SeasonalBaseline, resume, score_window
 from drift.cohort_arrays import ClosedWindows
@@ -40,6 +41,7 @@ from drift.config import Config
 from drift.findings import Cohort, Finding, Severity, Window
 from drift.policy import CohortPolicy, Decision, decide_cohort
 from drift.reference import ReferenceProfile
+from drift.rollups import contributors
 from drift.summary import WindowSummary, empty_summary
 from flows.plans import ModelPlan
 
@@ -54,6 +56,12 @@ class ShardScores:
     """Cohort key -> policy state, for cohorts with a problem under way."""
     recent: set[str] = field(default_factory=set)
     """Cohorts scored in full in their previous window."""
+    families: CohortFamilies = field(default_factory=CohortFamilies)
+    """Significance across the cohorts of each model window (detectors/significance.py)."""
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("families", CohortFamilies())  # snapshots written before it
 
 
 @dataclass(frozen=True)
@@ -69,13 +77,23 @@ class Scorer:
 
     def __init__(
         self, config: Config, plans: dict[str, ModelPlan], seeded: dict[str, dict[str, SeasonalBaseline]],
-        ok_findings: bool,
+        ok_findings: bool, shards: int = 1,
     ) -> None:
         self._config = config
         self._plans = plans
         self._seeded = seeded
         self.ok_findings = ok_findings
+        self._shards = shards
         self._per_window: dict[str, list[Counter[str]]] = {}
+        self._owner: dict[str, dict[str, int]] = {}
+
+    def detector_of(self, model: str) -> dict[str, int]:
+        """Finding name -> the index of the detector of ``model`` that gives it."""
+        owner = self._owner.get(model)
+        if owner is None:
+            owner = self._owner[model] = {
+                name: j for j, tally in reversed(list(enumerate(self.findings_per_window(model)))) for name in tally}
+        return owner
 
     def findings_per_window(self, model: str) -> list[Counter[str]]:
         """How many findings of each name every detector of ``model`` gives per cohort window, in
@@ -97,6 +115,13 @@ class Scorer:
         model = plan.config
         seasonal = model.baseline.seasonality != "none"
         metrics.WINDOWS_CLOSED.labels(closed.model).inc(len(closed))
+        families = state.families
+        window_us = _micros(closed.window.start)
+        previous_us = window_us - model.window.size // timedelta(microseconds=1)
+        families.forget_before(window_us - 4 * (window_us - previous_us))
+        for j, det in enumerate(plan.detectors):
+            least = getattr(det.config, "min_samples", 1) if hasattr(det, "config") else 1
+            families.count(window_us, j, int(np.count_nonzero(closed.n_events >= least)))
         by_detector = None if seasonal or self.ok_findings else screen_detectors(closed, plan.profile, plan.detectors)
         flagged = None if by_detector is None else np.logical_or.reduce(by_detector, axis=0)
         whole: set[int] = set()
@@ -148,6 +173,9 @@ class Scorer:
                             n_ok = n - sum(1 for f in problems if f.detector == name)
                             if n_ok:
                                 metrics.FINDINGS.labels(closed.model, name, Severity.OK.value).inc(n_ok)
+            found = self._across_cohorts(found, plan, families, window_us, previous_us)
+            if i in closed.members:
+                found = _attributed(found, closed, i, plan)
             tally = Counter((f.detector, f.severity.value) for f in found)
             for (detector, severity), n in tally.items():
                 metrics.FINDINGS.labels(cohort.model, detector, severity).inc(n)
@@ -166,6 +194,52 @@ class Scorer:
         return state, Scored(findings, decisions)
 
 
+    def _across_cohorts(
+        self, found: list[Finding], plan: ModelPlan, families: CohortFamilies, window_us: int, previous_us: int,
+    ) -> list[Finding]:
+        """A cohort window's findings judged across the model window's cohorts, detector by detector."""
+        if not any(f.severity is not Severity.OK for f in found):
+            return found
+        owner = self.detector_of(plan.config.name)
+        groups: dict[int, list[int]] = {}
+        for k, f in enumerate(found):
+            j = owner.get(f.detector)
+            if j is not None:
+                groups.setdefault(j, []).append(k)
+        out = list(found)
+        for j, at in groups.items():
+            setting: SignificanceSetting = getattr(getattr(plan.detectors[j], "config", None), "significance", "none")
+            judged = families.judge([found[k] for k in at], setting, window_us, previous_us, j, self._shards)
+            for k, f in zip(at, judged):
+                out[k] = f
+        return out
+
+
+def _micros(at: datetime) -> int:
+    return (at - EPOCH) // timedelta(microseconds=1)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _attributed(found: list[Finding], closed: ClosedWindows, i: int, plan: ModelPlan) -> list[Finding]:
+    """A rollup cohort's PSI findings at warn or alert with the members contributing most (drift/rollups.py)."""
+    table = closed.members[i]
+    layout = closed.layout
+    out = []
+    for f in found:
+        name = f.feature
+        if f.detector == "psi" and f.severity is not Severity.OK and name is not None and name in plan.profile.features:
+            epsilon = next((d.config.epsilon for d in plan.detectors
+                            if isinstance(d, PsiDetector) and name in d.features(plan.profile)), DEFAULT_EPSILON)
+            k = layout.index(name)
+            shares = plan.profile.features[name].shares
+            attribution = contributors(table, int(layout.offsets[k]), int(layout.offsets[k + 1]), shares, epsilon)
+            f = replace(f, evidence={**f.evidence, **attribution})
+        out.append(f)
+    return out
+
+
 def _problems(detector: Detector, summary: WindowSummary, profile: ReferenceProfile, cohort: Cohort,
               window: Window) -> list[Finding]:
     """The warn and alert findings of ``detector`` (only those built where it can)."""
@@ -176,6 +250,7 @@ def _problems(detector: Detector, summary: WindowSummary, profile: ReferenceProf
 
 def scorer(
     config: Config, plans: dict[str, ModelPlan], seeded: dict[str, dict[str, SeasonalBaseline]], ok_findings: bool,
+    shards: int = 1,
 ) -> Callable[[ShardScores | None, ClosedWindows], tuple[ShardScores, Scored]]:
     """The function of the ``score_windows`` step (``op.stateful_map`` keyed by ``model#shard``)."""
-    return Scorer(config, plans, seeded, ok_findings)
+    return Scorer(config, plans, seeded, ok_findings, shards)

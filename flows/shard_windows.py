@@ -41,6 +41,7 @@ from drift.batch import DecodedBatch, ModelRows
 from drift.cohort_arrays import ClosedWindows, Layout, WindowArrays
 from drift.events import DeadLetter, DlqReason
 from drift.findings import Cohort
+from drift.rollups import MemberCounts, event_bins, rollup_cohort
 from drift.summary import Schema
 from drift.windowing import (
     UTC_MAX, UTC_MIN, index_end_us, is_late_us, to_datetime, to_micros, window_at, window_index_us,
@@ -96,6 +97,12 @@ class ShardState:
     schemas: dict[int, Schema] = field(default_factory=dict)
     """Rows whose previous window's schema was not empty."""
     open: dict[int, WindowArrays] = field(default_factory=dict)
+    members: dict[int, dict[int, MemberCounts]] = field(default_factory=dict)
+    """Window -> rollup row -> its members' bin counts (drift/rollups.py)."""
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("members", {})  # snapshots written before rollups
 
     @property
     def capacity(self) -> int:
@@ -108,6 +115,7 @@ class ShardState:
             self.system_time_of_max.copy(), self.last_window.copy(), self.in_use.copy(), self.schema_seen.copy(),
             dict(self.schemas),
             {w: arrays.copy() for w, arrays in self.open.items()},
+            {w: {row: table.copy() for row, table in tables.items()} for w, tables in self.members.items()},
         )
 
 
@@ -289,7 +297,11 @@ class ShardWindows(StatefulBatchLogic[ModelRows, Output, ShardState]):
         s.system_time_of_max[unique[moved]] = self._system
         out: list[Output] = []
         if late.any():
-            out.extend(("late", letter) for letter in self._late(block, np.flatnonzero(late)))
+            if item.members is None:
+                out.extend(("late", letter) for letter in self._late(block, np.flatnonzero(late)))
+            else:
+                # The event counts in its own cohort; only the rollup's sum misses it.
+                metrics.ROLLUP_LATE.labels(s.model).inc(int(late.sum()))
         keep = ~late
         windows = window_index_us(block.ts, size)
         kept_windows = windows[keep]
@@ -307,7 +319,31 @@ class ShardWindows(StatefulBatchLogic[ModelRows, Output, ShardState]):
                 part_embeddings = None if item.embeddings is None else [
                     e for e, c in zip(item.embeddings, chosen.tolist()) if c]
             arrays.count(part, part_rows, s.cohorts, window_id * size, part_embeddings)
+            if item.members is not None:
+                self._count_members(window_id, part, part_rows,
+                                    item.members if chosen.all() else item.members.filter(pa.array(chosen)))
         return out
+
+    def _count_members(self, window_id: int, block: Any, rows: npt.NDArray[np.intp], members: pa.Array) -> None:
+        """Each member cohort's bin counts in the rollup rows ``rows`` (for attribution)."""
+        tables = self.state.members.setdefault(window_id, {})
+        events, bins = event_bins(self.spec.layout, block)
+        encoded = members.dictionary_encode()
+        member_of = encoded.indices.to_numpy(zero_copy_only=False).astype(np.intp)
+        names = encoded.dictionary.to_pylist()
+        by_row = np.argsort(rows, kind="stable")
+        row_ids, row_starts = np.unique(rows[by_row], return_index=True)
+        of_event = rows[events]
+        order = np.argsort(of_event, kind="stable")
+        starts = np.searchsorted(of_event[order], row_ids, side="left")
+        ends = np.searchsorted(of_event[order], row_ids, side="right")
+        row_ends = [*row_starts[1:].tolist(), rows.size]
+        for k, row in enumerate(row_ids.tolist()):
+            table = tables.get(row)
+            if table is None:
+                table = tables[row] = MemberCounts(self.spec.layout.n_bins)
+            mine = order[starts[k]:ends[k]]
+            table.add(names, member_of, by_row[row_starts[k]:row_ends[k]], events[mine], bins[mine])
 
     def _late(self, block: Any, rows: npt.NDArray[np.intp]) -> list[DeadLetter]:
         spec = self.spec
@@ -344,6 +380,12 @@ class ShardWindows(StatefulBatchLogic[ModelRows, Output, ShardState]):
                 ]
                 keys: list[str] = [s.names[r] for r in rows.tolist()]  # type: ignore[misc]
                 closed = arrays.take(rows, cohorts, window_at(window_id, spec.size), s.model, before, keys)
+                tables = s.members.get(window_id)
+                if tables:
+                    for i, row in enumerate(rows.tolist()):
+                        table = tables.pop(row, None)
+                        if table is not None:
+                            closed.members[i] = table
                 if s.schemas:
                     for row in rows.tolist():
                         s.schemas.pop(row, None)
@@ -353,6 +395,7 @@ class ShardWindows(StatefulBatchLogic[ModelRows, Output, ShardState]):
                 out.append(("closed", closed))
             if not arrays.active.any():
                 del s.open[window_id]
+                s.members.pop(window_id, None)
         return out
 
 
@@ -428,13 +471,47 @@ def shards_of_key(key: str) -> int | None:
     return int(count)
 
 
-def as_shards(shards: int) -> Callable[[DecodedBatch], list[tuple[str, ModelRows]]]:
-    """A decoded batch's rows keyed by ``model#shard``, each shard's rows in arrival order."""
+def rollup_rows(item: ModelRows, rollups: list[tuple[str, ...]], cache: dict[tuple[str, int], str]) -> list[ModelRows]:
+    """``item``'s rows again for each rollup (the labels it keeps), keyed by their rollup
+    cohorts, with each row's own cohort key as its member (``cache``: key and rollup -> rollup key)."""
+    encoded = item.keys.dictionary_encode()
+    names = encoded.dictionary.to_pylist()
+    out = []
+    for r, kept in enumerate(rollups):
+        found = [cache.get((key, r)) for key in names]
+        labels: dict[str, tuple[tuple[str, str], ...]] = {}
+        if None in found:
+            if len(cache) >= _SHARD_CACHE_MAX:
+                cache.clear()
+            for j, key in enumerate(names):
+                if found[j] is None:
+                    found[j] = cache[(key, r)] = rollup_cohort(Cohort(item.model, item.labels[key]), kept).key
+        for j, key in enumerate(names):
+            rolled = found[j]
+            assert rolled is not None
+            if rolled not in labels:
+                labels[rolled] = rollup_cohort(Cohort(item.model, item.labels[key]), kept).labels
+        keys = pa.DictionaryArray.from_arrays(encoded.indices, pa.array(found, type=pa.string()))
+        out.append(ModelRows(item.model, item.block, keys, labels, item.embeddings, members=item.keys))
+    return out
+
+
+def as_shards(
+    shards: int, rollups: dict[str, list[tuple[str, ...]]] | None = None,
+) -> Callable[[DecodedBatch], list[tuple[str, ModelRows]]]:
+    """A decoded batch's rows keyed by ``model#shard``, each shard's rows in arrival order;
+    ``rollups``: model -> the labels each of its rollups keeps (their rows follow the model's)."""
     cache: dict[str, int] = {}
+    rolled: dict[tuple[str, int], str] = {}
+    rollups = rollups or {}
 
     def split(batch: DecodedBatch) -> list[tuple[str, ModelRows]]:
         out: list[tuple[str, ModelRows]] = []
-        for item in batch.models:
+        items = batch.models
+        if rollups:
+            items = [*items, *(r for item in items if item.model in rollups
+                               for r in rollup_rows(item, rollups[item.model], rolled))]
+        for item in items:
             if shards == 1:
                 out.append((shard_key(item.model, 0, 1), item))
                 continue
@@ -448,8 +525,10 @@ def as_shards(shards: int) -> Callable[[DecodedBatch], list[tuple[str, ModelRows
             for shard in present.tolist():
                 rows = np.flatnonzero(of_row == shard)
                 embeddings = None if item.embeddings is None else [item.embeddings[i] for i in rows.tolist()]
+                members = None if item.members is None else item.members.take(pa.array(rows))
                 out.append((shard_key(item.model, shard, shards), ModelRows(
-                    item.model, item.block.take(rows), item.keys.take(pa.array(rows)), item.labels, embeddings)))
+                    item.model, item.block.take(rows), item.keys.take(pa.array(rows)), item.labels, embeddings,
+                    members)))
         return out
 
     return split

@@ -128,6 +128,10 @@ class ModelRows:
     cohort key and ``labels`` each key's labels; ``embeddings[i]`` the embedding of row
     ``i``'s event (None for a row read column-wise, or an event without one), for models
     that sample embeddings.
+
+    The rows of a *rollup* (``rollups:`` of a model) are the model's rows again, keyed by
+    their rollup cohort; ``members[i]`` is then row ``i``'s own cohort key (the rollup's
+    attribution), and None for the rows of the cohorts themselves.
     """
 
     model: str
@@ -135,6 +139,7 @@ class ModelRows:
     keys: pa.Array
     labels: Mapping[str, Labels]
     embeddings: list[Any] | None = None
+    members: pa.Array | None = None
 
     def __len__(self) -> int:
         return len(self.block)

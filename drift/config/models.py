@@ -190,6 +190,9 @@ class ModelConfig(Strict):
     policy: PolicyConfig = PolicyConfig()
     ts_unit: Literal["s", "ms", "us", "ns"] = "ms"
     """Unit of an epoch-number ``ts`` in this model's events (RFC 3339 text needs none); docs/events.md."""
+    rollups: list[list[str]] = Field(default_factory=list)
+    """Cohorts summed over the labels a rollup leaves out, scored as cohorts of their own:
+    ``[model]`` is the whole model, ``[tenant]`` each tenant over its other labels."""
 
     @field_validator("cohort")
     @classmethod
@@ -205,6 +208,36 @@ class ModelConfig(Strict):
         if len(set(value)) != len(value):
             raise ValueError(f"cohort labels must be distinct; got {value}")
         return value
+
+    @model_validator(mode="after")
+    def _rollups_within_cohort(self) -> ModelConfig:
+        if self.rollups and not self.cohort:
+            raise ValueError("rollups need cohort labels: a model without them has one cohort, the whole model")
+        seen: set[tuple[str, ...]] = set()
+        for i, rollup in enumerate(self.rollups):
+            kept = self.rollup_labels(rollup)
+            unknown = [label for label in kept if label not in self.cohort]
+            if "model" in rollup and len(rollup) > 1:
+                raise ValueError(f"rollups[{i}]: [model] is the whole model and takes no other label; got {rollup}")
+            if unknown:
+                raise ValueError(
+                    f"rollups[{i}] names {unknown}, which are not cohort labels of the model; "
+                    f"a rollup keeps some of {self.cohort} (or [model] for the whole model)"
+                )
+            if len(set(kept)) != len(kept):
+                raise ValueError(f"rollups[{i}]: labels must be distinct; got {rollup}")
+            if set(kept) == set(self.cohort):
+                raise ValueError(f"rollups[{i}] keeps every cohort label {rollup}: it would be the cohorts themselves")
+            key = tuple(sorted(kept))
+            if key in seen:
+                raise ValueError(f"rollups[{i}] repeats an earlier rollup: {rollup}")
+            seen.add(key)
+        return self
+
+    @staticmethod
+    def rollup_labels(rollup: list[str]) -> list[str]:
+        """The cohort labels a rollup keeps (none for ``[model]``)."""
+        return [label for label in rollup if label != "model"]
 
     @model_validator(mode="after")
     def _detector_features_exist(self) -> ModelConfig:
