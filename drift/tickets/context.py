@@ -14,6 +14,7 @@ from typing import Any
 
 from drift.countermeasures import suggest
 from drift.findings import Severity
+from drift.rollups import ALL
 from drift.tickets.database import Tx
 from drift.tickets.model import (
     SEVERITY_RANK,
@@ -37,6 +38,11 @@ def _rank_key(finding: Mapping[str, Any]) -> tuple[int, float]:
     return (SEVERITY_RANK.get(Severity(finding.get("severity", "ok")), 0), ratio)
 
 
+def _labels(cohort_key: str) -> dict[str, str]:
+    """The labels of a cohort key ``model|name=value|...``."""
+    return dict(part.split("=", 1) for part in cohort_key.split("|")[1:] if "=" in part)
+
+
 def ticket_context(tx: Tx, ticket: Ticket) -> dict[str, Any]:
     """The context of ``ticket``, read in ``tx``."""
     seq = parse_ticket_id(ticket.id)
@@ -54,12 +60,17 @@ def ticket_context(tx: Tx, ticket: Ticket) -> dict[str, Any]:
     n_cohort: dict[str, int] = {}
     n_model: dict[str, int] = {}
     n_cohorts: dict[str, int] = {}
+    # A rollup's traffic is its members': the cohorts whose labels match its own (``*``: any).
+    summed = {k: v for k, v in ticket.cohort.items() if k != "model" and v != ALL}
+    rollup = summed != {k: v for k, v in ticket.cohort.items() if k != "model"}
     for t in traffic_rows:
         start = str(t["window_start"])
         n_model[start] = n_model.get(start, 0) + int(t["n_events"])
         n_cohorts[start] = n_cohorts.get(start, 0) + 1
         if t["cohort_key"] == ticket.cohort_key:
             n_cohort[start] = int(t["n_events"])
+        elif rollup and _labels(str(t["cohort_key"])).items() >= summed.items():
+            n_cohort[start] = n_cohort.get(start, 0) + int(t["n_events"])
     latest = str(ticket.last_finding.get("window_start", starts[-1] if starts else ""))
     latest = time_text(parse_time(latest), "latest window") if latest else latest
 
