@@ -634,9 +634,17 @@ def _state(summary: WindowSummary) -> tuple[Any, ...]:
             summary.schema_before, fields)
 
 
+def _members(table: Any) -> Any:
+    """A rollup window's member counts, by member key (None for a cohort's own window)."""
+    if table is None:
+        return None
+    return sorted((key, tuple(table.counts[table.index[key]].tolist())) for key in table.keys)
+
+
 def _outputs(out: Any) -> list[Any]:
     return [
-        (kind, [(value.window.start, _state(value.summary(i))) for i in range(len(value))]
+        (kind, [(value.window.start, _state(value.summary(i)), _members(value.members.get(i)))
+                for i in range(len(value))]
          if kind == "closed" else value.offset)
         for kind, value in out
     ]
@@ -661,7 +669,8 @@ def _finish(logics: dict[str, ShardWindows], batches: list[list[tuple[str, Any]]
 def test_a_snapshot_resumes_to_what_an_uninterrupted_run_gives(
     raws: list[RawMessage], cuts: list[int], at: int, lateness_s: int,
 ) -> None:
-    decoder, split = _decoder(True, 1), as_shards(SHARDS)
+    # With rollups: their windows and their members' counts resume too.
+    decoder, split = _decoder(True, 1), as_shards(SHARDS, ROLLUPS)
     batches = [split(decoder(batch)) for batch in _cut(raws, cuts)]
     at = min(at, len(batches))
     specs = shard_spec(timedelta(seconds=lateness_s))
@@ -804,3 +813,15 @@ def test_rollups_change_no_cohort_window_and_no_dead_letter(raws: list[RawMessag
     assert sorted(cohorts) == sorted(plain)
     for key, (counts, _, n, members) in cohorts.items():
         assert members is None and n == plain[key].n_events
+
+
+def test_snapshots_written_before_rollups_resume() -> None:
+    from flows.scoring import ShardScores
+
+    state = ShardState(model="m")
+    del state.__dict__["members"]
+    assert pickle.loads(pickle.dumps(state)).members == {}
+    scores = ShardScores()
+    del scores.__dict__["families"]
+    resumed = pickle.loads(pickle.dumps(scores))
+    assert resumed.families.tested == {} and resumed.families.selected == {}
