@@ -15,6 +15,11 @@ findings no detector was run for are ok, and counted only in the aggregates
 (``drift_findings_total{severity="ok"}``; ``drift_windows_screened_total`` counts the
 cohort windows no detector was run on). Other models score every cohort in full.
 
+A cohort window's findings at warn or alert are then judged across the cohorts of the
+model window (:class:`detectors.significance.CohortFamilies`, kept in the shard's state),
+and a rollup cohort's PSI findings name the member cohorts that contribute most
+(:mod:`drift.rollups`).
+
 The findings sink receives the warn and alert findings; with ``engine.ok_findings``
 (``drift replay`` and ``drift backtest`` turn it on: their reports draw every window)
 every cohort is scored in full and every finding is written.
@@ -193,7 +198,6 @@ class Scorer:
                 decisions.extend(made)
         return state, Scored(findings, decisions)
 
-
     def _across_cohorts(
         self, found: list[Finding], plan: ModelPlan, families: CohortFamilies, window_us: int, previous_us: int,
     ) -> list[Finding]:
@@ -229,7 +233,9 @@ def _attributed(found: list[Finding], closed: ClosedWindows, i: int, plan: Model
     out = []
     for f in found:
         name = f.feature
-        if f.detector == "psi" and f.severity is not Severity.OK and name is not None and name in plan.profile.features:
+        # Against the reference only: a seasonal slot's shares are not the members' common ground.
+        if (f.detector == "psi" and f.severity is not Severity.OK and f.baseline == "reference"
+                and name is not None and name in plan.profile.features):
             epsilon = next((d.config.epsilon for d in plan.detectors
                             if isinstance(d, PsiDetector) and name in d.features(plan.profile)), DEFAULT_EPSILON)
             k = layout.index(name)
