@@ -52,25 +52,34 @@ def ticket_context(tx: Tx, ticket: Ticket) -> dict[str, Any]:
     )
     # Traffic of the latest window and of all the ticket's windows together.
     starts = [str(w["window_start"]) for w in windows]
-    traffic_rows = tx.all(
-        "SELECT window_start, cohort_key, n_events FROM window_traffic WHERE model = ?"
-        f" AND window_start IN ({', '.join('?' for _ in starts) or 'NULL'})",
-        (ticket.model, *starts),
-    )
+    marks = ", ".join("?" for _ in starts) or "NULL"
+    # The model's totals summed by the database (a model may have many thousand cohorts), the
+    # cohort's own windows read by key.
     n_cohort: dict[str, int] = {}
     n_model: dict[str, int] = {}
     n_cohorts: dict[str, int] = {}
+    for t in tx.all(
+        "SELECT window_start, SUM(n_events) AS n, COUNT(*) AS k FROM window_traffic WHERE model = ?"
+        f" AND window_start IN ({marks}) GROUP BY window_start", (ticket.model, *starts),
+    ):
+        n_model[str(t["window_start"])] = int(t["n"])
+        n_cohorts[str(t["window_start"])] = int(t["k"])
     # A rollup's traffic is its members': the cohorts whose labels match its own (``*``: any).
     summed = {k: v for k, v in ticket.cohort.items() if k != "model" and v != ALL}
-    rollup = summed != {k: v for k, v in ticket.cohort.items() if k != "model"}
-    for t in traffic_rows:
-        start = str(t["window_start"])
-        n_model[start] = n_model.get(start, 0) + int(t["n_events"])
-        n_cohorts[start] = n_cohorts.get(start, 0) + 1
-        if t["cohort_key"] == ticket.cohort_key:
-            n_cohort[start] = int(t["n_events"])
-        elif rollup and _labels(str(t["cohort_key"])).items() >= summed.items():
-            n_cohort[start] = n_cohort.get(start, 0) + int(t["n_events"])
+    if summed != {k: v for k, v in ticket.cohort.items() if k != "model"}:
+        for t in tx.all(
+            "SELECT window_start, cohort_key, n_events FROM window_traffic WHERE model = ?"
+            f" AND window_start IN ({marks})", (ticket.model, *starts),
+        ):
+            if _labels(str(t["cohort_key"])).items() >= summed.items():
+                start = str(t["window_start"])
+                n_cohort[start] = n_cohort.get(start, 0) + int(t["n_events"])
+    else:
+        for t in tx.all(
+            "SELECT window_start, n_events FROM window_traffic WHERE model = ? AND cohort_key = ?"
+            f" AND window_start IN ({marks})", (ticket.model, ticket.cohort_key, *starts),
+        ):
+            n_cohort[str(t["window_start"])] = int(t["n_events"])
     latest = str(ticket.last_finding.get("window_start", starts[-1] if starts else ""))
     latest = time_text(parse_time(latest), "latest window") if latest else latest
 
