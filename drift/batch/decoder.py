@@ -35,7 +35,7 @@ from drift.batch.arrow import (
 )
 from drift.batch.columns import ModelColumns
 from drift.batch.event_rows import events_block
-from drift.batch.typed_json import ENVELOPE, TypedColumns, TypedJson, categories, numbers
+from drift.batch.typed_json import ENVELOPE, TypedColumns, TypedJson
 from drift.columnar import MISSING, NULL, OK, Block, concat_blocks
 from drift.events import (
     ARROW_STREAM_MAGIC,
@@ -198,7 +198,7 @@ class BatchDecoder:
         index = typed.parsed
         n = int(index.size)
         rest = np.ones(n, dtype=bool)
-        model = pa.array(typed.envelope["model"], type=pa.string())
+        model = typed.envelope["model"]
         latest = now + self.decoder.max_future // timedelta(microseconds=1)
         ts_columns = _ts_columns(typed.ts)
         readings: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]] = {}
@@ -215,19 +215,12 @@ class BatchDecoder:
                 readings[unit] = micros, ok
             return readings[unit]
 
-        features: dict[str, tuple[Any, npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]] = {}
-
-        def feature(name: str) -> tuple[Any, npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-            if name not in features:
-                values = typed.features[name]
-                floats = name in self._typed.floats
-                features[name] = numbers(values, floats) if floats else categories(values)
-            return features[name]
-
+        feature = typed.features.column
+        prediction = typed.prediction.column
         table: pa.Table | None = None
         segment: pa.Array | None = None
         for m in self.columnar:
-            good = _bools(pc.equal(model, m.name)) & typed.features_present
+            good = _bools(pc.equal(model, m.name)) & typed.features.present
             if not good.any():
                 continue
             ts, ts_ok = timestamps(self.decoder.ts_unit(m.name))
@@ -245,34 +238,30 @@ class BatchDecoder:
 
             numeric_columns: dict[str, Any] = {}
             categorical_columns: dict[str, Any] = {}
-            for names, target in ((m.numeric, numeric_columns), (m.categorical, categorical_columns)):
+            for names, target, is_numeric in ((m.numeric, numeric_columns, True),
+                                              (m.categorical, categorical_columns, False)):
                 for name in names:
-                    values, fine, null, absent = feature(name)
+                    values, fine, null, absent = feature(name, is_numeric)
                     good &= accept(name, fine, null, absent)
                     target[name] = values
             for name in self.known_features - self._own[m.name]:
                 if not good.any():
                     break
-                good &= feature(name)[3]  # another model's feature: only its absence is clean
+                good &= feature(name, name in self._typed.floats)[3]  # another model's feature: only its absence is clean
             prediction_columns: dict[str, Any] = {}
             for name, is_numeric in m.predictions:
-                values = typed.predictions[name]
-                read, fine, null, absent = numbers(values, name in self._typed.floats) if is_numeric else categories(values)
+                read, fine, null, absent = prediction(name, is_numeric)
                 path = f"prediction.{name}"
-                good &= accept(path, fine, null, absent | ~typed.prediction_present)
+                good &= accept(path, fine, null, absent | ~typed.prediction.present)
                 prediction_columns[path] = read
             if not good.any():
                 continue
             rest &= ~good
             if table is None:
                 wanted = {"event_id", *(label for c in self.columnar for label in c.cohort if label in ENVELOPE)}
-                table = pa.table({name: pa.array(typed.envelope[name], type=pa.string()) for name in sorted(wanted)})
-                subs = sorted({label[len("segment."):] for c in self.columnar for label in c.cohort
-                               if label.startswith("segment.")})
-                if subs:
-                    segment = pa.StructArray.from_arrays(
-                        [pa.array([s.get(sub) if s else None for s in typed.segments], type=pa.string()) for sub in subs],
-                        names=subs)
+                table = pa.table({name: typed.envelope[name] for name in sorted(wanted)})
+                if typed.segment:
+                    segment = pa.StructArray.from_arrays(list(typed.segment.values()), names=list(typed.segment))
             self._gather(m, table, good, index, raws, None, ts, numeric_columns, categorical_columns,
                          prediction_columns, segment, rows[m.name], states)
         return rest

@@ -14,6 +14,10 @@ on every message it accepts, but for integers past 2**53 (a numeric field reads 
 floats, and integers past 64 bits stay exact where orjson rounds them): those never make a
 clean row. An absent field and a ``null`` are told apart exactly: an absent numeric field
 reads as NaN (a value JSON cannot hold), an absent categorical one as ``UNSET``.
+
+A batch is read a chunk of :data:`CHUNK` messages at a time: each chunk's decoded objects
+are turned into numpy and Arrow columns and freed while they are still in the CPU's
+cache, and only the columns are kept.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import math
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import chain, repeat
 from operator import is_not
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -44,10 +48,53 @@ _ABSENT_NUMBER = math.nan
 GIVE_UP = 64
 """When the first this many messages of a batch are all refused, the rest are not tried."""
 
+CHUNK = 1024
+"""Messages decoded and turned into columns at a time: the decoded objects of a chunk (about
+35 per workload event) stay in the CPU's cache until they are freed; of a whole 5,000-message
+batch they would not."""
+
 _CATEGORY = str | int | float | bool | None | msgspec.UnsetType
 _TEXT = str | None
 ENVELOPE = ("event_id", "model", "model_version", "tenant", "region", "route", "entity_id")
 """The event's text fields, read as strings (an integer there takes another road)."""
+
+Column = tuple[Any, npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]
+"""A field's column as ``(values, fine, null, absent)`` (see :func:`categories`)."""
+
+
+class TypedFields:
+    """The fields of one object (``features`` or ``prediction``) in the accepted messages.
+
+    The fields read as ``float | None`` are one ``float64`` matrix, a row per field (null
+    and absent both NaN there, told apart by :attr:`null`); each other field is read as a
+    category (:func:`categories`), or as a number one by one (:func:`_numbers_one_by_one`)
+    where a model profiles it as one.
+    """
+
+    __slots__ = ("present", "floats", "values", "fine", "null", "absent", "others")
+
+    def __init__(self, present: npt.NDArray[np.bool_], floats: list[str], values: npt.NDArray[np.float64],
+                 null: npt.NDArray[np.bool_], others: dict[tuple[str, bool], Column]) -> None:
+        self.present = present
+        """Which rows have the object."""
+        self.floats = {name: k for k, name in enumerate(floats)}
+        """The row of each float field in :attr:`values`."""
+        self.values = values
+        """The float fields' values, ``(fields, rows)``; NaN where null or absent."""
+        gaps = np.isnan(values)
+        with np.errstate(invalid="ignore"):
+            self.fine = np.abs(values) < EXACT_INTEGERS
+        self.null = null
+        self.absent = gaps & ~null
+        self.others = others
+        """The other fields' columns, by ``(name, read as a number)``."""
+
+    def column(self, name: str, numeric: bool) -> Column:
+        """Field ``name``'s column, read as a number (``numeric``) or as a category."""
+        k = self.floats.get(name)
+        if k is not None:
+            return self.values[k], self.fine[k], self.null[k], self.absent[k]
+        return self.others[(name, numeric)]
 
 
 @dataclass(slots=True)
@@ -56,22 +103,103 @@ class TypedColumns:
 
     parsed: npt.NDArray[np.intp]
     """Positions, in the values given, of the accepted messages."""
-    envelope: dict[str, Sequence[str | None]]
-    ts: Sequence[str | int | None]
-    features_present: npt.NDArray[np.bool_]
-    features: dict[str, Sequence[Any]]
-    """Each feature's values: an absent key (or no ``features`` object) reads as NaN for a
-    numeric feature, ``UNSET`` for a categorical one."""
-    prediction_present: npt.NDArray[np.bool_]
-    predictions: dict[str, Sequence[Any]]
-    """Each profiled prediction field's values, absent ones read the same way."""
-    segments: Sequence[dict[str, str] | None]
+    envelope: dict[str, pa.Array]
+    """The text fields the models read (``model``, ``event_id`` and the cohort labels among
+    :data:`ENVELOPE`), as Arrow strings."""
+    ts: list[str | int | None]
+    segment: dict[str, pa.Array]
+    """The value under ``segment`` of each ``segment.*`` cohort label, as Arrow strings."""
+    features: TypedFields
+    """The features: an absent key (or no ``features`` object) reads as NaN for a numeric
+    feature, ``UNSET`` for a categorical one."""
+    prediction: TypedFields
+    """The profiled prediction fields, absent ones read the same way."""
+
+
+class _FieldChunks:
+    """The columns of one object's fields, gathered chunk by chunk (see :class:`TypedFields`)."""
+
+    def __init__(self, empty: Any, floats: list[str], others: list[tuple[str, bool]], size: int) -> None:
+        self.empty = empty
+        """The struct with every field absent (for a message without the object)."""
+        self.floats = floats
+        self.others = sorted(others, key=lambda other: other[1])  # the categories first
+        self.width = len(floats) + len({name for name, _ in others})
+        self.at = {name: k for k, name in enumerate(sorted({name for name, _ in others}), len(floats))}
+        self.present: list[npt.NDArray[np.bool_]] = []
+        self.values = np.empty((len(floats), size), dtype=np.float64)
+        self.null = np.zeros((len(floats), size), dtype=bool)
+        self.columns: list[list[Column]] = [[] for _ in others]
+        self.texts = [self.at[name] for name, numeric in self.others if not numeric]
+        """The cells' columns read as categories (the first of :attr:`others`)."""
+        self.chunks = self.n = 0
+
+    def add(self, structs: Sequence[Any]) -> None:
+        """The next rows: the decoded objects of a chunk (None where a message has none)."""
+        m = len(structs)
+        missing = structs.count(None)
+        if missing == m:
+            present = np.zeros(m, dtype=bool)
+            cells = np.empty((m, self.width), dtype=object)
+            if self.width:
+                cells[:] = astuple(self.empty)
+        else:
+            if missing:
+                present = np.fromiter(map(is_not, structs, repeat(None)), dtype=bool, count=m)
+                structs = [self.empty if s is None else s for s in structs]
+            else:
+                present = np.ones(m, dtype=bool)
+            cells = np.fromiter(chain.from_iterable(map(astuple, structs)), dtype=object, count=m * self.width)
+            cells = cells.reshape(m, self.width)
+        self.present.append(present)
+        k, lo = len(self.floats), self.n
+        if k:
+            values = self.values[:, lo:lo + m]
+            values[:] = cells[:, :k].T  # None reads as NaN
+            field_, row = np.nonzero(np.isnan(values))
+            if row.size:
+                self.null[field_, row + lo] = np.fromiter(
+                    (v is None for v in cells[row, field_].tolist()), dtype=bool, count=row.size)
+        if self.texts:  # the category columns as strings, in one call; one by one where that fails
+            try:
+                texts = pa.array(cells[:, self.texts].T.ravel().tolist(), type=pa.string())
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+                pass
+            else:
+                null = _nulls(texts)
+                none = np.zeros(m, dtype=bool)
+                for j, target in enumerate(self.columns[:len(self.texts)]):
+                    gaps = null[j * m:(j + 1) * m]
+                    target.append((texts.slice(j * m, m), ~gaps, gaps, none))
+        for target, (name, numeric) in zip(self.columns, self.others):
+            if len(target) == self.chunks:
+                values = cells[:, self.at[name]].tolist()
+                target.append(_numbers_one_by_one(values) if numeric else categories(values))
+        self.chunks += 1
+        self.n += m
+
+    def done(self) -> TypedFields:
+        n = self.n
+        return TypedFields(
+            np.concatenate(self.present) if self.present else np.zeros(0, dtype=bool),
+            self.floats, self.values[:, :n], self.null[:, :n],
+            {key: _concat(parts) for key, parts in zip(self.others, self.columns)})
+
+
+def _concat(parts: list[Column]) -> Column:
+    if not parts:
+        return pa.array([], type=pa.string()), np.zeros(0, bool), np.zeros(0, bool), np.zeros(0, bool)
+    first = parts[0][0]
+    values = (pa.concat_arrays([p[0] for p in parts]) if isinstance(first, pa.Array)
+              else np.concatenate([p[0] for p in parts]))
+    return (values, *(np.concatenate([p[k] for p in parts]) for k in (1, 2, 3)))  # type: ignore[return-value]
 
 
 class TypedJson:
     """Decodes JSON events against the strict event type of the column-wise models."""
 
     def __init__(self, models: Iterable[ModelColumns]) -> None:
+        models = list(models)
         numeric: set[str] = set()
         categorical: set[str] = set()
         numeric_predictions: set[str] = set()
@@ -81,11 +209,18 @@ class TypedJson:
             categorical.update(m.categorical)
             for name, is_numeric in m.predictions:
                 (numeric_predictions if is_numeric else other_predictions).add(name)
+        read_as_numbers = numeric_predictions & other_predictions
         numeric_predictions -= other_predictions  # two models disagree: read as a category, checked per model
         self.floats = frozenset(numeric) | numeric_predictions
         """Fields read as ``float | None`` (the others as a category value)."""
-        self._feature_names = [*sorted(numeric), *sorted(categorical)]
-        self._prediction_names = [*sorted(numeric_predictions), *sorted(other_predictions)]
+        self._features = sorted(numeric), [(f, False) for f in sorted(categorical)]
+        self._predictions = sorted(numeric_predictions), sorted(
+            {(p, False) for p in other_predictions} | {(p, True) for p in read_as_numbers})
+        labels = {label for m in models for label in m.cohort}
+        self.envelope = tuple(name for name in ENVELOPE if name in {"model", "event_id", *labels})
+        """The text fields kept as columns; the others are only checked."""
+        self.segment = tuple(sorted(label[len("segment."):] for label in labels if label.startswith("segment.")))
+        """The keys under ``segment`` kept as columns (those of ``segment.*`` cohort labels)."""
         features = msgspec.defstruct(
             "Features",
             [*((f, float | None, _ABSENT_NUMBER) for f in sorted(numeric)),
@@ -107,87 +242,97 @@ class TypedJson:
              ("prediction", prediction | None, None)],
             forbid_unknown_fields=True, gc=False)
         self._decode = msgspec.json.Decoder(event).decode
+        self._kept = [ENVELOPE.index(name) for name in self.envelope]
 
     def read(self, values: Sequence[bytes | None]) -> TypedColumns:
         """The messages of ``values`` that the strict event type accepts, as columns.
 
-        The garbage collector is paused meanwhile: the tuples made here (a row per message,
-        then its columns) hold no cycles and most are gone by the end, so a collection
-        would only walk them (it ran several times per batch, a sixth of the read).
+        The garbage collector is paused meanwhile: the objects made here (a struct and a
+        tuple per message, then their values) hold no cycles and are gone by the end, so a
+        collection would only walk them.
         """
         with _gc_paused():
             return self._read(values)
 
     def _read(self, values: Sequence[bytes | None]) -> TypedColumns:
-        decode = self._decode
-        try:
-            if max(map(len, values), default=0) > MAX_MESSAGE_BYTES:  # type: ignore[arg-type]
-                raise ValueError("a message is too large")
-            events: list[Any] = list(map(decode, values))  # type: ignore[arg-type]
-            parsed = np.arange(len(values), dtype=np.intp)
-        except (msgspec.MsgspecError, TypeError, ValueError):
-            events = []
-            kept: list[int] = []
-            for i, value in enumerate(values):
-                if i == GIVE_UP and not kept:
-                    break  # a stream of another shape (other keys, other types): not worth trying further
-                if value is None or len(value) > MAX_MESSAGE_BYTES:
-                    continue
-                try:
-                    events.append(decode(value))
-                except (msgspec.MsgspecError, TypeError, ValueError):
-                    continue
-                kept.append(i)
-            parsed = np.asarray(kept, dtype=np.intp)
-        n = len(events)
-        columns: list[Any] = list(zip(*map(astuple, events))) if n else [()] * (len(ENVELOPE) + 4)
-        envelope = dict(zip(ENVELOPE, columns[:len(ENVELOPE)]))  # tuples: Arrow and numpy read them as they are
-        ts, segments, features, predictions = columns[len(ENVELOPE):]
-        features_present, feature_columns = self._transpose(features, self._no_features, self._feature_names)
-        prediction_present, prediction_columns = self._transpose(
-            predictions, self._no_prediction, self._prediction_names)
+        n = len(values)
+        features = _FieldChunks(self._no_features, *self._features, n)
+        prediction = _FieldChunks(self._no_prediction, *self._predictions, n)
+        envelope: list[list[pa.Array]] = [[] for _ in self.envelope]
+        segment: list[list[pa.Array]] = [[] for _ in self.segment]
+        ts: list[str | int | None] = []
+        parsed: list[npt.NDArray[np.intp]] = []
+        tried = accepted = 0
+        for lo in range(0, n, CHUNK):
+            if tried >= GIVE_UP and not accepted:
+                break  # a stream of another shape (other keys, other types): not worth trying further
+            chunk = values[lo:lo + CHUNK]
+            events, kept = self._decode_chunk(chunk, lo, tried, accepted)
+            tried += len(chunk)
+            if not events:
+                continue
+            accepted += len(events)
+            parsed.append(kept)
+            columns: list[Any] = list(zip(*map(astuple, events)))
+            del events
+            if self._kept:
+                texts = pa.array(list(chain.from_iterable(columns[k] for k in self._kept)), type=pa.string())
+                m = len(columns[0])
+                for j, target in enumerate(envelope):
+                    target.append(texts.slice(j * m, m))
+            ts.extend(columns[len(ENVELOPE)])
+            segments = columns[len(ENVELOPE) + 1]
+            for target, sub in zip(segment, self.segment):
+                target.append(pa.array([s.get(sub) if s else None for s in segments], type=pa.string()))
+            features.add(columns[len(ENVELOPE) + 2])
+            prediction.add(columns[len(ENVELOPE) + 3])
         return TypedColumns(
-            parsed=parsed, envelope=envelope, ts=ts, features_present=features_present, features=feature_columns,
-            prediction_present=prediction_present, predictions=prediction_columns, segments=segments,
+            parsed=np.concatenate(parsed) if parsed else np.zeros(0, dtype=np.intp),
+            envelope={name: _strings(parts) for name, parts in zip(self.envelope, envelope)},
+            ts=ts,
+            segment={name: _strings(parts) for name, parts in zip(self.segment, segment)},
+            features=features.done(), prediction=prediction.done(),
         )
 
-    @staticmethod
-    def _transpose(structs: Sequence[Any], empty: Any, names: list[str]) -> tuple[npt.NDArray[np.bool_], dict[str, Sequence[Any]]]:
-        """Which rows have the object, and each field's column (``empty``'s value where it is absent)."""
-        n = len(structs)
-        missing = structs.count(None)
-        if missing == n:
-            return np.zeros(n, dtype=bool), {name: [astuple(empty)[k]] * n for k, name in enumerate(names)}
-        if missing:
-            present = np.fromiter(map(is_not, structs, repeat(None)), dtype=bool, count=n)
-            structs = [empty if s is None else s for s in structs]
-        else:
-            present = np.ones(n, dtype=bool)
-        if not names:
-            return present, {name: [] for name in names}
-        return present, dict(zip(names, zip(*map(astuple, structs))))
+    def _decode_chunk(self, chunk: Sequence[bytes | None], lo: int, tried: int,
+                      accepted: int) -> tuple[list[Any], npt.NDArray[np.intp]]:
+        """The decoded events of a chunk starting at position ``lo``, and their positions.
+
+        ``tried`` messages before it were tried, ``accepted`` of them accepted: past
+        :data:`GIVE_UP` refused ones with none accepted, the rest are not tried.
+        """
+        decode = self._decode
+        try:
+            if max(map(len, chunk), default=0) > MAX_MESSAGE_BYTES:  # type: ignore[arg-type]
+                raise ValueError("a message is too large")
+            return list(map(decode, chunk)), np.arange(lo, lo + len(chunk), dtype=np.intp)  # type: ignore[arg-type]
+        except (msgspec.MsgspecError, TypeError, ValueError):
+            pass
+        events: list[Any] = []
+        kept: list[int] = []
+        for i, value in enumerate(chunk):
+            if tried + i == GIVE_UP and not accepted and not kept:
+                break
+            if value is None or len(value) > MAX_MESSAGE_BYTES:
+                continue
+            try:
+                events.append(decode(value))
+            except (msgspec.MsgspecError, TypeError, ValueError):
+                continue
+            kept.append(lo + i)
+        return events, np.asarray(kept, dtype=np.intp)
 
 
-def numbers(values: Sequence[Any], floats: bool) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_],
-                                                     npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-    """A numeric field's column: (values, fine, null, absent).
+def _nulls(array: pa.Array) -> npt.NDArray[np.bool_]:
+    if not array.null_count:
+        return np.zeros(len(array), dtype=bool)
+    return np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
 
-    ``fine``: a finite number below 2**53 in magnitude (the rows read column-wise);
-    ``null``: an explicit ``null``; ``absent``: no such key. Other rows (a string, a
-    boolean, an integer past 2**53) are none of the three. ``floats``: the field was read
-    as ``float | None``, so it holds nothing else.
-    """
-    if not floats:
-        return _numbers_one_by_one(values)
-    array = np.array(values, dtype=np.float64)  # null and absent both read as NaN here
-    gaps = np.isnan(array)
-    null = np.zeros(array.size, dtype=bool)
-    if gaps.any():
-        at = np.flatnonzero(gaps)
-        null[at] = np.fromiter((values[i] is None for i in at.tolist()), dtype=bool, count=at.size)
-    with np.errstate(invalid="ignore"):
-        fine = np.abs(array) < EXACT_INTEGERS
-    return array, fine, null, gaps & ~null
+
+def _strings(parts: list[pa.Array]) -> pa.Array:
+    if not parts:
+        return pa.array([], type=pa.string())
+    return parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
 
 
 def _numbers_one_by_one(values: Sequence[Any]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_],
@@ -219,7 +364,7 @@ def categories(values: Sequence[Any]) -> tuple[pa.Array, npt.NDArray[np.bool_], 
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
         pass
     else:
-        null = np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        null = _nulls(array)
         return array, ~null, null, np.zeros(len(values), dtype=bool)
     n = len(values)
     texts: list[str | None] = [None] * n

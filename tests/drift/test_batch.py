@@ -732,3 +732,52 @@ def test_a_batch_that_starts_with_other_shapes_decodes_alike() -> None:
     batch = decoder(raws)
     assert batch.n_events == 100 and batch.n_columnar > 0
     assert columnwise([batch]) == one_by_one(raws)
+
+
+def _model_rows(batch: DecodedBatch) -> list[Any]:
+    """Everything the rows of a by-model batch hold, comparable with ``==`` (NaN as text)."""
+    out: list[Any] = [sorted((d.offset, d.reason.value, d.detail) for d in batch.dead), batch.n_events, batch.n_columnar]
+    for rows in batch.models:
+        block = rows.block
+        out.append((
+            rows.model, rows.keys.to_pylist(), dict(rows.labels), rows.embeddings, block.ts.tolist(),
+            block.event_ids.to_pylist(), block.numeric_names, repr(block.numeric.tolist()),
+            {k: v.to_pylist() for k, v in block.categorical.items()}, [r.offset for r in block.raws],
+            {k: v.tolist() for k, v in block.states.items()}, block.wrong, block.unknown,
+        ))
+    return out
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(typed_events(), st.integers(1, 12), st.lists(st.integers(0, 39), max_size=6))
+def test_the_typed_road_reads_alike_chunk_by_chunk(raws: list[RawMessage], chunk: int, bad: list[int]) -> None:
+    """A batch read by the typed road a few messages at a time (refused ones, source errors and
+    garbage among them) gives the same rows and dead letters as read at once, and as one by one."""
+    from unittest import mock
+
+    import drift.batch.typed_json as typed_json
+
+    for i in sorted(set(bad)):
+        if i < len(raws):
+            raw = raws[i]
+            raws[i] = (RawMessage(b"{not json", raw.topic, raw.partition, raw.offset) if i % 2
+                       else RawMessage(raw.value, raw.topic, raw.partition, raw.offset, error="broker says no"))
+    whole = BatchDecoder(SCORED_DECODER, scored_decoder().models.values(), min_columnar=1, by_model=True)(raws)
+    with mock.patch.object(typed_json, "CHUNK", chunk):
+        chunked = BatchDecoder(SCORED_DECODER, scored_decoder().models.values(), min_columnar=1, by_model=True)(raws)
+        assert columnwise([scored_decoder()(raws)]) == one_by_one(raws, SCORED_DECODER)
+    assert _model_rows(chunked) == _model_rows(whole)
+
+
+def test_the_typed_road_gives_up_only_when_the_first_messages_of_a_batch_are_all_refused() -> None:
+    from unittest import mock
+
+    import drift.batch.typed_json as typed_json
+
+    refused = [orjson.dumps({**message(i), "note": "x"}) for i in range(70)]
+    clean = [orjson.dumps(message(i)) for i in range(70, 100)]
+    decoder = batch_decoder()
+    with mock.patch.object(typed_json, "CHUNK", 16):
+        assert decoder._typed.read([*refused, *clean]).parsed.size == 0  # 64 refused in a row, over chunks
+        assert decoder._typed.read([*clean[:1], *refused, *clean[1:]]).parsed.tolist() == [0, *range(71, 100)]
+        assert decoder._typed.read([*refused[:63], *clean]).parsed.tolist() == list(range(63, 93))
