@@ -29,7 +29,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +37,7 @@ import pyarrow as pa
 from bytewax.operators import StatefulBatchLogic
 
 from drift import metrics
-from drift.batch import DecodedBatch, ModelRows
+from drift.batch import DecodedBatch, Labels, ModelRows
 from drift.cohort_arrays import ClosedWindows, Layout, WindowArrays
 from drift.events import DeadLetter, DlqReason
 from drift.findings import Cohort
@@ -471,6 +471,25 @@ def shards_of_key(key: str) -> int | None:
     return int(count)
 
 
+class _RollupLabels(Mapping[str, Labels]):
+    """A rollup's labels by rollup key, built only for the keys asked for (new rollup cohorts)."""
+
+    def __init__(self, model: str, members: Mapping[str, Labels], first: dict[str, str], kept: tuple[str, ...]) -> None:
+        self._model = model
+        self._members = members
+        self._first = first
+        self._kept = kept
+
+    def __getitem__(self, key: str) -> Labels:
+        return rollup_cohort(Cohort(self._model, self._members[self._first[key]]), self._kept).labels
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._first)
+
+    def __len__(self) -> int:
+        return len(self._first)
+
+
 def rollup_rows(item: ModelRows, rollups: list[tuple[str, ...]], cache: dict[tuple[str, int], str]) -> list[ModelRows]:
     """``item``'s rows again for each rollup (the labels it keeps), keyed by their rollup
     cohorts, with each row's own cohort key as its member (``cache``: key and rollup -> rollup key)."""
@@ -479,19 +498,18 @@ def rollup_rows(item: ModelRows, rollups: list[tuple[str, ...]], cache: dict[tup
     out = []
     for r, kept in enumerate(rollups):
         found = [cache.get((key, r)) for key in names]
-        labels: dict[str, tuple[tuple[str, str], ...]] = {}
         if None in found:
             if len(cache) >= _SHARD_CACHE_MAX:
                 cache.clear()
             for j, key in enumerate(names):
                 if found[j] is None:
                     found[j] = cache[(key, r)] = rollup_cohort(Cohort(item.model, item.labels[key]), kept).key
-        for j, key in enumerate(names):
-            rolled = found[j]
+        first: dict[str, str] = {}
+        for rolled, key in zip(found, names):
             assert rolled is not None
-            if rolled not in labels:
-                labels[rolled] = rollup_cohort(Cohort(item.model, item.labels[key]), kept).labels
+            first.setdefault(rolled, key)
         keys = pa.DictionaryArray.from_arrays(encoded.indices, pa.array(found, type=pa.string()))
+        labels = _RollupLabels(item.model, item.labels, first, kept)
         out.append(ModelRows(item.model, item.block, keys, labels, item.embeddings, members=item.keys))
     return out
 
