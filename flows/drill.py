@@ -45,12 +45,15 @@ from drift.duration import format_duration
 from drift.errors import DriftError
 from drift.events import Decoder, InferenceEvent, RawMessage
 from drift.findings import Cohort, Finding, Severity
+from drift.rollups import ALL, is_rollup
 from drift.reference import CategoricalProfile, NumericProfile, ReferenceProfile
 from drift.tickets import TicketEvent
 from drift.windowing import window_at, window_index
 from flows.plans import cohort_of
 from flows.runner import RunResult, load_profiles, run_history
 
+PROGRESS_LINES = 5000
+"""Lines read between two calls of :func:`inject`'s progress hook."""
 Scale = Literal["std", "share"]
 SCALES: tuple[Scale, ...] = ("std", "share")
 DRILL_KINDS = ("opened", "reopened", "updated")
@@ -110,8 +113,8 @@ class Injection:
     window: timedelta
     history_start: datetime
     history_end: datetime
-    cohorts: tuple[str, ...]
-    """Keys of the model's cohorts with drilled events (at or after ``at``)."""
+    cohorts: tuple[Cohort, ...]
+    """The model's cohorts with drilled events (at or after ``at``), by key."""
     features: tuple[FeatureInjection, ...]
     shift: float
     scale: Scale
@@ -124,7 +127,7 @@ class Injection:
         return {
             "model": self.model, "at": self.at.isoformat(), "window": format_duration(self.window),
             "history_start": self.history_start.isoformat(), "history_end": self.history_end.isoformat(),
-            "cohorts": list(self.cohorts), "features": [f.to_dict() for f in self.features],
+            "cohorts": [c.key for c in self.cohorts], "features": [f.to_dict() for f in self.features],
             "shift": self.shift, "scale": self.scale, "seed": self.seed,
             "n_events": self.n_events, "n_events_changed": self.n_events_changed,
         }
@@ -192,17 +195,23 @@ class _Scan:
     cohorts: list[Cohort] = field(default_factory=list)
 
 
-def _scan(config: Config, model: ModelConfig, path: Path) -> _Scan:
+def _scan(config: Config, model: ModelConfig, path: Path, progress: Callable[[int], None] | None = None) -> _Scan:
     decoder = Decoder(models=frozenset({model.name}), max_future=config.events.max_future,
                       ts_units={model.name: model.ts_unit})
     scan = _Scan()
     topic = f"file:{path.name}"
+    done = 0
     for offset, data in iter_file(path):
+        done = offset + 1
+        if progress is not None and done % PROGRESS_LINES == 0:
+            progress(done)
         event = decoder(RawMessage(value=data, topic=topic, partition=0, offset=offset))
         if isinstance(event, InferenceEvent):
             scan.offsets.append(offset)
             scan.ts.append(event.ts)
             scan.cohorts.append(cohort_of(event, list(model.cohort)))
+    if progress is not None:
+        progress(done)
     return scan
 
 
@@ -253,13 +262,16 @@ def resolve_at(at: datetime | timedelta, start: datetime, end: datetime, size: t
 
 def inject(
     config: Config, spec: DrillSpec, source: Path, target: Path,
-    profile: ReferenceProfile | None = None,
+    profile: ReferenceProfile | None = None, progress: Callable[[int], None] | None = None,
 ) -> Injection:
-    """Write ``source`` (JSONL or Parquet) to ``target`` (JSONL) with the drift of ``spec``."""
+    """Write ``source`` (JSONL or Parquet) to ``target`` (JSONL) with the drift of ``spec``.
+
+    ``progress`` is called with the number of lines (rows) read while the history is decoded.
+    """
     model = check_spec(config, spec)
     if profile is None:
         profile = load_profiles(config, log=lambda text: print(text, file=sys.stderr))[model.name]
-    scan = _scan(config, model, source)
+    scan = _scan(config, model, source, progress)
     if not scan.ts:
         raise NothingToDrill(f"no event of model {model.name!r} in {source} could be decoded")
     start, end = min(scan.ts), max(scan.ts)
@@ -315,7 +327,7 @@ def inject(
                              f"{types[name]} value of it")
     return Injection(
         model=model.name, at=at, window=model.window.size, history_start=start, history_end=end,
-        cohorts=tuple(sorted({scan.cohorts[i].key for i in chosen})),
+        cohorts=tuple(sorted({scan.cohorts[i] for i in chosen}, key=lambda c: c.key)),
         features=tuple(
             FeatureInjection(name, kind, carried[name], changed[name], delta.get(name), stds.get(name),
                              replacement.get(name))
@@ -447,7 +459,7 @@ class DrillResult:
 
     def to_dict(self) -> dict[str, Any]:
         run = self.run.to_dict()
-        drilled_cohorts = set(self.injection.cohorts)
+        drilled = self.injection.cohorts
         return {
             "injection": self.injection.to_dict(),
             "detected": self.detected,
@@ -458,17 +470,47 @@ class DrillResult:
                 "findings": [
                     {"detector": f.detector, "cohort_key": f.cohort.key, "feature": f.feature,
                      "severity": f.severity.value, "value": f.value, "window_start": f.window.start.isoformat(),
-                     "window_end": f.window.end.isoformat(), "drilled_cohort": f.cohort.key in drilled_cohorts}
+                     "window_end": f.window.end.isoformat(), "relation": relation(f.cohort, drilled)}
                     for f in self.elsewhere_findings],
                 "tickets": [
                     {"id": t.ticket.id, "kind": t.kind, "status": t.ticket.status.value, "action": t.ticket.action,
                      "detector": t.ticket.detector, "cohort_key": t.ticket.cohort_key, "feature": t.ticket.feature,
-                     "window_end": _ticket_window(t)[1].isoformat()}
+                     "window_end": _ticket_window(t)[1].isoformat(),
+                     "relation": relation(_ticket_cohort(t), drilled)}
                     for t in self.elsewhere_tickets],
             },
             "run": {k: run[k] for k in ("events", "decoded", "feature_events", "late", "dlq", "windows",
                                         "findings_total")},
         }
+
+
+Relation = Literal["drilled_cohort", "rollup_of_drilled", "other"]
+
+
+def relation(cohort: Cohort, drilled: Sequence[Cohort]) -> Relation:
+    """How a finding's cohort stands to the drill: a drilled cohort (another feature or detector),
+    a rollup that sums a drilled cohort (the drift, summed: not a false alarm), or another one.
+
+    >>> a = Cohort("m", (("tenant", "a"), ("region", "eu")))
+    >>> relation(Cohort("m", (("tenant", "*"), ("region", "eu"))), [a])
+    'rollup_of_drilled'
+    >>> relation(Cohort("m", (("tenant", "b"), ("region", "*"))), [a])
+    'other'
+    """
+    if cohort.key in {member.key for member in drilled}:
+        return "drilled_cohort"
+    if is_rollup(cohort):
+        for member in drilled:
+            labels = dict(member.labels)
+            if member.model == cohort.model and all(
+                    value == ALL or labels.get(name) == value for name, value in cohort.labels):
+                return "rollup_of_drilled"
+    return "other"
+
+
+def _ticket_cohort(event: TicketEvent) -> Cohort:
+    ticket = event.ticket
+    return Cohort(ticket.model, tuple((k, str(v)) for k, v in ticket.cohort.items() if k != "model"))
 
 
 def _ticket_window(event: TicketEvent) -> tuple[datetime, datetime]:
@@ -502,7 +544,7 @@ def _first_hit(findings: Sequence[Finding], at: datetime, size: timedelta, least
 def assess(injection: Injection, run: RunResult, features: Sequence[str]) -> DrillResult:
     """For each drilled cohort and feature: the first windows at warn and alert, and the first ticket."""
     at, size = injection.at, injection.window
-    pairs = [(cohort, feature) for cohort in injection.cohorts for feature in features]
+    pairs = [(cohort.key, feature) for cohort in injection.cohorts for feature in features]
     wanted = set(pairs)
     during = [f for f in run.findings if f.window.end > at]
     by_pair: dict[tuple[str, str], list[Finding]] = {pair: [] for pair in pairs}
@@ -540,17 +582,20 @@ def assess(injection: Injection, run: RunResult, features: Sequence[str]) -> Dri
 
 def drill(
     config: Config, spec: DrillSpec, events: Path, store: str | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[str], Callable[[int], None] | None] | None = None,
 ) -> DrillResult:
     """Inject ``spec``'s drift into the history ``events``, replay it, and assess the result.
 
     The drilled history is a temporary JSONL file, removed at the end; the run is
     :func:`flows.runner.run_history`'s (tickets in a scratch store unless ``store``).
+    ``progress``, when given, is called with each phase's name (``inject``, then ``replay``)
+    and returns that phase's hook, called with the lines (rows) read so far.
     """
     check_spec(config, spec)
     profile = load_profiles(config, log=lambda text: print(text, file=sys.stderr))[spec.model]
     with tempfile.TemporaryDirectory(prefix="drift-drill-") as folder:
         drilled = Path(folder) / f"{events.stem}.drill.jsonl"
-        injection = inject(config, spec, events, drilled, profile=profile)
-        run = run_history(config, drilled, store=store, progress=progress)
+        injection = inject(config, spec, events, drilled, profile=profile,
+                           progress=None if progress is None else progress("inject"))
+        run = run_history(config, drilled, store=store, progress=None if progress is None else progress("replay"))
     return assess(injection, run, spec.features)

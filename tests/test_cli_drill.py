@@ -294,3 +294,19 @@ def test_a_drill_of_the_demo_history_as_docs_operations_tells_it(tmp_path: Path)
     [country] = json.loads(proc.stdout)["detections"]
     assert country["first_warn"]["n_windows"] == 1 and country["first_warn"]["severity"] == "warn"
     assert (country["first_alert"]["n_windows"], country["first_alert"]["time_to_detect"]) == (2, "45m")
+
+
+def test_a_rollup_that_sums_a_drilled_cohort_is_not_a_false_alarm(tmp_path: Path) -> None:
+    config, events = _workspace(tmp_path)
+    config.write_text(CONFIG.replace("cohort: [tenant]", "cohort: [tenant, region]\n    rollups: [[region]]"),
+                      encoding="utf-8")
+    lines = [orjson.loads(line) for line in events.read_bytes().splitlines()]
+    write_jsonl(events, [orjson.dumps({**line, "region": "eu"}) for line in lines])
+    code, document = _json(config, events, "--at", "+30m", "--cohort", "tenant=a", "--feature", "x", "--shift", "2")
+    assert code == 0
+    assert document["injection"]["cohorts"] == ["scoring|tenant=a|region=eu"]
+    # Half of the rollup's events moved by 2 standard deviations: it alerts too, as the drift summed.
+    rollup = [f for f in document["elsewhere"]["findings"] if f["cohort_key"] == "scoring|tenant=*|region=eu"]
+    assert rollup and {(f["feature"], f["relation"]) for f in rollup} == {("x", "rollup_of_drilled")}
+    assert all(t["relation"] == "rollup_of_drilled" for t in document["elsewhere"]["tickets"])
+    assert not [f for f in document["elsewhere"]["findings"] if f["relation"] == "other"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 
@@ -72,8 +72,6 @@ def drill(config_path: str, events: str, model_name: str | None, at_text: str, c
     """
     from flows.drill import DrillError, DrillSpec, NothingToDrill, parse_cohort
     from flows.drill import drill as run_drill
-    from flows.progress import progress_for
-
     config = _load(config_path)
     if model_name is None:
         if len(config.models) != 1:
@@ -90,7 +88,7 @@ def drill(config_path: str, events: str, model_name: str | None, at_text: str, c
                      shift=shift, cohorts=tuple(filters), scale="share" if scale == "share" else "std", seed=seed)
     if store is not None:
         config = _with_store(config, store)
-    progress = progress_for(Path(events), label="drill")
+    progress = _Phases(Path(events))
     try:
         result = run_drill(config, spec, Path(events), store=None if store is None else config.tickets.store,
                            progress=progress)
@@ -101,8 +99,7 @@ def drill(config_path: str, events: str, model_name: str | None, at_text: str, c
     except (DriftError, ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     finally:
-        if progress is not None:
-            click.echo("", err=True)
+        progress.close()
     document = result.to_dict()
     if as_json:
         _print_json(document)
@@ -117,6 +114,31 @@ def drill(config_path: str, events: str, model_name: str | None, at_text: str, c
                           f"feature(s) not detected at alert: {shown}" + (" ..." if len(missed) > 5 else "")),
                    err=True)
         sys.exit(EXIT_UNDETECTED)
+
+
+class _Phases:
+    """A progress line per phase of the drill (reading the history, replaying it), on a terminal only."""
+
+    def __init__(self, events: Path) -> None:
+        self._events = events
+        self._shown = False
+
+    def __call__(self, phase: str) -> Callable[[int], None] | None:
+        from flows.progress import progress_for
+
+        self.close()
+        progress = progress_for(self._events, label=f"drill: {phase}")
+        self._shown = progress is not None
+        return progress
+
+    def close(self) -> None:
+        """End the current progress line."""
+        if self._shown:
+            click.echo("", err=True)
+            self._shown = False
+
+
+_RELATION = {"drilled_cohort": "drilled", "rollup_of_drilled": "rollup of drilled", "other": "-"}
 
 
 def _hit_text(hit: dict[str, Any] | None) -> str:
@@ -166,17 +188,20 @@ def _print_drill(document: dict[str, Any]) -> None:
     click.echo(f"\nelsewhere during the drill (not a drilled cohort and feature): {len(findings)} finding(s) at "
                f"warn or alert, {len(tickets)} ticket event(s)")
     if findings:
+        rollups = sum(f["relation"] == "rollup_of_drilled" for f in findings)
+        if rollups:
+            click.echo(f"{rollups} of the findings are of rollups that sum a drilled cohort (the drift, summed)")
         shown = findings[:FINDINGS_SHOWN]
         click.echo(_table(
             [[f["severity"], f["detector"], f["cohort_key"], f["feature"] or "-", f"{f['value']:.3f}",
-              f["window_start"][11:16] + "-" + f["window_end"][11:16]] for f in shown],
-            ["severity", "detector", "cohort", "feature", "value", "window"],
+              f["window_start"][11:16] + "-" + f["window_end"][11:16], _RELATION[f["relation"]]] for f in shown],
+            ["severity", "detector", "cohort", "feature", "value", "window", "cohort is"],
         ))
         if len(findings) > len(shown):
             click.echo(f"{len(shown)} of {len(findings)} shown; --json lists them all")
     if tickets:
         click.echo(_table(
             [[t["kind"], t["id"], t["action"], t["detector"], t["cohort_key"], t["feature"] or "-",
-              t["window_end"][11:16]] for t in tickets],
-            ["event", "ticket", "routing", "detector", "cohort", "feature", "window end"],
+              t["window_end"][11:16], _RELATION[t["relation"]]] for t in tickets],
+            ["event", "ticket", "routing", "detector", "cohort", "feature", "window end", "cohort is"],
         ))
