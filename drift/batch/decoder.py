@@ -541,6 +541,11 @@ class BatchDecoder:
     ) -> None:
         mask = pa.array(good)
         picked = np.flatnonzero(good)
+        every = picked.size == good.size  # then nothing is filtered out
+
+        def kept(array: pa.Array) -> pa.Array:
+            return array if every else array.filter(mask)
+
         label_columns = []
         for label in m.cohort:
             if label.startswith("segment."):
@@ -553,7 +558,7 @@ class BatchDecoder:
                 values = _column(table, label) if label in table.schema.names else pa.nulls(table.num_rows, pa.string())
                 if not pa.types.is_string(values.type):
                     values = values.cast(pa.string())
-            label_columns.append(pc.fill_null(values.filter(mask), "-"))
+            label_columns.append(pc.fill_null(kept(values), "-"))
         if label_columns:
             keys = pc.binary_join_element_wise(
                 m.name, *[pc.binary_join_element_wise(f"{label}=", column, "")
@@ -565,17 +570,19 @@ class BatchDecoder:
             event_ids = event_ids.cast(pa.string())
         names = [*m.numeric, *(p for p, v in predictions.items() if isinstance(v, np.ndarray))]
         columns = [*(numeric[k] for k in m.numeric), *(v for v in predictions.values() if isinstance(v, np.ndarray))]
-        matrix = np.stack(columns)[:, good] if columns else np.zeros((0, int(good.sum())))
+        matrix = (np.stack(columns) if every else np.stack(columns)[:, good]) if columns else np.zeros((0, picked.size))
         block = Block(
             ts=ts[good],
-            event_ids=event_ids.filter(mask),
+            event_ids=kept(event_ids),
             numeric_names=tuple(names),
             numeric=matrix,
             categorical={
-                **{k: v.filter(mask) for k, v in categorical.items()},
-                **{k: v.filter(mask) for k, v in predictions.items() if not isinstance(v, np.ndarray)},
+                **{k: kept(v) for k, v in categorical.items()},
+                **{k: kept(v) for k, v in predictions.items() if not isinstance(v, np.ndarray)},
             },
-            raws=located.messages(picked) if located is not None else _at(raws, index[picked]),
+            raws=(located.messages(picked) if located is not None
+                  else list(raws) if every and index.size == len(raws)  # every message, in order
+                  else _at(raws, index[picked])),
             states={k: v[good] for k, v in states.items() if v[good].any()},
         )
         out.index.append(index[picked] * ROW_SPAN + (located.within[picked] if located is not None else 0))
