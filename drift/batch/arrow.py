@@ -43,7 +43,9 @@ def _column(table: pa.Table, name: str) -> pa.Array:
 def _bools(array: Any) -> npt.NDArray[np.bool_]:
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
-    return np.asarray(array.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+    if array.null_count:
+        array = array.fill_null(False)
+    return np.asarray(array.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _valid(array: pa.Array) -> npt.NDArray[np.bool_]:
@@ -144,7 +146,7 @@ def _timestamps(
     n = len(column)
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         ok = _bools(pc.match_substring_regex(column, TS_PATTERN))
-        text = pc.if_else(pa.array(ok), column, "1970-01-01T00:00:00Z")
+        text = column if ok.all() else pc.if_else(pa.array(ok), column, "1970-01-01T00:00:00Z")
         try:
             micros = text.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):

@@ -238,12 +238,23 @@ class BatchDecoder:
 
             numeric_columns: dict[str, Any] = {}
             categorical_columns: dict[str, Any] = {}
-            for names, target, is_numeric in ((m.numeric, numeric_columns, True),
-                                              (m.categorical, categorical_columns, False)):
-                for name in names:
-                    values, fine, null, absent = feature(name, is_numeric)
-                    good &= accept(name, fine, null, absent)
-                    target[name] = values
+            floats = typed.features.floats
+            at = [floats.get(name) for name in m.numeric]
+            one_by_one: list[tuple[str, bool, dict[str, Any]]] = [(name, False, categorical_columns) for name in m.categorical]
+            if at and None not in at:  # the numeric features at once, from the matrix of float fields
+                fields = typed.features
+                where = np.asarray(at, dtype=np.intp)
+                whole = where.size == len(floats) and bool((where == np.arange(where.size)).all())
+                good &= (fields.clean if whole else fields.clean[where]).all(axis=0)
+                for j in np.flatnonzero(fields.odd[where]).tolist():
+                    accept(m.numeric[j], fields.fine[where[j]], fields.null[where[j]], fields.absent[where[j]])
+                numeric_columns.update((name, fields.values[k]) for name, k in zip(m.numeric, where.tolist()))
+            else:
+                one_by_one[:0] = [(name, True, numeric_columns) for name in m.numeric]
+            for name, is_numeric, target in one_by_one:
+                values, fine, null, absent = feature(name, is_numeric)
+                good &= accept(name, fine, null, absent)
+                target[name] = values
             for name in self.known_features - self._own[m.name]:
                 if not good.any():
                     break

@@ -71,7 +71,7 @@ class TypedFields:
     where a model profiles it as one.
     """
 
-    __slots__ = ("present", "floats", "values", "fine", "null", "absent", "others")
+    __slots__ = ("present", "floats", "values", "fine", "null", "absent", "clean", "odd", "others")
 
     def __init__(self, present: npt.NDArray[np.bool_], floats: list[str], values: npt.NDArray[np.float64],
                  null: npt.NDArray[np.bool_], others: dict[tuple[str, bool], Column]) -> None:
@@ -86,6 +86,10 @@ class TypedFields:
             self.fine = np.abs(values) < EXACT_INTEGERS
         self.null = null
         self.absent = gaps & ~null
+        self.clean = self.fine | gaps
+        """Cells that are a value the column-wise rules accept, a null, or absent."""
+        self.odd = np.asarray(gaps.any(axis=1), dtype=bool)
+        """The float fields with a null or absent cell."""
         self.others = others
         """The other fields' columns, by ``(name, read as a number)``."""
 
