@@ -57,6 +57,11 @@ _CATEGORY = str | int | float | bool | None | msgspec.UnsetType
 _TEXT = str | None
 ENVELOPE = ("event_id", "model", "model_version", "tenant", "region", "route", "entity_id")
 """The event's text fields, read as strings (an integer there takes another road)."""
+_EVENT_ORDER = ("event_id", "ts", "model", "model_version", "tenant", "region", "route", "entity_id", "segment",
+                "features", "prediction")
+"""The event type's fields in the order producers usually write them: msgspec looks a key up
+from the field after the one it read last, so keys in this order are found at once."""
+_TS, _SEGMENT, _FEATURES, _PREDICTION = (_EVENT_ORDER.index(name) for name in ("ts", "segment", "features", "prediction"))
 
 Column = tuple[Any, npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]
 """A field's column as ``(values, fine, null, absent)`` (see :func:`categories`)."""
@@ -237,16 +242,13 @@ class TypedJson:
             forbid_unknown_fields=True, gc=False)
         self._no_features = features()
         self._no_prediction = prediction()
+        types: dict[str, Any] = {
+            **{name: _TEXT for name in ENVELOPE}, "ts": str | int | None, "segment": dict[str, str] | None,
+            "features": features | None, "prediction": prediction | None}
         event = msgspec.defstruct(
-            "Event",
-            [*((name, _TEXT, None) for name in ENVELOPE),
-             ("ts", str | int | None, None),
-             ("segment", dict[str, str] | None, None),
-             ("features", features | None, None),
-             ("prediction", prediction | None, None)],
-            forbid_unknown_fields=True, gc=False)
+            "Event", [(name, types[name], None) for name in _EVENT_ORDER], forbid_unknown_fields=True, gc=False)
         self._decode = msgspec.json.Decoder(event).decode
-        self._kept = [ENVELOPE.index(name) for name in self.envelope]
+        self._kept = [_EVENT_ORDER.index(name) for name in self.envelope]
 
     def read(self, values: Sequence[bytes | None]) -> TypedColumns:
         """The messages of ``values`` that the strict event type accepts, as columns.
@@ -284,12 +286,12 @@ class TypedJson:
                 m = len(columns[0])
                 for j, target in enumerate(envelope):
                     target.append(texts.slice(j * m, m))
-            ts.extend(columns[len(ENVELOPE)])
-            segments = columns[len(ENVELOPE) + 1]
+            ts.extend(columns[_TS])
+            segments = columns[_SEGMENT]
             for target, sub in zip(segment, self.segment):
                 target.append(pa.array([s.get(sub) if s else None for s in segments], type=pa.string()))
-            features.add(columns[len(ENVELOPE) + 2])
-            prediction.add(columns[len(ENVELOPE) + 3])
+            features.add(columns[_FEATURES])
+            prediction.add(columns[_PREDICTION])
         return TypedColumns(
             parsed=np.concatenate(parsed) if parsed else np.zeros(0, dtype=np.intp),
             envelope={name: _strings(parts) for name, parts in zip(self.envelope, envelope)},
