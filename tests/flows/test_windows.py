@@ -262,7 +262,7 @@ def test_snapshot_copies_every_field_of_the_state() -> None:
     """``ShardState.copy`` and the copy of a row's extras name the fields: a new field must be added there too."""
     assert [f.name for f in dataclasses.fields(ShardState)] == [
         "model", "keys", "cohorts", "names", "free", "watermark_base", "system_time_of_max", "last_window", "in_use",
-        "schema_seen", "schemas", "open",
+        "schema_seen", "schemas", "open", "members",
     ]
     assert [f.name for f in dataclasses.fields(RowExtras)] == [
         "examples", "out_of_range_examples", "unseen", "unseen_capped", "unknown_fields", "unknown_fields_capped",
