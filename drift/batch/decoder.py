@@ -200,7 +200,7 @@ class BatchDecoder:
         rest = np.ones(n, dtype=bool)
         model = typed.envelope["model"]
         latest = now + self.decoder.max_future // timedelta(microseconds=1)
-        ts_columns = _ts_columns(typed.ts)
+        ts_columns = typed.ts
         readings: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]] = {}
 
         def timestamps(unit: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
@@ -756,20 +756,6 @@ def _screen(raws: Sequence[RawMessage], values: list[bytes | None]) -> list[int]
             bad[i] = True
     flagged.update(np.flatnonzero(bad).tolist())
     return sorted(flagged)
-
-
-def _ts_columns(values: Sequence[str | int | None]) -> list[pa.Array]:
-    """A ``ts`` column as Arrow arrays: one of texts, one of integers, or both (nulls where the other kind is)."""
-    try:
-        return [pa.array(values, type=pa.string())]
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-        pass
-    text = [v if isinstance(v, str) else None for v in values]
-    whole = [v if isinstance(v, int) and _INT64[0] <= v <= _INT64[1] else None for v in values]
-    return [pa.array(text, type=pa.string()), pa.array(whole, type=pa.int64())]
-
-
-_INT64 = (-(2**63), 2**63 - 1)
 
 
 def _at(raws: Sequence[RawMessage], index: npt.NDArray[np.intp]) -> list[RawMessage]:

@@ -115,7 +115,9 @@ class TypedColumns:
     envelope: dict[str, pa.Array]
     """The text fields the models read (``model``, ``event_id`` and the cohort labels among
     :data:`ENVELOPE`), as Arrow strings."""
-    ts: list[str | int | None]
+    ts: list[pa.Array]
+    """The ``ts`` column as Arrow arrays: one of texts, or one of texts and one of integers
+    (nulls where the other kind is)."""
     segment: dict[str, pa.Array]
     """The value under ``segment`` of each ``segment.*`` cohort label, as Arrow strings."""
     features: TypedFields
@@ -147,6 +149,12 @@ class _FieldChunks:
         """The next rows: the decoded objects of a chunk (None where a message has none)."""
         m = len(structs)
         missing = structs.count(None)
+        if not self.width:  # no fields (no profiled prediction field): only whether the object is there
+            self.present.append(np.ones(m, dtype=bool) if not missing else np.zeros(m, dtype=bool) if missing == m
+                                else np.fromiter(map(is_not, structs, repeat(None)), dtype=bool, count=m))
+            self.chunks += 1
+            self.n += m
+            return
         if missing == m:
             present = np.zeros(m, dtype=bool)
             cells = np.empty((m, self.width), dtype=object)
@@ -266,7 +274,7 @@ class TypedJson:
         prediction = _FieldChunks(self._no_prediction, *self._predictions, n)
         envelope: list[list[pa.Array]] = [[] for _ in self.envelope]
         segment: list[list[pa.Array]] = [[] for _ in self.segment]
-        ts: list[str | int | None] = []
+        ts: list[pa.Array | tuple[str | int | None, ...]] = []
         parsed: list[npt.NDArray[np.intp]] = []
         tried = accepted = 0
         for lo in range(0, n, CHUNK):
@@ -286,7 +294,10 @@ class TypedJson:
                 m = len(columns[0])
                 for j, target in enumerate(envelope):
                     target.append(texts.slice(j * m, m))
-            ts.extend(columns[_TS])
+            try:
+                ts.append(pa.array(columns[_TS], type=pa.string()))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+                ts.append(columns[_TS])  # epoch numbers among them: read as Python values at the end
             segments = columns[_SEGMENT]
             for target, sub in zip(segment, self.segment):
                 target.append(pa.array([s.get(sub) if s else None for s in segments], type=pa.string()))
@@ -295,7 +306,7 @@ class TypedJson:
         return TypedColumns(
             parsed=np.concatenate(parsed) if parsed else np.zeros(0, dtype=np.intp),
             envelope={name: _strings(parts) for name, parts in zip(self.envelope, envelope)},
-            ts=ts,
+            ts=_ts_columns(ts),
             segment={name: _strings(parts) for name, parts in zip(self.segment, segment)},
             features=features.done(), prediction=prediction.done(),
         )
@@ -327,6 +338,19 @@ class TypedJson:
                 continue
             kept.append(lo + i)
         return events, np.asarray(kept, dtype=np.intp)
+
+
+def _ts_columns(parts: list[pa.Array | tuple[str | int | None, ...]]) -> list[pa.Array]:
+    """The ``ts`` column from its chunks (each texts, or Python values where some are numbers)."""
+    if all(isinstance(part, pa.Array) for part in parts):
+        return [_strings(parts)]
+    values = [v for part in parts for v in (part.to_pylist() if isinstance(part, pa.Array) else part)]
+    text = [v if isinstance(v, str) else None for v in values]
+    whole = [v if isinstance(v, int) and _INT64[0] <= v <= _INT64[1] else None for v in values]
+    return [pa.array(text, type=pa.string()), pa.array(whole, type=pa.int64())]
+
+
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 def _nulls(array: pa.Array) -> npt.NDArray[np.bool_]:
