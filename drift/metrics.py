@@ -22,18 +22,19 @@ import time
 from collections import Counter as Tally
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final, Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from drift.errors import ConfigError
 from drift.findings import Cohort, Finding
 
 if TYPE_CHECKING:
     from drift.config import Config
-    from drift.tickets import Ticket
+    from drift.tickets import Ticket, TicketTimeline
 
 OTHER = "_other"
 """The value of every cohort label of a cohort past the cap."""
@@ -503,3 +504,117 @@ class TicketState(Collector):
 
 TICKET_STATE = TicketState()
 """The ticket-state gauges of this process (updated by the flow's ticket step)."""
+
+
+TIMING_BUCKETS: Final[tuple[float, ...]] = (
+    60.0, 300.0, 900.0, 1800.0, 3600.0, 3 * 3600.0, 6 * 3600.0, 12 * 3600.0,
+    86400.0, 2 * 86400.0, 4 * 86400.0, 7 * 86400.0, 14 * 86400.0, 28 * 86400.0,
+)
+"""Upper bounds (seconds) of the ticket timing histograms: a minute to four weeks (then ``+Inf``)."""
+
+TIMINGS: Final[tuple[tuple[str, str, str], ...]] = (
+    ("drift_ticket_time_to_detect_seconds", "time_to_detect",
+     "Event time from the start of a ticket's problem (the first of the consecutive alerting windows) to the "
+     "end of the window that opened the ticket."),
+    ("drift_ticket_time_to_acknowledge_seconds", "time_to_acknowledge",
+     "Wall-clock time from a ticket's opening to the first thing a person did on it (review verdict, review "
+     "request or status move)."),
+    ("drift_ticket_time_to_recover_seconds", "time_to_recover",
+     "Event time from the start of a ticket's problem to the end of the window at which it first cleared."),
+    ("drift_ticket_time_to_resolve_seconds", "time_to_resolve",
+     "Wall-clock time from a ticket's opening to its resolution."),
+)
+"""Each timing histogram: its name, the :class:`drift.tickets.TicketTimeline` duration it counts, its help."""
+
+
+class TimelineSource(Protocol):
+    """What :meth:`TicketTimings.read` needs of a ticket store (:class:`drift.tickets.TicketStore`)."""
+
+    @property
+    def location(self) -> str: ...
+
+    def timelines(self, after: int = 0) -> tuple[int, list[TicketTimeline]]: ...
+
+
+class TicketTimings(Collector):
+    """Ticket timing histograms, read from the ticket store: time to detect, acknowledge, recover, resolve.
+
+    ``drift_ticket_time_to_{detect,acknowledge,recover,resolve}_seconds{model, detector}``
+    (:data:`TIMINGS`, buckets :data:`TIMING_BUCKETS`). People review and resolve tickets
+    with the CLI, in other processes, so the job reads the durations from the store
+    (:meth:`drift.tickets.TicketStore.timelines`, only the tickets changed since its last
+    read) with the ticket-state gauges, and counts each ticket once per histogram: the
+    first read that finds the duration known. A process that starts again counts every
+    ticket of the store again, so the histograms carry on where they were instead of
+    falling to zero; every process of a cluster counts the same store, so combine them
+    with ``max``, not ``sum``.
+
+    >>> from datetime import UTC, datetime, timedelta
+    >>> from drift.tickets import TicketTimeline
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> line = TicketTimeline("DRIFT-1", "m", "psi", t, t + timedelta(minutes=10), t, None, None, None)
+    >>> timings = TicketTimings(registry=None)
+    >>> timings.observe("t.db", [line, line])
+    >>> [(s.name, s.value) for m in timings.collect() for s in m.samples if "le" not in s.labels]
+    [('drift_ticket_time_to_detect_seconds_count', 1.0), ('drift_ticket_time_to_detect_seconds_sum', 600.0)]
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = REGISTRY) -> None:
+        self._lock = threading.Lock()
+        self._after: dict[str, int] = {}
+        self._seen: dict[tuple[str, str], int] = {}
+        """(store location, ticket id) -> a bit per histogram of :data:`TIMINGS` that counted it."""
+        self._counts: dict[tuple[int, str, str], list[float]] = {}
+        """(histogram, model, detector) -> a count per bucket (the last is ``+Inf``), then the sum."""
+        if registry is not None:
+            registry.register(self)
+
+    def read(self, store: TimelineSource) -> None:
+        """Count the durations that became known since the last read of ``store``."""
+        location = store.location
+        with self._lock:
+            after = self._after.get(location, 0)
+        newest, lines = store.timelines(after)
+        self.observe(location, lines)
+        with self._lock:
+            self._after[location] = max(newest, self._after.get(location, 0))
+
+    def observe(self, location: str, lines: Iterable[TicketTimeline]) -> None:
+        """Count each known duration of ``lines`` (tickets of the store at ``location``) not counted yet."""
+        with self._lock:
+            for line in lines:
+                key = (location, line.id)
+                seen = self._seen.get(key, 0)
+                for i, (_, attribute, _) in enumerate(TIMINGS):
+                    duration = getattr(line, attribute)
+                    if duration is None or seen & (1 << i):
+                        continue
+                    seen |= 1 << i
+                    seconds = max(0.0, duration.total_seconds())  # clocks of two machines may disagree
+                    counts = self._counts.setdefault((i, line.model, line.detector),
+                                                     [0.0] * (len(TIMING_BUCKETS) + 2))
+                    bucket = next((b for b, bound in enumerate(TIMING_BUCKETS) if seconds <= bound),
+                                  len(TIMING_BUCKETS))
+                    counts[bucket] += 1
+                    counts[-1] += seconds
+                self._seen[key] = seen
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            counts = {key: list(values) for key, values in self._counts.items()}
+        families = [HistogramMetricFamily(name, doc, labels=["model", "detector"]) for name, _, doc in TIMINGS]
+        bounds = [str(floatToGoString(b)) for b in TIMING_BUCKETS] + ["+Inf"]  # type: ignore[no-untyped-call]
+        for (i, model, detector), values in sorted(counts.items()):
+            cumulative, total = [], 0.0
+            for bound, n in zip(bounds, values[:-1]):
+                total += n
+                cumulative.append((bound, total))
+            families[i].add_metric([model, detector], cumulative, values[-1])
+        yield from families
+
+    def describe(self) -> Iterator[Metric]:
+        return self.collect()
+
+
+TICKET_TIMINGS = TicketTimings()
+"""The ticket timing histograms of this process (read by the flow's ticket step with the ticket state)."""

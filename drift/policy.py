@@ -48,6 +48,16 @@ class PolicyState:
     """The problem has alerted N windows in a row and has not cleared since."""
     n_below_clear: int = 0
     """Windows in a row below the clear level while active."""
+    run_start: datetime | None = None
+    """The start of the first window of the current run of alerting windows (None outside a run):
+    what a ticket opened by this run records as ``drift_started``."""
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        # A snapshot taken before a field was added holds fewer values: the rest take their defaults.
+        defaults = (0, None, False, 0, None)
+        values = tuple(state) + defaults[len(state):]
+        for name, value in zip(("consecutive", "last_window_end", "active", "n_below_clear", "run_start"), values):
+            object.__setattr__(self, name, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +67,15 @@ class Decision:
     ``kind`` is ``alert`` (open or update a ticket) or ``clear`` (hysteresis
     cleared an active problem). ``action`` is the routing rule's action:
     ``ticket``, ``human_review`` or ``alert_only`` (no ticket at all).
+    ``drift_started`` (alerts only) is the start of the first of the consecutive
+    alerting windows that led to this one (:attr:`PolicyState.run_start`).
     """
 
     finding: Finding
     action: str
     approvals: int
     kind: Verdict = "alert"
+    drift_started: datetime | None = None
 
 
 def counts(finding: Finding, model: ModelConfig) -> bool:
@@ -100,9 +113,10 @@ def evaluate(state: PolicyState | None, finding: Finding, model: ModelConfig) ->
     contiguous = state.last_window_end is not None and finding.window.start <= state.last_window_end
     if finding.severity is Severity.ALERT:
         consecutive = state.consecutive + 1 if contiguous else 1
+        run_start = state.run_start if consecutive > 1 and state.run_start is not None else finding.window.start
         if state.active or consecutive >= policy.consecutive_windows:
-            return PolicyState(consecutive, later, True, 0), "alert"
-        return PolicyState(consecutive, later, False, 0), None
+            return PolicyState(consecutive, later, True, 0, run_start), "alert"
+        return PolicyState(consecutive, later, False, 0, run_start), None
     if not state.active:
         return PolicyState(0, later, False, 0), None
     if finding.value >= policy.clear_ratio * finding.alert:
@@ -144,7 +158,7 @@ def decide(
         return new_state, None
     if verdict == "clear":
         return new_state, Decision(finding, "ticket", 1, kind="clear")
-    return new_state, route(finding, model, rules)
+    return new_state, replace(route(finding, model, rules), drift_started=new_state.run_start)
 
 
 PolicyKey: TypeAlias = tuple[str, str]

@@ -98,6 +98,7 @@ class TicketRecorder:
         if force or metrics.TICKET_STATE.due():
             try:
                 metrics.TICKET_STATE.update(store.live(), self._models)
+                metrics.TICKET_TIMINGS.read(store)
             except TicketStoreError as exc:
                 # The gauges keep the last read, and its timestamp says how old it is.
                 log.warning("cannot read the ticket state for the metrics: %s", exc)
@@ -136,7 +137,7 @@ class TicketRecorder:
         else:
             event = store.record(
                 decision.finding, action=decision.action, approvals=decision.approvals,
-                impact=model.impact, cooldown=model.policy.cooldown,
+                impact=model.impact, cooldown=model.policy.cooldown, drift_started=decision.drift_started,
             )
         if event is None:
             return []

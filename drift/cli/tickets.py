@@ -91,6 +91,11 @@ def _ticket_summary(ticket: dict[str, Any], config_path: str) -> str:
         f"  since       {ticket['first_window_start']} (last window ending {ticket['last_window_end']}), "
         f"{ticket['occurrences']} alerting window(s), {state}",
     ]
+    if ticket.get("drift_started") or ticket.get("detected_at"):
+        lines.append(f"  timeline    drift started {ticket.get('drift_started') or '-'}, detected "
+                     f"{ticket.get('detected_at') or '-'}, recovered {ticket.get('recovered') or '-'} (event time); "
+                     f"opened {ticket['opened_at']}, acknowledged {ticket.get('acknowledged_at') or '-'}, "
+                     f"resolved {ticket.get('resolved_at') or '-'}")
     how_bad = f"  how bad     last {ticket['last_value']:.4g}, worst {ticket['worst_value']:.4g}"
     if last:
         how_bad += f"; levels warn {last.get('warn'):g}, alert {last.get('alert'):g}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from drift.report.analysis import (
     TOP_SERIES, CohortSeries, CohortSummary, cohort_series, cohort_summaries, judged, ticket_rows, top_findings,
     what_if, what_if_table,
 )
+from drift.report.detection import detection_rows, duration_text
 from drift.report.figures import (
     cohort_timeline_figures, histogram_figure, projection_figure, seasonal_figure, seasonal_groups,
 )
@@ -180,6 +182,10 @@ def _minute(iso: str) -> str:
     return iso[:16].replace("T", " ")
 
 
+def _moment(value: datetime | None) -> str | None:
+    return None if value is None else _minute(value.astimezone(UTC).isoformat())
+
+
 def _xy(point: Sequence[float] | None) -> str:
     return "-" if point is None else f"({point[0]:.3g}, {point[1]:.3g})"
 
@@ -232,6 +238,10 @@ def render_html(
         tickets=[[r["id"], r["action"], r["status"], r["cohort_key"], r["detector"], r["feature"] or "-",
                   r["severity"], _minute(r["first_window_start"]), _minute(r["last_window_end"]), r["occurrences"],
                   float(r["worst_value"]), r["approvals_required"], r["last_event"]] for r in trows],
+        detection=[[d.id, d.cohort_key, d.detector, d.feature or "-", _moment(d.drift_started),
+                    _moment(d.detected_at), duration_text(d.time_to_detect),
+                    None if d.windows_to_detect is None else f"{d.windows_to_detect:g}", _moment(d.recovered),
+                    duration_text(d.time_to_recover)] for d in detection_rows(tickets)],
         what_if={"header": header, "rows": table},
         top_k=top_k, timelines=timelines,
         cohorts_left_out=(f"Timelines of {left_out} more cohorts are not drawn (at most {max_cohorts}, the worst "

@@ -55,6 +55,7 @@ from drift.tickets.model import (
     TicketEvent,
     TicketRef,
     TicketStatus,
+    TicketTimeline,
     canonical_json,
 )
 from drift.tickets.schema import SCHEMA_VERSION, schema
@@ -84,6 +85,7 @@ __all__ = [
     "TicketRef",
     "TicketStatus",
     "TicketStore",
+    "TicketTimeline",
     "Tx",
     "audit_hash",
     "canonical_json",

@@ -36,6 +36,7 @@ from drift.tickets.database import Database, Row, Tx
 from drift.tickets.model import (
     Ticket,
     TicketStatus,
+    TicketTimeline,
     as_action,
     canonical_json,
     format_ticket_id,
@@ -48,6 +49,11 @@ from drift.tickets.schema import migrate
 from drift.tickets.sqlite import SqliteDatabase
 
 __all__ = ["StoreBase"]
+
+
+def _time_or_none(row: Row, name: str) -> datetime | None:
+    text = row.get(name)
+    return None if text is None else parse_time(text)
 
 
 def _ticket_from_row(row: Row) -> Ticket:
@@ -78,6 +84,18 @@ def _ticket_from_row(row: Row) -> Ticket:
         approvals_required=int(row["approvals_required"]),
         review_round=int(row["review_round"]),
         impact=json.loads(row["impact"]),
+        drift_started=_time_or_none(row, "drift_started"),
+        detected_at=_time_or_none(row, "detected_at"),
+        acknowledged_at=_time_or_none(row, "acknowledged_at"),
+        recovered=_time_or_none(row, "recovered"),
+    )
+
+
+def _timeline_from_row(row: Row) -> TicketTimeline:
+    return TicketTimeline(
+        format_ticket_id(int(row["seq"])), str(row["model"]), str(row["detector"]),
+        _time_or_none(row, "drift_started"), _time_or_none(row, "detected_at"), parse_time(row["opened_at"]),
+        _time_or_none(row, "acknowledged_at"), _time_or_none(row, "recovered"), _time_or_none(row, "resolved_at"),
     )
 
 
@@ -318,6 +336,20 @@ class StoreBase:
         with self._db.read("list live tickets in") as tx:
             rows = tx.all("SELECT * FROM tickets WHERE status != ? ORDER BY seq", (TicketStatus.RESOLVED.value,))
         return [_ticket_from_row(row) for row in rows]
+
+    def timelines(self, after: int = 0) -> tuple[int, builtins.list[TicketTimeline]]:
+        """The timelines of the tickets changed since audit entry ``after``, and the newest entry id read.
+
+        Every change to a ticket writes an audit entry and points the ticket at it, and
+        entries are numbered under the write lock, so passing back the id returned reads
+        only what changed since (the timing histograms, :class:`drift.metrics.TicketTimings`).
+        """
+        with self._db.read("read ticket timelines from") as tx:
+            rows = tx.all(
+                "SELECT seq, model, detector, drift_started, detected_at, opened_at, acknowledged_at, recovered,"
+                " resolved_at, audit_id FROM tickets WHERE audit_id > ? ORDER BY seq", (int(after),))
+        newest = max((int(r["audit_id"]) for r in rows), default=int(after))
+        return newest, [_timeline_from_row(row) for row in rows]
 
     def context(self, ticket_id: str) -> dict[str, Any]:
         """Everything a reviewer needs about ``ticket_id``, computed now.

@@ -39,6 +39,11 @@ class LifecycleStore(StoreBase):
 
     __slots__ = ()
 
+    @staticmethod
+    def _acknowledge(tx: Tx, seq: int, at_text: str) -> None:
+        """Record the first thing a person did on ticket ``seq`` (``acknowledged_at``, written once)."""
+        tx.run("UPDATE tickets SET acknowledged_at = COALESCE(acknowledged_at, ?) WHERE seq = ?", (at_text, seq))
+
     def _move(self, tx: Tx, seq: int, current: Ticket, new: TicketStatus) -> None:
         allowed = TRANSITIONS[current.status]
         if new not in allowed:
@@ -97,6 +102,8 @@ class LifecycleStore(StoreBase):
             resolved_at = at_text if new_status is TicketStatus.RESOLVED else None
             tx.run("UPDATE tickets SET status = ?, updated_at = ?, resolved_at = ? WHERE seq = ?",
                    (new_status.value, at_text, resolved_at, seq))
+            if actor != SYSTEM_IDENTITY:
+                self._acknowledge(tx, seq, at_text)
             self._audit(tx, at_text, actor, "status", seq,
                         {"from": current.status.value, "to": new_status.value, "comment": comment, **acting})
             updated = self._fetch(tx, seq)
@@ -130,6 +137,7 @@ class LifecycleStore(StoreBase):
                 " review_round = review_round + 1, updated_at = ? WHERE seq = ?",
                 (TicketStatus.PENDING_REVIEW.value, requester, required, at_text, seq),
             )
+            self._acknowledge(tx, seq, at_text)
             self._audit(tx, at_text, requester, "review_requested", seq,
                         {"from": current.status.value, "approvals_required": required, **acting})
             updated = self._fetch(tx, seq)
@@ -196,6 +204,7 @@ class LifecycleStore(StoreBase):
                 " VALUES (?, ?, ?, 'approve', ?, ?)",
                 (seq, current.review_round, reviewer, comment, at_text),
             )
+            self._acknowledge(tx, seq, at_text)
             approvers = [str(r["reviewer"]) for r in tx.all(
                 "SELECT reviewer FROM ticket_reviews WHERE ticket_seq = ? AND round = ?"
                 " AND verdict = 'approve' ORDER BY at, reviewer",
@@ -260,6 +269,7 @@ class LifecycleStore(StoreBase):
             )
             tx.run("UPDATE tickets SET status = ?, updated_at = ? WHERE seq = ?",
                    (TicketStatus.REJECTED.value, at_text, seq))
+            self._acknowledge(tx, seq, at_text)
             self._audit(tx, at_text, reviewer, "status", seq,
                         {"from": current.status.value, "to": TicketStatus.REJECTED.value, "comment": comment,
                          "round": current.review_round, **acting})

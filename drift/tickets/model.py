@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final, Literal, TypeAlias
 
@@ -32,6 +32,7 @@ __all__ = [
     "TicketEvent",
     "TicketRef",
     "TicketStatus",
+    "TicketTimeline",
     "canonical_json",
 ]
 
@@ -108,6 +109,19 @@ class Ticket:
     ``requester``, ``approvals_required`` and ``review_round`` describe the
     current (or last) review; ``impact`` is the model's impact config when the
     ticket was last recorded.
+
+    The timeline (:class:`TicketTimeline`) says when the problem started, was
+    detected, acknowledged, recovered and resolved. Each of ``drift_started``,
+    ``detected_at``, ``acknowledged_at`` and ``recovered`` is written once, the
+    first time its moment comes, and never changes after (a reopened ticket keeps
+    them); they are None until then, and on tickets written before the store had them.
+    ``drift_started`` (event time) is the start of the first of the consecutive
+    alerting windows that opened the ticket; ``detected_at`` (event time) the end
+    of the window that opened it; ``acknowledged_at`` (wall clock) the first thing
+    a person did on it (a review verdict, a review request or a status move);
+    ``recovered`` (event time) the end of the window at which the policy's
+    hysteresis first cleared it. ``resolved_at`` (wall clock) is the latest
+    resolution.
     """
 
     id: str
@@ -135,6 +149,15 @@ class Ticket:
     approvals_required: int = 1
     review_round: int = 0
     impact: dict[str, Any] = field(default_factory=dict)
+    drift_started: datetime | None = None
+    detected_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    recovered: datetime | None = None
+
+    def timeline(self) -> TicketTimeline:
+        """The ticket's timeline and the durations between its moments."""
+        return TicketTimeline(self.id, self.model, self.detector, self.drift_started, self.detected_at,
+                              self.opened_at, self.acknowledged_at, self.recovered, self.resolved_at)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping, the shape written to the tickets topic."""
@@ -164,7 +187,68 @@ class Ticket:
             "approvals_required": self.approvals_required,
             "review_round": self.review_round,
             "impact": dict(self.impact),
+            "drift_started": _iso(self.drift_started),
+            "detected_at": _iso(self.detected_at),
+            "acknowledged_at": _iso(self.acknowledged_at),
+            "recovered": _iso(self.recovered),
         }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _between(start: datetime | None, end: datetime | None) -> timedelta | None:
+    return None if start is None or end is None else end - start
+
+
+@dataclass(frozen=True, slots=True)
+class TicketTimeline:
+    """When a ticket's problem started, was detected, acknowledged, recovered and resolved.
+
+    Event-time moments (``drift_started``, ``detected_at``, ``recovered``) are
+    compared with each other, wall-clock ones (``opened_at``, ``acknowledged_at``,
+    ``resolved_at``) with each other: a replay of last month's history detects in
+    minutes of event time but opens its tickets today. A duration is None while
+    either end is unknown.
+
+    >>> from datetime import UTC, datetime, timedelta
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> line = TicketTimeline("DRIFT-1", "m", "psi", t, t + timedelta(minutes=15), t, None,
+    ...                       t + timedelta(hours=2), None)
+    >>> line.time_to_detect, line.time_to_recover, line.time_to_acknowledge
+    (datetime.timedelta(seconds=900), datetime.timedelta(seconds=7200), None)
+    """
+
+    id: str
+    model: str
+    detector: str
+    drift_started: datetime | None
+    detected_at: datetime | None
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    recovered: datetime | None
+    resolved_at: datetime | None
+
+    @property
+    def time_to_detect(self) -> timedelta | None:
+        """``detected_at - drift_started`` (event time)."""
+        return _between(self.drift_started, self.detected_at)
+
+    @property
+    def time_to_acknowledge(self) -> timedelta | None:
+        """``acknowledged_at - opened_at`` (wall clock)."""
+        return _between(self.opened_at, self.acknowledged_at)
+
+    @property
+    def time_to_recover(self) -> timedelta | None:
+        """``recovered - drift_started`` (event time)."""
+        return _between(self.drift_started, self.recovered)
+
+    @property
+    def time_to_resolve(self) -> timedelta | None:
+        """``resolved_at - opened_at`` (wall clock)."""
+        return _between(self.opened_at, self.resolved_at)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,8 @@ version  what it adds
          append-only, hash-chained ``audit_log``
 3        ``audit_log.key_id`` and ``audit_log.mac`` (:mod:`drift.tickets.audit`)
 4        ``ticket_outbox``: ticket events kept until every sink has them
+5        ticket columns ``drift_started``, ``detected_at``, ``acknowledged_at`` and
+         ``recovered``: the ticket's timeline (NULL on tickets written before)
 =======  ==================================================================================
 
 A migration is a function of the dialect's types (:class:`DialectTypes`): the only
@@ -241,11 +243,21 @@ def _v4(d: DialectTypes) -> list[str]:
     ]
 
 
+_V5_TICKET_COLUMNS: Final = ("drift_started", "detected_at", "acknowledged_at", "recovered")
+
+
+def _v5(d: DialectTypes) -> list[str]:
+    # The ticket's timeline (Ticket in drift/tickets/model.py): ISO 8601 text in UTC like every
+    # time of the store, each written once; tickets written before stay NULL.
+    return [f"ALTER TABLE tickets ADD COLUMN {name} TEXT" for name in _V5_TICKET_COLUMNS]
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, _v1),
     Migration(2, _v2),
     Migration(3, _v3),
     Migration(4, _v4),
+    Migration(5, _v5),
 )
 """Every migration, in version order (the table in this module's docstring)."""
 
@@ -260,8 +272,10 @@ def schema(dialect: Dialect, from_version: int) -> list[str]:
     surrounding transaction, and the schema must be created under the same
     lock as the version check so two workers starting together cannot race.
 
-    >>> [s.split()[0:3] for s in schema("sqlite", 3)]
+    >>> [s.split()[0:3] for s in schema("sqlite", 3)][:2]
     [['CREATE', 'TABLE', 'ticket_outbox'], ['CREATE', 'INDEX', 'ticket_outbox_pending']]
+    >>> [s.split()[-2] for s in schema("postgresql", 4)]
+    ['drift_started', 'detected_at', 'acknowledged_at', 'recovered']
     """
     types = DIALECTS[dialect]
     return [statement for migration in MIGRATIONS if migration.version > from_version

@@ -124,6 +124,7 @@ class TicketStore(LifecycleStore):
         approvals: int = 1,
         impact: ImpactConfig | None = None,
         cooldown: timedelta = timedelta(0),
+        drift_started: datetime | None = None,
     ) -> TicketEvent | None:
         """Record ``finding`` on its fingerprint's ticket.
 
@@ -147,6 +148,12 @@ class TicketStore(LifecycleStore):
             that starts before the resolved ticket's ``last_window_end +
             cooldown`` is counted in ``suppressed`` and does not reopen it
             (the policy's decision: :func:`drift.policy.in_cooldown`).
+        drift_started
+            The start of the first of the consecutive alerting windows that led
+            to this one (:attr:`drift.policy.Decision.drift_started`). A ticket
+            opened by this finding records it, with ``detected_at`` the end of
+            this window; without it (or if it is later than this window's start)
+            the problem is taken to start with this window.
 
         Returns
         -------
@@ -184,6 +191,11 @@ class TicketStore(LifecycleStore):
                 f"feature {finding.feature!r}): evidence is not JSON serialisable: {exc}"
             ) from exc
         impact_text = json.dumps(_impact_dict(impact), sort_keys=True)
+        started = finding.window.start
+        if drift_started is not None:
+            time_text(drift_started, f"finding {fingerprint} drift start")  # refuses a naive time
+            started = min(drift_started, started)
+        started_text = time_text(started, f"finding {fingerprint} drift start")
         at, at_text = self._clock()
         window_detail = {"window_start": window_start, "window_end": window_end,
                          "value": finding.value, "severity": finding.severity.value}
@@ -231,8 +243,9 @@ class TicketStore(LifecycleStore):
                         detector, feature, severity, first_window_start,
                         last_window_end, opened_at, updated_at, occurrences,
                         worst_value, last_value, last_finding, active, suppressed,
-                        requester, approvals_required, review_round, impact
-                    ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, 1, 0, ?, ?, ?, ?)
+                        requester, approvals_required, review_round, impact,
+                        drift_started, detected_at
+                    ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, 1, 0, ?, ?, ?, ?, ?, ?)
                     RETURNING seq
                     """,
                     (
@@ -242,6 +255,7 @@ class TicketStore(LifecycleStore):
                         window_start, window_end, at_text, at_text,
                         finding.value, finding.value, payload,
                         SYSTEM_IDENTITY if review else None, approvals, 1 if review else 0, impact_text,
+                        started_text, window_end,
                     ),
                 )
                 detail: dict[str, Any] = {**window_detail, "status": status.value, "action": checked_action,
@@ -320,7 +334,8 @@ class TicketStore(LifecycleStore):
         """Mark the live ticket of ``finding``'s fingerprint inactive (hysteresis cleared it).
 
         The status does not change: whether the problem is *resolved* is for a
-        person to say. Returns None when there is no live, active ticket.
+        person to say. The first clear of a ticket records ``recovered``, the end
+        of ``finding``'s window. Returns None when there is no live, active ticket.
         """
         at, at_text = self._clock()
         window_end = time_text(finding.window.end, "clearing window end")
@@ -337,7 +352,8 @@ class TicketStore(LifecycleStore):
                 # per window, like recording, so it changes nothing and says nothing.
                 return None
             seq = int(row["seq"])
-            tx.run("UPDATE tickets SET active = 0, updated_at = ? WHERE seq = ?", (at_text, seq))
+            tx.run("UPDATE tickets SET active = 0, updated_at = ?, recovered = COALESCE(recovered, ?) WHERE seq = ?",
+                   (at_text, window_end, seq))
             audit_id = self._audit(tx, at_text, SYSTEM_IDENTITY, "cleared", seq,
                                    {"window_end": window_end, "value": finding.value})
             ticket = self._fetch(tx, seq)

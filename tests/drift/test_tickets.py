@@ -111,7 +111,7 @@ def test_open_creates_folders_and_schema(db_path: Path, clock: FixedClock) -> No
         assert {"tickets", "ticket_windows", "tickets_live_fingerprint", "window_traffic",
                 "ticket_reviews", "retrain_outbox", "audit_log", "ticket_outbox"} <= names
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
     finally:
         conn.close()
 
