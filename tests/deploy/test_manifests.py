@@ -183,6 +183,8 @@ def _known_metrics() -> set[str]:
         registry.register(collector)
     # The ticket-state gauges are one collector, read from the ticket store.
     registry.register(drift.metrics.TicketState(registry=None))
+    # So are the ticket timing histograms.
+    registry.register(drift.metrics.TicketTimings(registry=None))
     for family in registry.collect():
         suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"],
                     "summary": ["_sum", "_count"]}.get(family.type, [""])
