@@ -4,7 +4,8 @@ A source batch (Kafka poll, or a thousand file lines) is decoded at once:
 
 1. each JSON message is first decoded by msgspec against one strict event type built from
    the column-wise models (:mod:`drift.batch.typed_json`: the known top-level fields,
-   exactly their features and profiled prediction fields, typed), straight into columns;
+   exactly their features and profiled prediction fields, typed), a chunk of messages at a
+   time, into columns;
 2. the messages it refuses that can be parsed as one newline-delimited JSON document (not
    empty, no line break inside, at most :data:`drift.events.MAX_MESSAGE_BYTES`) are
    parsed by Arrow's JSON reader into columns (other keys, other types); a message holding
