@@ -158,8 +158,7 @@ class _FieldChunks:
         if missing == m:
             present = np.zeros(m, dtype=bool)
             cells = np.empty((m, self.width), dtype=object)
-            if self.width:
-                cells[:] = astuple(self.empty)
+            cells[:] = astuple(self.empty)
         else:
             if missing:
                 present = np.fromiter(map(is_not, structs, repeat(None)), dtype=bool, count=m)
@@ -171,9 +170,9 @@ class _FieldChunks:
         self.present.append(present)
         k, lo = len(self.floats), self.n
         if k:
-            values = self.values[:, lo:lo + m]
-            values[:] = cells[:, :k].T  # None reads as NaN
-            field_, row = np.nonzero(np.isnan(values))
+            floats = self.values[:, lo:lo + m]
+            floats[:] = cells[:, :k].T  # None reads as NaN
+            field_, row = np.nonzero(np.isnan(floats))
             if row.size:
                 self.null[field_, row + lo] = np.fromiter(
                     (v is None for v in cells[row, field_].tolist()), dtype=bool, count=row.size)
@@ -189,13 +188,14 @@ class _FieldChunks:
                     gaps = null[j * m:(j + 1) * m]
                     target.append((texts.slice(j * m, m), ~gaps, gaps, none))
         for target, (name, numeric) in zip(self.columns, self.others):
-            if len(target) == self.chunks:
-                values = cells[:, self.at[name]].tolist()
-                target.append(_numbers_one_by_one(values) if numeric else categories(values))
+            if len(target) == self.chunks:  # not read above
+                cell_values = cells[:, self.at[name]].tolist()
+                target.append(_numbers_one_by_one(cell_values) if numeric else categories(cell_values))
         self.chunks += 1
         self.n += m
 
     def done(self) -> TypedFields:
+        """The rows added so far, as one :class:`TypedFields`."""
         n = self.n
         return TypedFields(
             np.concatenate(self.present) if self.present else np.zeros(0, dtype=bool),
@@ -204,6 +204,7 @@ class _FieldChunks:
 
 
 def _concat(parts: list[Column]) -> Column:
+    """A field's column from its chunks' columns."""
     if not parts:
         return pa.array([], type=pa.string()), np.zeros(0, bool), np.zeros(0, bool), np.zeros(0, bool)
     first = parts[0][0]
