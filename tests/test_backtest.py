@@ -297,8 +297,8 @@ def test_report_renders_in_headless_chromium(
     document, report, _ = backtest
     measured, dom = _render(report, tmp_path, width)
 
-    # First the table of cohorts, then the tickets, the what-if table and the charts.
-    assert dom.headings[:4] == ["Cohorts", "Tickets that would have been opened",
+    # First the table of cohorts, then the tickets, their time to detect, the what-if table and the charts.
+    assert dom.headings[:5] == ["Cohorts", "Tickets that would have been opened", "Time to detect",
                                 "What if: alerts at other alert levels", "Timelines per model and cohort"]
     cohorts = {r[0]: r for r in dom.rows["cohorts"]}
     keys = {f["cohort_key"] for f in document["findings"]}
@@ -356,6 +356,15 @@ def test_report_renders_in_headless_chromium(
     for key in [(globex, "psi", "income"), (globex, "psi", "country")]:
         assert rows[key][0].startswith("DRIFT-") and rows[key][1] == "ticket" and rows[key][2] == "open"
         assert rows[key][6] == "alert"
+
+    # Time to detect: every ticket, in the same order; the bundled config opens a ticket at its
+    # first alerting window (consecutive_windows: 1), so each problem started with the ticket's
+    # first window and was detected one window later.
+    detection = dom.rows["detection"]
+    assert [r[:4] for r in detection] == [r[:1] + r[3:6] for r in rows_of]
+    for row, ticket_row in zip(detection, rows_of):
+        assert row[4] == ticket_row[7] and row[5] > row[4] and row[7] == "1", row
+        assert row[6] != "-"
 
     # And the page paints, offline: a screenshot of it is a real, non-trivial PNG.
     _screenshot(report, tmp_path, width)
