@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prometheus_client import REGISTRY
+
 from connectors.files import write_jsonl
 from drift import demo
 from drift.config import load_config
@@ -24,6 +26,10 @@ def test_a_ticket_opened_after_two_alerting_windows_started_with_the_first(tmp_p
     config = load_config(tmp_path / "drift.yaml")
     assert config.models[0].name == "credit-risk" and config.models[0].policy.consecutive_windows == 2
 
+    detect = "drift_ticket_time_to_detect_seconds_count"
+    labels = {"model": "credit-risk", "detector": "psi"}
+    before = REGISTRY.get_sample_value(detect, labels) or 0.0
+
     result = run_file(config, tmp_path / "events.jsonl")
 
     opened = [t.ticket for t in result.tickets if t.ticket.detector == "psi" and t.kind == "opened"]
@@ -39,3 +45,5 @@ def test_a_ticket_opened_after_two_alerting_windows_started_with_the_first(tmp_p
         assert (ticket.first_window_start, ticket.detected_at) == (alerting[1].start, alerting[1].end)
         assert ticket.timeline().time_to_detect == alerting[1].end - alerting[0].start
         assert ticket.acknowledged_at is None and ticket.recovered is None
+    # The ticket step read the new tickets' timelines into the process's histograms.
+    assert (REGISTRY.get_sample_value(detect, labels) or 0.0) - before == len(opened)
