@@ -570,10 +570,10 @@ class BatchDecoder:
                 if not pa.types.is_string(values.type):
                     values = values.cast(pa.string())
             label_columns.append(pc.fill_null(kept(values), "-"))
-        if label_columns:
+        if label_columns:  # "model|label=value|...", in one pass
             keys = pc.binary_join_element_wise(
-                m.name, *[pc.binary_join_element_wise(f"{label}=", column, "")
-                          for label, column in zip(m.cohort, label_columns)], "|")
+                m.name, *[part for label, column in zip(m.cohort, label_columns) for part in (f"|{label}=", column)],
+                "")
         else:
             keys = pa.array([m.name] * int(good.sum()), type=pa.string())
         event_ids = _column(table, "event_id") if "event_id" in table.schema.names else pa.nulls(table.num_rows, pa.string())
