@@ -290,7 +290,8 @@ def build_flow(
     # Scored per shard: healthy cohorts are found by array expressions and only the others
     # become Finding objects; the policy state of a cohort lives with its shard (flows/scoring.py).
     ok = config.engine.ok_findings if ok_findings is None else ok_findings
-    scored = op.key_rm("unkey_scores", op.stateful_map("score_windows", closed, scorer(config, by_model, seeded, ok, shards)))
+    scored = op.key_rm("unkey_scores", op.stateful_map(
+        "score_windows", closed, scorer(config, by_model, seeded, ok, shards)))
     findings = op.flat_map("window_findings", scored, lambda s: s.findings)
     decisions = op.flat_map("window_decisions", scored, lambda s: s.decisions)
     extra: list[Stream[Finding]] = []
