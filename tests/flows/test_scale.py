@@ -105,6 +105,15 @@ def _results(findings: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
     return out
 
 
+ACROSS_COHORTS = ("cohort_windows", "cohort_rank", "not_significant")
+
+
+def _unsharded(finding: dict[str, Any]) -> dict[str, Any]:
+    """A finding without what the judgement across cohorts adds (it depends on the shards)."""
+    evidence = {k: v for k, v in finding.get("evidence", {}).items() if k not in ACROSS_COHORTS}
+    return {**{k: v for k, v in finding.items() if k != "q_value"}, "evidence": evidence}
+
+
 def _env(bootstrap: str) -> dict[str, str]:
     return {**os.environ, "KAFKA_BOOTSTRAP": bootstrap, "PYTHONUNBUFFERED": "1"}
 
@@ -146,7 +155,10 @@ def test_one_worker_and_two_processes_of_two_workers_find_the_same(
     assert cluster[0]["processes"] == 2
     for key in ("events", "decoded", "late", "dlq", "windows", "findings_total"):
         assert cluster[0][key] == single[0][key], key
-    assert cluster[0]["findings"] == single[0]["findings"]
+    # Across cohorts a shard judges its own cohort windows as they close, and counts the
+    # model's as its own times the shards: the rank and the family size, and so the q-value
+    # across cohorts, depend on the sharding; the findings and their severities do not.
+    assert [_unsharded(f) for f in cluster[0]["findings"]] == [_unsharded(f) for f in single[0]["findings"]]
     assert len(single[1]) == len(cluster[1]) == single[0]["findings_total"]
     assert _results(cluster[1]) == _results(single[1])
     letters = [{(d["partition"], d["offset"], d["reason"]) for d in run[2]} for run in (single, cluster)]
