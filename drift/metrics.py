@@ -244,6 +244,23 @@ class CohortMetrics:
             "closed window of a cohort in which it was measured; feature '-' when it has none.",
             [*self.names, "detector", "feature"], registry=registry,
         )
+        self.slo_value = Gauge(
+            "drift_slo_value",
+            "Value of a quality SLO's metric (its SLI) over its period, as of the last judged window of a cohort.",
+            [*self.names, "slo"], registry=registry,
+        )
+        self.slo_budget = Gauge(
+            "drift_slo_error_budget_remaining",
+            "Share of a quality SLO's error budget left over its period: 1 - error / allowed error "
+            "(0: the objective is met exactly; negative: violated).",
+            [*self.names, "slo"], registry=registry,
+        )
+        self.slo_burn_rate = Gauge(
+            "drift_slo_burn_rate",
+            "Error of a quality SLO's metric in the last judged window of a cohort over the allowed error "
+            "(1: spending the budget exactly at the allowed rate).",
+            [*self.names, "slo"], registry=registry,
+        )
         self.update(cohorts, max_cohorts)
 
     def update(self, cohorts: Mapping[str, Sequence[str]], max_cohorts: int) -> None:
@@ -262,7 +279,7 @@ class CohortMetrics:
 
     def collectors(self) -> tuple[Gauge, ...]:
         """The gauges whose label names depend on the config (the counters outlive them)."""
-        return (self.psi, self.detector_value)
+        return (self.psi, self.detector_value, self.slo_value, self.slo_budget, self.slo_burn_rate)
 
     def label_values(self, cohort: Cohort, n_values: int = 1) -> tuple[str, ...]:
         """The values of :attr:`names` for a cohort, ``_other`` past the cap (``n_values`` counted)."""
@@ -299,6 +316,13 @@ class CohortMetrics:
                 self.psi.labels(*values, feature).set(finding.value)
             else:
                 self.detector_value.labels(*values, finding.detector, feature).set(finding.value)
+
+    def record_slo(self, cohort: Cohort, slo: str, value: float, budget_remaining: float, burn_rate: float) -> None:
+        """Set the SLO gauges of one cohort's SLO (one value counted past the cap)."""
+        values = self.label_values(cohort)
+        self.slo_value.labels(*values, slo).set(value)
+        self.slo_budget.labels(*values, slo).set(budget_remaining)
+        self.slo_burn_rate.labels(*values, slo).set(burn_rate)
 
     def unregister(self) -> None:
         for collector in self.collectors():
