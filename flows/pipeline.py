@@ -36,6 +36,7 @@ from flows.outbox import PendingTicketEvents, PublishedSink
 from flows.plans import ModelPlan, cohort_of, plan_models
 from flows.scoring import scorer
 from flows.shard_windows import STEP_ID, ShardSpec, as_shards, shard_logic
+from flows.canary import canary_findings, canary_plans, halts_of
 from flows.freshness import freshness_findings, freshness_plans
 from flows.value_skew import count_feature_events, split_feature_events, value_skew_findings, value_skew_plans
 
@@ -69,6 +70,8 @@ class Outputs:
     windows: Sink[WindowReport] | None = None
     feature_events: Sink[Any] | None = None
     """Decoded feature events (value skew), for the run's accounting; optional."""
+    halts: Sink[Finding] | None = None
+    """Halt signals of the canary comparisons (``canary.halt`` findings at alert); optional."""
 
 
 class TicketRecorder:
@@ -304,6 +307,13 @@ def build_flow(
         extra.append(value_skew_findings(skew_plans, events, feature_events, cohort_of, now))
     if fresh_plans:
         extra.append(freshness_findings(fresh_plans, events, feature_events, now))
+    canaries = canary_plans(plans)
+    if canaries:
+        # Routes of one cohort compared window by window (flows/canary.py); halts also go to their own sink.
+        compared = canary_findings(canaries, closed)
+        extra.append(compared)
+        if outputs.halts is not None:
+            op.output("write_halts", halts_of(compared), outputs.halts)
     if extra:
         singles = op.merge("merge_stream_findings", *extra) if len(extra) > 1 else extra[0]
 

@@ -8,7 +8,7 @@ import sys
 import tempfile
 import threading
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -133,6 +133,8 @@ class RunResult:
     """The run was stopped by SIGTERM before the end of its input."""
     feature_events: int = 0
     """Decoded feature events (value skew); undecodable ones are in ``dlq``."""
+    halts: list[Finding] = field(default_factory=list)
+    """Halt signals of the canary comparisons (``canary.halt`` findings at alert)."""
 
     def to_dict(self, all_findings: bool = False) -> dict[str, Any]:
         late = sum(1 for d in self.dlq if d.reason.value == "late")
@@ -150,6 +152,7 @@ class RunResult:
             "findings_total": len(self.findings),
             "findings": [f.to_dict() for f in shown],
             "tickets": [t.to_dict() for t in self.tickets],
+            "halts": [f.to_dict() for f in self.halts],
         }
 
 
@@ -204,7 +207,7 @@ def run_file(
 
     profiles = load_profiles(config, log=lambda text: print(text, file=sys.stderr))
     outputs = Outputs(findings=ListSink(), tickets=ListSink(), dlq=ListSink(), windows=ListSink(),
-                      feature_events=CountSink())
+                      feature_events=CountSink(), halts=ListSink())
     outputs = _with_webhook(config, outputs)
     # Replays and backtests keep every finding: their reports draw each window's values.
     flow = build_flow(config, profiles, EventFileSource(events, on_batch=progress), outputs, now=now, durable=False,
@@ -283,6 +286,7 @@ def _result(outputs: Outputs) -> RunResult:
         # Events of this run; ones a crashed earlier run left in the outbox were published too.
         tickets=[t for t in items(outputs.tickets) if isinstance(t, TicketEvent)], dlq=items(outputs.dlq),
         feature_events=outputs.feature_events.count if isinstance(outputs.feature_events, CountSink) else 0,
+        halts=items(outputs.halts),
     )
 
 
@@ -305,11 +309,13 @@ def kafka_outputs(config: Config, keep: bool = False, stop: threading.Event | No
         sink(kafka.tickets_topic, to_dict=lambda t: t.to_dict(), key_of=lambda t: t.ticket.id),
         sink(kafka.dlq_topic, to_dict=lambda d: d.to_dict(max_value_bytes=limit),
              key_of=lambda d: f"{d.topic}:{d.partition}:{d.offset}"),
+        # Canary halt signals: the halt finding's document, keyed by the route's cohort.
+        sink(kafka.halt_topic, to_dict=Finding.to_dict, key_of=lambda f: f.cohort.key),
     ]
     if keep:
         sinks = [TeeSink(sink) for sink in sinks]
     return Outputs(findings=sinks[0], tickets=sinks[1], dlq=sinks[2], windows=ListSink() if keep else None,
-                   feature_events=CountSink() if keep else None)
+                   feature_events=CountSink() if keep else None, halts=sinks[3])
 
 
 DEFAULT_SNAPSHOT_INTERVAL = timedelta(seconds=10)

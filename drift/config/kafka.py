@@ -22,6 +22,8 @@ class KafkaConfig(Strict):
     tickets_topic: str = "drift-tickets"
     retrain_topic: str = "drift-retrain-requests"
     dlq_topic: str = "drift-dlq"
+    halt_topic: str = "drift-halts"
+    """Halt signals of canary comparisons (``models[].canary``), for rollout controllers."""
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
         "PLAINTEXT"
     )

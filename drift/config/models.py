@@ -10,6 +10,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
+from detectors.canary import CanaryConfig
 from detectors.embedding import EmbeddingConfig
 from detectors.freshness import FreshnessConfig
 from detectors.psi import PsiConfig
@@ -193,6 +194,8 @@ class ModelConfig(Strict):
     rollups: list[list[str]] = Field(default_factory=list)
     """Cohorts summed over the labels a rollup leaves out, scored as cohorts of their own:
     ``[model]`` is the whole model, ``[tenant]`` each tenant over its other labels."""
+    canary: CanaryConfig | None = None
+    """Champion–challenger comparison of the routes of each cohort (docs/canary.md)."""
 
     @field_validator("cohort")
     @classmethod
@@ -232,6 +235,26 @@ class ModelConfig(Strict):
             if key in seen:
                 raise ValueError(f"rollups[{i}] repeats an earlier rollup: {rollup}")
             seen.add(key)
+        return self
+
+    @model_validator(mode="after")
+    def _canary_label_and_fields(self) -> ModelConfig:
+        canary = self.canary
+        if canary is None:
+            return self
+        if canary.label not in self.cohort:
+            raise ValueError(
+                f"canary.label {canary.label!r} must be one of the model's cohort labels, which carry the route; "
+                f"cohort: {self.cohort} (add {canary.label!r} to cohort)"
+            )
+        if isinstance(canary.fields, list):
+            known = [*self.features, *self.prediction_columns()]
+            unknown = [name for name in canary.fields if name not in known]
+            if unknown:
+                raise ValueError(
+                    f"canary.fields names fields that are neither features nor profiled prediction fields: "
+                    f"{unknown}; known: {known} (a prediction field is profiled by a score detector)"
+                )
         return self
 
     @staticmethod

@@ -1,0 +1,202 @@
+"""Canary wiring: closed cohort windows → route windows → pairs of routes → ``canary`` findings.
+
+For every model with ``canary:``::
+
+    closed ─ canary_route_windows ─ pair_canary_routes (stateful, keyed by cohort group) ─┬─ findings
+                                                                                          └─ canary_halts
+
+``canary_route_windows`` turns each closed cohort window whose route label names the champion
+or a compared route into a :class:`~detectors.canary.RouteWindow` (the compared fields' bin
+counts, copied out of the :class:`~drift.cohort_arrays.ClosedWindows`), keyed by its *group*:
+the model and the cohort's labels without the route. The routes of one group may live in
+different shards (a shard is chosen by the full cohort key), so they meet in a step keyed by
+the group: :class:`Pairing` holds a group's route windows until their partner arrives.
+
+The champion's window waits for every compared route of the same window; a compared route's
+window waits for the champion's. A window's lone routes are dropped once a window more than
+:data:`WAIT_WINDOWS` later arrives for the group, or at the end of the input, so a group holds
+at most ``WAIT_WINDOWS + 1`` windows of its routes, and a group with nothing waiting holds
+nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import bytewax.operators as op
+import numpy as np
+from bytewax.dataflow import Stream
+from bytewax.operators import StatefulLogic
+
+from detectors.canary import HALT, CanaryConfig, CanaryDetector, RouteWindow
+from drift import metrics
+from drift.cohort_arrays import ClosedWindows
+from drift.findings import Cohort, Finding, Severity
+from drift.windowing import to_micros
+from flows.plans import ModelPlan
+
+WAIT_WINDOWS = 1
+"""Windows a lone route's window waits for its partner beyond its own (see the module text)."""
+
+
+@dataclass(frozen=True)
+class CanaryPlan:
+    """One model's canary comparison: its settings and the fields compared."""
+
+    model: str
+    config: CanaryConfig
+    detector: CanaryDetector
+
+    @property
+    def routes(self) -> frozenset[str]:
+        return frozenset([self.config.champion, *self.config.compare])
+
+
+def canary_plans(plans: list[ModelPlan]) -> dict[str, CanaryPlan]:
+    """The canary comparison of each model plan with ``canary:``, by model name."""
+    out = {}
+    for plan in plans:
+        config = plan.config.canary
+        if config is None:
+            continue
+        profiles = {**plan.profile.features, **plan.profile.predictions}
+        names = list(profiles) if config.fields == "*" else [name for name in config.fields if name in profiles]
+        detector = CanaryDetector(config, names, [profiles[name].bin_labels() for name in names])
+        out[plan.config.name] = CanaryPlan(plan.config.name, config, detector)
+    return out
+
+
+def group_of(cohort: Cohort, label: str) -> Cohort:
+    """``cohort`` without its route label: the routes of one group are compared with each other."""
+    return Cohort(cohort.model, tuple((k, v) for k, v in cohort.labels if k != label))
+
+
+def route_windows(plans: dict[str, CanaryPlan]) -> Callable[[ClosedWindows], list[tuple[str, RouteWindow]]]:
+    """The route windows of a batch of closed cohort windows, keyed by group (see the module text)."""
+    def split(closed: ClosedWindows) -> list[tuple[str, RouteWindow]]:
+        plan = plans.get(closed.model)
+        if plan is None:
+            return []
+        label, routes = plan.config.label, plan.routes
+        layout = closed.layout
+        columns = [layout.index(name) for name in plan.detector.fields]
+        out = []
+        for i, cohort in enumerate(closed.cohorts):
+            route = dict(cohort.labels).get(label)
+            if route is None or route not in routes:
+                continue
+            counts = tuple(np.array(closed.field_counts(f)[i], dtype=np.int64) for f in columns)
+            out.append((group_of(cohort, label).key,
+                        RouteWindow(cohort, route, closed.window, int(closed.n_events[i]), counts)))
+        return out
+
+    return split
+
+
+@dataclass
+class Pairing:
+    """One group's route windows waiting for their partner; pure, so tests drive it directly."""
+
+    champion: str
+    compare: tuple[str, ...]
+    waiting: dict[int, dict[str, RouteWindow]] = field(default_factory=dict)
+    """Window start (µs) -> route -> its window."""
+    paired: dict[int, set[str]] = field(default_factory=dict)
+    """Window start (µs) -> the compared routes already paired with the champion."""
+    newest: int | None = None
+    """Start (µs) of the newest window seen."""
+
+    def offer(self, item: RouteWindow) -> list[tuple[RouteWindow, RouteWindow]]:
+        """The (champion, route) pairs ``item`` completes; it waits when its partner has not come."""
+        start = to_micros(item.window.start)
+        size = to_micros(item.window.end) - start
+        if self.newest is not None and start < self.newest - WAIT_WINDOWS * size:
+            return []  # its window's routes were dropped already
+        if self.newest is None or start > self.newest:
+            self.newest = start
+            for old in [w for w in self.waiting if w < start - WAIT_WINDOWS * size]:
+                self._forget(old)
+        routes = self.waiting.setdefault(start, {})
+        paired = self.paired.setdefault(start, set())
+        out: list[tuple[RouteWindow, RouteWindow]] = []
+        if item.route == self.champion:
+            routes[item.route] = item
+            for route in self.compare:
+                other = routes.pop(route, None)
+                if other is not None:
+                    out.append((item, other))
+                    paired.add(route)
+        elif item.route not in paired:
+            champion = routes.get(self.champion)
+            if champion is None:
+                routes[item.route] = item
+            else:
+                out.append((champion, item))
+                paired.add(item.route)
+        if paired.issuperset(self.compare) or not routes:
+            self._forget(start)
+        return out
+
+    def _forget(self, start: int) -> None:
+        self.waiting.pop(start, None)
+        self.paired.pop(start, None)
+
+    def empty(self) -> bool:
+        return not self.waiting
+
+    def n_waiting(self) -> int:
+        """Route windows held."""
+        return sum(len(routes) for routes in self.waiting.values())
+
+    def copy(self) -> Pairing:
+        """An independent copy (the route windows themselves are immutable and shared)."""
+        return Pairing(self.champion, self.compare, {w: dict(r) for w, r in self.waiting.items()},
+                       {w: set(p) for w, p in self.paired.items()}, self.newest)
+
+
+class PairingLogic(StatefulLogic[RouteWindow, Finding, Pairing]):
+    """A group's :class:`Pairing` as Bytewax stateful logic; each pair is compared at once.
+
+    The group's model (and so its plan) is the first item's: the state is built then."""
+
+    def __init__(self, plans: dict[str, CanaryPlan], resume: Pairing | None) -> None:
+        self.plans = plans
+        self.state = resume
+
+    def on_item(self, value: RouteWindow) -> tuple[Iterable[Finding], bool]:
+        plan = self.plans[value.cohort.model]
+        if self.state is None:
+            self.state = Pairing(plan.config.champion, tuple(plan.config.compare))
+        out: list[Finding] = []
+        for champion, challenger in self.state.offer(value):
+            found = plan.detector.compare(champion, challenger)
+            for finding in found:
+                metrics.FINDINGS.labels(plan.model, finding.detector, finding.severity.value).inc()
+            out.extend(found)
+        return out, StatefulLogic.DISCARD if self.state.empty() else StatefulLogic.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[Finding], bool]:
+        # The input ended: a lone route's partner will not come.
+        return [], StatefulLogic.DISCARD
+
+    def snapshot(self) -> Pairing:
+        assert self.state is not None
+        return self.state.copy()
+
+
+def canary_findings(plans: dict[str, CanaryPlan], closed: Stream[tuple[str, ClosedWindows]]) -> Stream[Finding]:
+    """``canary`` and ``canary.halt`` findings of the models in ``plans``, from the closed cohort windows."""
+    keyed = op.flat_map("canary_route_windows", op.key_rm("unkey_canary_windows", closed), route_windows(plans))
+    paired = op.stateful("pair_canary_routes", keyed, lambda resume: PairingLogic(plans, resume))
+    return op.key_rm("unkey_canary_findings", paired)
+
+
+def halts_of(findings: Stream[Finding]) -> Stream[Finding]:
+    """The ``canary.halt`` findings at alert: the signals a rollout controller acts on."""
+    return op.filter("canary_halts", findings, is_halt)
+
+
+def is_halt(finding: Finding) -> bool:
+    """Whether ``finding`` is a halt signal (a ``canary.halt`` finding at alert)."""
+    return finding.detector == HALT and finding.severity is Severity.ALERT
