@@ -105,6 +105,14 @@ def _print_result(document: dict[str, Any]) -> None:
         ))
         if len(ordered) > len(shown):
             click.echo(f"{len(shown)} of {len(ordered)} shown; --json lists them all")
+    halts = document.get("halts", [])
+    if halts:
+        click.echo(f"\ncanary halts: {len(halts)}")
+        click.echo(_table(
+            [[h["cohort_key"], ", ".join(str(f["field"]) for f in h["evidence"]["fields"]),
+              h["window_start"][11:16] + "-" + h["window_end"][11:16]] for h in halts],
+            ["route cohort", "fields", "window"],
+        ))
     tickets = document["tickets"]
     click.echo(f"\nticket events: {len(tickets)}")
     if tickets:

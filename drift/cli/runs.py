@@ -120,6 +120,22 @@ def _demo_next_steps(folder: Path) -> str:
     ])
 
 
+_HALTS_OUT_HELP = ("Write every canary halt signal (the canary.halt finding, as on kafka.halt_topic) to FILE "
+                   "as JSON lines.")
+
+
+def _write_halts(halts: list[dict[str, Any]], path: str | None) -> None:
+    """Every halt signal of the run to ``path`` as JSON lines (nothing without a path)."""
+    if path is None:
+        return
+    try:
+        with open(path, "wb") as handle:
+            for halt in halts:
+                handle.write(orjson.dumps(halt) + b"\n")
+    except OSError as exc:
+        _fail(f"cannot write --halts-out {path}: {exc}")
+
+
 _STORE_HELP = ("Keep the tickets in this store (sqlite:///PATH, relative to the current folder, or "
                "postgresql://...)  [default: a scratch store, discarded at the end]")
 
@@ -144,9 +160,10 @@ def _with_store(config: Config, store: str) -> Config:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--all-findings", is_flag=True, help="List ok findings too.")
 @click.option("--dlq-out", type=click.Path(dir_okay=False), default=None, metavar="FILE", help=_DLQ_OUT_HELP)
+@click.option("--halts-out", type=click.Path(dir_okay=False), default=None, metavar="FILE", help=_HALTS_OUT_HELP)
 @click.option("--store", "store", default=None, metavar="URL", help=_STORE_HELP)
 def replay(config_path: str, events: str, as_json: bool, all_findings: bool, dlq_out: str | None,
-           store: str | None) -> None:
+           halts_out: str | None, store: str | None) -> None:
     """Run the live dataflow over a file of historical events.
 
     Tickets go to a scratch store (and to no webhook) unless --store names one. Dead letters
@@ -169,6 +186,7 @@ def replay(config_path: str, events: str, as_json: bool, all_findings: bool, dlq
         if progress is not None:
             click.echo("", err=True)
     document = _with_dead_letters(result.to_dict(all_findings=all_findings), result.dlq, dlq_out)
+    _write_halts(document["halts"], halts_out)
     if as_json:
         _print_json(document)
     else:
@@ -193,10 +211,11 @@ def replay(config_path: str, events: str, as_json: bool, all_findings: bool, dlq
 @click.option("--top-k", "top_k", type=click.IntRange(min=1), default=TOP_SERIES, show_default=True,
               help="Series drawn at first per cohort in the report's timelines (its worst); the rest one click away.")
 @click.option("--dlq-out", type=click.Path(dir_okay=False), default=None, metavar="FILE", help=_DLQ_OUT_HELP)
+@click.option("--halts-out", type=click.Path(dir_okay=False), default=None, metavar="FILE", help=_HALTS_OUT_HELP)
 @click.option("--store", "store", default=None, metavar="URL", help=_STORE_HELP)
 def backtest(
     config_path: str, events: str, report_path: str, as_json: bool, baseline_features: tuple[str, ...],
-    top_k: int, dlq_out: str | None, store: str | None,
+    top_k: int, dlq_out: str | None, halts_out: str | None, store: str | None,
 ) -> None:
     """Run the live dataflow over history and report what it would have done (plots, tickets, what-if)."""
     from drift.report import require_report_dependencies
@@ -233,6 +252,7 @@ def backtest(
     write_report(result, Path(report_path), title=f"drift backtest: {Path(events).name} with {Path(config_path).name}",
                  sections=sections, top_k=top_k)
     document = _with_dead_letters(backtest_document(result, sections), result.dlq, dlq_out)
+    _write_halts(document["halts"], halts_out)
     if as_json:
         _print_json({**document, "report": report_path})
         _exit_if_nothing_decoded(document, events)
@@ -413,9 +433,9 @@ def run(config_path: str, workers: int, processes: int, process_id: int | None, 
 
 
 @main.command()
-@click.argument("kind", type=click.Choice(["inference", "feature"]), default="inference")
+@click.argument("kind", type=click.Choice(["inference", "feature", "label"]), default="inference")
 def schema(kind: str) -> None:
-    """Print the JSON Schema of an inference (default) or feature event (docs/events.md)."""
+    """Print the JSON Schema of an inference (default), feature or label event (docs/events.md)."""
     from drift.schemas import schema_text
 
     click.echo(schema_text(kind), nl=False)

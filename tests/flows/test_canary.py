@@ -433,3 +433,25 @@ def _pairing_snapshots(recovery: Path) -> list[Pairing]:
             latest[key] = None if blob is None else pickle.loads(blob)
         out += [state for state in latest.values() if state is not None]
     return out
+
+
+def test_replay_prints_the_halts_and_writes_them_with_halts_out(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    config = _workspace(tmp_path)
+    write_jsonl(tmp_path / "events.jsonl", events(["acme", "globex"], 2, {(SHIFTED_TENANT, SHIFTED_WINDOW)}))
+    run = lambda *extra: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "drift.cli", "replay", "--config", str(config), "--events",
+         str(tmp_path / "events.jsonl"), *extra], capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path)
+    done = run("--json", "--halts-out", str(tmp_path / "halts.jsonl"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    document = json.loads(done.stdout)
+    written = [json.loads(line) for line in (tmp_path / "halts.jsonl").read_text().splitlines()]
+    assert written == document["halts"] and len(written) == 1
+    assert written[0]["detector"] == HALT and written[0]["cohort"] == {
+        "model": "credit-risk", "tenant": "acme", "route": "canary"}
+    assert written[0]["evidence"]["decision"] == "halt"
+    text = run().stdout
+    assert "canary halts: 1" in text and "credit-risk|tenant=acme|route=canary  prediction.score  10:10-10:20" in text
