@@ -583,20 +583,25 @@ class SloBook:
         self.ids = {c.key: i for i, c in enumerate(self.cohorts)}
         self.selected = self.selected[:, live]
 
-    def _period(self, ids: npt.NDArray[np.int64], window_ids: npt.NDArray[np.int64],
-                n_windows: int) -> tuple[OutcomeCounts, npt.NDArray[np.int64]]:
+    def _period(self, padded: Mapping[str, npt.NDArray[Any]], ids: npt.NDArray[np.int64],
+                window_ids: npt.NDArray[np.int64], n_windows: int) -> tuple[OutcomeCounts, npt.NDArray[np.int64]]:
         """The sums of each cohort's rows over the ``n_windows`` windows ending at its window
-        id, and how many rows were summed."""
+        id, and how many rows were summed. ``padded``: the row arrays with a zero row appended."""
         hi_keys = self._keys(ids, window_ids)
         lo = np.searchsorted(self.row_keys, hi_keys - (n_windows - 1), side="left")
         hi = np.searchsorted(self.row_keys, hi_keys, side="right")
-        bounds = np.stack([lo, hi], axis=1).reshape(-1)
+        # reduceat sums padded[lo:hi] for each (lo, hi) pair, and also the gaps between pairs
+        # (results dropped): in the order of lo, the gaps add up to one pass over the rows.
+        order = np.argsort(lo, kind="stable")
+        bounds = np.stack([lo[order], hi[order]], axis=1).reshape(-1)
+        empty = hi[order] <= lo[order]
         sums: dict[str, npt.NDArray[Any]] = {}
-        for name, array in self.rows.items():
-            padded = np.concatenate([array, np.zeros((1, *array.shape[1:]), dtype=array.dtype)])
-            summed = np.add.reduceat(padded, bounds, axis=0)[::2]
-            empty = (hi <= lo).reshape(-1, *([1] * (array.ndim - 1)))
-            sums[name] = np.where(empty, 0, summed).astype(array.dtype)
+        for name, array in padded.items():
+            summed = np.add.reduceat(array, bounds, axis=0)[::2]
+            summed[empty] = 0
+            out = np.empty_like(summed)
+            out[order] = summed
+            sums[name] = out
         counts = OutcomeCounts(
             kind=self.kind, threshold=self.threshold, edges=self.edges, cohort_rows=np.zeros(ids.size, dtype=np.int64),
             window_ids=window_ids, **sums,
@@ -635,12 +640,13 @@ class SloBook:
         self._store(ids, counts)
         window_ids = np.asarray(counts.window_ids, dtype=np.int64)
         last = window_quality(counts)
+        padded = {name: np.concatenate([a, np.zeros((1, *a.shape[1:]), dtype=a.dtype)]) for name, a in self.rows.items()}
         findings: list[Finding] = []
         for j, slo in enumerate(self.objectives):
             rows = np.flatnonzero(self.selected[j, ids])
             if rows.size == 0:
                 continue
-            period, n_windows = self._period(ids[rows], window_ids[rows], self.periods[j])
+            period, n_windows = self._period(padded, ids[rows], window_ids[rows], self.periods[j])
             findings.extend(self._judge_slo(slo, self.periods[j], rows, cohorts, windows, period, n_windows, last))
         self._prune()
         self._record(findings)
