@@ -94,6 +94,12 @@ COUNTERMEASURES: Final[dict[str, Countermeasure]] = {
         "online feature values are older than allowed: a materialisation job is "
         "late or failing",
     ),
+    "canary": Countermeasure(
+        "halt the rollout: send this route's traffic back to the champion",
+        "the route's inputs or predictions differ from the champion's in the same cohort and "
+        "window, so the new model or its serving path behaves differently; stop before more "
+        "traffic moves, then compare the two versions on the bins that moved",
+    ),
     "embedding": Countermeasure(
         "inspect new content clusters in the embedding space",
         "the embedding distribution moved: new kinds of content (topics, products, "
