@@ -100,6 +100,36 @@ JOIN_LATE = Counter(
     "Join outcomes that reached their cohort window after it closed; not counted in value skew.",
     ["model"],
 )
+LABELS = Counter(
+    "drift_labels_total",
+    "Label events of models with labels:, by outcome: joined (to a prediction waiting for it), unmatched (no "
+    "prediction held with its key within labels.horizon), duplicate (the prediction already had a label), "
+    "without_id, after_judging (joined, but the prediction's window was already judged).",
+    ["model", "outcome"],
+)
+LABEL_PREDICTIONS = Counter(
+    "drift_label_predictions_total",
+    "Predictions of models with labels:, by outcome: kept (waiting for a label), missing (no usable prediction "
+    "value), late (their window had closed), duplicate (a prediction with the same join key is held).",
+    ["model", "outcome"],
+)
+LABEL_EVICTIONS = Counter(
+    "drift_label_evictions_total",
+    "Predictions that left the label join state without a label, by reason: expired (past labels.horizon) or "
+    "capped (the oldest past labels.cap).",
+    ["model", "reason"],
+)
+LABEL_PREDICTIONS_HELD = Gauge(
+    "drift_label_predictions_held",
+    "Predictions held in the label join state (waiting for a label, or labelled and not yet expired).",
+    ["model"],
+)
+LABEL_WINDOWS_JUDGED = Counter(
+    "drift_label_windows_judged_total",
+    "Cohort windows judged on their labels, by what judged them: coverage (closed, the coverage gate reached) "
+    "or horizon (their predictions left the join state).",
+    ["model", "judged_by"],
+)
 WEBHOOK_DELIVERED = Counter(
     "drift_webhook_delivered_total", "Ticket events the webhook receiver accepted (2xx).",
 )

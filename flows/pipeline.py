@@ -38,6 +38,9 @@ from flows.scoring import scorer
 from flows.shard_windows import STEP_ID, ShardSpec, as_shards, shard_logic
 from flows.canary import canary_findings, canary_plans, halts_of
 from flows.freshness import freshness_findings, freshness_plans
+from flows.labels import (
+    attach_label_messages, label_decoder, label_plans, label_streams, with_label_prediction, with_labels,
+)
 from flows.value_skew import count_feature_events, split_feature_events, value_skew_findings, value_skew_plans
 
 __all__ = ["ModelPlan", "Outputs", "WindowReport", "build_flow", "cohort_of", "plan_models"]
@@ -70,6 +73,10 @@ class Outputs:
     windows: Sink[WindowReport] | None = None
     feature_events: Sink[Any] | None = None
     """Decoded feature events (value skew), for the run's accounting; optional."""
+    quality: Sink[Any] | None = None
+    """Quality of the cohort windows judged on their labels (models with ``labels:``); optional."""
+    label_events: Sink[Any] | None = None
+    """One item per decoded label event, for the run's accounting; optional."""
     halts: Sink[Finding] | None = None
     """Halt signals of the canary comparisons (``canary.halt`` findings at alert); optional."""
 
@@ -183,10 +190,10 @@ def batch_decoder(
 
     With ``events.format: avro`` or ``protobuf`` wire-format messages are read first (drift/wire.py)."""
     columnar = BatchDecoder(decoder, [
-        model_columns(
+        with_label_prediction(model_columns(
             plan.config.name, plan.config.cohort, plan.profile, per_event=plan.config.name in per_event,
             embeddings=plan.config.embedding_sampling() is not None,
-        )
+        ), plan.config)
         for plan in plans
     ], by_model=by_model)
     schemas = config.events.schemas
@@ -222,6 +229,7 @@ def build_flow(
     durable: bool = True,
     ok_findings: bool | None = None,
     shards: int | None = None,
+    label_source: Source[Any] | None = None,
 ) -> Dataflow:
     """The dataflow for ``config`` reading ``source`` and writing ``outputs``.
 
@@ -231,7 +239,8 @@ def build_flow(
 
     ``feature_source`` (Kafka: ``kafka.feature_topic``) feeds value skew and freshness;
     it is read only when a ``skew`` detector has ``values:`` or a ``freshness`` detector
-    is configured.
+    is configured. ``label_source`` (Kafka: ``kafka.labels_topic``) feeds the delayed labels
+    of the models with ``labels:`` (flows/labels.py).
 
     ``ok_findings``: write ok findings too (None: ``engine.ok_findings`` of the config).
     ``shards``: state shards per model (None: ``engine.shards``, 1 for ``auto``; the
@@ -260,8 +269,15 @@ def build_flow(
         raw, feature_events, feature_dead = split_feature_events(
             flow, raw, config.kafka.feature_topic, feature_source, as_batch(to_raw), config.events.max_future, now,
         )
+    labelled = label_plans(config)
+    # Label events (delayed ground truth), for the models with labels: (flows/labels.py).
+    if labelled:
+        raw = attach_label_messages(flow, raw, config.kafka.labels_topic, label_source, as_batch(to_raw))
     per_event = {p.model.name for p in skew_plans} | {p.model.name for p in fresh_plans}
-    decoded = op.map("decode_inference", raw, batch_decoder(config, plans, decoder, per_event, by_model=True))
+    decode = batch_decoder(config, plans, decoder, per_event, by_model=True)
+    if labelled:  # label messages set aside in a batch are decoded with it (flows/labels.py)
+        decode = with_labels(decode, label_decoder(config, now))
+    decoded = op.map("decode_inference", raw, decode)
     op.inspect("count_events", decoded, lambda _s, batch: _count_batch(batch))
     dead = [op.flat_map("dead_inference", decoded, lambda batch: batch.dead)]
     events = cast(Stream[InferenceEvent], op.flat_map("per_event_inference", decoded, lambda batch: batch.events))
@@ -314,6 +330,13 @@ def build_flow(
         extra.append(compared)
         if outputs.halts is not None:
             op.output("write_halts", halts_of(compared), outputs.halts)
+    if labelled:
+        judged = label_streams(labelled, decoded, now, copies=durable)
+        extra.append(judged.findings)
+        if outputs.quality is not None:
+            op.output("write_quality", judged.quality, outputs.quality)
+        if outputs.label_events is not None:
+            op.output("write_label_events", judged.events, outputs.label_events)
     if extra:
         singles = op.merge("merge_stream_findings", *extra) if len(extra) > 1 else extra[0]
 

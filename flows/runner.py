@@ -31,6 +31,7 @@ from drift.reference import (
 from drift.tickets import TicketEvent
 from flows.pipeline import Outputs, WindowReport, build_flow
 from flows.shutdown import Interrupted, Shutdown
+from flows.labels import needs_label_events
 from flows.value_skew import needs_feature_events
 
 
@@ -133,6 +134,10 @@ class RunResult:
     """The run was stopped by SIGTERM before the end of its input."""
     feature_events: int = 0
     """Decoded feature events (value skew); undecodable ones are in ``dlq``."""
+    label_events: int = 0
+    """Decoded label events (models with ``labels:``); undecodable ones are in ``dlq``."""
+    quality: list[Any] = field(default_factory=list)
+    """Quality records of the cohort windows judged on their labels (:class:`drift.labels.judging.QualityReport`)."""
     halts: list[Finding] = field(default_factory=list)
     """Halt signals of the canary comparisons (``canary.halt`` findings at alert)."""
 
@@ -143,15 +148,17 @@ class RunResult:
         shown = [f for f in self.findings if all_findings or f.severity is not Severity.OK]
         shown.sort(key=lambda f: (f.window.start, f.cohort.key, f.detector, f.feature or ""))
         return {
-            "events": decoded + self.feature_events + len(self.dlq) - late,
+            "events": decoded + self.feature_events + self.label_events + len(self.dlq) - late,
             "decoded": decoded,
             "feature_events": self.feature_events,
+            "label_events": self.label_events,
             "late": late,
             "dlq": {"total": len(self.dlq), "by_reason": dict(sorted(reasons.items()))},
             "windows": len(self.windows),
             "findings_total": len(self.findings),
             "findings": [f.to_dict() for f in shown],
             "tickets": [t.to_dict() for t in self.tickets],
+            "quality": [q.to_dict() for q in sorted(self.quality, key=lambda q: (q.window.start, q.cohort.key))],
             "halts": [f.to_dict() for f in self.halts],
         }
 
@@ -207,7 +214,7 @@ def run_file(
 
     profiles = load_profiles(config, log=lambda text: print(text, file=sys.stderr))
     outputs = Outputs(findings=ListSink(), tickets=ListSink(), dlq=ListSink(), windows=ListSink(),
-                      feature_events=CountSink(), halts=ListSink())
+                      feature_events=CountSink(), halts=ListSink(), quality=ListSink(), label_events=CountSink())
     outputs = _with_webhook(config, outputs)
     # Replays and backtests keep every finding: their reports draw each window's values.
     flow = build_flow(config, profiles, EventFileSource(events, on_batch=progress), outputs, now=now, durable=False,
@@ -286,6 +293,8 @@ def _result(outputs: Outputs) -> RunResult:
         # Events of this run; ones a crashed earlier run left in the outbox were published too.
         tickets=[t for t in items(outputs.tickets) if isinstance(t, TicketEvent)], dlq=items(outputs.dlq),
         feature_events=outputs.feature_events.count if isinstance(outputs.feature_events, CountSink) else 0,
+        label_events=outputs.label_events.count if isinstance(outputs.label_events, CountSink) else 0,
+        quality=items(outputs.quality),
         halts=items(outputs.halts),
     )
 
@@ -315,7 +324,8 @@ def kafka_outputs(config: Config, keep: bool = False, stop: threading.Event | No
     if keep:
         sinks = [TeeSink(sink) for sink in sinks]
     return Outputs(findings=sinks[0], tickets=sinks[1], dlq=sinks[2], windows=ListSink() if keep else None,
-                   feature_events=CountSink() if keep else None, halts=sinks[3])
+                   feature_events=CountSink() if keep else None, halts=sinks[3],
+                   quality=ListSink() if keep else None, label_events=CountSink() if keep else None)
 
 
 DEFAULT_SNAPSHOT_INTERVAL = timedelta(seconds=10)
@@ -508,8 +518,13 @@ def _run_kafka(
             kafka.bootstrap, kafka.feature_topic, kafka.client_settings(), tail=not until_end,
             batch_size=kafka.batch_size, stop=stop if single_worker else None, timeout=timeout,
         ) if needs_feature_events(config) else None
+        # Delayed labels (a model with labels:) come from the labels topic.
+        labels = inference_source(
+            kafka.bootstrap, kafka.labels_topic, kafka.client_settings(), tail=not until_end,
+            batch_size=kafka.batch_size, stop=stop if single_worker else None, timeout=timeout,
+        ) if needs_label_events(config) else None
         flow = build_flow(
-            config, profiles, source, outputs, to_raw=to_raw, feature_source=features,
+            config, profiles, source, outputs, to_raw=to_raw, feature_source=features, label_source=labels,
             durable=recovery_dir is not None, shards=resolve_shards(config, workers * processes, recovery_dir),
         )
         recovery = None

@@ -69,7 +69,7 @@ def test_invalid_file_exits_2_with_every_error_on_stderr(tmp_path: Path) -> None
     assert result.stdout == ""
     assert sorted(result.stderr.splitlines()) == sorted([
         "drift.yaml:4:5 models[0].windw: unknown key 'windw' (did you mean 'window'?); valid keys: "
-        "baseline, canary, cohort, detectors, features, impact, name, policy, reference, rollups, ts_unit, window",
+        "baseline, canary, cohort, detectors, features, impact, labels, name, policy, reference, rollups, slo, ts_unit, window",
         "drift.yaml:8:21 models[0].detectors[0].psi.bins: must be >= 2; got 1",
         "drift.yaml:9:9 models[0].detectors[1]: must be a mapping with one key naming a detector, "
         "one of " + ", ".join(DETECTOR_NAMES) + "; got {'psii': {}}",

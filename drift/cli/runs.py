@@ -433,9 +433,9 @@ def run(config_path: str, workers: int, processes: int, process_id: int | None, 
 
 
 @main.command()
-@click.argument("kind", type=click.Choice(["inference", "feature"]), default="inference")
+@click.argument("kind", type=click.Choice(["inference", "feature", "label"]), default="inference")
 def schema(kind: str) -> None:
-    """Print the JSON Schema of an inference (default) or feature event (docs/events.md)."""
+    """Print the JSON Schema of an inference (default), feature or label event (docs/events.md)."""
     from drift.schemas import schema_text
 
     click.echo(schema_text(kind), nl=False)

@@ -18,6 +18,8 @@ class KafkaConfig(Strict):
     group_id: str = "drift"
     inference_topic: str = "inference-events"
     feature_topic: str = "feature-events"
+    labels_topic: str = "labels"
+    """Label events (delayed ground truth); read only when some model has ``labels:``."""
     findings_topic: str = "drift-findings"
     tickets_topic: str = "drift-tickets"
     retrain_topic: str = "drift-retrain-requests"

@@ -19,7 +19,9 @@ from detectors.score import ScoreConfig
 from detectors.skew import SkewConfig
 from drift.config.base import Strict
 from drift.config.baseline import BaselineConfig
+from drift.config.labels import LabelsConfig
 from drift.duration import Duration, format_duration
+from drift.labels.slo import SloConfig, check_slos
 from drift.reference import PredictionColumn
 from drift.summary import EmbeddingSampling
 
@@ -194,6 +196,10 @@ class ModelConfig(Strict):
     rollups: list[list[str]] = Field(default_factory=list)
     """Cohorts summed over the labels a rollup leaves out, scored as cohorts of their own:
     ``[model]`` is the whole model, ``[tenant]`` each tenant over its other labels."""
+    labels: LabelsConfig | None = None
+    """Delayed ground truth: predictions joined to their labels, quality per cohort window (docs/labels.md)."""
+    slo: list[SloConfig] = Field(default_factory=list)
+    """Quality objectives judged on the labels (docs/slo.md); the model needs ``labels:``."""
     canary: CanaryConfig | None = None
     """Champion–challenger comparison of the routes of each cohort (docs/canary.md)."""
 
@@ -255,6 +261,23 @@ class ModelConfig(Strict):
                     f"canary.fields names fields that are neither features nor profiled prediction fields: "
                     f"{unknown}; known: {known} (a prediction field is profiled by a score detector)"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _labels_and_slos(self) -> ModelConfig:
+        labels = self.labels
+        if labels is not None and labels.join_key != "event_id":
+            spec = self.features.get(labels.join_key)
+            if spec is None or spec.type != "categorical":
+                raise ValueError(
+                    f"labels.join_key must be event_id or a categorical feature of the model; got "
+                    f"{labels.join_key!r} (categorical features: "
+                    f"{sorted(n for n, f in self.features.items() if f.type == 'categorical')})"
+                )
+        if self.slo:
+            if labels is None:
+                raise ValueError("slo needs labels: (the quality an SLO judges is measured on the model's labels)")
+            check_slos(labels.kind, self.slo, self.window.size, self.cohort)
         return self
 
     @staticmethod

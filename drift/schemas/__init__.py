@@ -1,7 +1,8 @@
 """JSON Schemas of the events drift reads (docs/events.md), shipped with the package.
 
-``drift schema [inference|feature]`` prints them. They describe the wire format; the
-decoders (:mod:`drift.events`, :mod:`drift.feature_events`) are the authority, and add
+``drift schema [inference|feature|label]`` prints them. They describe the wire format; the
+decoders (:mod:`drift.events`, :mod:`drift.feature_events`, :mod:`drift.labels.events`) are
+the authority, and add
 what a schema cannot say (the model's ``ts_unit``, the accepted time range, the model's
 configured features and embedding dimension).
 """
@@ -16,6 +17,7 @@ from typing import Any
 FILES: dict[str, str] = {
     "inference": "inference-event.schema.json",
     "feature": "feature-event.schema.json",
+    "label": "label-event.schema.json",
 }
 
 

@@ -223,7 +223,7 @@ MISTAKES = [
           age: {type: numeric}
         """,
         "drift.yaml:4:5 models[0].windw: unknown key 'windw' (did you mean 'window'?); valid keys: "
-        "baseline, canary, cohort, detectors, features, impact, name, policy, reference, rollups, ts_unit, window",
+        "baseline, canary, cohort, detectors, features, impact, labels, name, policy, reference, rollups, slo, ts_unit, window",
         id="unknown-key",
     ),
     pytest.param(
@@ -532,7 +532,7 @@ def test_every_error_is_reported_at_once(tmp_path: Path) -> None:
     assert sorted(errors(path)) == sorted([
         "drift.yaml:3:15 kafka.batch_size: must be >= 1; got 0",
         "drift.yaml:6:5 models[0].windw: unknown key 'windw' (did you mean 'window'?); valid keys: "
-        "baseline, canary, cohort, detectors, features, impact, name, policy, reference, rollups, ts_unit, window",
+        "baseline, canary, cohort, detectors, features, impact, labels, name, policy, reference, rollups, slo, ts_unit, window",
         "drift.yaml:7:13 models[0].cohort: cohort labels must be among model_version, tenant, region, "
         "route or 'segment.<name>'; got 'colour'",
         "drift.yaml:8:29 models[0].baseline.seasonality: must be one of 'none', 'hour_of_day', "
