@@ -27,9 +27,10 @@ from drift.config import load_config
 from drift.events import DlqReason, RawMessage
 from drift.findings import Cohort, Severity
 from drift.labels.events import LabelDecoder, LabelSpec, is_label_message
-from drift.labels.judging import PredictionRows
 from drift.labels.events import LabelBatch
-from flows.labels import LabelsLogic, label_plans
+from drift.labels.judging import PredictionRows
+from drift.windowing import to_micros
+from flows.labels import LabelsLogic, ModelBatch, label_plans
 from flows.runner import RunResult, run_file
 
 START = datetime(2026, 11, 2, 0, 0, tzinfo=timezone.utc)
@@ -165,3 +166,232 @@ def test_a_recall_breach_in_one_cohort_window_makes_one_alert_and_one_ticket(tmp
     assert all(q["label_coverage"] >= 0.5 for q in quality if q["judged_by"] == "coverage")
     assert document["label_events"] == sum(o.delay is not None for o in outcomes)
     assert document["dlq"]["total"] == 0
+
+
+def _counter(counter: Any, *labels: str) -> float:
+    value: float = counter.labels(*labels)._value.get()
+    return value
+
+
+def _window(o: Outcome) -> tuple[str, str]:
+    return o.tenant, (START + timedelta(hours=o.hour)).isoformat()
+
+
+def test_quality_of_each_cohort_window_equals_scikit_learn_on_the_labels_that_joined(tmp_path: Path) -> None:
+    # A gate no window reaches (some labels never come): every window is judged at the
+    # horizon, with every label that arrived within it.
+    outcomes, lines = _history(seed=11)
+    result = _replay(tmp_path, lines, gate=1.0)
+    quality = {(q["cohort"]["tenant"], q["window_start"]): q for q in result.to_dict()["quality"]
+               if q["cohort"]["tenant"] != "z"}
+    assert len(quality) == 4 * HOURS and {q["judged_by"] for q in quality.values()} == {"horizon"}
+    for key, q in quality.items():
+        mine = [o for o in outcomes if _window(o) == key]
+        joined = [o for o in mine if o.delay is not None and o.delay <= HORIZON]
+        y = np.array([o.label for o in joined])
+        p = np.array([o.score for o in joined])
+        assert (q["n_predictions"], q["n_labelled"]) == (len(mine), len(joined))
+        assert q["label_coverage"] == pytest.approx(len(joined) / len(mine))
+        predicted = (p >= 0.5).astype(int)
+        assert q["precision"] == pytest.approx(precision_score(y, predicted, zero_division=np.nan))
+        assert q["recall"] == pytest.approx(recall_score(y, predicted, zero_division=np.nan))
+        assert q["f1"] == pytest.approx(f1_score(y, predicted, zero_division=np.nan))
+        assert q["accuracy"] == pytest.approx(accuracy_score(y, predicted))
+        assert q["log_loss"] == pytest.approx(log_loss(y, p, labels=[0, 1]))
+        assert q["brier"] == pytest.approx(brier_score_loss(y, p))
+        # Expected calibration error and the reliability table, bin by bin (10 equal bins).
+        bins = np.minimum((p * 10).astype(int), 9)
+        ece = sum(abs(p[bins == b].sum() - y[bins == b].sum()) for b in range(10)) / len(joined)
+        assert q["ece"] == pytest.approx(ece)
+        table = q["reliability"]
+        assert [row["count"] for row in table] == [int((bins == b).sum()) for b in range(10)]
+        for b, row in enumerate(table):
+            if row["count"]:
+                assert row["mean_score"] == pytest.approx(p[bins == b].mean())
+                assert row["mean_label"] == pytest.approx(y[bins == b].mean())
+            else:
+                assert row["mean_score"] is None and row["mean_label"] is None
+
+
+def test_the_coverage_gate_judges_a_window_once_as_its_labels_reach_it(tmp_path: Path) -> None:
+    outcomes, lines = _history()
+    joined_before = _counter(metrics.LABELS, "scoring", "joined")
+    after_before = _counter(metrics.LABELS, "scoring", "after_judging")
+    judged_before = _counter(metrics.LABEL_WINDOWS_JUDGED, "scoring", "coverage")
+    result = _replay(tmp_path, lines, gate=0.5)
+    quality = [q for q in result.to_dict()["quality"] if q["cohort"]["tenant"] != "z"]
+    by_coverage = [q for q in quality if q["judged_by"] == "coverage"]
+    assert len(by_coverage) == 3 * HOURS == _counter(metrics.LABEL_WINDOWS_JUDGED, "scoring", "coverage") - judged_before
+    for q in by_coverage:
+        # Judged as soon as half its labels were in (within one source batch), not with all of them.
+        eventually = sum(1 for o in outcomes if _window(o) == (q["cohort"]["tenant"], q["window_start"])
+                         and o.delay is not None and o.delay <= HORIZON)
+        assert 0.5 <= q["label_coverage"] and q["n_labelled"] < eventually
+    # Every label that joined was counted once: in its window's judgement, or as after_judging.
+    joined = _counter(metrics.LABELS, "scoring", "joined") - joined_before
+    after = _counter(metrics.LABELS, "scoring", "after_judging") - after_before
+    within = sum(1 for o in outcomes if o.delay is not None and o.delay <= HORIZON)
+    assert joined == within
+    assert sum(q["n_labelled"] for q in quality) + after == joined
+
+
+def test_windows_whose_labels_do_not_come_are_judged_at_the_horizon_and_their_slos_skipped(tmp_path: Path) -> None:
+    outcomes, lines = _history()
+    expired_before = _counter(metrics.LABEL_EVICTIONS, "scoring", "expired")
+    unmatched_before = _counter(metrics.LABELS, "scoring", "unmatched")
+    result = _replay(tmp_path, lines)
+    d = [q for q in result.to_dict()["quality"] if q["cohort"]["tenant"] == "d"]
+    assert [q["judged_by"] for q in d] == ["horizon"] * HOURS
+    assert all(q["label_coverage"] < 0.5 for q in d)
+    slo = [f for f in result.findings if f.detector == "slo" and f.cohort.key == "scoring|tenant=d"]
+    assert len(slo) == HOURS
+    for finding in slo:
+        assert finding.severity is Severity.OK and finding.skipped is not None
+        assert "below the gate 0.5" in finding.skipped
+    assert not [t for t in result.tickets if t.ticket.cohort_key == "scoring|tenant=d"]
+    # What never got a label within the horizon left the join state as expired; labels later than
+    # the horizon found no prediction.
+    newest = START + timedelta(hours=HOURS) + (3 * 36 - 1) * timedelta(minutes=20)
+    tail_expired = sum(1 for k in range(3 * 36)
+                       if START + timedelta(hours=HOURS) + k * timedelta(minutes=20) < newest - HORIZON)
+    lost = sum(1 for o in outcomes if o.delay is None or o.delay > HORIZON)
+    assert _counter(metrics.LABEL_EVICTIONS, "scoring", "expired") - expired_before == lost + tail_expired
+    late_labels = sum(1 for o in outcomes if o.delay is not None and o.delay > HORIZON)
+    assert _counter(metrics.LABELS, "scoring", "unmatched") - unmatched_before == late_labels
+
+
+BAD_LABELS = [
+    (b'{"model": "scoring", "event_id": "a-0-0", "label": 1}', DlqReason.MISSING_FIELD, "ts"),
+    (b'{"event_id": "a-0-0", "ts": "2026-11-02T05:00:00Z", "label": 1}', DlqReason.MISSING_FIELD, "model"),
+    (b'{"model": "scoring", "ts": "2026-11-02T05:00:00Z", "label": 1}', DlqReason.MISSING_FIELD, "event_id"),
+    (b'{"model": "nope", "event_id": "a-0-0", "ts": "2026-11-02T05:00:00Z", "label": 1}',
+     DlqReason.UNKNOWN_MODEL, "model"),
+    (b'{"model": "other", "event_id": "a-0-0", "ts": "2026-11-02T05:00:00Z", "label": 1}',
+     DlqReason.UNKNOWN_MODEL, "model"),
+    (b'{"model": "scoring", "event_id": "a-0-0", "ts": "2026-11-02T05:00:00Z", "label": 2}',
+     DlqReason.WRONG_TYPE, "label"),
+    (b'{"model": "scoring", "event_id": "a-0-0", "ts": "2026-11-02T05:00:00Z", "label": "yes"}',
+     DlqReason.WRONG_TYPE, "label"),
+    (b'{"model": "scoring", "event_id": "a-0-0", "ts": "yesterday", "label": 0}', DlqReason.BAD_TIMESTAMP, "ts"),
+    (b'{"model": "scoring", "event_id": "a-0-0", "ts": "2036-11-02T05:00:00Z", "label": 0}',
+     DlqReason.FUTURE_TIMESTAMP, "ts"),
+    (b'{"model": "scoring", "event_id": [1], "ts": "2026-11-02T05:00:00Z", "label": 0}', DlqReason.WRONG_TYPE,
+     "event_id"),
+    (b'{"model": "scoring", "event_id": "a-0-0", "ts": "2026-11-02T05:00:00Z", "label": null}',
+     DlqReason.MISSING_FIELD, "label"),
+]
+
+
+def test_bad_label_events_go_to_the_dead_letters_with_their_reason(tmp_path: Path) -> None:
+    _, lines = _history()
+    at = len(lines) // 2
+    result = _replay(tmp_path, [*lines[:at], *(line for line, _, _ in BAD_LABELS), *lines[at:]])
+    dead = sorted(result.dlq, key=lambda d: d.offset)
+    assert [(d.offset, d.reason, d.field) for d in dead] == [
+        (at + i, reason, field) for i, (_, reason, field) in enumerate(BAD_LABELS)]
+    assert all(d.step_id == "decode_label" and d.value == BAD_LABELS[i][0] for i, d in enumerate(dead))
+    assert "has no labels: configured" in dead[4].detail and "is not configured" in dead[3].detail
+    assert result.to_dict()["events"] == len(lines) + len(BAD_LABELS)
+
+
+@pytest.mark.parametrize("value", [b"not json", b"", b"[1, 2]", b'{"model": "scoring", "event_id": "e", "ts": 1e400, "label": 1}'])
+def test_the_labels_topic_refuses_what_is_not_a_label_object(value: bytes) -> None:
+    decoder = LabelDecoder({"scoring": LabelSpec("binary")}, frozenset({"scoring"}))
+    raw = RawMessage(value, "labels", 0, 5)
+    assert is_label_message(raw, "labels")
+    letter = decoder(raw)
+    assert not isinstance(letter, LabelBatch) and getattr(letter, "reason", None) in (
+        DlqReason.INVALID_JSON, DlqReason.EMPTY, DlqReason.NOT_AN_OBJECT, DlqReason.BAD_TIMESTAMP)
+
+
+def test_label_kinds_are_checked_against_the_model() -> None:
+    specs = {"m": LabelSpec("multiclass", n_classes=3), "r": LabelSpec("regression"), "b": LabelSpec("binary")}
+    decoder = LabelDecoder(specs, frozenset(specs))
+
+    def decode(model: str, label: Any) -> Any:
+        line = orjson.dumps({"model": model, "event_id": 7, "ts": "2026-11-02T05:00:00Z", "label": label})
+        return decoder(RawMessage(line, "labels", 0, 0))
+
+    assert decode("m", 2).label == 2.0 and decode("m", 2).key == "7"
+    assert decode("m", 3).reason is DlqReason.WRONG_TYPE and decode("m", 1.5).reason is DlqReason.WRONG_TYPE
+    assert decode("r", -3.25).label == -3.25 and decode("r", True).reason is DlqReason.WRONG_TYPE
+    assert decode("b", True).label == 1.0 and decode("b", 0.0).label == 0.0
+    assert decode("b", 0.5).reason is DlqReason.WRONG_TYPE
+
+
+def test_drift_schema_label_prints_the_label_event_schema_and_good_events_satisfy_it() -> None:
+    import json
+    import subprocess
+    import sys
+
+    import jsonschema
+
+    from drift.schemas import schema
+
+    proc = subprocess.run([sys.executable, "-m", "drift.cli", "schema", "label"], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads(proc.stdout)
+    assert document == schema("label")
+    validator = jsonschema.Draft202012Validator(document)
+    _, lines = _history()
+    labels = [orjson.loads(line) for line in lines if b'"label"' in line][:50]
+    assert labels and all(validator.is_valid(label) for label in labels)
+    assert not validator.is_valid({"model": "scoring", "ts": 1, "label": 1, "features": {}})
+    assert not validator.is_valid({"model": "scoring", "event_id": "e", "ts": 1})
+
+
+def _items(lines: list[bytes], batch: int = 2000) -> list[ModelBatch]:
+    """The file's lines as the labels step gets them: one item per source batch (labels, then
+    predictions), decoded here without the dataflow."""
+    decoder = LabelDecoder({"scoring": LabelSpec("binary")}, frozenset({"scoring"}),
+                           now=lambda: START + timedelta(days=30))
+    out = []
+    for i in range(0, len(lines), batch):
+        part = [RawMessage(line, "file:events.jsonl", 0, i + j) for j, line in enumerate(lines[i:i + batch])]
+        labels, dead = decoder.decode_batch([m for m in part if is_label_message(m, None)])
+        assert not dead
+        events = [orjson.loads(m.value or b"") for m in part if not is_label_message(m, None)]
+        tenants = sorted({e["tenant"] for e in events})
+        cohorts = [Cohort("scoring", (("tenant", t),)) for t in tenants]
+        predictions = PredictionRows(
+            "scoring", pa.array([e["event_id"] for e in events]),
+            np.array([tenants.index(e["tenant"]) for e in events], dtype=np.int64), cohorts,
+            np.array([to_micros(datetime.fromisoformat(e["ts"].replace("Z", "+00:00"))) for e in events]),
+            np.array([e["prediction"]["score"] for e in events]), np.ones(len(events), dtype=bool),
+        ) if events else None
+        out.append(ModelBatch("scoring", predictions, labels[0] if labels else None))
+    return out
+
+
+def _documents(outputs: list[Any]) -> list[dict[str, Any]]:
+    return [orjson.loads(orjson.dumps(item.to_dict())) for item in outputs]  # NaN as null: comparable
+
+
+def test_the_labels_step_resumed_from_a_snapshot_goes_on_as_if_never_stopped(tmp_path: Path) -> None:
+    _, lines = _history()
+    plan = label_plans(load_config(_workspace(tmp_path, lines)))[0]
+    items = _items(lines)
+    clock = lambda: START + timedelta(days=30)  # noqa: E731 - a fixed wall clock: no idle time passes
+
+    def run(logic: LabelsLogic, part: list[ModelBatch], end: bool) -> list[Any]:
+        out: list[Any] = []
+        for item in part:
+            out.extend(logic.on_item(item)[0])
+        if end:
+            out.extend(logic.on_eof()[0])
+        return out
+
+    whole = run(LabelsLogic(plan, clock, None), items, end=True)
+    assert [d["cohort_key"] for d in _documents(whole) if d.get("severity") == "alert"] == ["scoring|tenant=c"]
+    for cut in (1, len(items) // 2, len(items) - 1):
+        first = LabelsLogic(plan, clock, None)
+        before = run(first, items[:cut], end=False)
+        snapshot = first.snapshot()
+        first.on_item(items[cut])  # the snapshot is a copy: the live state moving on does not change it
+        resumed = LabelsLogic(plan, clock, pickle.loads(pickle.dumps(snapshot)))
+        after = run(resumed, items[cut:], end=True)
+        assert _documents(before + after) == _documents(whole)
+    # The snapshot holds arrays, not an object per prediction or window.
+    state, book = first.snapshot()
+    assert len(pickle.dumps((state, book))) < 200 * len(state.pending) + 100_000
