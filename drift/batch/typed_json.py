@@ -18,6 +18,12 @@ reads as NaN (a value JSON cannot hold), an absent categorical one as ``UNSET``.
 A batch is read a chunk of :data:`CHUNK` messages at a time: each chunk's decoded objects
 are turned into numpy and Arrow columns and freed while they are still in the CPU's
 cache, and only the columns are kept.
+
+A chunk whose every message has the plain shape (strings without escapes, categories as
+strings, ``ts`` a string or an integer, no repeated key: drift/batch/_scan.c) is read by
+the compiled scanner straight into the same columns, with no Python object per value; any
+other chunk is decoded by msgspec. :data:`SCANNER` is False when the extension was not
+built (the msgspec road then reads every chunk).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, repeat
 from operator import is_not
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence, TypeAlias
 
 import msgspec
 from msgspec.structs import astuple
@@ -41,6 +47,13 @@ from drift.batch.arrow import EXACT_INTEGERS
 from drift.batch.columns import ModelColumns
 from drift.categories import category_text
 from drift.events import MAX_MESSAGE_BYTES
+
+try:
+    from drift.batch._scan import Scanner
+except ImportError:  # built without a C compiler: every chunk takes the msgspec road
+    SCANNER = False
+else:
+    SCANNER = True
 
 _ABSENT_NUMBER = math.nan
 """What an absent numeric field reads as (JSON has no NaN, so a value never does)."""
@@ -194,6 +207,22 @@ class _FieldChunks:
         self.chunks += 1
         self.n += m
 
+    def add_scanned(self, present: bytes, floats: bytes, null: bytes, texts: list[ScannedText]) -> None:
+        """The next rows, as the scanner read them: presence, the float fields (field-major), their
+        null cells, and each category field's strings."""
+        m = len(present)
+        self.present.append(np.frombuffer(present, dtype=np.bool_))
+        k, lo = len(self.floats), self.n
+        if k:
+            self.values[:, lo:lo + m] = np.frombuffer(floats, dtype=np.float64).reshape(k, m)
+            self.null[:, lo:lo + m] = np.frombuffer(null, dtype=np.bool_).reshape(k, m)
+        for target, text in zip(self.columns, texts):
+            gaps_null = np.frombuffer(text[3], dtype=np.bool_)
+            gaps_absent = np.frombuffer(text[4], dtype=np.bool_)
+            target.append((_scanned_strings(m, text), ~(gaps_null | gaps_absent), gaps_null, gaps_absent))
+        self.chunks += 1
+        self.n += m
+
     def done(self) -> TypedFields:
         """The rows added so far, as one :class:`TypedFields`."""
         n = self.n
@@ -258,6 +287,12 @@ class TypedJson:
             "Event", [(name, types[name], None) for name in _EVENT_ORDER], forbid_unknown_fields=True, gc=False)
         self._decode = msgspec.json.Decoder(event).decode
         self._kept = [_EVENT_ORDER.index(name) for name in self.envelope]
+        # Fields read as numbers one by one (two models disagree on one) are left to msgspec.
+        self._scan = Scanner(
+            envelope=self.envelope, segment=self.segment,
+            feature_floats=self._features[0], feature_categories=[name for name, _ in self._features[1]],
+            prediction_floats=self._predictions[0], prediction_categories=[name for name, _ in self._predictions[1]],
+        ).scan if SCANNER and not read_as_numbers else None
 
     def read(self, values: Sequence[bytes | None]) -> TypedColumns:
         """The messages of ``values`` that the strict event type accepts, as columns.
@@ -275,13 +310,31 @@ class TypedJson:
         prediction = _FieldChunks(self._no_prediction, *self._predictions, n)
         envelope: list[list[pa.Array]] = [[] for _ in self.envelope]
         segment: list[list[pa.Array]] = [[] for _ in self.segment]
-        ts: list[pa.Array | tuple[str | int | None, ...]] = []
+        ts: list[TsPart] = []
         parsed: list[npt.NDArray[np.intp]] = []
         tried = accepted = 0
         for lo in range(0, n, CHUNK):
             if tried >= GIVE_UP and not accepted:
                 break  # a stream of another shape (other keys, other types): not worth trying further
             chunk = values[lo:lo + CHUNK]
+            scanned = self._scan(chunk) if self._scan is not None else None
+            if scanned is not None:
+                m = len(chunk)
+                tried += m
+                accepted += m
+                parsed.append(np.arange(lo, lo + m, dtype=np.intp))
+                env, seg, ts_text, ts_int, ts_int_valid, scanned_features, scanned_prediction = scanned
+                for target, text in zip(envelope, env):
+                    target.append(_scanned_strings(m, text))
+                for target, text in zip(segment, seg):
+                    target.append(_scanned_strings(m, text))
+                texts = _scanned_strings(m, ts_text)
+                ts.append(texts if ts_int is None or ts_int_valid is None else (texts, pa.Array.from_buffers(
+                    pa.int64(), m, [pa.py_buffer(np.packbits(np.frombuffer(ts_int_valid, dtype=np.uint8),
+                                                             bitorder="little")), pa.py_buffer(ts_int)])))
+                features.add_scanned(*scanned_features)
+                prediction.add_scanned(*scanned_prediction)
+                continue
             events, kept = self._decode_chunk(chunk, lo, tried, accepted)
             tried += len(chunk)
             if not events:
@@ -341,14 +394,40 @@ class TypedJson:
         return events, np.asarray(kept, dtype=np.intp)
 
 
-def _ts_columns(parts: list[pa.Array | tuple[str | int | None, ...]]) -> list[pa.Array]:
-    """The ``ts`` column from its chunks (each texts, or Python values where some are numbers)."""
+ScannedText = tuple[bytes, bytes, bytes, bytes, bytes]
+"""A text column as the scanner returns it: Arrow validity bitmap, int32 offsets, UTF-8 bytes,
+then a byte per row for a null and for an absent value."""
+
+TsPart: TypeAlias = "pa.Array | tuple[pa.Array, pa.Array] | tuple[str | int | None, ...]"
+"""A chunk's ``ts``: texts; texts and integers (the scanner; nulls where the other kind is); or
+msgspec's Python values where some are integers."""
+
+
+def _scanned_strings(m: int, text: ScannedText) -> pa.Array:
+    """The Arrow strings of a scanned text column (null where the value was null or absent)."""
+    return pa.Array.from_buffers(pa.string(), m, [pa.py_buffer(text[0]), pa.py_buffer(text[1]), pa.py_buffer(text[2])])
+
+
+def _ts_columns(parts: list[TsPart]) -> list[pa.Array]:
+    """The ``ts`` column from its chunks: one array of texts, or texts and integers (nulls where
+    the other kind is) when any chunk had an integer."""
     if all(isinstance(part, pa.Array) for part in parts):
         return [_strings(parts)]
-    values = [v for part in parts for v in (part.to_pylist() if isinstance(part, pa.Array) else part)]
-    text = [v if isinstance(v, str) else None for v in values]
-    whole = [v if isinstance(v, int) and _INT64[0] <= v <= _INT64[1] else None for v in values]
-    return [pa.array(text, type=pa.string()), pa.array(whole, type=pa.int64())]
+    texts: list[pa.Array] = []
+    wholes: list[pa.Array] = []
+    for part in parts:
+        if isinstance(part, pa.Array):
+            texts.append(part)
+            wholes.append(pa.nulls(len(part), type=pa.int64()))
+        elif len(part) == 2 and isinstance(part[0], pa.Array):
+            texts.append(part[0])
+            wholes.append(part[1])
+        else:
+            values = part
+            texts.append(pa.array([v if isinstance(v, str) else None for v in values], type=pa.string()))
+            wholes.append(pa.array([v if isinstance(v, int) and _INT64[0] <= v <= _INT64[1] else None
+                                    for v in values], type=pa.int64()))
+    return [_strings(texts), _strings(wholes)]
 
 
 _INT64 = (-(2**63), 2**63 - 1)
