@@ -291,6 +291,7 @@ class CohortMetrics:
             "(1: spending the budget exactly at the allowed rate).",
             [*self.names, "slo"], registry=registry,
         )
+        self._slo_children: dict[tuple[str, ...], tuple[Gauge, Gauge, Gauge]] = {}
         self.update(cohorts, max_cohorts)
 
     def update(self, cohorts: Mapping[str, Sequence[str]], max_cohorts: int) -> None:
@@ -349,10 +350,15 @@ class CohortMetrics:
 
     def record_slo(self, cohort: Cohort, slo: str, value: float, budget_remaining: float, burn_rate: float) -> None:
         """Set the SLO gauges of one cohort's SLO (one value counted past the cap)."""
-        values = self.label_values(cohort)
-        self.slo_value.labels(*values, slo).set(value)
-        self.slo_budget.labels(*values, slo).set(budget_remaining)
-        self.slo_burn_rate.labels(*values, slo).set(burn_rate)
+        values = (*self.label_values(cohort), slo)
+        children = self._slo_children.get(values)
+        if children is None:
+            # Bounded like the series: (max_cohorts + 1) x SLOs per model.
+            children = self._slo_children[values] = (
+                self.slo_value.labels(*values), self.slo_budget.labels(*values), self.slo_burn_rate.labels(*values),
+            )
+        for gauge, number in zip(children, (value, budget_remaining, burn_rate)):
+            gauge.set(number)
 
     def unregister(self) -> None:
         for collector in self.collectors():

@@ -646,7 +646,9 @@ class SloBook:
             rows = np.flatnonzero(self.selected[j, ids])
             if rows.size == 0:
                 continue
-            period, n_windows = self._period(padded, ids[rows], window_ids[rows], self.periods[j])
+            needed = ("n_predictions", "n_labelled", *_FIELDS[slo.metric])
+            period, n_windows = self._period({name: padded[name] for name in needed}, ids[rows], window_ids[rows],
+                                             self.periods[j])
             findings.extend(self._judge_slo(slo, self.periods[j], rows, cohorts, windows, period, n_windows, last))
         self._prune()
         self._record(findings)
