@@ -363,6 +363,8 @@ def test_replay_halts_the_shifted_canary_of_one_tenant_only(tmp_path: Path) -> N
     # The halt goes through the stream policy like any finding: one ticket, with its evidence.
     opened = [t for t in result.tickets if t.ticket.detector == HALT and t.kind == "opened"]
     assert [t.ticket.cohort for t in opened] == [{"model": "credit-risk", "tenant": "acme", "route": "canary"}]
+    advice = [c["action"] for c in opened[0].context["countermeasures"]]
+    assert advice[0] == "halt the rollout: send this route's traffic back to the champion"
     assert result.to_dict()["halts"] == [halt.to_dict()]
 
 
@@ -388,6 +390,33 @@ def test_a_model_without_canary_builds_no_canary_step(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "events.jsonl", events(["acme"], 1, {("acme", 0)}))
     result = run_file(config, tmp_path / "events.jsonl")
     assert not [f for f in result.findings if f.detector.startswith("canary")] and result.halts == []
+
+
+def _compared(config: Any, lines: list[bytes], workers: int, shards: int) -> list[tuple[Any, ...]]:
+    from bytewax.testing import cluster_main
+
+    raw = [RawMessage(value=line, topic="t", partition=0, offset=k) for k, line in enumerate(lines)]
+    outputs = Outputs(findings=ListSink(), tickets=ListSink(), dlq=ListSink(), halts=ListSink())
+    now = lambda: datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)  # noqa: E731
+    flow = build_flow(config, load_profiles(config), TestingSource(raw, batch_size=100), outputs, now=now,
+                      ok_findings=True, shards=shards)
+    if workers == 1:
+        run_main(flow)
+    else:
+        cluster_main(flow, addresses=[], proc_id=0, worker_count_per_proc=workers)
+    found = [f for f in outputs.findings.items if f.detector.startswith("canary")]  # type: ignore[union-attr]
+    assert len([f for f in found if is_halt(f)]) == len(outputs.halts.items)  # type: ignore[union-attr]
+    return sorted((f.cohort.key, f.window.start, f.detector, f.feature or "", round(f.value, 9), f.severity.value,
+                   f.q_value) for f in found)
+
+
+def test_routes_in_different_shards_and_workers_are_compared_alike(tmp_path: Path) -> None:
+    # With 4 shards the routes of a tenant are counted in different shards (and workers), and meet by group.
+    config = load_config(_workspace(tmp_path))
+    lines = events(["acme", "globex", "initech"], 2, {(SHIFTED_TENANT, SHIFTED_WINDOW)})
+    one = _compared(config, lines, workers=1, shards=1)
+    assert len(one) == 3 * 2 * 2 * 4 and sum(1 for row in one if row[2] == HALT and row[5] == "alert") == 1
+    assert _compared(config, lines, workers=2, shards=4) == one
 
 
 def test_a_run_stopped_between_the_routes_of_a_window_resumes_its_pairing(tmp_path: Path) -> None:
