@@ -384,6 +384,20 @@ def test_replay_without_a_shift_raises_no_halt_across_many_cohort_windows(tmp_pa
     assert low / len(fields) <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / len(fields))
 
 
+def test_a_rollup_that_keeps_the_route_compares_the_routes_model_wide(tmp_path: Path) -> None:
+    config = load_config(_workspace(tmp_path, CONFIG.replace("    canary: {}\n", "    canary: {}\n    rollups: [[route]]\n")))
+    write_jsonl(tmp_path / "events.jsonl", events(["acme", "globex", "initech"], 2, {(SHIFTED_TENANT, SHIFTED_WINDOW)}))
+    result = run_file(config, tmp_path / "events.jsonl")
+    wide = [f for f in result.findings if f.detector == HALT and f.cohort.key.startswith("credit-risk|tenant=*")]
+    assert len(wide) == 2 * 2 and all((f.n_current, f.n_reference) == (3 * 250, 3 * 400) for f in wide)
+    assert sorted((h.cohort.key, h.window.start) for h in result.halts) == [
+        ("credit-risk|tenant=*|route=canary", START + SHIFTED_WINDOW * SIZE),
+        ("credit-risk|tenant=acme|route=canary", START + SHIFTED_WINDOW * SIZE),
+    ]
+    assert [h.evidence["cohort"] for h in result.halts if "*" in h.cohort.key] == [
+        {"model": "credit-risk", "tenant": "*"}]
+
+
 def test_a_model_without_canary_builds_no_canary_step(tmp_path: Path) -> None:
     config = load_config(_workspace(tmp_path, CONFIG.replace("    canary: {}\n", "")))
     assert canary_plans(plan_models(config, load_profiles(config))) == {}
