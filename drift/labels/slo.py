@@ -465,7 +465,7 @@ class SloBook:
     State and bounds: one row per judged (cohort, window) whose window is within the
     longest period of the newest window judged, holding the prediction and label counts
     and only the count arrays the SLOs' metrics need (a binary model with precision and
-    recall SLOs: 6 numbers, 48 bytes, per row; ``ece`` adds ``3 × bins``). A window judged
+    recall SLOs: 7 numbers with the key, 56 bytes, per row; ``ece`` adds ``3 × bins``). A window judged
     again replaces its counts. Rows older than the longest period are dropped after every
     :meth:`judge`, and a cohort with no row left is forgotten. Pickling keeps the rows and
     the cohorts, not ``metrics``.
