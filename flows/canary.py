@@ -173,6 +173,7 @@ class PairingLogic(StatefulLogic[RouteWindow, Finding, Pairing]):
             found = plan.detector.compare(champion, challenger)
             for finding in found:
                 metrics.FINDINGS.labels(plan.model, finding.detector, finding.severity.value).inc()
+            metrics.record_findings(challenger.cohort, found)
             out.extend(found)
         return out, StatefulLogic.DISCARD if self.state.empty() else StatefulLogic.RETAIN
 

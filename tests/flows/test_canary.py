@@ -366,6 +366,15 @@ def test_replay_halts_the_shifted_canary_of_one_tenant_only(tmp_path: Path) -> N
     advice = [c["action"] for c in opened[0].context["countermeasures"]]
     assert advice[0] == "halt the rollout: send this route's traffic back to the champion"
     assert result.to_dict()["halts"] == [halt.to_dict()]
+    # Each comparison sets the per-cohort gauges of its route's cohort.
+    from prometheus_client import REGISTRY
+
+    gauges = {(s.labels["tenant"], s.labels["route"], s.labels["detector"], s.labels["feature"])
+              for m in REGISTRY.collect() if m.name == "drift_detector_value" for s in m.samples
+              if s.labels.get("model") == "credit-risk" and s.labels["detector"].startswith("canary")}
+    assert gauges >= {(t, r, d, f) for t in ("acme", "globex", "initech") for r in ("challenger", "canary")
+                      for d, f in [("canary.halt", "-"), ("canary", "age"), ("canary", "income"),
+                                   ("canary", "prediction.score")]}
 
 
 def test_replay_without_a_shift_raises_no_halt_across_many_cohort_windows(tmp_path: Path) -> None:
