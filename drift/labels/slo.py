@@ -40,7 +40,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -52,8 +52,14 @@ from drift.findings import Cohort, Finding, Severity, Window
 from drift.labels.join import KINDS, Kind
 from drift.labels.metrics import OutcomeCounts, WindowQuality, window_quality
 
-if TYPE_CHECKING:
-    from drift.metrics import CohortMetrics
+
+class SloGauges(Protocol):
+    """Where an :class:`SloBook` sets its gauges (:class:`drift.metrics.CohortMetrics` is one;
+    drift.labels is core and does not import it)."""
+
+    def record_slo(self, cohort: Cohort, slo: str, value: float, budget_remaining: float,
+                   burn_rate: float) -> None: ...
+
 
 Op = Literal[">=", "<="]
 
@@ -459,8 +465,8 @@ class SloBook:
         windows, its window ids those of :class:`~drift.labels.metrics.OutcomeCounts`
         (``ts // size``).
     metrics
-        Where the gauges go; the process's per-cohort metrics
-        (:func:`drift.metrics.cohort_metrics`) when None.
+        Where the gauges go (the dataflow passes the process's per-cohort metrics,
+        :func:`drift.metrics.cohort_metrics`); None sets none.
 
     State and bounds: one row per judged (cohort, window) whose window is within the
     longest period of the newest window judged, holding the prediction and label counts
@@ -472,7 +478,7 @@ class SloBook:
     """
 
     def __init__(self, model: str, kind: Kind, slos: Sequence[SloConfig], window_size: timedelta,
-                 metrics: CohortMetrics | None = None) -> None:
+                 metrics: SloGauges | None = None) -> None:
         check_slos(kind, slos, window_size)
         self.model = model
         self.kind: Kind = kind
@@ -719,9 +725,7 @@ class SloBook:
     def _record(self, findings: Sequence[Finding]) -> None:
         metrics = self.metrics
         if metrics is None:
-            from drift.metrics import cohort_metrics
-
-            metrics = cohort_metrics()
+            return
         for finding in findings:
             if finding.skipped is None:
                 ev = finding.evidence
@@ -740,6 +744,6 @@ class SloBook:
 
 
 __all__ = [
-    "FORMS", "METRICS", "METRICS_BY_KIND", "SloBook", "SloConfig", "SloSyntaxError", "binomial_p_value", "budget",
-    "check_slos", "min_coverage", "parse_slo",
+    "FORMS", "METRICS", "METRICS_BY_KIND", "SloBook", "SloConfig", "SloGauges", "SloSyntaxError", "binomial_p_value",
+    "budget", "check_slos", "min_coverage", "parse_slo",
 ]
