@@ -395,3 +395,84 @@ def test_the_labels_step_resumed_from_a_snapshot_goes_on_as_if_never_stopped(tmp
     # The snapshot holds arrays, not an object per prediction or window.
     state, book = first.snapshot()
     assert len(pickle.dumps((state, book))) < 200 * len(state.pending) + 100_000
+
+
+KINDS_CONFIG = """\
+version: 1
+models:
+  - name: cls
+    window: {size: 1h, allowed_lateness: 1m}
+    reference: {parquet: reference.parquet}
+    features:
+      x: {type: numeric}
+    labels: {kind: multiclass, n_classes: 3, prediction: prediction.class}
+    slo:
+      - accuracy >= 0.5
+      - label_coverage >= 1.0 before judging
+  - name: reg
+    window: {size: 1h, allowed_lateness: 1m}
+    reference: {parquet: reference.parquet}
+    features:
+      x: {type: numeric}
+      request: {type: categorical}
+    labels: {kind: regression, prediction: prediction.value, join_key: request}
+    slo:
+      - rmse <= 2.0
+      - label_coverage >= 1.0 before judging
+"""
+
+
+def test_multiclass_and_regression_models_with_their_own_prediction_field_and_join_key(tmp_path: Path) -> None:
+    from sklearn.metrics import mean_absolute_error, mean_squared_error
+
+    rng = np.random.default_rng(5)
+    timed: list[tuple[datetime, bytes]] = []
+    truth: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for hour in range(3):
+        for i in range(150):
+            ts = START + timedelta(hours=hour, seconds=float(rng.uniform(0, 3600)))
+            known = ts + timedelta(minutes=float(rng.uniform(1, 50)))
+            y_class = int(rng.integers(0, 3))
+            p_class = y_class if rng.random() < 0.7 else int(rng.integers(0, 3))
+            timed.append((ts, orjson.dumps({"event_id": f"c{hour}-{i}", "ts": _z(ts), "model": "cls",
+                                            "features": {"x": 1.0}, "prediction": {"class": p_class}})))
+            timed.append((known, orjson.dumps({"model": "cls", "event_id": f"c{hour}-{i}", "ts": _z(known),
+                                               "label": y_class})))
+            y_value = float(rng.normal(10, 3))
+            p_value = y_value + float(rng.normal(0, 1.5))
+            timed.append((ts, orjson.dumps({"event_id": f"r{hour}-{i}", "ts": _z(ts), "model": "reg",
+                                            "features": {"x": 1.0, "request": f"q{hour}-{i}"},
+                                            "prediction": {"value": p_value}})))
+            timed.append((known, orjson.dumps({"model": "reg", "request": f"q{hour}-{i}", "ts": _z(known),
+                                               "label": y_value})))
+            truth.setdefault(("cls", hour), []).append((p_class, y_class))
+            truth.setdefault(("reg", hour), []).append((p_value, y_value))
+    tail = START + timedelta(hours=4)
+    for model, extra in (("cls", {"prediction": {"class": 0}}), ("reg", {"prediction": {"value": 0.0}})):
+        features = {"x": 1.0, "request": "end"} if model == "reg" else {"x": 1.0}
+        timed.append((tail, orjson.dumps({"event_id": "end", "ts": _z(tail), "model": model, "features": features,
+                                          **extra})))
+    timed.sort(key=lambda item: item[0])
+    (tmp_path / "drift.yaml").write_text(KINDS_CONFIG, encoding="utf-8")
+    write_parquet(tmp_path / "reference.parquet", {"x": np.ones(100), "request": np.array(["q"] * 100)})
+    write_jsonl(tmp_path / "events.jsonl", [line for _, line in timed])
+    result = run_file(load_config(tmp_path / "drift.yaml"), tmp_path / "events.jsonl")
+
+    assert result.dlq == []
+    judged = {(q["model"], q["window_start"]): q for q in result.to_dict()["quality"] if q["judged"]}
+    assert len(judged) == 6
+    for (model, hour), pairs in truth.items():
+        q = judged[(model, (START + timedelta(hours=hour)).isoformat())]
+        p, y = np.array([a for a, _ in pairs]), np.array([b for _, b in pairs])
+        assert q["judged_by"] == "coverage" and q["n_labelled"] == q["n_predictions"] == len(pairs)
+        if model == "cls":
+            assert q["accuracy"] == pytest.approx(accuracy_score(y, p))
+            for name, score in (("precision", precision_score), ("recall", recall_score), ("f1", f1_score)):
+                assert q[name] == pytest.approx(score(y, p, average="macro", zero_division=np.nan)), name
+            assert "log_loss" not in q and "mae" not in q
+        else:
+            assert q["mae"] == pytest.approx(mean_absolute_error(y, p))
+            assert q["rmse"] == pytest.approx(np.sqrt(mean_squared_error(y, p)))
+            assert "recall" not in q
+    slo = {(f.cohort.model, f.feature) for f in result.findings if f.detector == "slo"}
+    assert slo == {("cls", "accuracy >= 0.5"), ("reg", "rmse <= 2.0")}
