@@ -36,6 +36,7 @@ from drift.findings import Cohort, Finding, Severity, Window
 
 DETECTOR = "canary"
 HALT = "canary.halt"
+QUALITY = "canary.quality"
 TOP_BINS = 3
 """Bins named in a field's evidence: those contributing most to its PSI."""
 
@@ -53,6 +54,27 @@ class CanaryPsi(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> CanaryPsi:
+        if self.warn > self.alert:
+            raise ValueError(f"warn must be <= alert; got warn={self.warn}, alert={self.alert}")
+        return self
+
+
+class CanaryQuality(BaseModel):
+    """``canary.quality:``: a route's accuracy against the champion's, on the delayed labels.
+
+    ``warn`` and ``alert`` bound the *drop*, champion's accuracy less the route's (0.03: three
+    points of accuracy); ``min_labels`` the labelled predictions each route needs in the window.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    metric: Literal["accuracy"] = "accuracy"
+    warn: float = Field(default=0.01, ge=0, le=1)
+    alert: float = Field(default=0.03, ge=0, le=1)
+    min_labels: int = Field(default=200, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CanaryQuality:
         if self.warn > self.alert:
             raise ValueError(f"warn must be <= alert; got warn={self.warn}, alert={self.alert}")
         return self
@@ -77,6 +99,8 @@ class CanaryConfig(BaseModel):
     psi: CanaryPsi = CanaryPsi()
     alpha: float = Field(default=0.01, gt=0, lt=1)
     min_samples: int = Field(default=200, ge=1)
+    quality: CanaryQuality | None = None
+    """Also compare the routes' accuracy once their labels are in (the model needs ``labels:``)."""
 
     @model_validator(mode="after")
     def _routes(self) -> CanaryConfig:
@@ -100,6 +124,58 @@ class RouteWindow:
     n_events: int
     counts: tuple[npt.NDArray[np.int64], ...]
     """Per compared field (:attr:`CanaryDetector.fields`), the window's bin counts."""
+
+
+@dataclass(frozen=True, slots=True)
+class QualityWindow:
+    """One route's cohort window as judged on its labels: how many of its labelled predictions were right."""
+
+    cohort: Cohort
+    """The cohort, its route label included."""
+    route: str
+    window: Window
+    n_predictions: int
+    n_labelled: int
+    n_correct: int
+    judged_by: str | None
+    """``coverage`` or ``horizon`` (see the labels' judging rule)."""
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.n_correct / self.n_labelled if self.n_labelled else None
+
+
+def accuracy_drop(
+    champion_correct: int, champion_n: int, challenger_correct: int, challenger_n: int,
+) -> tuple[float, float]:
+    r"""The drop of the challenger's accuracy below the champion's, and its one-sided p-value.
+
+    With :math:`\hat a_h = k_h / n_h`, :math:`\hat a_c = k_c / n_c` and the pooled
+    :math:`\hat a = (k_h + k_c) / (n_h + n_c)`, the two-proportion z statistic is
+
+    .. math::
+
+        z = \frac{\hat a_h - \hat a_c}{\sqrt{\hat a (1 - \hat a) (1/n_h + 1/n_c)}}
+
+    and ``p = P(Z >= z)`` tests H0 "the challenger is at least as accurate" against "it is
+    less accurate" (``z²`` is Pearson's X² of the 2 × 2 table of right and wrong predictions).
+    ``(drop, 1.0)`` when both routes are all right or all wrong; ``(0.0, 1.0)`` when a side
+    has no labels.
+
+    >>> drop, p = accuracy_drop(900, 1000, 800, 1000)
+    >>> round(drop, 3), p < 1e-9
+    (0.1, True)
+    """
+    if champion_n <= 0 or challenger_n <= 0:
+        return 0.0, 1.0
+    from scipy.special import ndtr
+
+    drop = champion_correct / champion_n - challenger_correct / challenger_n
+    pooled = (champion_correct + challenger_correct) / (champion_n + challenger_n)
+    variance = pooled * (1 - pooled) * (1 / champion_n + 1 / challenger_n)
+    if variance <= 0:
+        return drop, 1.0
+    return drop, float(ndtr(-drop / np.sqrt(variance)))
 
 
 def route_psi(
@@ -176,6 +252,62 @@ class CanaryDetector:
         found = significance.settle(drafts, Significance(q=config.alpha))
         return [*found, self._halt(found, champion, challenger, baseline, skipped)]
 
+    def compare_quality(self, champion: QualityWindow, challenger: QualityWindow) -> list[Finding]:
+        """The ``canary.quality`` finding of the route's accuracy against the champion's, then
+        its ``canary.halt`` verdict (feature: the metric); the model's ``canary.quality`` is set."""
+        config, quality = self.config, self.config.quality
+        if quality is None:
+            raise ValueError("compare_quality needs canary.quality in the config")
+        if champion.window != challenger.window:
+            raise ValueError(f"routes compared in different windows: {champion.window} and {challenger.window}")
+        baseline = f"{config.label}={champion.route}"
+        n_h, n_c = champion.n_labelled, challenger.n_labelled
+        drop, p_value = accuracy_drop(champion.n_correct, n_h, challenger.n_correct, n_c)
+        skipped = None
+        severity = Severity.OK
+        p: float | None = None
+        if min(n_h, n_c) < quality.min_labels:
+            skipped = (f"{champion.route} has {n_h} and {challenger.route} {n_c} labelled predictions in the "
+                       f"window; min_labels is {quality.min_labels}")
+        else:
+            severity, p = Severity.of(drop, quality.warn, quality.alert), p_value
+        evidence: dict[str, Any] = {
+            "label": config.label, "champion": champion.route, "route": challenger.route,
+            "champion_accuracy": champion.accuracy, "challenger_accuracy": challenger.accuracy,
+            "n_champion": n_h, "n_challenger": n_c,
+            "champion_label_coverage": n_h / champion.n_predictions if champion.n_predictions else None,
+            "challenger_label_coverage": n_c / challenger.n_predictions if challenger.n_predictions else None,
+            "judged_by": {champion.route: champion.judged_by, challenger.route: challenger.judged_by},
+            "p_method": "z",
+        }
+        finding = Finding(
+            detector=QUALITY, cohort=challenger.cohort, window=challenger.window, feature=quality.metric,
+            value=drop, severity=severity, warn=quality.warn, alert=quality.alert, n_current=n_c, n_reference=n_h,
+            baseline=baseline, evidence=evidence, skipped=skipped, p_value=p,
+        )
+        judged = significance.apply([finding], Significance(q=config.alpha))[0]
+        halting = judged.severity is Severity.ALERT
+        group = Cohort(challenger.cohort.model, tuple((k, v) for k, v in challenger.cohort.labels if k != config.label))
+        halt = Finding(
+            detector=HALT, cohort=challenger.cohort, window=challenger.window, feature=quality.metric,
+            value=judged.value, severity=Severity.ALERT if halting else Severity.OK, warn=quality.warn,
+            alert=quality.alert, n_current=n_c, n_reference=n_h, baseline=baseline, skipped=skipped,
+            p_value=judged.p_value, q_value=judged.q_value,
+            evidence={
+                "decision": "halt" if halting else "continue", "basis": "quality",
+                "label": config.label, "champion": champion.route, "route": challenger.route,
+                "cohort": group.to_dict(), "cohort_key": group.key,
+                "window_start": challenger.window.start.isoformat(), "window_end": challenger.window.end.isoformat(),
+                "n_champion": n_h, "n_challenger": n_c,
+                "fields": [{
+                    "field": quality.metric, "drop": judged.value, "champion": champion.accuracy,
+                    "challenger": challenger.accuracy, "p_value": judged.p_value, "q_value": judged.q_value,
+                    "severity": judged.severity.value,
+                }] if halting else [],
+            },
+        )
+        return [judged, halt]
+
     def _draft(
         self, f: int, name: str, champion: RouteWindow, challenger: RouteWindow, baseline: str, skipped: str | None,
     ) -> Draft:
@@ -222,7 +354,7 @@ class CanaryDetector:
         value = max((f.value for f in considered), default=0.0)
         group = Cohort(challenger.cohort.model, tuple((k, v) for k, v in challenger.cohort.labels if k != config.label))
         evidence: dict[str, Any] = {
-            "decision": "halt" if halting else "continue",
+            "decision": "halt" if halting else "continue", "basis": "distributions",
             "label": config.label, "champion": champion.route, "route": challenger.route,
             "cohort": group.to_dict(), "cohort_key": group.key,
             "window_start": challenger.window.start.isoformat(), "window_end": challenger.window.end.isoformat(),

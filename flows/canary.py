@@ -22,22 +22,29 @@ nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Union, cast
 
 import bytewax.operators as op
 import numpy as np
 from bytewax.dataflow import Stream
 from bytewax.operators import StatefulLogic
 
-from detectors.canary import HALT, CanaryConfig, CanaryDetector, RouteWindow
+from detectors.canary import HALT, CanaryConfig, CanaryDetector, QualityWindow, RouteWindow
 from drift import metrics
 from drift.cohort_arrays import ClosedWindows
 from drift.findings import Cohort, Finding, Severity
+from drift.labels.judging import QualityReport
 from drift.windowing import to_micros
 from flows.plans import ModelPlan
 
 WAIT_WINDOWS = 1
 """Windows a lone route's window waits for its partner beyond its own (see the module text)."""
+QUALITY_WAIT_WINDOWS = 3
+"""The same for the routes' judged quality: a window is judged when its labels reach the coverage
+gate, and the routes of one window may reach it a few windows apart."""
+
+Routed = Union[RouteWindow, QualityWindow]
+"""What is paired: route windows (distributions) or judged route windows (quality)."""
 
 
 @dataclass(frozen=True)
@@ -100,26 +107,28 @@ class Pairing:
 
     champion: str
     compare: tuple[str, ...]
-    waiting: dict[int, dict[str, RouteWindow]] = field(default_factory=dict)
+    wait: int = WAIT_WINDOWS
+    """Windows a lone route's window waits beyond its own."""
+    waiting: dict[int, dict[str, Routed]] = field(default_factory=dict)
     """Window start (µs) -> route -> its window."""
     paired: dict[int, set[str]] = field(default_factory=dict)
     """Window start (µs) -> the compared routes already paired with the champion."""
     newest: int | None = None
     """Start (µs) of the newest window seen."""
 
-    def offer(self, item: RouteWindow) -> list[tuple[RouteWindow, RouteWindow]]:
+    def offer(self, item: Routed) -> list[tuple[Routed, Routed]]:
         """The (champion, route) pairs ``item`` completes; it waits when its partner has not come."""
         start = to_micros(item.window.start)
         size = to_micros(item.window.end) - start
-        if self.newest is not None and start < self.newest - WAIT_WINDOWS * size:
+        if self.newest is not None and start < self.newest - self.wait * size:
             return []  # its window's routes were dropped already
         if self.newest is None or start > self.newest:
             self.newest = start
-            for old in [w for w in self.waiting if w < start - WAIT_WINDOWS * size]:
+            for old in [w for w in self.waiting if w < start - self.wait * size]:
                 self._forget(old)
         routes = self.waiting.setdefault(start, {})
         paired = self.paired.setdefault(start, set())
-        out: list[tuple[RouteWindow, RouteWindow]] = []
+        out: list[tuple[Routed, Routed]] = []
         if item.route == self.champion:
             routes[item.route] = item
             for route in self.compare:
@@ -151,26 +160,34 @@ class Pairing:
 
     def copy(self) -> Pairing:
         """An independent copy (the route windows themselves are immutable and shared)."""
-        return Pairing(self.champion, self.compare, {w: dict(r) for w, r in self.waiting.items()},
+        return Pairing(self.champion, self.compare, self.wait, {w: dict(r) for w, r in self.waiting.items()},
                        {w: set(p) for w, p in self.paired.items()}, self.newest)
 
 
-class PairingLogic(StatefulLogic[RouteWindow, Finding, Pairing]):
+class PairingLogic(StatefulLogic[Routed, Finding, Pairing]):
     """A group's :class:`Pairing` as Bytewax stateful logic; each pair is compared at once.
 
-    The group's model (and so its plan) is the first item's: the state is built then."""
+    ``quality``: the items are judged route windows, compared on their accuracy. The group's
+    model (and so its plan) is the first item's: the state is built then."""
 
-    def __init__(self, plans: dict[str, CanaryPlan], resume: Pairing | None) -> None:
+    def __init__(self, plans: dict[str, CanaryPlan], resume: Pairing | None, quality: bool = False) -> None:
         self.plans = plans
         self.state = resume
+        self.quality = quality
 
-    def on_item(self, value: RouteWindow) -> tuple[Iterable[Finding], bool]:
+    def on_item(self, value: Routed) -> tuple[Iterable[Finding], bool]:
         plan = self.plans[value.cohort.model]
         if self.state is None:
-            self.state = Pairing(plan.config.champion, tuple(plan.config.compare))
+            self.state = Pairing(plan.config.champion, tuple(plan.config.compare),
+                                 QUALITY_WAIT_WINDOWS if self.quality else WAIT_WINDOWS)
         out: list[Finding] = []
         for champion, challenger in self.state.offer(value):
-            found = plan.detector.compare(champion, challenger)
+            if isinstance(champion, QualityWindow) and isinstance(challenger, QualityWindow):
+                found = plan.detector.compare_quality(champion, challenger)
+            elif isinstance(champion, RouteWindow) and isinstance(challenger, RouteWindow):
+                found = plan.detector.compare(champion, challenger)
+            else:
+                raise TypeError(f"cannot compare a {type(champion).__name__} with a {type(challenger).__name__}")
             for finding in found:
                 metrics.FINDINGS.labels(plan.model, finding.detector, finding.severity.value).inc()
             metrics.record_findings(challenger.cohort, found)
@@ -189,8 +206,44 @@ class PairingLogic(StatefulLogic[RouteWindow, Finding, Pairing]):
 def canary_findings(plans: dict[str, CanaryPlan], closed: Stream[tuple[str, ClosedWindows]]) -> Stream[Finding]:
     """``canary`` and ``canary.halt`` findings of the models in ``plans``, from the closed cohort windows."""
     keyed = op.flat_map("canary_route_windows", op.key_rm("unkey_canary_windows", closed), route_windows(plans))
-    paired = op.stateful("pair_canary_routes", keyed, lambda resume: PairingLogic(plans, resume))
+    routed = cast(Stream[tuple[str, Routed]], keyed)
+    paired = op.stateful("pair_canary_routes", routed, lambda resume: PairingLogic(plans, resume))
     return op.key_rm("unkey_canary_findings", paired)
+
+
+def quality_windows(plans: dict[str, CanaryPlan]) -> Callable[[QualityReport], list[tuple[str, QualityWindow]]]:
+    """The judged route window of a quality record, keyed by group, for the models with ``canary.quality``.
+
+    Windows still waiting for labels at the end of the input (not judged) are not compared."""
+    def split(report: QualityReport) -> list[tuple[str, QualityWindow]]:
+        plan = plans.get(report.cohort.model)
+        if plan is None or plan.config.quality is None or report.judged_by is None:
+            return []
+        route = dict(report.cohort.labels).get(plan.config.label)
+        if route is None or route not in plan.routes:
+            return []
+        accuracy = report.metrics.get("accuracy")
+        n_labelled = report.n_labelled if accuracy is not None else 0
+        n_correct = int(round(float(accuracy) * n_labelled)) if accuracy is not None else 0
+        return [(group_of(report.cohort, plan.config.label).key, QualityWindow(
+            report.cohort, route, report.window, report.n_predictions, n_labelled, n_correct, report.judged_by))]
+
+    return split
+
+
+def canary_quality_findings(
+    plans: dict[str, CanaryPlan], quality: Stream[QualityReport],
+) -> Stream[Finding]:
+    """``canary.quality`` findings and their ``canary.halt`` verdicts, from the judged cohort windows."""
+    keyed = op.flat_map("canary_quality_windows", quality, quality_windows(plans))
+    routed = cast(Stream[tuple[str, Routed]], keyed)
+    paired = op.stateful("pair_canary_quality", routed, lambda resume: PairingLogic(plans, resume, quality=True))
+    return op.key_rm("unkey_canary_quality", paired)
+
+
+def compares_quality(plans: dict[str, CanaryPlan]) -> bool:
+    """Whether some model compares its routes' quality (``canary.quality``)."""
+    return any(plan.config.quality is not None for plan in plans.values())
 
 
 def halts_of(findings: Stream[Finding]) -> Stream[Finding]:

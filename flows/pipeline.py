@@ -36,7 +36,7 @@ from flows.outbox import PendingTicketEvents, PublishedSink
 from flows.plans import ModelPlan, cohort_of, plan_models
 from flows.scoring import scorer
 from flows.shard_windows import STEP_ID, ShardSpec, as_shards, shard_logic
-from flows.canary import canary_findings, canary_plans, halts_of
+from flows.canary import canary_findings, canary_plans, canary_quality_findings, compares_quality, halts_of
 from flows.freshness import freshness_findings, freshness_plans
 from flows.labels import (
     attach_label_messages, label_decoder, label_plans, label_streams, with_label_prediction, with_labels,
@@ -324,12 +324,10 @@ def build_flow(
     if fresh_plans:
         extra.append(freshness_findings(fresh_plans, events, feature_events, now))
     canaries = canary_plans(plans)
+    verdicts: list[Stream[Finding]] = []
     if canaries:
         # Routes of one cohort compared window by window (flows/canary.py); halts also go to their own sink.
-        compared = canary_findings(canaries, closed)
-        extra.append(compared)
-        if outputs.halts is not None:
-            op.output("write_halts", halts_of(compared), outputs.halts)
+        verdicts.append(canary_findings(canaries, closed))
     if labelled:
         judged = label_streams(labelled, decoded, now, copies=durable)
         extra.append(judged.findings)
@@ -337,6 +335,13 @@ def build_flow(
             op.output("write_quality", judged.quality, outputs.quality)
         if outputs.label_events is not None:
             op.output("write_label_events", judged.events, outputs.label_events)
+        if compares_quality(canaries):
+            # The routes' accuracy compared once their windows are judged on the labels.
+            verdicts.append(canary_quality_findings(canaries, judged.quality))
+    extra.extend(verdicts)
+    if verdicts and outputs.halts is not None:
+        compared = op.merge("merge_canary_verdicts", *verdicts) if len(verdicts) > 1 else verdicts[0]
+        op.output("write_halts", halts_of(compared), outputs.halts)
     if extra:
         singles = op.merge("merge_stream_findings", *extra) if len(extra) > 1 else extra[0]
 

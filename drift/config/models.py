@@ -261,6 +261,12 @@ class ModelConfig(Strict):
                     f"canary.fields names fields that are neither features nor profiled prediction fields: "
                     f"{unknown}; known: {known} (a prediction field is profiled by a score detector)"
                 )
+        if canary.quality is not None:
+            if self.labels is None:
+                raise ValueError("canary.quality compares the routes' accuracy on their labels: the model needs labels:")
+            if self.labels.kind == "regression":
+                raise ValueError("canary.quality compares accuracy, which a regression model does not have "
+                                 "(labels.kind is regression)")
         return self
 
     @model_validator(mode="after")

@@ -23,7 +23,9 @@ from scipy.stats import chi2_contingency
 
 from connectors.files import write_jsonl, write_parquet
 from connectors.memory import ListSink
-from detectors.canary import HALT, CanaryConfig, CanaryDetector, RouteWindow, route_psi, route_test
+from detectors.canary import (
+    HALT, CanaryConfig, CanaryDetector, QualityWindow, RouteWindow, accuracy_drop, route_psi, route_test,
+)
 from detectors.significance import bh_qvalues
 from drift.config import load_config
 from drift.errors import ConfigError
@@ -507,3 +509,127 @@ def test_replay_prints_the_halts_and_writes_them_with_halts_out(tmp_path: Path) 
     assert written[0]["evidence"]["decision"] == "halt"
     text = run().stdout
     assert "canary halts: 1" in text and "credit-risk|tenant=acme|route=canary  prediction.score  10:10-10:20" in text
+
+
+# --------------------------------------------------------------------------- quality on the labels
+
+
+QUALITY_CONFIG = CONFIG.replace("    canary: {}\n", """\
+    labels: {kind: binary, prediction: prediction.score, horizon: 1h}
+    canary: {quality: {min_labels: 100}}
+""")
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 500), st.integers(1, 500), st.data())
+def test_accuracy_drop_is_the_one_sided_two_proportion_test(n_h: int, n_c: int, data: st.DataObject) -> None:
+    k_h, k_c = data.draw(st.integers(0, n_h)), data.draw(st.integers(0, n_c))
+    drop, p = accuracy_drop(k_h, n_h, k_c, n_c)
+    assert drop == pytest.approx(k_h / n_h - k_c / n_c)
+    table = np.array([[k_h, n_h - k_h], [k_c, n_c - k_c]])
+    if (table.sum(axis=0) == 0).any():
+        assert p == 1.0
+        return
+    expected = chi2_contingency(table, correction=False)
+    # z² is Pearson's X² of the 2 × 2 table; the one-sided p is half its p-value in the direction of a drop.
+    assert p == pytest.approx(expected.pvalue / 2 if drop > 0 else 1 - expected.pvalue / 2, abs=1e-9)
+
+
+def _quality(route: str, n: int, correct: int, i: int = 0) -> QualityWindow:
+    return QualityWindow(Cohort("m", (("tenant", "acme"), ("route", route))), route, _window(i), n, n, correct,
+                         "coverage")
+
+
+def test_a_less_accurate_route_halts_on_its_labels() -> None:
+    config = CanaryConfig(quality={"min_labels": 100})  # type: ignore[arg-type]
+    detector = _detector(config)
+    finding, halt = detector.compare_quality(_quality("champion", 1000, 900), _quality("canary", 500, 400))
+    assert (finding.detector, finding.feature, finding.severity) == ("canary.quality", "accuracy", Severity.ALERT)
+    assert finding.value == pytest.approx(0.1) and finding.q_value == finding.p_value < 1e-6
+    assert finding.evidence["champion_accuracy"] == 0.9 and finding.evidence["challenger_accuracy"] == 0.8
+    assert (halt.detector, halt.feature, halt.severity) == (HALT, "accuracy", Severity.ALERT)
+    assert halt.evidence["basis"] == "quality" and halt.evidence["decision"] == "halt"
+    assert halt.evidence["fields"] == [{"field": "accuracy", "drop": finding.value, "champion": 0.9,
+                                        "challenger": 0.8, "p_value": finding.p_value, "q_value": finding.q_value,
+                                        "severity": "alert"}]
+    # A better route, one within the thresholds, one drop chance explains, and too few labels: no halt.
+    for champion, canary in [((1000, 900), (500, 480)), ((1000, 900), (500, 445)), ((120, 100), (110, 85)),
+                             ((1000, 900), (50, 20))]:
+        verdict = detector.compare_quality(_quality("champion", *champion), _quality("canary", *canary))[-1]
+        assert verdict.severity is Severity.OK, (champion, canary)
+
+
+def events_with_labels(tenants: list[str], n_windows: int, degraded: set[tuple[str, int]], seed: int = 9) -> list[bytes]:
+    """Predictions (uniform scores, the same on every route) and their labels two minutes later:
+    a label is drawn with the score as its chance of being 1, except for the canary in ``degraded``,
+    whose labels are coin flips (its scores say nothing any more)."""
+    rng = np.random.default_rng(seed)
+    timed: list[tuple[datetime, bytes]] = []
+    for w in range(n_windows):
+        start = START + w * SIZE
+        for tenant in tenants:
+            for route, n in {"champion": 400, "challenger": 250, "canary": 250}.items():
+                first = timedelta(minutes=3) if route == "canary" else timedelta(0)
+                offsets = rng.uniform(first.total_seconds(), SIZE.total_seconds(), size=n)
+                scores = rng.uniform(0, 1, size=n)
+                chance = np.full(n, 0.5) if route == "canary" and (tenant, w) in degraded else scores
+                labels = rng.random(n) < chance
+                ages, incomes = rng.normal(40, 10, size=n), rng.lognormal(8, 0.5, size=n)
+                for k in range(n):
+                    ts = start + timedelta(seconds=float(offsets[k]))
+                    event_id = f"{tenant}-{route}-{w}-{k}"
+                    timed.append((ts, orjson.dumps({
+                        "ts": _z(ts), "model": "credit-risk", "event_id": event_id, "tenant": tenant, "route": route,
+                        "features": {"age": float(ages[k]), "income": float(incomes[k])},
+                        "prediction": {"score": float(scores[k])},
+                    })))
+                    later = ts + timedelta(minutes=2)
+                    timed.append((later, orjson.dumps({
+                        "ts": _z(later), "model": "credit-risk", "event_id": event_id, "label": int(labels[k])})))
+    timed.sort(key=lambda item: item[0])
+    return [line for _, line in timed]
+
+
+def _uniform_workspace(tmp_path: Path, config: str) -> Path:
+    path = _workspace(tmp_path, config)
+    rng = np.random.default_rng(12)
+    write_parquet(tmp_path / "reference.parquet", {
+        "age": rng.normal(40, 10, size=5000), "income": rng.lognormal(8, 0.5, size=5000),
+        "score": rng.uniform(0, 1, size=5000),
+    })
+    return path
+
+
+def test_replay_halts_the_canary_whose_labels_say_it_got_worse(tmp_path: Path) -> None:
+    config = load_config(_uniform_workspace(tmp_path, QUALITY_CONFIG))
+    write_jsonl(tmp_path / "events.jsonl",
+                events_with_labels(["acme", "globex", "initech"], 3, {(SHIFTED_TENANT, SHIFTED_WINDOW)}))
+    result = run_file(config, tmp_path / "events.jsonl")
+
+    verdicts = [f for f in result.findings if f.detector == HALT and f.feature == "accuracy"]
+    # Every judged (tenant, window) compares both routes' accuracy with the champion's; the last window
+    # still waits for its labels at the end of the input (not judged, not compared).
+    assert sorted({f.window.start for f in verdicts}) == [START, START + SIZE]
+    assert len(verdicts) == 3 * 2 * 2 and all(f.skipped is None for f in verdicts)
+    # Its scores moved nowhere: the distributions halt nothing; the labels halt acme's canary in that window.
+    assert [(h.cohort.key, h.window.start, h.feature, h.evidence["basis"]) for h in result.halts] == [
+        ("credit-risk|tenant=acme|route=canary", START + SHIFTED_WINDOW * SIZE, "accuracy", "quality")]
+    halt = result.halts[0]
+    drop = halt.evidence["fields"][0]
+    assert drop["champion"] > 0.7 and drop["challenger"] < 0.6 and drop["q_value"] <= 0.01
+    quality = [f for f in result.findings if f.detector == "canary.quality" and f.severity is not Severity.OK]
+    assert [(f.cohort.key, f.window) for f in quality] == [(halt.cohort.key, halt.window)]
+
+
+@pytest.mark.parametrize(("quality", "labels", "message"), [
+    ("{quality: {}}", "", "canary.quality compares the routes' accuracy on their labels: the model needs labels:"),
+    ("{quality: {}}", "    labels: {kind: regression}\n", "which a regression model does not have"),
+    ("{quality: {warn: 0.1, alert: 0.05}}", "    labels: {kind: binary}\n", "models[0].canary.quality: warn must be <= alert"),
+    ("{quality: {metric: recall}}", "    labels: {kind: binary}\n", "models[0].canary.quality.metric: "),
+])
+def test_quality_config_errors(tmp_path: Path, quality: str, labels: str, message: str) -> None:
+    text = CONFIG.replace("    canary: {}\n", f"{labels}    canary: {quality}\n")
+    (tmp_path / "drift.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_config(tmp_path / "drift.yaml")
+    assert message in str(raised.value)
