@@ -96,7 +96,9 @@ def test_text_forms() -> None:
     assert (s.metric, s.op, s.target, s.over, s.cohorts) == ("recall", ">=", 0.8, timedelta(days=7),
                                                             {"tenant": "acme", "region": "*"})
     assert s.name == "recall >= 0.8 over 7d on cohorts tenant=acme,region=*"
-    assert s.text == "recall >= 0.8 over 1w on cohorts tenant=acme,region=*"
+    assert s.text == s.name
+    assert slo("recall >= 0.8 over 1w").text == "recall >= 0.8 over 7d"
+    assert slo("recall >= 0.8 over 90m").text == "recall >= 0.8 over 90m"
     gate = slo("label_coverage >= 0.5 before judging")
     assert gate.judging and gate.target == 0.5 and gate.name == "label_coverage >= 0.5 before judging"
     both = slo("ece <= 0.05 on cohorts tenant=* over 1d")
