@@ -12,11 +12,17 @@ the model and the cohort's labels without the route. The routes of one group may
 different shards (a shard is chosen by the full cohort key), so they meet in a step keyed by
 the group: :class:`Pairing` holds a group's route windows until their partner arrives.
 
+With ``canary.quality`` (and ``labels:``) the labels step's judged cohort windows take the same
+road: ``canary_quality_windows`` turns each into a :class:`~detectors.canary.QualityWindow`
+(its labelled and correctly predicted counts), ``pair_canary_quality`` pairs them by group and
+window, and the routes' accuracy is compared (:meth:`~detectors.canary.CanaryDetector.compare_quality`).
+Windows still waiting for labels at the end of the input are not compared.
+
 The champion's window waits for every compared route of the same window; a compared route's
 window waits for the champion's. A window's lone routes are dropped once a window more than
 :data:`WAIT_WINDOWS` later arrives for the group, or at the end of the input, so a group holds
-at most ``WAIT_WINDOWS + 1`` windows of its routes, and a group with nothing waiting holds
-nothing.
+at most ``WAIT_WINDOWS + 1`` windows of its routes (``QUALITY_WAIT_WINDOWS + 1`` for the
+quality, judged when the labels allow), and a group with nothing waiting holds nothing.
 """
 
 from __future__ import annotations
