@@ -546,3 +546,25 @@ def test_gauges() -> None:
     stream.judge(SloBook("m", "binary", [slo("recall >= 0.8 over 10m").model_copy(update={"min_labels": 500})],
                          SIZE, metrics=metrics), [(0, 1)])
     assert registry.get_sample_value("drift_slo_value", labels) == pytest.approx(0.75)
+
+
+def test_the_documented_example_loads() -> None:
+    """docs/slo.md's YAML, with a feature added, is a valid config with the SLOs it names."""
+    import re
+    from pathlib import Path
+
+    from drift.config import parse_config
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "slo.md").read_text(encoding="utf-8")
+    match = re.search(r"```yaml\n(.*?)```", doc, re.S)
+    assert match is not None
+    text = "version: 1\n" + match.group(1).replace(
+        "    window: {size: 1h}\n", "    window: {size: 1h}\n    features:\n      amount: {type: numeric}\n")
+    model = parse_config(text, path="slo.yaml").models[0]
+    assert [s.name for s in model.slo] == [
+        "recall >= 0.8 over 7d on cohorts tenant=*", "precision >= 0.7 over 1d on cohorts tenant=acme",
+        "ece <= 0.05 over 1d", "label_coverage >= 0.5 before judging", "accuracy-3d",
+        "brier <= 0.12 over 1d on cohorts region=eu",
+    ]
+    assert model.slo[4].min_labels == 200 and model.slo[4].alpha == 0.05 and model.slo[4].warn_burn_rate == 3.0
+    assert min_coverage(model.slo) == 0.5
