@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 import pickle
+import re
 import warnings
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,7 @@ from sklearn.metrics import (  # type: ignore[import-untyped]
     accuracy_score, mean_absolute_error, precision_score, recall_score,
 )
 
+from drift.config import parse_config
 from drift.findings import Cohort, Finding, Severity, Window
 from drift.labels.join import Joined, Kind
 from drift.labels.metrics import WindowOutcomes
@@ -550,11 +553,6 @@ def test_gauges() -> None:
 
 def test_the_documented_example_loads() -> None:
     """docs/slo.md's YAML, with a feature added, is a valid config with the SLOs it names."""
-    import re
-    from pathlib import Path
-
-    from drift.config import parse_config
-
     doc = (Path(__file__).resolve().parents[2] / "docs" / "slo.md").read_text(encoding="utf-8")
     match = re.search(r"```yaml\n(.*?)```", doc, re.S)
     assert match is not None
