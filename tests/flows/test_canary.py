@@ -31,7 +31,7 @@ from drift.config import load_config
 from drift.errors import ConfigError
 from drift.events import RawMessage
 from drift.findings import Cohort, Finding, Severity, Window
-from flows.canary import WAIT_WINDOWS, Pairing, PairingLogic, canary_plans, is_halt
+from flows.canary import QUALITY_WAIT_WINDOWS, WAIT_WINDOWS, Pairing, PairingLogic, canary_plans, is_halt
 from flows.pipeline import Outputs, build_flow
 from flows.plans import plan_models
 from flows.runner import load_profiles, run_file
@@ -183,6 +183,26 @@ def test_the_false_halt_rate_without_a_shift_is_at_most_alpha() -> None:
     assert halts / n_runs <= alpha + 3 * np.sqrt(alpha * (1 - alpha) / n_runs)
 
 
+field_counts = st.lists(st.integers(0, 300), min_size=4, max_size=4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(field_counts, field_counts), min_size=1, max_size=4), st.floats(0.0, 0.5))
+def test_the_verdict_halts_exactly_when_a_field_is_at_alert(
+    fields: list[tuple[list[int], list[int]]], alert: float,
+) -> None:
+    config = CanaryConfig(psi={"warn": alert, "alert": alert}, min_samples=1)  # type: ignore[arg-type]
+    detector = _detector(config, n_fields=len(fields))
+    found = detector.compare(_route_window("champion", [h for h, _ in fields]),
+                             _route_window("canary", [c for _, c in fields]))
+    per_field, verdict = found[:-1], found[-1]
+    halting = [f.feature for f in per_field if f.severity is Severity.ALERT]
+    assert (verdict.severity is Severity.ALERT) == bool(halting)
+    assert [f["field"] for f in verdict.evidence["fields"]] == halting
+    # An alert is significant: its q-value, Benjamini-Hochberg over the comparison's fields, is at most alpha.
+    assert all(f.q_value is not None and f.q_value <= config.alpha for f in per_field if f.severity is Severity.ALERT)
+
+
 def test_windows_of_different_routes_must_be_the_same_window() -> None:
     with pytest.raises(ValueError, match="different windows"):
         _detector(n_fields=1).compare(_route_window("champion", [[1, 1, 1, 1]]),
@@ -221,18 +241,19 @@ def test_a_lone_route_is_dropped_once_a_later_window_arrives() -> None:
 routes = st.sampled_from(["champion", "challenger", "canary", "shadow"])
 
 
+@pytest.mark.parametrize("wait", [WAIT_WINDOWS, QUALITY_WAIT_WINDOWS])
 @settings(max_examples=120, deadline=None)
-@given(st.lists(st.tuples(routes, st.integers(0, 12)), max_size=60))
-def test_pairing_state_is_bounded_and_pairs_each_route_once(items: list[tuple[str, int]]) -> None:
+@given(items=st.lists(st.tuples(routes, st.integers(0, 12)), max_size=60))
+def test_pairing_state_is_bounded_and_pairs_each_route_once(items: list[tuple[str, int]], wait: int) -> None:
     compare = ("challenger", "canary", "shadow")
-    pairing = Pairing("champion", compare)
+    pairing = Pairing("champion", compare, wait)
     seen: list[tuple[int, str]] = []
     for route, i in items:
         for champion, other in pairing.offer(_item(route, i)):
             assert champion.route == "champion" and other.route in compare and champion.window == other.window
             seen.append((i, other.route))
-        assert len(pairing.waiting) <= WAIT_WINDOWS + 1
-        assert pairing.n_waiting() <= (WAIT_WINDOWS + 1) * (1 + len(compare))
+        assert len(pairing.waiting) <= wait + 1
+        assert pairing.n_waiting() <= (wait + 1) * (1 + len(compare))
         assert all(routes_ for routes_ in pairing.waiting.values())
     assert len(seen) == len(set(seen))
     # Every pair whose routes both came in window order, without a newer window between them, is compared.
@@ -240,7 +261,7 @@ def test_pairing_state_is_bounded_and_pairs_each_route_once(items: list[tuple[st
         for route in compare:
             firsts = [k for k, item in enumerate(items) if item == ("champion", i)][:1] + \
                      [k for k, item in enumerate(items) if item == (route, i)][:1]
-            if len(firsts) == 2 and max(items[k][1] for k in range(max(firsts) + 1)) == i:
+            if len(firsts) == 2 and max(items[k][1] for k in range(max(firsts) + 1)) <= i + wait:
                 assert (i, route) in seen
 
 
