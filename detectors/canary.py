@@ -18,6 +18,11 @@ so that a rollout controller can stop the rollout; ``ok`` otherwise.
 
 Both routes need ``min_samples`` events in the window; a smaller one is reported as
 skipped (``ok``), since a handful of canary requests says nothing either way.
+
+With ``quality:``, the routes' cohort windows judged on their delayed labels are compared too
+(:meth:`CanaryDetector.compare_quality`): the drop of the route's accuracy below the
+champion's, with a one-sided two-proportion test (:func:`accuracy_drop`); a significant drop
+past ``quality.alert`` is a ``canary.halt`` whose feature is the metric.
 """
 
 from __future__ import annotations
@@ -253,8 +258,8 @@ class CanaryDetector:
         return [*found, self._halt(found, champion, challenger, baseline, skipped)]
 
     def compare_quality(self, champion: QualityWindow, challenger: QualityWindow) -> list[Finding]:
-        """The ``canary.quality`` finding of the route's accuracy against the champion's, then
-        its ``canary.halt`` verdict (feature: the metric); the model's ``canary.quality`` is set."""
+        """The ``canary.quality`` finding of the route's accuracy against the champion's, then its
+        ``canary.halt`` verdict (feature: the metric). Needs ``canary.quality`` in the config."""
         config, quality = self.config, self.config.quality
         if quality is None:
             raise ValueError("compare_quality needs canary.quality in the config")
@@ -269,6 +274,7 @@ class CanaryDetector:
         if min(n_h, n_c) < quality.min_labels:
             skipped = (f"{champion.route} has {n_h} and {challenger.route} {n_c} labelled predictions in the "
                        f"window; min_labels is {quality.min_labels}")
+            drop = 0.0
         else:
             severity, p = Severity.of(drop, quality.warn, quality.alert), p_value
         evidence: dict[str, Any] = {
