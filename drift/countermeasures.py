@@ -100,6 +100,12 @@ COUNTERMEASURES: Final[dict[str, Countermeasure]] = {
         "window, so the new model or its serving path behaves differently; stop before more "
         "traffic moves, then compare the two versions on the bins that moved",
     ),
+    "slo": Countermeasure(
+        "compare the cohort's labelled errors with its recent traffic, then retrain on recent labels",
+        "the model's measured quality on delayed labels broke its objective: when no input "
+        "or score detector moved, the relation between inputs and outcomes changed (new "
+        "patterns the model never learned), which only recent labelled data can teach it",
+    ),
     "embedding": Countermeasure(
         "inspect new content clusters in the embedding space",
         "the embedding distribution moved: new kinds of content (topics, products, "

@@ -70,10 +70,14 @@ def _check_demo_folder(folder: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--dir", "workdir", type=click.Path(file_okay=False), default="drift-demo",
               show_default=True, help="Folder for the demo's config, data, baselines and tickets.")
-def demo(as_json: bool, workdir: str) -> None:
+@click.option("--scenario", type=click.Choice(["default", "rollout"]), default="default", show_default=True,
+              help="default: drift, a data-quality incident, embeddings and value skew in three models; "
+                   "rollout: delayed labels with a quality SLO, and a canary beside the champion.")
+def demo(as_json: bool, workdir: str, scenario: str) -> None:
     """Run the main job on the embedded default: bundled events, no Kafka."""
     from connectors.files import write_jsonl
     from drift import demo as bundle
+    from drift.demo import rollout
     from flows.runner import run_file
 
     folder = Path(workdir)
@@ -89,28 +93,41 @@ def demo(as_json: bool, workdir: str) -> None:
     (folder / DEMO_MARKER).write_text(
         "Made by 'drift demo': the next 'drift demo' here replaces this folder's config, data, "
         "baselines and tickets.\n", encoding="utf-8")
-    (folder / "drift.yaml").write_text(bundle.config_text(), encoding="utf-8")
-    bundle.write_references(folder)
-    data = bundle.events()
-    write_jsonl(folder / "events.jsonl", data.lines)
+    if scenario == "rollout":
+        (folder / "drift.yaml").write_text(rollout.CONFIG, encoding="utf-8")
+        rollout.write_reference(folder)
+        lines, reference = rollout.events().lines, rollout.REFERENCE_FILE
+    else:
+        (folder / "drift.yaml").write_text(bundle.config_text(), encoding="utf-8")
+        bundle.write_references(folder)
+        lines, reference = bundle.events().lines, bundle.REFERENCE_FILE
+    write_jsonl(folder / "events.jsonl", lines)
     config = _load(str(folder / "drift.yaml"))
     result = run_file(config, folder / "events.jsonl")
     document = result.to_dict()
     if as_json:
         _print_json(document)
     else:
-        click.echo(f"drift demo: {folder}/events.jsonl against {folder}/reference.parquet\n")
+        click.echo(f"drift demo: {folder}/events.jsonl against {folder}/{reference}\n")
         _print_result(document)
         click.echo(f"\nticket store: {config.ticket_store_path()}")
-        click.echo("\n" + _demo_next_steps(folder))
+        click.echo("\n" + _demo_next_steps(folder, scenario))
 
 
-def _demo_next_steps(folder: Path) -> str:
+def _demo_next_steps(folder: Path, scenario: str = "default") -> str:
     """The commands to try after the demo, with paths that work from the current folder."""
     import shlex
 
     config, events = shlex.quote(str(folder / "drift.yaml")), shlex.quote(str(folder / "events.jsonl"))
     report = shlex.quote(str(folder / "report.html"))
+    if scenario == "rollout":
+        halts = shlex.quote(str(folder / "halts.jsonl"))
+        return "\n".join([
+            "next:",
+            f"  drift tickets list --config {config}          # the SLO breach and the canary's tickets",
+            f"  drift tickets show DRIFT-5 --config {config}  # the SLO breach, with recall, budget and burn rate",
+            f"  drift replay --config {config} --events {events} --halts-out {halts}  # the halt signals",
+        ])
     return "\n".join([
         "next:",
         f"  drift tickets list --config {config}          # the tickets it opened",
