@@ -114,3 +114,27 @@ def test_the_rollout_demo_prints_its_next_steps(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "canary halts: 4" in proc.stdout and "--halts-out" in proc.stdout
     assert "DRIFT-5" in proc.stdout and "slo" in proc.stdout
+
+
+def test_the_readme_says_what_the_rollout_scenario_does(document: dict[str, Any]) -> None:
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    start = text.index("`drift demo --scenario rollout` closes the loop")
+    section = text[start:text.index("\n## ", start)]
+    lines, payments, labels = (int(n.replace(",", "")) for n in re.search(
+        r"Its ([\d,]+) lines hold ([\d,]+) payments and ([\d,]+) fraud labels", section).groups())  # type: ignore[union-attr]
+    assert (lines, payments, labels) == (document["events"], document["decoded"], document["label_events"])
+    opened = {e["ticket"]["id"]: (e["ticket"]["detector"], e["ticket"]["cohort"]["tenant"], e["ticket"]["cohort"]["route"])
+              for e in document["tickets"] if e["kind"] == "opened"}
+    flat = " ".join(section.split())
+    claimed = {
+        "DRIFT-5": ("slo", "north", "champion"), "DRIFT-4": ("canary.halt", "south", "canary"),
+        "DRIFT-3": ("canary", "south", "canary"), "DRIFT-1": ("score.psi", "south", "canary"),
+        "DRIFT-2": ("score.mean_shift", "south", "canary"),
+    }
+    assert opened == claimed
+    for ticket, (detector, tenant, route) in claimed.items():
+        assert ticket in flat and f"`{detector}`" in flat and f"`{tenant}`" in flat and f"`{route}`" in flat
+    assert "(DRIFT-5, `slo`, `north` / `champion`" in flat and "(DRIFT-4, `canary.halt`, `south` / `canary`" in flat
+    assert f"{['No', 'One', 'Two', 'Three', 'Four', 'Five'][len(document['halts'])]} halt signals" in flat
