@@ -96,25 +96,39 @@ PathLike = str | os.PathLike[str]
 # --------------------------------------------------------------------------- config and reference
 
 
-def write_demo(folder: PathLike) -> Path:
+def write_demo(folder: PathLike, scenario: Literal["default", "rollout"] = "default") -> Path:
     """Write the bundled demo into ``folder``; return the path of its ``drift.yaml``.
 
     The folder gets what ``drift demo`` writes before it runs: the config, the training
     data (``reference.parquet``, ``doc-reference.parquet``) and three hours of events
     (``events.jsonl``), all generated from a fixed seed (:mod:`drift.demo`).
+    ``scenario="rollout"`` writes ``drift demo --scenario rollout`` instead: predictions
+    and their delayed labels, a quality SLO and a canary (:mod:`drift.demo.rollout`).
 
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     path = write_demo(folder)
     ...     sorted(p.name for p in path.parent.iterdir())
     ['doc-reference.parquet', 'drift.yaml', 'events.jsonl', 'reference.parquet']
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = write_demo(folder, "rollout")
+    ...     sorted(p.name for p in path.parent.iterdir())
+    ['drift.yaml', 'events.jsonl', 'fraud-reference.parquet']
     """
     from connectors.files import write_jsonl
     from drift import demo
+    from drift.demo import rollout
 
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
     config = target / "drift.yaml"
+    if scenario == "rollout":
+        config.write_text(rollout.CONFIG, encoding="utf-8")
+        rollout.write_reference(target)
+        write_jsonl(target / "events.jsonl", rollout.events().lines)
+        return config
+    if scenario != "default":
+        raise ValueError(f"scenario must be 'default' or 'rollout'; got {scenario!r}")
     config.write_text(demo.config_text(), encoding="utf-8")
     demo.write_references(target)
     write_jsonl(target / "events.jsonl", demo.events().lines)
@@ -239,6 +253,18 @@ class Run:
     @property
     def dead_letters(self) -> list[DeadLetter]:
         return list(self._result.dlq)
+
+    @property
+    def quality(self) -> list[dict[str, Any]]:
+        """The quality of each cohort window of a model with ``labels:``, judged on its delayed
+        labels (or still waiting when the input ended: ``judged`` False), as ``drift replay
+        --json`` lists it: label coverage, the metrics of the model's kind, the reliability table."""
+        return list(self.to_dict()["quality"])
+
+    @property
+    def halts(self) -> list[Finding]:
+        """The canary halt signals (``canary.halt`` findings at alert), as ``kafka.halt_topic`` gets them."""
+        return list(self._result.halts)
 
     @property
     def n_windows(self) -> int:
