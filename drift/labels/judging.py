@@ -15,10 +15,12 @@ dataflow, the clock passed in). It holds
 
 Labels wait for the predictions
     Predictions and labels come on two streams (two topics, or two paths of one file's
-    batches), and either may be read ahead of the other. A label is joined once the
-    predictions have been read up to its ``ts`` (the watermark has passed it: a prediction
-    comes before its label), so that a label read before its prediction is not lost as
-    unmatched. At most ``max_waiting_labels`` labels wait (the oldest are joined first
+    batches), and either may be read ahead of the other. A label joins once the predictions
+    have been read up to its ``ts``: when its prediction is held and a prediction at or
+    after its ``ts`` has been read, or else when the watermark has passed its ``ts`` (a
+    prediction comes before its label), so that a label read before its prediction is not
+    lost as unmatched, and a label does not move the join state's clock ahead of the
+    predictions still to come. At most ``max_waiting_labels`` labels wait (the oldest are joined first
     past it), and at the end of the input (:meth:`LabelState.flush`) every waiting label
     is joined with the predictions there are.
 
@@ -57,7 +59,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from drift.findings import Cohort, Window
-from drift.labels.join import Joined, Kind, PendingPredictions
+from drift.labels.join import Joined, Kind, PendingPredictions, hash_ids
 from drift.labels.metrics import OutcomeCounts, WindowOutcomes, WindowQuality, group_keys, label_coverage, window_quality
 from drift.windowing import to_datetime
 
@@ -254,6 +256,8 @@ class LabelState:
         self.step_us = max(1, self.pending.horizon_us // HORIZON_STEPS)
         """Largest span of ``ts`` added to the join state at once while labels wait."""
         self.waiting_keys: pa.Array = pa.array([], type=pa.string())
+        self.waiting_hashes = np.zeros(0, dtype=np.uint64)
+        """The 64-bit keys of ``waiting_keys`` (:func:`~drift.labels.join.hash_ids`; 0 for a null)."""
         """Labels waiting for the predictions to be read up to their ``ts``, in arrival order."""
         self.waiting_labels = np.zeros(0, dtype=np.float64)
         self.waiting_ts = np.zeros(0, dtype=np.int64)
@@ -339,7 +343,10 @@ class LabelState:
         out: list[JudgedWindows] = []
         for chunk in chunks:
             # Windows are judged as the labels join, chunk by chunk (at the coverage they reach).
-            joined = self._join_waiting(int(batch.ts[chunk].min()) - self.lateness_us)
+            # Labels join before the chunk moves the clock: those read up to its start, and those
+            # whose prediction came in an earlier chunk.
+            first = int(batch.ts[chunk].min())
+            joined = self._join_waiting(first - self.lateness_us, first)
             if joined is not None:
                 out.extend(self._due(now, joined))
             mine = chunk[keep[chunk]]
@@ -350,7 +357,7 @@ class LabelState:
             newest = int(batch.ts[chunk].max())
             if self.max_ts is None or newest > self.max_ts:
                 self.max_ts, self.system_time_of_max = newest, now
-        out.extend(self._due(now, self._join_waiting(self.watermark(now))))
+        out.extend(self._due(now, self._join_waiting(self.watermark(now), self.max_ts)))
         return out
 
     def add_labels(self, keys: pa.Array, labels: npt.NDArray[np.float64], ts: npt.NDArray[np.int64],
@@ -360,14 +367,16 @@ class LabelState:
         if isinstance(keys, pa.ChunkedArray):
             keys = keys.combine_chunks()
         if len(keys):
-            self.waiting_keys = pa.concat_arrays([self.waiting_keys, keys.cast(pa.string())])
+            keys = keys.cast(pa.string())
+            self.waiting_keys = pa.concat_arrays([self.waiting_keys, keys])
+            self.waiting_hashes = np.concatenate([self.waiting_hashes, hash_ids(keys)[0]])
             self.waiting_labels = np.concatenate([self.waiting_labels, np.asarray(labels, dtype=np.float64)])
             self.waiting_ts = np.concatenate([self.waiting_ts, np.asarray(ts, dtype=np.int64)])
         return self.advance(now)
 
     def advance(self, now: datetime) -> list[JudgedWindows]:
         """Join the labels whose ``ts`` the watermark has passed; returns the windows due now."""
-        return self._due(now, self._join_waiting(self.watermark(now)))
+        return self._due(now, self._join_waiting(self.watermark(now), self.max_ts))
 
     def flush(self, now: datetime) -> list[JudgedWindows]:
         """At the end of the input: join every waiting label; returns the windows due now."""
@@ -381,9 +390,11 @@ class LabelState:
     def n_waiting_labels(self) -> int:
         return int(self.waiting_ts.size)
 
-    def _join_waiting(self, mark: int | None, flush: bool = False) -> npt.NDArray[np.uint64] | None:
-        """Join the waiting labels whose ``ts`` is at or before ``mark`` (all with ``flush``);
-        the group keys of the cohort windows they joined."""
+    def _join_waiting(self, mark: int | None, upto: int | None = None,
+                      flush: bool = False) -> npt.NDArray[np.uint64] | None:
+        """Join the waiting labels whose ``ts`` is at or before ``mark``, and those whose
+        prediction is held with ``ts`` at or before ``upto`` (every one with ``flush``); the
+        group keys of the cohort windows they joined."""
         n = self.waiting_ts.size
         if n == 0:
             return None
@@ -391,6 +402,15 @@ class LabelState:
             ready = np.ones(n, dtype=np.bool_)
         else:
             ready = np.zeros(n, dtype=np.bool_) if mark is None else self.waiting_ts <= mark
+            if upto is not None:
+                # A label whose prediction is held need not wait for the watermark once the
+                # predictions reach its ts (and must not: the clock moving on past the horizon
+                # would expire its prediction). Labels further ahead wait: joining them would move
+                # the clock past predictions still to come.
+                reached = self.waiting_ts <= upto
+                if reached.any():
+                    held = self.pending.index.lookup(self.waiting_hashes[reached], self.pending.keys) >= 0
+                    ready[np.flatnonzero(reached)[held]] = True
             over = n - int(np.count_nonzero(ready)) - self.max_waiting_labels
             if over > 0:  # too many waiting: the oldest go now
                 rest = np.flatnonzero(~ready)
@@ -402,10 +422,12 @@ class LabelState:
         labels, ts = self.waiting_labels[index], self.waiting_ts[index]
         if index.size == n:
             self.waiting_keys = pa.array([], type=pa.string())
+            self.waiting_hashes = np.zeros(0, dtype=np.uint64)
             self.waiting_labels, self.waiting_ts = np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.int64)
         else:
             rest = pa.array(np.flatnonzero(~ready))
             self.waiting_keys = self.waiting_keys.take(rest)
+            self.waiting_hashes = self.waiting_hashes[~ready]
             self.waiting_labels, self.waiting_ts = self.waiting_labels[~ready], self.waiting_ts[~ready]
         return self._join(keys, labels, ts)
 

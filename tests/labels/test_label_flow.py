@@ -19,6 +19,8 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, brier_score_loss, f1_score, log_loss, precision_score, recall_score
 
 from connectors.files import write_jsonl, write_parquet
@@ -28,7 +30,7 @@ from drift.events import DlqReason, RawMessage
 from drift.findings import Cohort, Severity
 from drift.labels.events import LabelDecoder, LabelSpec, is_label_message
 from drift.labels.events import LabelBatch
-from drift.labels.judging import PredictionRows
+from drift.labels.judging import LabelState, PredictionRows
 from drift.windowing import to_micros
 from flows.labels import LabelsLogic, ModelBatch, label_plans
 from flows.runner import RunResult, run_file
@@ -476,3 +478,69 @@ def test_multiclass_and_regression_models_with_their_own_prediction_field_and_jo
             assert "recall" not in q
     slo = {(f.cohort.model, f.feature) for f in result.findings if f.detector == "slo"}
     assert slo == {("cls", "accuracy >= 0.5"), ("reg", "rmse <= 2.0")}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    batch=st.integers(1, 60),
+    apart=st.booleans(),
+)
+def test_any_batching_joins_the_labels_within_the_horizon_once_and_judges_each_window_once(
+    seed: int, batch: int, apart: bool,
+) -> None:
+    """Predictions and labels in the order they happened, cut into batches of any size; a batch's
+    labels in the same item as its predictions (a file), or in an item of their own after them
+    (``apart``: another topic, read behind)."""
+    rng = np.random.default_rng(seed)
+    horizon, lateness = timedelta(hours=2), timedelta(minutes=2)
+    state = LabelState("m", "binary", timedelta(minutes=30), lateness, horizon, cap=10_000)
+    h_us, late_us = horizon // timedelta(microseconds=1), lateness // timedelta(microseconds=1)
+    timed: list[tuple[int, int, str, float, int]] = []  # (ts µs, 0 prediction / 1 label, id, value, its prediction's ts)
+    for i in range(int(rng.integers(1, 120))):
+        ts = to_micros(START) + int(rng.integers(0, 4 * 3600 * 10**6))
+        timed.append((ts, 0, f"e{i}", float(rng.random()), ts))
+        if rng.random() < 0.8:
+            timed.append((ts + int(rng.integers(0, 3 * 3600 * 10**6)), 1, f"e{i}", float(rng.integers(0, 2)), ts))
+    timed.sort()
+    within = [t for t in timed if t[1] == 1 and t[0] - t[4] <= h_us]
+    clock = START + timedelta(days=30)
+    cohort = Cohort("m", (("tenant", "a"),))
+    judged: list[tuple[str, datetime]] = []
+    n_labelled = 0
+    sure = 0
+    """Labels sure to join: a label read behind its batch's predictions joins at the latest of
+    their ts and its own ts plus the lateness (and one step of the join state's clock)."""
+
+    def take(found: list[Any]) -> None:
+        nonlocal n_labelled
+        for j in found:
+            judged.extend((c.key, w.start) for c, w in zip(j.cohorts, j.windows))
+            n_labelled += int(j.counts.n_labelled.sum())
+
+    for start in range(0, len(timed), batch):
+        part = timed[start:start + batch]
+        predictions = [p for p in part if p[1] == 0]
+        labels = [p for p in part if p[1] == 1]
+        newest = max((p[0] for p in timed[:start + batch] if p[1] == 0), default=0)
+        sure += sum(1 for p in labels if max(newest if apart else 0, p[0] + late_us + state.step_us) - p[4] <= h_us
+                    and p[0] - p[4] <= h_us)
+        label_args = (pa.array([p[2] for p in labels], type=pa.string()), np.array([p[3] for p in labels]),
+                      np.array([p[0] for p in labels], dtype=np.int64))
+        if labels and not apart:
+            take(state.add_labels(*label_args, clock))
+        if predictions:
+            take(state.add_predictions(PredictionRows(
+                "m", pa.array([p[2] for p in predictions]), np.zeros(len(predictions), dtype=np.int64), [cohort],
+                np.array([p[0] for p in predictions], dtype=np.int64), np.array([p[3] for p in predictions]),
+                np.ones(len(predictions), dtype=bool)), clock))
+        if labels and apart:
+            take(state.add_labels(*label_args, clock))
+    take(state.flush(clock))
+    if apart:
+        assert sure <= state.pending.n_joined <= len(within)
+    else:
+        assert state.pending.n_joined == len(within)  # in the order they happened, every one joins
+    assert len(judged) == len(set(judged))
+    waiting = int(state.waiting()[2].n_labelled.sum())
+    assert n_labelled + state.counters.labels.get("after_judging", 0) + waiting == state.pending.n_joined
