@@ -49,14 +49,19 @@ class PolicyState:
     n_below_clear: int = 0
     """Windows in a row below the clear level while active."""
     run_start: datetime | None = None
-    """The start of the first window of the current run of alerting windows (None outside a run):
-    what a ticket opened by this run records as ``drift_started``."""
+    """When the drift of the current run of alerting windows started (None outside a run): the
+    start of the first of the windows at warn or alert, in a row, that led up to the run's first
+    alerting window. What a ticket opened by this run records as ``drift_started``."""
+    warn_start: datetime | None = None
+    """The start of the first of the windows at warn in a row up to the last one seen (None when
+    the last window was not at warn): where a run that alerts next looks back to."""
 
     def __setstate__(self, state: tuple[object, ...]) -> None:
         # A snapshot taken before a field was added holds fewer values: the rest take their defaults.
-        defaults = (0, None, False, 0, None)
+        defaults = (0, None, False, 0, None, None)
         values = tuple(state) + defaults[len(state):]
-        for name, value in zip(("consecutive", "last_window_end", "active", "n_below_clear", "run_start"), values):
+        for name, value in zip(("consecutive", "last_window_end", "active", "n_below_clear", "run_start", "warn_start"),
+                               values):
             object.__setattr__(self, name, value)
 
 
@@ -67,8 +72,9 @@ class Decision:
     ``kind`` is ``alert`` (open or update a ticket) or ``clear`` (hysteresis
     cleared an active problem). ``action`` is the routing rule's action:
     ``ticket``, ``human_review`` or ``alert_only`` (no ticket at all).
-    ``drift_started`` (alerts only) is the start of the first of the consecutive
-    alerting windows that led to this one (:attr:`PolicyState.run_start`).
+    ``drift_started`` (alerts only) is when the drift that led to this one started: the
+    start of the first of the windows at warn or alert in a row before it
+    (:attr:`PolicyState.run_start`).
     """
 
     finding: Finding
@@ -113,18 +119,29 @@ def evaluate(state: PolicyState | None, finding: Finding, model: ModelConfig) ->
     contiguous = state.last_window_end is not None and finding.window.start <= state.last_window_end
     if finding.severity is Severity.ALERT:
         consecutive = state.consecutive + 1 if contiguous else 1
-        run_start = state.run_start if consecutive > 1 and state.run_start is not None else finding.window.start
+        if consecutive > 1 and state.run_start is not None:
+            run_start = state.run_start
+        else:  # a new run: the drift started with the warn windows right before it, if any
+            run_start = state.warn_start if contiguous and state.warn_start is not None else finding.window.start
         if state.active or consecutive >= policy.consecutive_windows:
             return PolicyState(consecutive, later, True, 0, run_start), "alert"
         return PolicyState(consecutive, later, False, 0, run_start), None
+    warn_start = None
+    if finding.severity is Severity.WARN:  # the drift goes on below alert: remember where it started
+        if contiguous and state.warn_start is not None:
+            warn_start = state.warn_start
+        elif contiguous and state.consecutive and state.run_start is not None:
+            warn_start = state.run_start
+        else:
+            warn_start = finding.window.start
     if not state.active:
-        return PolicyState(0, later, False, 0), None
+        return PolicyState(0, later, False, 0, None, warn_start), None
     if finding.value >= policy.clear_ratio * finding.alert:
-        return PolicyState(0, later, True, 0), None
+        return PolicyState(0, later, True, 0, None, warn_start), None
     below = state.n_below_clear + 1
     if below >= policy.clear_windows:
-        return PolicyState(0, later, False, 0), "clear"
-    return PolicyState(0, later, True, below), None
+        return PolicyState(0, later, False, 0, None, warn_start), "clear"
+    return PolicyState(0, later, True, below, None, warn_start), None
 
 
 def step(state: PolicyState | None, finding: Finding, model: ModelConfig) -> tuple[PolicyState, bool]:
@@ -177,9 +194,10 @@ def is_idle(state: PolicyState) -> bool:
     """True when ``state`` decides like a fingerprint never seen before.
 
     With windows of one fingerprint in time order (the flow closes a cohort's windows in
-    order), ``last_window_end`` only matters while alerting windows are being counted.
+    order), ``last_window_end`` only matters while alerting windows are being counted or
+    warn windows looked back over.
     """
-    return state.consecutive == 0 and not state.active and state.n_below_clear == 0
+    return state.consecutive == 0 and not state.active and state.n_below_clear == 0 and state.warn_start is None
 
 
 def decide_cohort(
@@ -195,8 +213,8 @@ def decide_cohort(
     for finding in findings:
         key = (finding.detector, finding.feature or "")
         before = states.get(key)
-        if before is None and finding.severity is not Severity.ALERT:
-            continue  # from no state, only an alerting window changes anything
+        if before is None and finding.severity is Severity.OK:
+            continue  # from no state, only a window at warn or alert changes anything
         state, decision = decide(before, finding, model, rules)
         if is_idle(state):
             states.pop(key, None)

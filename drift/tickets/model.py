@@ -115,8 +115,9 @@ class Ticket:
     ``detected_at``, ``acknowledged_at`` and ``recovered`` is written once, the
     first time its moment comes, and never changes after (a reopened ticket keeps
     them); they are None until then, and on tickets written before the store had them.
-    ``drift_started`` (event time) is the start of the first of the consecutive
-    alerting windows that opened the ticket; ``detected_at`` (event time) the end
+    ``drift_started`` (event time) is the start of the first of the windows at warn
+    or alert, in a row, that led to the ticket (the warn windows just before the
+    alerting run are looked back over); ``detected_at`` (event time) the end
     of the window that opened it; ``acknowledged_at`` (wall clock) the first thing
     a person did on it (a review verdict, a review request or a status move);
     ``recovered`` (event time) the end of the window at which the policy's

@@ -201,8 +201,9 @@ def test_a_late_drift_start_or_none_falls_back_to_the_window_and_naive_times_are
 def test_the_policy_carries_the_start_of_the_alerting_run() -> None:
     state: PolicyState | None = None
     started = []
-    # 0-1 alert, 2 warn (the run starts again), 3 alert, 4 skipped by min_samples (no evidence:
-    # the run goes on through it), 5-7 alert.
+    # 0-1 alert, 2 warn (the alerting run starts again, the drift goes on), 3 alert, 4 skipped by
+    # min_samples (no evidence: the run goes on through it), 5-7 alert: the third alerting window in
+    # a row opens the ticket, and the drift started with window 0.
     for i, value in enumerate([0.3, 0.3, 0.2, 0.3, None, 0.3, 0.3, 0.3]):
         f = finding(i, 0.3 if value is None else value)
         if value is None:
@@ -213,7 +214,24 @@ def test_the_policy_carries_the_start_of_the_alerting_run() -> None:
             model = MODEL
         state, decision = decide(state, f, model, [])
         started.append(None if decision is None else decision.drift_started)
-    assert started == [None, None, None, None, None, None, window(3).start, window(3).start]
+    assert started == [None, None, None, None, None, None, window(0).start, window(0).start]
+
+
+@pytest.mark.parametrize(("values", "start"), [
+    ({0: 0.02, 1: 0.15, 2: 0.2, 3: 0.3, 4: 0.3, 5: 0.3}, 1),  # warn windows creep up to the alerting run
+    ({0: 0.15, 1: 0.02, 2: 0.3, 3: 0.3, 4: 0.3}, 2),  # a window at ok ends the look-back
+    ({0: 0.15, 1: 0.2, 3: 0.3, 4: 0.3, 5: 0.3}, 3),  # so does a gap (window 2 not scored: healthy)
+    ({0: 0.3, 1: 0.15, 2: 0.3, 3: 0.3, 4: 0.3}, 0),  # alert, warn, then alerts: one drift from window 0
+])
+def test_drift_started_looks_back_over_the_warn_windows_before_the_alerting_run(
+        values: dict[int, float], start: int) -> None:
+    state: PolicyState | None = None
+    started = []
+    for i, value in sorted(values.items()):
+        state, decision = decide(state, finding(i, value), MODEL, [])
+        if decision is not None:
+            started.append(decision.drift_started)
+    assert started and set(started) == {window(start).start}
 
 
 def test_a_policy_state_snapshot_taken_before_the_run_start_loads() -> None:
