@@ -66,10 +66,6 @@ from drift.windowing import to_datetime
 DEFAULT_GATE = 0.5
 """Label coverage a closed window needs before it is judged, when the SLOs give no gate."""
 
-HORIZON_STEPS = 1000
-"""While labels wait, a batch of predictions is added in parts of at most ``horizon / HORIZON_STEPS``
-of ``ts`` (a label whose delay is within that of the horizon may otherwise miss its prediction)."""
-
 JudgedBy = Literal["coverage", "horizon"]
 
 Labels = tuple[tuple[str, str], ...]
@@ -253,8 +249,6 @@ class LabelState:
         self.counters = LabelCounters()
         self.n_judged: dict[JudgedBy, int] = {"coverage": 0, "horizon": 0}
         self.max_waiting_labels = cap if max_waiting_labels is None else max_waiting_labels
-        self.step_us = max(1, self.pending.horizon_us // HORIZON_STEPS)
-        """Largest span of ``ts`` added to the join state at once while labels wait."""
         self.waiting_keys: pa.Array = pa.array([], type=pa.string())
         self.waiting_hashes = np.zeros(0, dtype=np.uint64)
         """The 64-bit keys of ``waiting_keys`` (:func:`~drift.labels.join.hash_ids`; 0 for a null)."""
@@ -318,10 +312,12 @@ class LabelState:
     def add_predictions(self, batch: PredictionRows, now: datetime) -> list[JudgedWindows]:
         """Count and keep a batch of predictions; returns the windows that became due.
 
-        While labels wait, the batch is added in parts of at most :attr:`step` of ``ts``, in
-        ``ts`` order, each after the waiting labels the predictions before it have passed
-        joined: a batch that spans a gap in the traffic must not move the join state's clock
-        (and so its horizon) past the predictions of labels read before it.
+        While labels wait, the batch is added in ``ts`` order, in parts cut at the window
+        boundaries it spans and where a waiting label needs it (:meth:`_cuts`), each after the
+        waiting labels that come before it have joined: the windows are judged as the
+        predictions cross each window's end (not once for a batch that spans hours), and a
+        batch that spans a gap in the traffic does not move the join state's clock (and so
+        its horizon) past the predictions of labels read before it.
         """
         n = len(batch)
         if n == 0:
@@ -333,11 +329,11 @@ class LabelState:
         self.counters.add(self.counters.predictions, "late", int(np.count_nonzero(batch.valid & late)))
         self.counters.add(self.counters.predictions, "kept", int(np.count_nonzero(keep)))
         rows = self._rows_of(batch.cohorts)[batch.cohort_codes]
-        if self.waiting_ts.size and int(batch.ts.max()) - int(batch.ts.min()) > self.step_us:
+        cuts = self._cuts(batch, keep)
+        if cuts.size:
             order = np.argsort(batch.ts, kind="stable")
-            parts = (batch.ts[order] - int(batch.ts.min())) // self.step_us
-            cuts = np.flatnonzero(np.diff(parts)) + 1
-            chunks = np.split(order, cuts)
+            chunks = np.split(order, np.unique(np.searchsorted(batch.ts[order], cuts, side="right")))
+            chunks = [c for c in chunks if c.size]
         else:
             chunks = [np.arange(n)]
         out: list[JudgedWindows] = []
@@ -359,6 +355,49 @@ class LabelState:
                 self.max_ts, self.system_time_of_max = newest, now
         out.extend(self._due(now, self._join_waiting(self.watermark(now), self.max_ts)))
         return out
+
+    def _cuts(self, batch: PredictionRows, keep: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
+        """Where to cut a batch of predictions while labels wait (``ts`` values: a part ends
+        with the predictions at or before a cut): before each window end the batch spans, and
+        where a waiting label would otherwise lose its prediction to the clock.
+
+        A waiting label at ``L`` whose prediction at ``p`` is held or in the batch, with ``L −
+        p ≤ horizon``, is lost if the clock passes ``p + horizon`` before it joins; it joins
+        before the part that starts after a cut in ``[L, p + horizon]``. The fewest cuts that
+        meet every such interval ending inside the batch are the interval ends, taken greedily
+        in order (interval stabbing).
+        """
+        none = np.zeros(0, dtype=np.int64)
+        m = self.waiting_ts.size
+        if m == 0:
+            return none
+        first, last = int(batch.ts.min()), int(batch.ts.max())
+        # Window ends within the batch (a part ends just before each).
+        ends = np.arange(first // self.size_us + 1, last // self.size_us + 1, dtype=np.int64) * self.size_us - 1
+        h = self.pending.horizon_us
+        if min(first, int(self.pending.oldest_ts)) + h >= last:
+            return ends  # the batch moves the clock past no prediction's horizon
+        p = np.full(m, np.iinfo(np.int64).max, dtype=np.int64)
+        slots = self.pending.index.lookup(self.waiting_hashes, self.pending.keys)
+        held = slots >= 0
+        p[held] = self.pending.ts[slots[held]]
+        mine = np.flatnonzero(keep)
+        if mine.size:
+            hashed = hash_ids(batch.ids.take(pa.array(mine)) if mine.size < len(batch) else batch.ids)[0]
+            order = np.argsort(hashed, kind="stable")
+            at = np.minimum(np.searchsorted(hashed[order], self.waiting_hashes), mine.size - 1)
+            found = ~held & (hashed[order][at] == self.waiting_hashes)
+            p[found] = batch.ts[mine[order[at[found]]]]
+        right = p + h
+        risk = (p != np.iinfo(np.int64).max) & (self.waiting_ts - p <= h) & (right < last)
+        if not risk.any():
+            return ends
+        left, right = self.waiting_ts[risk], right[risk]
+        cuts: list[int] = []
+        for i in np.argsort(right, kind="stable").tolist():
+            if not cuts or left[i] > cuts[-1]:
+                cuts.append(int(right[i]))
+        return np.union1d(ends, np.asarray(cuts, dtype=np.int64))
 
     def add_labels(self, keys: pa.Array, labels: npt.NDArray[np.float64], ts: npt.NDArray[np.int64],
                    now: datetime) -> list[JudgedWindows]:

@@ -495,7 +495,7 @@ def test_any_batching_joins_the_labels_within_the_horizon_once_and_judges_each_w
     rng = np.random.default_rng(seed)
     horizon, lateness = timedelta(hours=2), timedelta(minutes=2)
     state = LabelState("m", "binary", timedelta(minutes=30), lateness, horizon, cap=10_000)
-    h_us, late_us = horizon // timedelta(microseconds=1), lateness // timedelta(microseconds=1)
+    h_us = horizon // timedelta(microseconds=1)
     timed: list[tuple[int, int, str, float, int]] = []  # (ts µs, 0 prediction / 1 label, id, value, its prediction's ts)
     for i in range(int(rng.integers(1, 120))):
         ts = to_micros(START) + int(rng.integers(0, 4 * 3600 * 10**6))
@@ -509,8 +509,9 @@ def test_any_batching_joins_the_labels_within_the_horizon_once_and_judges_each_w
     judged: list[tuple[str, datetime]] = []
     n_labelled = 0
     sure = 0
-    """Labels sure to join: a label read behind its batch's predictions joins at the latest of
-    their ts and its own ts plus the lateness (and one step of the join state's clock)."""
+    """Labels that must join: within the horizon of their prediction and, read behind their
+    batch's predictions (``apart``), not yet past it at the newest of them (else the clock has
+    moved on: labels must not fall further behind the predictions than the horizon)."""
 
     def take(found: list[Any]) -> None:
         nonlocal n_labelled
@@ -523,8 +524,7 @@ def test_any_batching_joins_the_labels_within_the_horizon_once_and_judges_each_w
         predictions = [p for p in part if p[1] == 0]
         labels = [p for p in part if p[1] == 1]
         newest = max((p[0] for p in timed[:start + batch] if p[1] == 0), default=0)
-        sure += sum(1 for p in labels if max(newest if apart else 0, p[0] + late_us + state.step_us) - p[4] <= h_us
-                    and p[0] - p[4] <= h_us)
+        sure += sum(1 for p in labels if p[0] - p[4] <= h_us and (not apart or p[0] > newest or newest - p[4] <= h_us))
         label_args = (pa.array([p[2] for p in labels], type=pa.string()), np.array([p[3] for p in labels]),
                       np.array([p[0] for p in labels], dtype=np.int64))
         if labels and not apart:
@@ -537,10 +537,9 @@ def test_any_batching_joins_the_labels_within_the_horizon_once_and_judges_each_w
         if labels and apart:
             take(state.add_labels(*label_args, clock))
     take(state.flush(clock))
-    if apart:
-        assert sure <= state.pending.n_joined <= len(within)
-    else:
-        assert state.pending.n_joined == len(within)  # in the order they happened, every one joins
+    assert state.pending.n_joined == sure
+    if not apart:
+        assert sure == len(within)  # in the order they happened, every one joins
     assert len(judged) == len(set(judged))
     waiting = int(state.waiting()[2].n_labelled.sum())
     assert n_labelled + state.counters.labels.get("after_judging", 0) + waiting == state.pending.n_joined
