@@ -543,3 +543,31 @@ def test_any_batching_joins_the_labels_within_the_horizon_once_and_judges_each_w
     assert len(judged) == len(set(judged))
     waiting = int(state.waiting()[2].n_labelled.sum())
     assert n_labelled + state.counters.labels.get("after_judging", 0) + waiting == state.pending.n_joined
+
+
+def _run_with_workers(tmp_path: Path, lines: list[bytes], workers: int) -> list[Any]:
+    from bytewax.testing import TestingSource, cluster_main, run_main
+
+    from connectors.memory import ListSink
+    from flows.pipeline import Outputs, build_flow
+    from flows.runner import load_profiles
+
+    tmp_path.mkdir()
+    config = load_config(_workspace(tmp_path, lines))
+    raw = [RawMessage(value=line, topic="file:events.jsonl", partition=0, offset=i) for i, line in enumerate(lines)]
+    outputs = Outputs(findings=ListSink(), tickets=ListSink(), dlq=ListSink(), quality=ListSink())
+    flow = build_flow(config, load_profiles(config), TestingSource(raw, batch_size=700), outputs,
+                      now=lambda: START + timedelta(days=30), durable=False)
+    if workers == 1:
+        run_main(flow)
+    else:
+        cluster_main(flow, addresses=[], proc_id=0, worker_count_per_proc=workers)
+    found = [f for f in outputs.findings.items if f.detector == "slo"]  # type: ignore[attr-defined]
+    return sorted(orjson.dumps(item.to_dict(), option=orjson.OPT_SORT_KEYS)
+                  for item in [*found, *outputs.quality.items])  # type: ignore[attr-defined]
+
+
+def test_one_and_two_workers_judge_the_same_windows_the_same_way(tmp_path: Path) -> None:
+    _, lines = _history()
+    one = _run_with_workers(tmp_path / "one", lines, 1)
+    assert one and one == _run_with_workers(tmp_path / "two", lines, 2)
