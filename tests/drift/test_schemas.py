@@ -14,6 +14,7 @@ import pytest
 from drift import demo
 from drift.events import Decoder, DeadLetter, InferenceEvent, RawMessage
 from drift.feature_events import FeatureDecoder, FeatureEvent, is_feature_message
+from drift.labels.events import LabelDecoder, LabelEvent, LabelSpec
 from drift.schemas import FILES, schema, schema_text
 
 
@@ -60,11 +61,15 @@ def test_every_demo_event_the_decoders_accept_validates() -> None:
 
 def test_the_documented_examples_validate() -> None:
     blocks = [orjson.loads(block) for block in _doc_blocks("json")]
-    inference = [b for b in blocks if "model" in b]
+    inference = [b for b in blocks if "model" in b and "label" not in b]
     feature = [b for b in blocks if "feature_set" in b]
-    assert len(inference) == 1 and len(feature) == 1
+    label = [b for b in blocks if "label" in b]
+    assert len(inference) == 1 and len(feature) == 1 and len(label) == 1
     validator("inference").validate(inference[0])
     validator("feature").validate(feature[0])
+    validator("label").validate(label[0])
+    decode_label = LabelDecoder({"credit-risk": LabelSpec("binary")}, frozenset({"credit-risk"}), now=lambda: LATER)
+    assert isinstance(decode_label(RawMessage(orjson.dumps(label[0]), "t", 0, 0)), LabelEvent)
     decode = Decoder(frozenset({"credit-risk"}), now=lambda: LATER)
     assert isinstance(decode(RawMessage(orjson.dumps(inference[0]), "t", 0, 0)), InferenceEvent)
     assert isinstance(FeatureDecoder(now=lambda: LATER)(RawMessage(orjson.dumps(feature[0]), "t", 0, 0)), FeatureEvent)
