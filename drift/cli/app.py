@@ -75,6 +75,31 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
+_QUALITY_COLUMNS = {"binary": ("precision", "recall", "ece"), "multiclass": ("accuracy", "f1"),
+                    "regression": ("mae", "rmse")}
+
+
+def _print_quality(quality: list[dict[str, Any]]) -> None:
+    """Label quality per cohort window (models with ``labels:``): counts, then the judged windows."""
+    judged = [q for q in quality if q["judged"]]
+    by = {reason: sum(q["judged_by"] == reason for q in judged) for reason in ("coverage", "horizon")}
+    click.echo(f"\nlabel quality: {len(judged)} cohort windows judged ({by['coverage']} at the coverage gate, "
+               f"{by['horizon']} at the horizon), {len(quality) - len(judged)} waiting for labels")
+    shown = judged[:FINDINGS_SHOWN]
+    if shown:
+        def number(value: Any) -> str:
+            return "-" if value is None else f"{value:.3f}"
+
+        click.echo(_table(
+            [[q["cohort_key"], q["window_start"][11:16] + "-" + q["window_end"][11:16], q["judged_by"],
+              f"{q['n_labelled']}/{q['n_predictions']}",
+              " ".join(f"{name}={number(q[name])}" for name in _QUALITY_COLUMNS[q["kind"]])] for q in shown],
+            ["cohort", "window", "judged", "labelled", "quality"],
+        ))
+        if len(judged) > len(shown):
+            click.echo(f"{len(shown)} of {len(judged)} shown; --json lists them all")
+
+
 def _print_result(document: dict[str, Any]) -> None:
     dlq = document["dlq"]
     reasons = ", ".join(f"{k}={v}" for k, v in dlq["by_reason"].items()) or "none"
@@ -113,6 +138,9 @@ def _print_result(document: dict[str, Any]) -> None:
               h["window_start"][11:16] + "-" + h["window_end"][11:16]] for h in halts],
             ["route cohort", "fields", "window"],
         ))
+    quality = document.get("quality", [])
+    if quality:
+        _print_quality(quality)
     tickets = document["tickets"]
     click.echo(f"\nticket events: {len(tickets)}")
     if tickets:

@@ -571,3 +571,20 @@ def test_one_and_two_workers_judge_the_same_windows_the_same_way(tmp_path: Path)
     _, lines = _history()
     one = _run_with_workers(tmp_path / "one", lines, 1)
     assert one and one == _run_with_workers(tmp_path / "two", lines, 2)
+
+
+def test_drift_replay_shows_the_label_quality_of_the_judged_windows(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    _, lines = _history()
+    config = _workspace(tmp_path, lines)
+    proc = subprocess.run([sys.executable, "-m", "drift.cli", "replay", "--config", str(config), "--events",
+                           str(tmp_path / "events.jsonl")], capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = next(text for text in proc.stdout.splitlines() if text.startswith("label quality:"))
+    # a, b and c at the gate; d and the tail's first hours (a day before its end) at the horizon.
+    assert line == (f"label quality: {4 * HOURS + 11} cohort windows judged ({3 * HOURS} at the coverage gate, "
+                    f"{HOURS + 11} at the horizon), 25 waiting for labels")
+    assert "scoring|tenant=c  03:00-04:00  coverage" in proc.stdout
+    assert "slo" in proc.stdout and "recall >= 0.8" in proc.stdout
