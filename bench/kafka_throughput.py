@@ -282,9 +282,18 @@ class Watch:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, ended: float) -> None:
+        """Stop polling; a run that ended (at ``ended``) within one poll of its last count is read
+        once more, and counted as consumed at its end."""
         self._stop.set()
         self._thread.join()
+        if self.consumed_at is None:
+            try:
+                self.last_consumed = self._consumed()
+            except OSError:
+                return
+            if self.last_consumed >= self._target:
+                self.consumed_at = ended
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -331,7 +340,7 @@ def run_one_process(config_path: Path, n: int, poll: float) -> dict[str, Any]:
         result = run_kafka(config, until_end=True, health=health)
     finally:
         ended = time.perf_counter()
-        watch.stop()
+        watch.stop(ended)
     summary = result.to_dict()
     # For a run that is not complete: where the first dead letters came from, and why.
     summary["dead_letter_examples"] = [
@@ -368,7 +377,7 @@ def run_cluster(config_path: Path, n: int, processes: int, poll: float) -> dict[
         stdout, _ = proc.communicate(timeout=3600)
     finally:
         ended = time.perf_counter()
-        watch.stop()
+        watch.stop(ended)
     if proc.returncode != 0:
         log.seek(0)
         raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}:\n"
