@@ -144,3 +144,24 @@ def test_console_script_validates(tmp_path: Path, demo_config: Path) -> None:
                             timeout=60, check=False)
     assert failed.returncode == EXIT_CONFIG
     assert f"{bad}:1:10 version: must be one of 1; got 2" in failed.stderr.splitlines()
+
+
+def test_the_summary_names_labels_slos_canary_and_rollups(tmp_path: Path) -> None:
+    from drift.demo import rollout
+
+    folder = tmp_path / "rollout"
+    folder.mkdir()
+    text = rollout.CONFIG.replace("    policy: {consecutive_windows: 1, cooldown: 1h}",
+                                  "    rollups: [[model], [tenant]]\n    policy: {consecutive_windows: 1, cooldown: 1h}")
+    (folder / "drift.yaml").write_text(text, encoding="utf-8")
+    rollout.write_reference(folder)
+    result = drift_cli("validate", "drift.yaml", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == [
+        "  model fraud-scorer: 2 features, cohort [tenant, route], window 1h, detectors: psi, score",
+        "    rollups: [model], [tenant]",
+        "    labels: binary on prediction.score, joined by event_id within 1d",
+        "    slo: recall >= 0.8 over 1h on cohorts route=champion",
+        "    slo: label_coverage >= 0.5 before judging",
+        "    canary: canary against champion (label route)",
+    ]

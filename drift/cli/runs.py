@@ -11,6 +11,7 @@ import click
 import orjson
 
 from drift.config import Config
+from drift.duration import format_duration
 from drift.errors import DriftError
 from drift.redaction import redact
 from drift.report.analysis import TOP_SERIES
@@ -33,8 +34,18 @@ def validate(config: str) -> None:
         detectors = ", ".join(name for name, _ in model.detector_configs()) or "none"
         click.echo(
             f"  model {model.name}: {len(model.features)} features, cohort "
-            f"[{', '.join(model.cohort)}], window {model.window.size}, detectors: {detectors}"
+            f"[{', '.join(model.cohort)}], window {format_duration(model.window.size)}, detectors: {detectors}"
         )
+        if model.rollups:
+            click.echo("    rollups: " + ", ".join(f"[{', '.join(rollup)}]" for rollup in model.rollups))
+        if model.labels is not None:
+            click.echo(f"    labels: {model.labels.kind} on {model.labels.prediction}, joined by "
+                       f"{model.labels.join_key} within {format_duration(model.labels.horizon)}")
+        for slo in model.slo:
+            click.echo(f"    slo: {slo.name}")
+        if model.canary is not None:
+            click.echo(f"    canary: {', '.join(model.canary.compare)} against {model.canary.champion} "
+                       f"(label {model.canary.label})")
 
 
 DEMO_MARKER = ".drift-demo"
