@@ -34,6 +34,7 @@ from bytewax.operators import StatefulLogic
 
 from detectors.freshness import FreshnessConfig, FreshnessDetector, FreshnessWindow
 from drift import metrics
+from flows.clock import engine_deadline
 from drift.config import ModelConfig
 from drift.events import InferenceEvent
 from drift.feature_events import FeatureEvent
@@ -202,7 +203,7 @@ class FreshnessLogic(StatefulLogic[FreshnessInput, Finding, FreshnessState]):
         return self._emit(self.state.flush())
 
     def notify_at(self) -> Optional[datetime]:
-        return self.state.next_deadline()
+        return engine_deadline(self.state.next_deadline(), self.now())
 
     def snapshot(self) -> FreshnessState:
         return copy.deepcopy(self.state)

@@ -43,6 +43,7 @@ from bytewax.inputs import Source
 from bytewax.operators import StatefulLogic
 
 from drift import metrics
+from flows.clock import engine_deadline
 from drift.batch import DecodedBatch, ModelRows
 from drift.batch.columns import ModelColumns
 from drift.columnar import OK
@@ -303,7 +304,8 @@ class LabelsLogic(StatefulLogic["ModelBatch", LabelOutput, LabelSnapshot]):
         return self._emit(*self.state.flush(self.now()), waiting=True)
 
     def notify_at(self) -> Optional[datetime]:
-        return self.state.next_deadline(self.now())
+        now = self.now()
+        return engine_deadline(self.state.next_deadline(now), now)
 
     def snapshot(self) -> LabelSnapshot:
         return copy.deepcopy((self.state, self.book)) if self.copies else (self.state, self.book)

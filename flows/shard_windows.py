@@ -37,6 +37,7 @@ import pyarrow as pa
 from bytewax.operators import StatefulBatchLogic
 
 from drift import metrics
+from flows.clock import engine_deadline
 from drift.batch import DecodedBatch, Labels, ModelRows
 from drift.cohort_arrays import ClosedWindows, Layout, WindowArrays
 from drift.events import DeadLetter, DlqReason
@@ -187,7 +188,8 @@ class ShardWindows(StatefulBatchLogic[ModelRows, Output, ShardState]):
                 due = min(due, int(times.min()))
         if due >= UTC_MAX:
             return None
-        return to_datetime(max(due, UTC_MIN))
+        self._tick()
+        return engine_deadline(to_datetime(max(due, UTC_MIN)), to_datetime(self._system))
 
     def snapshot(self) -> ShardState:
         # Without a recovery store nothing keeps the snapshot past this call.

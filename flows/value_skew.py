@@ -34,7 +34,7 @@ from bytewax.operators.windowing import TumblingWindower, fold_window
 
 from detectors.freshness import FreshnessConfig
 from detectors.skew import SkewConfig, SkewDetector, ValuesConfig
-from flows.clock import RestartSafeEventClock
+from flows.clock import RestartSafeEventClock, engine_deadline
 from drift import metrics
 from drift.config import Config, ModelConfig
 from drift.events import DeadLetter, InferenceEvent, RawMessage
@@ -137,7 +137,7 @@ class JoinLogic(StatefulLogic[JoinInput, JoinOutcome, JoinSnapshot]):
         return self._done(self.state.flush())
 
     def notify_at(self) -> Optional[datetime]:
-        return self.state.next_deadline()
+        return engine_deadline(self.state.next_deadline(), self.now())
 
     def snapshot(self) -> JoinSnapshot:
         return self.state.snapshot()
