@@ -130,7 +130,7 @@ class Pairing:
             return []  # its window's routes were dropped already
         if self.newest is None or start > self.newest:
             self.newest = start
-            for old in [w for w in self.waiting if w < start - self.wait * size]:
+            for old in [w for w in {*self.waiting, *self.paired} if w < start - self.wait * size]:
                 self._forget(old)
         routes = self.waiting.setdefault(start, {})
         paired = self.paired.setdefault(start, set())
@@ -149,7 +149,11 @@ class Pairing:
             else:
                 out.append((champion, item))
                 paired.add(item.route)
-        if paired.issuperset(self.compare) or not routes:
+        if paired.issuperset(self.compare):
+            # Every route compared: nothing waits, and what it paired is kept (as long as the
+            # window could still arrive) so that a window offered again is not compared twice.
+            self.waiting.pop(start, None)
+        elif not routes:
             self._forget(start)
         return out
 
