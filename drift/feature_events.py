@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Literal, Mapping
 
-import orjson
 
 from drift.events import (
+    file_object_with,
     DeadLetter,
     DlqReason,
     FeatureValue,
@@ -39,7 +39,6 @@ from drift.events import (
 
 Source = Literal["offline", "online"]
 
-_MARKER = b'"feature_set"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,15 +67,7 @@ def is_feature_message(raw: RawMessage, feature_topic: str | None) -> bool:
     >>> is_feature_message(RawMessage(b'{"model": "m"}', "file:e.jsonl", 0, 1), None)
     False
     """
-    if feature_topic is not None and raw.topic == feature_topic:
-        return True
-    if not raw.topic.startswith("file:") or not raw.value or _MARKER not in raw.value:
-        return False
-    try:
-        obj = orjson.loads(raw.value)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(obj, dict) and "feature_set" in obj
+    return file_object_with(raw, feature_topic, "feature_set") is not None
 
 
 def _text(obj: Mapping[str, Any], name: str) -> str:

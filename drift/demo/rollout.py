@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from drift.demo.skew import _z
+
 MODEL = "fraud-scorer"
 START = datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc)
 DURATION = timedelta(hours=4)
@@ -100,10 +102,6 @@ tickets:
 baselines:
   dir: baselines
 """
-
-
-def _z(ts: datetime) -> str:
-    return ts.isoformat().replace("+00:00", "Z")
 
 
 def _sigmoid(x: Any) -> Any:

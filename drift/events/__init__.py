@@ -397,6 +397,33 @@ def _refuse_non_finite(data: bytes) -> None:
             stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(value))))
 
 
+def file_object_with(raw: RawMessage, topic: str | None, key: str) -> dict[str, Any] | None:
+    """A message of ``topic``, or a file line that is a JSON object with a top-level ``key``, as
+    that object (``{}`` for a message of ``topic``, decoded later with its dead letters); None
+    for anything else.
+
+    How a second kind of event (feature events, label events) is told apart: on Kafka by its
+    topic, in a file by a key of its own. The byte test first keeps the other lines from
+    being parsed twice.
+
+    >>> file_object_with(RawMessage(b'{"label": 1}', "file:e.jsonl", 0, 0), None, "label")
+    {'label': 1}
+    >>> file_object_with(RawMessage(b'{"model": "m"}', "file:e.jsonl", 0, 1), None, "label") is None
+    True
+    >>> file_object_with(RawMessage(b'not json', "labels", 0, 2), "labels", "label")
+    {}
+    """
+    if topic is not None and raw.topic == topic:
+        return {}
+    if not raw.topic.startswith("file:") or not raw.value or f'"{key}"'.encode() not in raw.value:
+        return None
+    try:
+        obj = orjson.loads(raw.value)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) and key in obj else None
+
+
 def json_object(raw: RawMessage) -> dict[str, Any]:
     """The message as a JSON object; rejects source errors, empty, oversized, non-UTF-8 and non-JSON."""
     if raw.error is not None:
@@ -534,6 +561,7 @@ from drift.events.timestamps import (  # noqa: E402
 )
 
 __all__ = [
+    "file_object_with",
     "ARROW_STREAM_MAGIC",
     "DLQ_SAMPLES_PER_REASON",
     "EMBEDDING_DTYPES",

@@ -29,15 +29,15 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 import pyarrow as pa
 
-from drift.events import DeadLetter, DlqReason, RawMessage, _Reject, event_time, guarded, json_object
+from drift.events import (
+    DeadLetter, DlqReason, RawMessage, _Reject, event_time, file_object_with, guarded, json_object,
+)
 from drift.labels.join import Kind
 from drift.windowing import to_micros
 
 STEP_ID = "decode_label"
-_MARKER = b'"label"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,13 +91,8 @@ def is_label_message(raw: RawMessage, labels_topic: str | None) -> bool:
     """
     if labels_topic is not None and raw.topic == labels_topic:
         return True
-    if not raw.topic.startswith("file:") or not raw.value or _MARKER not in raw.value:
-        return False
-    try:
-        obj = orjson.loads(raw.value)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(obj, dict) and "label" in obj and "features" not in obj
+    obj = file_object_with(raw, None, "label")
+    return obj is not None and "features" not in obj
 
 
 def _key(obj: Mapping[str, Any], name: str) -> str:
